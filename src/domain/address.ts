@@ -1,0 +1,83 @@
+/**
+ * Addresses and lengths. They travel as hex strings because IOVAs use all 64 bits; inside the
+ * core they are 4 KiB page numbers. A page number is below 2^52, so it is an exact JS number;
+ * byte counts above 2^53 are only ever formed as bigint.
+ */
+import { DomainError } from './errors.js';
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 4096;
+/** Number of 4 KiB pages in the 64-bit address space (2^52). */
+export const ADDRESS_SPACE_PAGES = 2 ** 52;
+
+/** A 4 KiB page number (byte address >> 12). */
+export type PageNumber = number;
+
+const HEX = /^0x[0-9a-f]{1,16}$/i;
+const PAGE_MASK = BigInt(PAGE_SIZE - 1);
+const MAX_U64 = (1n << 64n) - 1n;
+
+/**
+ * Parses a byte address or length given as a hex string ("0x7f3a00000") or a non-negative safe
+ * integer, requires 4 KiB alignment, and returns it as a page number.
+ */
+export function parsePageAddress(input: unknown, field: string): PageNumber {
+  let bytes: bigint;
+  if (typeof input === 'string') {
+    if (!HEX.test(input)) {
+      throw new DomainError('INVALID_HEX', `${field} must be a hex string like "0x1000"`, {
+        field,
+        value: input
+      });
+    }
+    bytes = BigInt(input);
+  } else if (typeof input === 'number' && Number.isSafeInteger(input) && input >= 0) {
+    bytes = BigInt(input);
+  } else {
+    throw new DomainError('INVALID_HEX', `${field} must be a hex string or a non-negative safe integer`, {
+      field
+    });
+  }
+  if (bytes > MAX_U64) {
+    throw new DomainError('ADDRESS_OVERFLOW', `${field} does not fit in 64 bits`, { field, value: input });
+  }
+  if ((bytes & PAGE_MASK) !== 0n) {
+    throw new DomainError('UNALIGNED', `${field} must be a multiple of 4 KiB (0x1000)`, {
+      field,
+      value: input
+    });
+  }
+  return Number(bytes >> BigInt(PAGE_SHIFT));
+}
+
+/** Parses a length: like an address, but it must be at least one page. */
+export function parsePageLength(input: unknown, field: string): number {
+  const pages = parsePageAddress(input, field);
+  if (pages === 0) {
+    throw new DomainError('INVALID_LENGTH', `${field} must be at least 0x1000`, { field });
+  }
+  return pages;
+}
+
+/** Requires [start, start + pages) to stay inside the 64-bit address space. */
+export function checkSpan(start: PageNumber, pages: number, field: string): void {
+  if (start + pages > ADDRESS_SPACE_PAGES) {
+    throw new DomainError('ADDRESS_OVERFLOW', `${field} + length runs past the end of the 64-bit address space`, {
+      field
+    });
+  }
+}
+
+/** 2^41 pages is 2^53 bytes: below that, byte values are exact JS numbers. */
+const EXACT_PAGES = 2 ** 41;
+
+/** Formats a page number (or page count) as a byte hex string: 0x1 -> "0x1000". */
+export function formatPages(pages: number): string {
+  if (pages < EXACT_PAGES) return '0x' + (pages * PAGE_SIZE).toString(16);
+  return '0x' + (BigInt(pages) << BigInt(PAGE_SHIFT)).toString(16);
+}
+
+/** Byte count of a page count, exactly. */
+export function pagesToBytes(pages: number): bigint {
+  return BigInt(pages) << BigInt(PAGE_SHIFT);
+}

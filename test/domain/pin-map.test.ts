@@ -1,0 +1,178 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PinMap } from '../../src/domain/pin-map.js';
+
+interface Plain {
+  start: number;
+  pages: number;
+  hpa: number;
+  attr: number;
+}
+
+/** The obvious model: a sorted array of non-overlapping ranges. */
+class ArrayModel {
+  ranges: Plain[] = [];
+  insert(r: Plain): boolean {
+    if (this.ranges.some((x) => x.start < r.start + r.pages && r.start < x.start + x.pages)) return false;
+    this.ranges.push(r);
+    this.ranges.sort((a, b) => a.start - b.start);
+    return true;
+  }
+  remove(start: number): boolean {
+    const i = this.ranges.findIndex((x) => x.start === start);
+    if (i < 0) return false;
+    this.ranges.splice(i, 1);
+    return true;
+  }
+  overlapping(a: number, b: number): Plain[] {
+    return this.ranges.filter((x) => x.start < b && a < x.start + x.pages);
+  }
+}
+
+function contents(map: PinMap): Plain[] {
+  const out: Plain[] = [];
+  map.forEach((start, pages, hpa, attr) => {
+    out.push({ start, pages, hpa, attr });
+    return undefined;
+  });
+  return out;
+}
+
+describe('PinMap (B+tree interval map)', () => {
+  const agreesWithModel = (space: number, maxOps: number, runs: number, checkEvery: number): void => {
+    const op = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('insert' as const), start: fc.nat(space), pages: fc.integer({ min: 1, max: 12 }), attr: fc.nat(255) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('query' as const), start: fc.nat(space), pages: fc.integer({ min: 1, max: 40 }) }) }
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: maxOps, size: 'max' }), (ops) => {
+        const map = new PinMap();
+        const model = new ArrayModel();
+        ops.forEach((o, step) => {
+          if (o.kind === 'insert') {
+            const r = { start: o.start, pages: o.pages, hpa: o.start + 7, attr: o.attr };
+            expect(map.insert(r.start, r.pages, r.hpa, r.attr)).toBe(model.insert(r));
+          } else if (o.kind === 'remove') {
+            const victim = model.ranges.length > 0 ? model.ranges[o.pick % model.ranges.length] : undefined;
+            const start = victim?.start ?? o.pick % space;
+            expect(map.remove(start)).toBe(model.remove(start));
+          } else {
+            const seen: Plain[] = [];
+            map.forEachOverlap(o.start, o.start + o.pages, (start, pages, hpa, attr) => {
+              seen.push({ start, pages, hpa, attr });
+              return undefined;
+            });
+            expect(seen).toEqual(model.overlapping(o.start, o.start + o.pages));
+            expect(map.overlaps(o.start, o.start + o.pages)).toBe(seen.length > 0);
+          }
+          if (step % checkEvery === 0) map.checkInvariants();
+        });
+        map.checkInvariants();
+        expect(contents(map)).toEqual(model.ranges);
+        expect(map.size).toBe(model.ranges.length);
+        expect(map.pages).toBe(model.ranges.reduce((s, r) => s + r.pages, 0));
+      }),
+      { numRuns: runs }
+    );
+  };
+
+  it('agrees with a sorted-array model and keeps its invariants under random insert/remove/query', () => {
+    agreesWithModel(4000, 600, 300, 1);
+  });
+
+  it('agrees with the model across multi-level trees (splits and merges of internal nodes)', () => {
+    agreesWithModel(200_000, 30_000, 6, 500);
+  });
+
+  it('law: results stay normalised (sorted, non-overlapping) after any sequence of adds', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(100_000), fc.integer({ min: 1, max: 64 })), { maxLength: 2000, size: 'max' }), (adds) => {
+        const map = new PinMap();
+        for (const [s, p] of adds) map.insert(s, p, s, 0);
+        map.checkInvariants();
+        const list = contents(map);
+        for (let i = 1; i < list.length; i++) {
+          const a = list[i - 1] as Plain;
+          const b = list[i] as Plain;
+          expect(a.start + a.pages).toBeLessThanOrEqual(b.start);
+        }
+      }),
+      { numRuns: 100 }
+    );
+  });
+
+  it('law: remove after add restores the previous contents (remove∘add = id)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(50_000), fc.integer({ min: 1, max: 16 })), { maxLength: 800, size: 'max' }),
+        fc.nat(50_000),
+        fc.integer({ min: 1, max: 16 }),
+        (adds, s, p) => {
+          const map = new PinMap();
+          for (const [a, n] of adds) map.insert(a, n, a, 1);
+          const before = contents(map);
+          if (map.insert(s, p, 0, 2)) {
+            expect(map.remove(s)).toBe(true);
+          }
+          map.checkInvariants();
+          expect(contents(map)).toEqual(before);
+        }
+      ),
+      { numRuns: 200 }
+    );
+  });
+
+  it('law: no overlap is ever admitted; an overlapping insert changes nothing', () => {
+    const map = new PinMap();
+    expect(map.insert(10, 5, 100, 0)).toBe(true);
+    for (const [s, p] of [[10, 1], [14, 1], [9, 2], [5, 20], [12, 1]] as const) {
+      expect(map.insert(s, p, 0, 0)).toBe(false);
+    }
+    expect(map.insert(15, 1, 0, 0)).toBe(true);
+    expect(map.insert(9, 1, 0, 0)).toBe(true);
+    expect(contents(map).map((r) => r.start)).toEqual([9, 10, 15]);
+  });
+
+  it('keeps invariants through large sequential fills and drains in both directions', () => {
+    const map = new PinMap();
+    const n = 20_000;
+    for (let i = 0; i < n; i++) expect(map.insert(i * 2, 1, i, 0)).toBe(true);
+    map.checkInvariants();
+    expect(map.size).toBe(n);
+    for (let i = 0; i < n; i += 2) expect(map.remove(i * 2)).toBe(true);
+    map.checkInvariants();
+    for (let i = n - 1; i >= 1; i -= 2) expect(map.remove(i * 2)).toBe(true);
+    map.checkInvariants();
+    expect(map.size).toBe(0);
+    expect(map.insert(5, 1, 0, 0)).toBe(true);
+    map.checkInvariants();
+  });
+
+  it('updates attribute words in place through visitors', () => {
+    const map = new PinMap();
+    for (let i = 0; i < 300; i++) map.insert(i * 4, 2, i, 0);
+    map.forEachOverlap(100, 200, () => 7);
+    let flagged = 0;
+    map.forEach((_s, _p, _h, attr) => {
+      if (attr === 7) flagged++;
+      return undefined;
+    });
+    // Ranges starting at 100, 104, ..., 196 (25 of them) and the one at 96..98 does not reach 100.
+    expect(flagged).toBe(25);
+    expect(map.get(100)?.attr).toBe(7);
+    expect(map.get(101)).toBeUndefined();
+  });
+
+  it('pages through ranges from a cursor', () => {
+    const map = new PinMap();
+    for (let i = 0; i < 1000; i++) map.insert(i * 10, 1, i, 0);
+    const first = map.page(0, 100);
+    expect(first).toHaveLength(100);
+    expect(first[99]?.start).toBe(990);
+    const next = map.page(991, 100);
+    expect(next[0]?.start).toBe(1000);
+    expect(map.page(9990, 100)).toHaveLength(1);
+    expect(map.page(9991, 100)).toHaveLength(0);
+  });
+});
