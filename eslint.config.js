@@ -1,0 +1,67 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** Packages and layers the pure decision core must never reach (SPEC: pure, no I/O). */
+const domainRestrictedImports = {
+  paths: [
+    'fastify',
+    'pino',
+    'undici',
+    'piscina',
+    'better-sqlite3',
+    'pg',
+    'prom-client',
+    'close-with-grace',
+    'fs',
+    'node:fs',
+    'fs/promises',
+    'node:fs/promises',
+    'net',
+    'node:net',
+    'http',
+    'node:http',
+    'child_process',
+    'node:child_process',
+    'worker_threads',
+    'node:worker_threads'
+  ].map((name) => ({ name, message: 'src/domain is the pure decision core: no I/O, no framework, no storage.' })),
+  patterns: [
+    { group: ['@fastify/*', 'fastify-*'], message: 'src/domain must not depend on the HTTP layer.' },
+    { group: ['**/http/**', '**/store/**', '**/jobs/**', '**/service/**', '**/server', '**/server.js', '**/config', '**/config.js', '**/logger', '**/logger.js'], message: 'src/domain must not import outer layers.' }
+  ]
+};
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'data/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] }, tsconfigRootDir: import.meta.dirname }
+    },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'error',
+      eqeqeq: 'error'
+    }
+  },
+  {
+    files: ['src/domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', domainRestrictedImports],
+      'no-restricted-globals': ['error', { name: 'Date', message: 'time is passed in to the core' }, { name: 'process', message: 'the core reads no environment' }]
+    }
+  },
+  {
+    files: ['bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-console': 'off' }
+  },
+  {
+    files: ['eslint.config.js'],
+    ...tseslint.configs.disableTypeChecked
+  }
+);

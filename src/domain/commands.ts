@@ -1,0 +1,632 @@
+/**
+ * Commands: the only way state changes. Each validates its whole input first (so a rejected
+ * command changes nothing), then updates the aggregate and returns the decision the caller must
+ * act on. Every flush a decision demands must be done before the change takes effect.
+ *
+ * Where the rules live:
+ *   F1 pin ................ pin()                 F3 unpin ............ release()
+ *   F2 replay ............. exposureTransition()  F4 mmio skip ........ isFlushExempt() (state.ts)
+ *   F5 teardown ........... deleteVm(), deleteDomain()
+ *   C1, W1-W7 ............. devctl.ts, exposure.ts
+ *   R1 reset .............. resetDevice()         K1 .................. kvmTransition()
+ */
+import { checkSpan, formatPages } from './address.js';
+import { DecisionBuilder, type Decision, type DevctlOutcome, type FlushCause } from './decision.js';
+import { DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, devctlFor, enableVerdict, evaluateDevctlWrite, type DevctlWrite } from './devctl.js';
+import { DomainError } from './errors.js';
+import { exposedDomains, kvmNoncoherentDma, type NoSnoopOverride } from './exposure.js';
+import type { DomainId, PciAddress, VmId } from './ids.js';
+import { resolvePolicy, type Arch, type PolicyInput } from './policy.js';
+import { QuirkTable, type Quirk } from './quirks.js';
+import {
+  attrFlushOnUnpin,
+  attrSubset,
+  createVm,
+  domainsOf,
+  internSubset,
+  isFlushExempt,
+  packAttr,
+  withFlushOnUnpin,
+  type CoherencyState,
+  type Device,
+  type MemType,
+  type NoSnoopState,
+  type Vm
+} from './state.js';
+
+export interface PinInput {
+  readonly iova: number;
+  readonly pages: number;
+  readonly hpa: number;
+  readonly memType?: MemType;
+  readonly mmio?: boolean;
+  /** The domains the range maps into; absent or null: every domain of the VM. */
+  readonly domains?: readonly DomainId[] | null;
+}
+
+export interface RangeInput {
+  readonly iova: number;
+  readonly pages: number;
+}
+
+export interface DeviceInput {
+  readonly bdf: PciAddress;
+  readonly domainId: DomainId | null;
+  readonly vendorId: number;
+  readonly deviceId: number;
+  readonly function: 'pf' | 'vf';
+  readonly physfn?: PciAddress | null;
+  readonly nosnoop: NoSnoopState;
+  readonly pci?: boolean;
+  readonly devctl?: number;
+}
+
+export type Command =
+  | { readonly type: 'put-vm'; readonly vmId: VmId; readonly arch: Arch; readonly policy?: PolicyInput }
+  | { readonly type: 'delete-vm'; readonly vmId: VmId }
+  | { readonly type: 'put-domain'; readonly vmId: VmId; readonly domainId: DomainId; readonly enforceCacheCoherency: boolean; readonly iommu?: string | null }
+  | { readonly type: 'delete-domain'; readonly vmId: VmId; readonly domainId: DomainId }
+  | { readonly type: 'put-device'; readonly vmId: VmId; readonly device: DeviceInput }
+  | { readonly type: 'delete-device'; readonly vmId: VmId; readonly bdf: PciAddress }
+  | { readonly type: 'reset-device'; readonly vmId: VmId; readonly bdf: PciAddress }
+  | { readonly type: 'pin'; readonly vmId: VmId; readonly ranges: readonly PinInput[] }
+  | { readonly type: 'unpin'; readonly vmId: VmId; readonly ranges: readonly RangeInput[] }
+  | { readonly type: 'devctl'; readonly vmId: VmId; readonly bdf: PciAddress; readonly write: DevctlWrite; readonly dryRun?: boolean }
+  | { readonly type: 'put-quirks'; readonly quirks: readonly Quirk[] };
+
+export interface CommandResult {
+  readonly state: CoherencyState;
+  /** The decision for the VM the command names (for put-quirks: an empty decision, see `vms`). */
+  readonly decision: Decision;
+  /** put-quirks: the decision for every VM the change affected. */
+  readonly vms?: ReadonlyMap<VmId, Decision>;
+  /** put-vm, put-domain, put-device: whether the resource was created. */
+  readonly created?: boolean;
+}
+
+/** Applies `cmd` to `state` at time `now` (ms). Throws DomainError when the command is rejected. */
+export function applyCommand(state: CoherencyState, cmd: Command, now: number): CommandResult {
+  switch (cmd.type) {
+    case 'put-vm':
+      return putVm(state, cmd, now);
+    case 'delete-vm':
+      return deleteVm(state, cmd.vmId);
+    case 'put-domain':
+      return putDomain(state, cmd, now);
+    case 'delete-domain':
+      return deleteDomain(state, cmd, now);
+    case 'put-device':
+      return putDevice(state, cmd.vmId, cmd.device, now);
+    case 'delete-device':
+      return deleteDevice(state, cmd, now);
+    case 'reset-device':
+      return resetDevice(state, cmd, now);
+    case 'pin':
+      return pin(state, cmd, now);
+    case 'unpin':
+      return unpin(state, cmd, now);
+    case 'devctl':
+      return devctl(state, cmd, now);
+    case 'put-quirks':
+      return putQuirks(state, cmd.quirks, now);
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+export function getVm(state: CoherencyState, vmId: VmId): Vm {
+  const vm = state.vms.get(vmId);
+  if (vm === undefined) throw new DomainError('UNKNOWN_VM', `VM ${vmId} does not exist`, { vmId });
+  return vm;
+}
+
+export function getDevice(vm: Vm, bdf: PciAddress): Device {
+  const device = vm.devices.get(bdf);
+  if (device === undefined) throw new DomainError('UNKNOWN_DEVICE', `device ${bdf} is not assigned to VM ${vm.id}`, { vmId: vm.id, bdf });
+  return device;
+}
+
+function touch(vm: Vm, now: number): void {
+  vm.revision++;
+  vm.updatedAt = now;
+}
+
+function bytes(pages: number): string {
+  return formatPages(pages);
+}
+
+/**
+ * F2: flush every pinned range mapped into `domainId` whose flushOnUnpin flag is not set yet,
+ * and set the flags (unless this is a dry run). Returns the ranges and pages concerned.
+ */
+function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolean): { ranges: number; pages: number } {
+  const mapsInto = vm.subsets.map((s, i) => i === 0 || s.includes(domainId));
+  let ranges = 0;
+  let pages = 0;
+  vm.pins.forEach((_start, n, hpa, attr) => {
+    if (attrFlushOnUnpin(attr) || mapsInto[attrSubset(attr)] !== true) return undefined;
+    ranges++;
+    pages += n;
+    if (!isFlushExempt(attr)) out.flush(hpa, n, 'replay');
+    if (!commit) return undefined;
+    vm.flaggedPages += n;
+    return withFlushOnUnpin(attr);
+  });
+  return { ranges, pages };
+}
+
+/** F2 for every domain exposed now that was not exposed in `before`. */
+function exposureTransition(
+  state: CoherencyState,
+  vm: Vm,
+  before: ReadonlySet<DomainId>,
+  out: DecisionBuilder,
+  commit: boolean,
+  override?: NoSnoopOverride
+): void {
+  const after = exposedDomains(vm, state.quirks, override);
+  for (const domainId of after) {
+    if (before.has(domainId)) continue;
+    const { ranges, pages } = replay(vm, domainId, out, commit);
+    out.reason(
+      'F2',
+      ranges === 0
+        ? `domain ${domainId} becomes exposed; no pinned range needs a replay flush`
+        : `domain ${domainId} becomes exposed: flush ${ranges} pinned range(s), ${bytes(pages)} bytes, before the change takes effect; flushOnUnpin set`
+    );
+  }
+}
+
+/** K1: says so when the VM's need for non-coherent DMA handling in KVM changes. */
+function kvmTransition(vm: Vm, before: boolean, out: DecisionBuilder): boolean {
+  const after = kvmNoncoherentDma(vm);
+  if (after !== before) {
+    out.reason(
+      'K1',
+      after
+        ? 'a device now sits in a non-coherent domain: KVM must treat the VM as having non-coherent DMA (honour guest WBINVD and PAT)'
+        : 'no device sits in a non-coherent domain any more: KVM may treat the VM as coherent'
+    );
+  }
+  return after;
+}
+
+/**
+ * F3: releases the pinned ranges that start at `starts`, flushing those whose flushOnUnpin flag
+ * is set, except F4-exempt mmio. Used by unpin (F3) and teardown (F5).
+ */
+function release(vm: Vm, starts: readonly number[], out: DecisionBuilder, cause: FlushCause): void {
+  let flushed = 0;
+  let flushedPages = 0;
+  let clean = 0;
+  let exempt = 0;
+  for (const start of starts) {
+    const r = vm.pins.get(start);
+    if (r === undefined) continue;
+    if (attrFlushOnUnpin(r.attr)) {
+      vm.flaggedPages -= r.pages;
+      if (isFlushExempt(r.attr)) {
+        exempt++;
+      } else {
+        out.flush(r.hpa, r.pages, cause);
+        flushed++;
+        flushedPages += r.pages;
+      }
+    } else {
+      clean++;
+    }
+    vm.pins.remove(start);
+  }
+  if (flushed > 0) {
+    out.reason('F3', `flush ${flushed} range(s), ${bytes(flushedPages)} bytes, before the pages are released: flushOnUnpin is set`);
+  }
+  if (clean > 0) {
+    out.reason('F3', `${clean} range(s) released without a flush: never mapped into an exposed domain`);
+  }
+  if (exempt > 0) {
+    out.reason('F4', `${exempt} mmio range(s) mapped UC, UC- or WC on the host are released without a flush`);
+  }
+}
+
+function allStarts(vm: Vm): number[] {
+  const starts: number[] = [];
+  vm.pins.forEach((start) => {
+    starts.push(start);
+    return undefined;
+  });
+  return starts;
+}
+
+// ---- VMs -------------------------------------------------------------------------------------
+
+function putVm(state: CoherencyState, cmd: { vmId: VmId; arch: Arch; policy?: PolicyInput }, now: number): CommandResult {
+  const policy = resolvePolicy(cmd.arch, state.defaults, cmd.policy);
+  const out = new DecisionBuilder();
+  const existing = state.vms.get(cmd.vmId);
+  if (existing === undefined) {
+    const vm = createVm(cmd.vmId, cmd.arch, policy, now);
+    state.vms.set(vm.id, vm);
+    touch(vm, now);
+    return { state, decision: out.build(false), created: true };
+  }
+  if (existing.arch !== cmd.arch) {
+    throw new DomainError('ARCH_CHANGE', `VM ${cmd.vmId} is ${existing.arch}; its architecture cannot change`, { vmId: cmd.vmId });
+  }
+  const before = exposedDomains(existing, state.quirks);
+  existing.policy = policy;
+  exposureTransition(state, existing, before, out, true);
+  touch(existing, now);
+  return { state, decision: out.build(kvmNoncoherentDma(existing)), created: false };
+}
+
+/** F5: teardown unpins every range with F3 semantics. */
+function deleteVm(state: CoherencyState, vmId: VmId): CommandResult {
+  const vm = getVm(state, vmId);
+  const out = new DecisionBuilder();
+  const count = vm.pins.size;
+  out.reason('F5', `VM teardown: ${count} pinned range(s) are released with unpin semantics`);
+  release(vm, allStarts(vm), out, 'teardown');
+  state.vms.delete(vmId);
+  return { state, decision: out.build(false) };
+}
+
+// ---- IOMMU domains ---------------------------------------------------------------------------
+
+function putDomain(
+  state: CoherencyState,
+  cmd: { vmId: VmId; domainId: DomainId; enforceCacheCoherency: boolean; iommu?: string | null },
+  now: number
+): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  const out = new DecisionBuilder();
+  const existing = vm.domains.get(cmd.domainId);
+  const iommu = cmd.iommu ?? null;
+  if (existing !== undefined && existing.enforceCacheCoherency === cmd.enforceCacheCoherency && existing.iommu === iommu) {
+    return { state, decision: out.build(kvmNoncoherentDma(vm)), created: false };
+  }
+  const before = exposedDomains(vm, state.quirks);
+  const kvmBefore = kvmNoncoherentDma(vm);
+  vm.domains.set(cmd.domainId, { id: cmd.domainId, enforceCacheCoherency: cmd.enforceCacheCoherency, iommu });
+  if (cmd.enforceCacheCoherency) {
+    out.reason('C1', `domain ${cmd.domainId} enforces cache coherency: nothing is flushed for it, existing flushOnUnpin flags stay`);
+  }
+  exposureTransition(state, vm, before, out, true);
+  const kvm = kvmTransition(vm, kvmBefore, out);
+  touch(vm, now);
+  return { state, decision: out.build(kvm), created: existing === undefined };
+}
+
+/**
+ * Removing the last domain unmaps everything (VFIO type1): F5. Removing one of several unpins
+ * nothing, except pins that named only removed domains.
+ */
+function deleteDomain(state: CoherencyState, cmd: { vmId: VmId; domainId: DomainId }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  if (!vm.domains.has(cmd.domainId)) {
+    throw new DomainError('UNKNOWN_DOMAIN', `domain ${cmd.domainId} does not exist in VM ${vm.id}`, { vmId: vm.id, domainId: cmd.domainId });
+  }
+  const attached = [...vm.devices.values()].filter((d) => d.domainId === cmd.domainId).map((d) => d.bdf);
+  if (attached.length > 0) {
+    throw new DomainError('DOMAIN_HAS_DEVICES', `domain ${cmd.domainId} still has devices attached: ${attached.join(', ')}`, {
+      vmId: vm.id,
+      domainId: cmd.domainId,
+      devices: attached
+    });
+  }
+  const out = new DecisionBuilder();
+  const kvmBefore = kvmNoncoherentDma(vm);
+  if (vm.domains.size === 1) {
+    out.reason('F5', `domain ${cmd.domainId} is the VM's last domain: all ${vm.pins.size} pinned range(s) are unmapped and released`);
+    release(vm, allStarts(vm), out, 'teardown');
+  } else {
+    const emptied = new Set<number>();
+    vm.subsets.forEach((list, i) => {
+      if (i === 0 || !list.includes(cmd.domainId)) return;
+      const rest = list.filter((d) => d !== cmd.domainId);
+      vm.subsets[i] = rest;
+      if (rest.length === 0) emptied.add(i);
+    });
+    if (emptied.size > 0) {
+      const orphans: number[] = [];
+      vm.pins.forEach((start, _n, _h, attr) => {
+        if (emptied.has(attrSubset(attr))) orphans.push(start);
+        return undefined;
+      });
+      if (orphans.length > 0) {
+        out.reason('F5', `${orphans.length} pinned range(s) mapped only into domain ${cmd.domainId} are unmapped and released`);
+        release(vm, orphans, out, 'teardown');
+      }
+    }
+  }
+  vm.domains.delete(cmd.domainId);
+  const kvm = kvmTransition(vm, kvmBefore, out);
+  touch(vm, now);
+  return { state, decision: out.build(kvm) };
+}
+
+// ---- devices ---------------------------------------------------------------------------------
+
+function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: number): CommandResult {
+  const vm = getVm(state, vmId);
+  if (input.domainId !== null && !vm.domains.has(input.domainId)) {
+    throw new DomainError('UNKNOWN_DOMAIN', `domain ${input.domainId} does not exist in VM ${vm.id}`, { vmId, domainId: input.domainId });
+  }
+  const physfn = input.physfn ?? null;
+  if (physfn !== null && (input.function !== 'vf' || physfn === input.bdf)) {
+    throw new DomainError('INVALID_DEVICE', 'physfn names the PF of a VF: only a VF has one, and not itself', { field: 'physfn' });
+  }
+  if (input.devctl !== undefined && (!Number.isInteger(input.devctl) || input.devctl < 0 || input.devctl > 0xffff)) {
+    throw new DomainError('INVALID_DEVICE', 'devctl must be a 16-bit value', { field: 'devctl' });
+  }
+  const existing = vm.devices.get(input.bdf);
+  const out = new DecisionBuilder();
+  const before = exposedDomains(vm, state.quirks);
+  const kvmBefore = kvmNoncoherentDma(vm);
+  const device: Device = {
+    bdf: input.bdf,
+    domainId: input.domainId,
+    vendorId: input.vendorId,
+    deviceId: input.deviceId,
+    function: input.function,
+    physfn,
+    nosnoop: input.nosnoop,
+    pci: input.pci ?? true,
+    devctl: input.devctl ?? devctlFor(input.nosnoop, (existing?.devctl ?? DEVCTL_RESET_DEFAULT) & ~DEVCTL_NOSNOOP_EN)
+  };
+  vm.devices.set(device.bdf, device);
+  exposureTransition(state, vm, before, out, true);
+  const kvm = kvmTransition(vm, kvmBefore, out);
+  const attached = device.domainId !== null && existing?.domainId !== device.domainId;
+  const outcome = attached && vm.policy.mode === 'virtualize-zero' ? reapplyPolicy(state, vm, device, out, 'attach') : undefined;
+  touch(vm, now);
+  return { state, decision: out.build(kvm, outcome), created: existing === undefined };
+}
+
+/**
+ * W3 at attach, R1 at reset: the bit is (or may be) set in hardware, so tell the VMM what to
+ * write now. The device keeps counting as enabled until the VMM reports otherwise.
+ */
+function reapplyPolicy(state: CoherencyState, vm: Vm, device: Device, out: DecisionBuilder, when: 'attach' | 'reset'): DevctlOutcome | undefined {
+  if (device.function === 'vf' || !device.pci || device.nosnoop === 'hardwired-zero' || device.nosnoop === 'disabled') return undefined;
+  const verdict = enableVerdict(vm, device, state.quirks);
+  const set = device.devctl | DEVCTL_NOSNOOP_EN;
+  if (verdict.decision === 'allow') {
+    out.reason(verdict.rule, `${when}: ${verdict.message}; Enable No Snoop may stay set`);
+    return { decision: 'allow', hardwareValue: set, guestValue: set };
+  }
+  const cleared = device.devctl & ~DEVCTL_NOSNOOP_EN;
+  out.reason(
+    verdict.rule,
+    `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop, then report the device disabled (it counts as enabled until then)`
+  );
+  return { decision: 'deny', hardwareValue: cleared, guestValue: cleared };
+}
+
+function deleteDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  getDevice(vm, cmd.bdf);
+  const out = new DecisionBuilder();
+  const before = exposedDomains(vm, state.quirks);
+  const kvmBefore = kvmNoncoherentDma(vm);
+  vm.devices.delete(cmd.bdf);
+  out.reason('F3', `device ${cmd.bdf} detached: pinned ranges keep their flushOnUnpin flags`);
+  // A VF whose PF leaves the VM falls back to its own report of the PF's bit, which may expose.
+  exposureTransition(state, vm, before, out, true);
+  const kvm = kvmTransition(vm, kvmBefore, out);
+  touch(vm, now);
+  return { state, decision: out.build(kvm) };
+}
+
+/** R1: the bit returns to its reset default 1 unless hardwired to zero; that may expose (F2). */
+function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  const device = getDevice(vm, cmd.bdf);
+  const out = new DecisionBuilder();
+  if (device.function === 'vf') {
+    out.reason('R1', "VF reset: the VF's Enable No Snoop is reserved; the PF's bit, which governs it, is unchanged");
+    touch(vm, now);
+    return { state, decision: out.build(kvmNoncoherentDma(vm)) };
+  }
+  const before = exposedDomains(vm, state.quirks);
+  const hardwired = device.nosnoop === 'hardwired-zero';
+  const reset: Device = {
+    ...device,
+    nosnoop: hardwired ? 'hardwired-zero' : 'enabled',
+    devctl: hardwired ? DEVCTL_RESET_DEFAULT & ~DEVCTL_NOSNOOP_EN : DEVCTL_RESET_DEFAULT
+  };
+  vm.devices.set(reset.bdf, reset);
+  out.reason(
+    'R1',
+    hardwired
+      ? `device ${device.bdf} reset: Enable No Snoop is hardwired to 0 and stays 0`
+      : `device ${device.bdf} reset: Enable No Snoop returns to its default 1; the device counts as enabled until the VMM reports otherwise`
+  );
+  exposureTransition(state, vm, before, out, true);
+  const outcome = reapplyPolicy(state, vm, reset, out, 'reset');
+  touch(vm, now);
+  return { state, decision: out.build(kvmNoncoherentDma(vm), outcome) };
+}
+
+/** A trapped DEVCTL write (W1-W7); an allowed enable triggers F2 before the bit reaches hardware. */
+function devctl(
+  state: CoherencyState,
+  cmd: { vmId: VmId; bdf: PciAddress; write: DevctlWrite; dryRun?: boolean },
+  now: number
+): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  const device = getDevice(vm, cmd.bdf);
+  const evaluation = evaluateDevctlWrite(vm, device, state.quirks, cmd.write);
+  const out = new DecisionBuilder();
+  for (const r of evaluation.reasons) out.reason(r.rule, r.message);
+  const before = exposedDomains(vm, state.quirks);
+  if (cmd.dryRun === true) {
+    exposureTransition(state, vm, before, out, false, { bdf: device.bdf, nosnoop: evaluation.nextState });
+    return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
+  }
+  if (evaluation.outcome.decision !== 'ignore') {
+    vm.devices.set(device.bdf, { ...device, nosnoop: evaluation.nextState, devctl: evaluation.outcome.hardwareValue });
+  }
+  exposureTransition(state, vm, before, out, true);
+  touch(vm, now);
+  return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
+}
+
+// ---- pins ------------------------------------------------------------------------------------
+
+/** F1 (and C1, F4): pins a batch of ranges, all or nothing. */
+function pin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly PinInput[] }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  if (vm.domains.size === 0) {
+    throw new DomainError('VM_HAS_NO_DOMAINS', `VM ${vm.id} has no IOMMU domain to map into; attach one first`, { vmId: vm.id });
+  }
+  validatePins(vm, cmd.ranges);
+
+  const exposed = exposedDomains(vm, state.quirks);
+  // How each subset fares, computed once per distinct subset of the batch.
+  const verdicts = new Map<number, 'exposed' | 'coherent' | 'quiet'>();
+  const verdictOf = (subset: number): 'exposed' | 'coherent' | 'quiet' => {
+    let v = verdicts.get(subset);
+    if (v === undefined) {
+      const domains = domainsOf(vm, subset);
+      if (domains.some((d) => exposed.has(d))) v = 'exposed';
+      else if (domains.every((d) => vm.domains.get(d)?.enforceCacheCoherency === true)) v = 'coherent';
+      else v = 'quiet';
+      verdicts.set(subset, v);
+    }
+    return v;
+  };
+
+  const out = new DecisionBuilder();
+  let flushed = 0;
+  let flushedPages = 0;
+  let exempt = 0;
+  let coherent = 0;
+  let quiet = 0;
+  for (const r of cmd.ranges) {
+    const subset = internSubset(vm, r.domains ?? null);
+    const verdict = verdictOf(subset);
+    const flag = verdict === 'exposed';
+    const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, flag, subset);
+    if (flag) {
+      vm.flaggedPages += r.pages;
+      if (isFlushExempt(attr)) {
+        exempt++;
+      } else {
+        out.flush(r.hpa, r.pages, 'pin');
+        flushed++;
+        flushedPages += r.pages;
+      }
+    } else if (verdict === 'coherent') {
+      coherent++;
+    } else {
+      quiet++;
+    }
+    vm.pins.insert(r.iova, r.pages, r.hpa, attr);
+  }
+  if (flushed > 0) {
+    const names = [...exposed].join(', ');
+    out.reason('F1', `flush ${flushed} range(s), ${bytes(flushedPages)} bytes, before mapping: they map into exposed domain(s) ${names}; flushOnUnpin set`);
+  }
+  if (exempt > 0) {
+    out.reason('F4', `${exempt} mmio range(s) mapped UC, UC- or WC on the host are not flushed; flushOnUnpin set`);
+  }
+  if (coherent > 0) {
+    out.reason('C1', `${coherent} range(s) map only into coherent domains: no flush`);
+  }
+  if (quiet > 0) {
+    out.reason('F1', `${quiet} range(s) need no flush: their non-coherent domains are not exposed (no attached device may no-snoop)`);
+  }
+  touch(vm, now);
+  return { state, decision: out.build(kvmNoncoherentDma(vm)) };
+}
+
+function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
+  for (const r of ranges) {
+    checkRange(r.iova, r.pages, 'iova');
+    checkRange(r.hpa, r.pages, 'hpa');
+    for (const d of r.domains ?? []) {
+      if (!vm.domains.has(d)) {
+        throw new DomainError('UNKNOWN_DOMAIN', `pin names domain ${d}, which does not exist in VM ${vm.id}`, { vmId: vm.id, domainId: d });
+      }
+    }
+  }
+  // Overlaps inside the batch: sort by IOVA and compare neighbours.
+  const order = ranges.map((_r, i) => i).sort((a, b) => (ranges[a] as PinInput).iova - (ranges[b] as PinInput).iova);
+  for (let k = 1; k < order.length; k++) {
+    const a = ranges[order[k - 1] as number] as PinInput;
+    const b = ranges[order[k] as number] as PinInput;
+    if (a.iova + a.pages > b.iova) {
+      throw new DomainError('PIN_OVERLAP', `ranges in the batch overlap at iova ${formatPages(b.iova)}`, {
+        vmId: vm.id,
+        iova: formatPages(b.iova)
+      });
+    }
+  }
+  for (const r of ranges) {
+    vm.pins.forEachOverlap(r.iova, r.iova + r.pages, (start, pages) => {
+      throw new DomainError('PIN_OVERLAP', `iova ${formatPages(r.iova)} + ${formatPages(r.pages)} overlaps the pinned range at ${formatPages(start)}`, {
+        vmId: vm.id,
+        iova: formatPages(r.iova),
+        conflict: { iova: formatPages(start), length: formatPages(pages) }
+      });
+    });
+  }
+}
+
+function checkRange(start: number, pages: number, field: string): void {
+  if (!Number.isSafeInteger(start) || start < 0) throw new DomainError('INVALID_HEX', `${field} is not a page address`, { field });
+  if (!Number.isSafeInteger(pages) || pages < 1) throw new DomainError('INVALID_LENGTH', 'length must be at least one page', { field: 'length' });
+  checkSpan(start, pages, field);
+}
+
+/** F3: unpins whole pinned ranges; a range that would be cut in two is refused (UNPIN_BISECTS). */
+function unpin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly RangeInput[] }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  const victims = new Set<number>();
+  for (const r of cmd.ranges) {
+    checkRange(r.iova, r.pages, 'iova');
+    const end = r.iova + r.pages;
+    let any = false;
+    vm.pins.forEachOverlap(r.iova, end, (start, pages) => {
+      any = true;
+      if (start < r.iova || start + pages > end) {
+        throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(r.iova)} + ${formatPages(r.pages)} would cut the pinned range at ${formatPages(start)} in two`, {
+          vmId: vm.id,
+          conflict: { iova: formatPages(start), length: formatPages(pages) }
+        });
+      }
+      victims.add(start);
+      return undefined;
+    });
+    if (!any) {
+      throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(r.iova)} + ${formatPages(r.pages)}`, {
+        vmId: vm.id,
+        iova: formatPages(r.iova)
+      });
+    }
+  }
+  const out = new DecisionBuilder();
+  release(vm, [...victims], out, 'unpin');
+  touch(vm, now);
+  return { state, decision: out.build(kvmNoncoherentDma(vm)) };
+}
+
+// ---- quirks ----------------------------------------------------------------------------------
+
+/** Replaces the quirk table; every VM whose domains become exposed gets its F2 replay. */
+function putQuirks(state: CoherencyState, quirks: readonly Quirk[], now: number): CommandResult {
+  const before = new Map<VmId, Set<DomainId>>();
+  for (const vm of state.vms.values()) before.set(vm.id, exposedDomains(vm, state.quirks));
+  state.quirks = new QuirkTable(quirks);
+  const vms = new Map<VmId, Decision>();
+  for (const vm of state.vms.values()) {
+    const out = new DecisionBuilder();
+    exposureTransition(state, vm, before.get(vm.id) ?? new Set(), out, true);
+    if (out.reasons.length > 0) {
+      touch(vm, now);
+      vms.set(vm.id, out.build(kvmNoncoherentDma(vm)));
+    }
+  }
+  const out = new DecisionBuilder();
+  return { state, decision: out.build(false), vms };
+}

@@ -1,0 +1,220 @@
+/**
+ * Read-only questions: "must I flush if I map or unmap these ranges?" and "what does this VM look
+ * like?". Nothing here changes state.
+ */
+import { checkSpan } from './address.js';
+import { DecisionBuilder, type Decision } from './decision.js';
+import { DomainError } from './errors.js';
+import { deviceQuirks, effectiveNoSnoop, exposedDomains, kvmNoncoherentDma, mayNoSnoop } from './exposure.js';
+import type { DomainId, PciAddress, VmId } from './ids.js';
+import type { Arch, Policy } from './policy.js';
+import type { QuirkFlag } from './quirks.js';
+import type { RuleId } from './rules.js';
+import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, isFlushExempt, packAttr, type CoherencyState, type MemType, type NoSnoopState, type Vm } from './state.js';
+import { getVm } from './commands.js';
+
+export interface FlushQueryRange {
+  readonly iova: number;
+  readonly pages: number;
+  /** Host address, when the caller knows it (map of a range not pinned yet). */
+  readonly hpa?: number;
+  readonly memType?: MemType;
+  readonly mmio?: boolean;
+  readonly domains?: readonly DomainId[] | null;
+}
+
+export interface FlushQueryResult {
+  readonly iova: number;
+  readonly pages: number;
+  readonly required: boolean;
+  readonly rule: RuleId;
+}
+
+export interface FlushQueryAnswer {
+  readonly decision: Decision;
+  /** One answer per requested range, in request order. */
+  readonly results: readonly FlushQueryResult[];
+}
+
+/**
+ * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
+ * given IOVA ranges?
+ * - map: a range already pinned answers as a replay would (flush iff mapped into an exposed
+ *   domain and not flagged yet); a range not pinned answers as a pin would (F1, C1, F4).
+ * - unmap: flush iff a pinned range inside it has flushOnUnpin (F3), except F4 mmio.
+ */
+export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer {
+  const vm = getVm(state, vmId);
+  for (const r of ranges) {
+    checkSpan(r.iova, r.pages, 'iova');
+    if (r.hpa !== undefined) checkSpan(r.hpa, r.pages, 'hpa');
+    for (const d of r.domains ?? []) {
+      if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId, domainId: d });
+    }
+  }
+  const out = new DecisionBuilder();
+  const exposed = exposedDomains(vm, state.quirks);
+  const exposedSubset = (subset: number, explicit: readonly DomainId[] | null): boolean => {
+    const list = explicit ?? (subset === 0 ? [...vm.domains.keys()] : (vm.subsets[subset] ?? []));
+    return list.some((d) => exposed.has(d));
+  };
+  const counts = new Map<RuleId, number>();
+  const results: FlushQueryResult[] = [];
+  for (const r of ranges) {
+    let required = false;
+    let rule: RuleId = op === 'map' ? 'F1' : 'F3';
+    const end = r.iova + r.pages;
+    let covered = 0;
+    vm.pins.forEachOverlap(r.iova, end, (start, pages, hpa, attr) => {
+      const lo = Math.max(start, r.iova);
+      const hi = Math.min(start + pages, end);
+      covered += hi - lo;
+      const flagged = attrFlushOnUnpin(attr);
+      const wanted = op === 'unmap' ? flagged : !flagged && exposedSubset(attrSubset(attr), null);
+      if (!wanted) return undefined;
+      if (isFlushExempt(attr)) {
+        rule = 'F4';
+        return undefined;
+      }
+      required = true;
+      rule = op === 'unmap' ? 'F3' : 'F2';
+      out.flush(hpa + (lo - start), hi - lo, op === 'unmap' ? 'unpin' : 'replay');
+      return undefined;
+    });
+    if (op === 'map' && covered < r.pages) {
+      // Part of the range is not pinned: answer as a pin of it would.
+      const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0);
+      if (exposedSubset(0, r.domains ?? null)) {
+        if (isFlushExempt(attr)) {
+          if (!required) rule = 'F4';
+        } else {
+          required = true;
+          rule = 'F1';
+          if (r.hpa !== undefined) out.flush(r.hpa, r.pages, 'pin');
+        }
+      } else if (!required && (r.domains ?? [...vm.domains.keys()]).every((d) => vm.domains.get(d)?.enforceCacheCoherency === true)) {
+        rule = 'C1';
+      }
+    }
+    counts.set(rule, (counts.get(rule) ?? 0) + 1);
+    results.push({ iova: r.iova, pages: r.pages, required, rule });
+  }
+  const explain: Partial<Record<RuleId, string>> = {
+    F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
+    F2: 'already pinned, not yet flagged, and mapped into an exposed domain: replay flush',
+    F3: 'flush before release iff flushOnUnpin is set',
+    F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
+    C1: 'maps only into coherent domains: no flush'
+  };
+  for (const [rule, n] of counts) {
+    const required = results.filter((x) => x.rule === rule && x.required).length;
+    out.reason(rule, `${n} range(s), ${required} requiring a flush: ${explain[rule] ?? ''}`);
+  }
+  return { decision: out.build(kvmNoncoherentDma(vm)), results };
+}
+
+// ---- the whole VM, for GET /v1/vms/{vmId} -----------------------------------------------------
+
+export interface DomainView {
+  readonly id: DomainId;
+  readonly enforceCacheCoherency: boolean;
+  readonly iommu: string | null;
+  readonly coherent: boolean;
+  readonly exposed: boolean;
+  readonly devices: readonly PciAddress[];
+}
+
+export interface DeviceView {
+  readonly bdf: PciAddress;
+  readonly domainId: DomainId | null;
+  readonly vendorId: number;
+  readonly deviceId: number;
+  readonly function: 'pf' | 'vf';
+  readonly physfn: PciAddress | null;
+  readonly pci: boolean;
+  readonly nosnoop: NoSnoopState;
+  readonly effectiveNosnoop: NoSnoopState;
+  readonly mayNoSnoop: boolean;
+  readonly devctl: number;
+  readonly quirks: readonly QuirkFlag[];
+}
+
+export interface VmView {
+  readonly id: VmId;
+  readonly arch: Arch;
+  readonly policy: Policy;
+  readonly domains: readonly DomainView[];
+  readonly devices: readonly DeviceView[];
+  readonly pinned: { readonly ranges: number; readonly pages: number; readonly flushOnUnpinPages: number };
+  readonly kvmNoncoherentDma: boolean;
+  readonly revision: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export function viewVm(state: CoherencyState, vm: Vm): VmView {
+  const exposed = exposedDomains(vm, state.quirks);
+  const devices = [...vm.devices.values()].sort((a, b) => (a.bdf < b.bdf ? -1 : 1));
+  return {
+    id: vm.id,
+    arch: vm.arch,
+    policy: vm.policy,
+    domains: [...vm.domains.values()]
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((d) => ({
+        id: d.id,
+        enforceCacheCoherency: d.enforceCacheCoherency,
+        iommu: d.iommu,
+        coherent: d.enforceCacheCoherency,
+        exposed: exposed.has(d.id),
+        devices: devices.filter((x) => x.domainId === d.id).map((x) => x.bdf)
+      })),
+    devices: devices.map((d) => ({
+      bdf: d.bdf,
+      domainId: d.domainId,
+      vendorId: d.vendorId,
+      deviceId: d.deviceId,
+      function: d.function,
+      physfn: d.physfn,
+      pci: d.pci,
+      nosnoop: d.nosnoop,
+      effectiveNosnoop: effectiveNoSnoop(vm, d),
+      mayNoSnoop: mayNoSnoop(vm, d, state.quirks),
+      devctl: d.devctl,
+      quirks: [...deviceQuirks(state.quirks, d)]
+    })),
+    pinned: { ranges: vm.pins.size, pages: vm.pins.pages, flushOnUnpinPages: vm.flaggedPages },
+    kvmNoncoherentDma: kvmNoncoherentDma(vm),
+    revision: vm.revision,
+    createdAt: vm.createdAt,
+    updatedAt: vm.updatedAt
+  };
+}
+
+export interface PinnedRangeView {
+  readonly iova: number;
+  readonly pages: number;
+  readonly hpa: number;
+  readonly memType: MemType;
+  readonly mmio: boolean;
+  readonly flushOnUnpin: boolean;
+  /** Null: every domain of the VM. */
+  readonly domains: readonly DomainId[] | null;
+}
+
+/** Up to `limit` pinned ranges starting at IOVA page `after` or later, in IOVA order. */
+export function listPins(vm: Vm, after: number, limit: number): PinnedRangeView[] {
+  return vm.pins.page(after, limit).map((r) => {
+    const subset = attrSubset(r.attr);
+    return {
+      iova: r.start,
+      pages: r.pages,
+      hpa: r.hpa,
+      memType: attrMemType(r.attr),
+      mmio: attrMmio(r.attr),
+      flushOnUnpin: attrFlushOnUnpin(r.attr),
+      domains: subset === 0 ? null : [...(vm.subsets[subset] ?? [])]
+    };
+  });
+}
+
