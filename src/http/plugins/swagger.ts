@@ -1,0 +1,31 @@
+/**
+ * The OpenAPI document, generated from the route schemas, served at /openapi.json, with
+ * Swagger UI at /docs. The committed copy in openapi/openapi.json must equal what is served.
+ */
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+
+export const API_VERSION = '0.1.0';
+
+async function swagger(app: FastifyInstance): Promise<void> {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Coherency policy service',
+        description:
+          'Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device\'s Enable No Snoop bit. Every answer names the rules (C1, F1-F5, W1-W7, R1, K1) that produced it.',
+        version: API_VERSION
+      },
+      tags: [{ name: 'health', description: 'Liveness and readiness' }]
+    },
+    transform: jsonSchemaTransform
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+}
+
+export default fp(swagger, { name: 'swagger', fastify: '5.x' });

@@ -1,0 +1,37 @@
+/**
+ * The decision core stays pure: ESLint refuses I/O and framework imports under src/domain, and
+ * no file there imports one today.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ESLint } from 'eslint';
+import tseslint from 'typescript-eslint';
+import { describe, expect, it } from 'vitest';
+
+const FORBIDDEN = ['fastify', 'pino', 'undici', 'piscina', 'better-sqlite3', 'pg', 'node:fs', 'fs', 'node:fs/promises'];
+
+describe('layering', () => {
+  it('lint rejects fastify, pino, undici, piscina, storage and node:fs imports in src/domain', async () => {
+    // The probe is not a file of the TypeScript project, so lint it without type information;
+    // the import rule does not need any.
+    const eslint = new ESLint({ overrideConfig: [tseslint.configs.disableTypeChecked] });
+    const code = FORBIDDEN.map((m, i) => `import * as m${i} from '${m}';`).join('\n') + `\nexport const all = [${FORBIDDEN.map((_m, i) => `m${i}`).join(', ')}];\n`;
+    const [result] = await eslint.lintText(code, { filePath: 'src/domain/probe.ts' });
+    const restricted = (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports');
+    expect(restricted).toHaveLength(FORBIDDEN.length);
+    // The same code is fine outside the core.
+    const config = (await eslint.calculateConfigForFile('src/http/probe.ts')) as { rules?: Record<string, unknown> };
+    expect(config.rules?.['no-restricted-imports']).toBeUndefined();
+  });
+
+  it('no file in src/domain imports anything but its siblings and zod', () => {
+    const dir = join(import.meta.dirname, '../../src/domain');
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      for (const m of text.matchAll(/from '([^']+)'/g)) {
+        const spec = m[1] ?? '';
+        expect(spec.startsWith('./') || spec === 'zod', `${file} imports ${spec}`).toBe(true);
+      }
+    }
+  });
+});
