@@ -175,7 +175,10 @@ for (const n of SIZES) {
       `| ${n.toLocaleString('en-US')} | ${name} | ${fmt(med(name, (r) => r.fillPerSec))} | ${fmt(med(name, (r) => r.randomFillPerSec))} | ${fmt(med(name, (r) => r.churnPerSec))} | ${fmt(med(name, (r) => r.lookupPerSec))} | ${fmt(med(name, (r) => r.bytesPerRange))} |`
     );
   }
-  const ratio = (f: (r: Result) => number): string => (med('PinMap', f) / med('sorted array (baseline)', f)).toFixed(1);
+  const ratio = (f: (r: Result) => number): string => {
+    const x = med('PinMap', f) / med('sorted array (baseline)', f);
+    return Number.isNaN(x) ? 'n/a' : x.toFixed(1);
+  };
   console.log(
     `| ${n.toLocaleString('en-US')} | ratio PinMap / baseline | ${ratio((r) => r.fillPerSec)}x | ${ratio((r) => r.randomFillPerSec)}x | ${ratio((r) => r.churnPerSec)}x | ${ratio((r) => r.lookupPerSec)}x | ${ratio((r) => r.bytesPerRange)}x |`
   );

@@ -551,6 +551,19 @@ function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
     }
   }
   // Overlaps inside the batch: sort by IOVA and compare neighbours.
+  if (ranges.length > 1) checkBatchOverlaps(vm, ranges);
+  for (const r of ranges) {
+    vm.pins.forEachOverlap(r.iova, r.iova + r.pages, (start, pages) => {
+      throw new DomainError('PIN_OVERLAP', `iova ${formatPages(r.iova)} + ${formatPages(r.pages)} overlaps the pinned range at ${formatPages(start)}`, {
+        vmId: vm.id,
+        iova: formatPages(r.iova),
+        conflict: { iova: formatPages(start), length: formatPages(pages) }
+      });
+    });
+  }
+}
+
+function checkBatchOverlaps(vm: Vm, ranges: readonly PinInput[]): void {
   const order = ranges.map((_r, i) => i).sort((a, b) => (ranges[a] as PinInput).iova - (ranges[b] as PinInput).iova);
   for (let k = 1; k < order.length; k++) {
     const a = ranges[order[k - 1] as number] as PinInput;
@@ -561,15 +574,6 @@ function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
         iova: formatPages(b.iova)
       });
     }
-  }
-  for (const r of ranges) {
-    vm.pins.forEachOverlap(r.iova, r.iova + r.pages, (start, pages) => {
-      throw new DomainError('PIN_OVERLAP', `iova ${formatPages(r.iova)} + ${formatPages(r.pages)} overlaps the pinned range at ${formatPages(start)}`, {
-        vmId: vm.id,
-        iova: formatPages(r.iova),
-        conflict: { iova: formatPages(start), length: formatPages(pages) }
-      });
-    });
   }
 }
 

@@ -76,6 +76,10 @@ export class DecisionBuilder {
   buildFlush(): FlushDecision {
     const count = this.#hpas.length;
     if (count === 0) return { required: false, ranges: [], pages: 0, cause: null };
+    if (count === 1) {
+      const pages = this.#lens[0] as number;
+      return { required: true, ranges: [{ hpa: this.#hpas[0] as number, pages }], pages, cause: this.#cause };
+    }
     const order = Array.from({ length: count }, (_, i) => i);
     const hpas = this.#hpas;
     const lens = this.#lens;

@@ -5,6 +5,7 @@
 import type { DevctlOutcome, DevctlVerdict, Reason } from './decision.js';
 import { DomainError } from './errors.js';
 import { deviceQuirks } from './exposure.js';
+import type { OnEnable } from './policy.js';
 import type { QuirkTable } from './quirks.js';
 import type { RuleId } from './rules.js';
 import type { Device, NoSnoopState, Vm } from './state.js';
@@ -58,22 +59,26 @@ export function enableVerdict(vm: Vm, device: Device, quirks: QuirkTable): Verdi
     case 'pessimistic':
       return { decision: 'allow', rule: 'W5', message: 'pessimistic policy: flushing already assumes no-snoop' };
     case 'trap':
-      switch (policy.onEnable) {
-        case 'allow':
-          return { decision: 'allow', rule: 'W4', message: 'trap policy, onEnable=allow' };
-        case 'deny':
-          return { decision: 'deny', rule: 'W4', message: 'trap policy, onEnable=deny: the bit stays 0' };
-        case 'allow-needs-nosnoop':
-          return needs
-            ? { decision: 'allow', rule: 'W4', message: 'trap policy, onEnable=allow-needs-nosnoop: device is quirked needs-nosnoop' }
-            : { decision: 'deny', rule: 'W4', message: 'trap policy, onEnable=allow-needs-nosnoop: device is not quirked needs-nosnoop' };
-      }
-    // eslint-disable-next-line no-fallthrough -- the inner switch is exhaustive and returns
+      return trapVerdict(policy.onEnable, needs);
     case 'virtualize-zero':
       if (needs && policy.exemptNeedsNoSnoop) {
         return { decision: 'allow', rule: 'W3', message: 'virtualize-zero policy: device is quirked needs-nosnoop and the policy exempts it' };
       }
       return { decision: 'deny', rule: 'W3', message: 'virtualize-zero policy: hardware keeps 0 and the guest reads 0' };
+  }
+}
+
+/** W4: the trap policy's onEnable. */
+function trapVerdict(onEnable: OnEnable, needs: boolean): Verdict {
+  switch (onEnable) {
+    case 'allow':
+      return { decision: 'allow', rule: 'W4', message: 'trap policy, onEnable=allow' };
+    case 'deny':
+      return { decision: 'deny', rule: 'W4', message: 'trap policy, onEnable=deny: the bit stays 0' };
+    case 'allow-needs-nosnoop':
+      return needs
+        ? { decision: 'allow', rule: 'W4', message: 'trap policy, onEnable=allow-needs-nosnoop: device is quirked needs-nosnoop' }
+        : { decision: 'deny', rule: 'W4', message: 'trap policy, onEnable=allow-needs-nosnoop: device is not quirked needs-nosnoop' };
   }
 }
 
