@@ -177,10 +177,10 @@ for (const n of SIZES) {
   }
   const ratio = (f: (r: Result) => number): string => {
     const x = med('PinMap', f) / med('sorted array (baseline)', f);
-    return Number.isNaN(x) ? 'n/a' : x.toFixed(1);
+    return Number.isNaN(x) ? 'n/a' : `${x.toFixed(1)}x`;
   };
   console.log(
-    `| ${n.toLocaleString('en-US')} | ratio PinMap / baseline | ${ratio((r) => r.fillPerSec)}x | ${ratio((r) => r.randomFillPerSec)}x | ${ratio((r) => r.churnPerSec)}x | ${ratio((r) => r.lookupPerSec)}x | ${ratio((r) => r.bytesPerRange)}x |`
+    `| ${n.toLocaleString('en-US')} | ratio PinMap / baseline | ${ratio((r) => r.fillPerSec)} | ${ratio((r) => r.randomFillPerSec)} | ${ratio((r) => r.churnPerSec)} | ${ratio((r) => r.lookupPerSec)} | ${ratio((r) => r.bytesPerRange)} |`
   );
 }
 console.log('');
