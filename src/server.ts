@@ -1,18 +1,42 @@
 /**
  * The only file that listens or exits.
  */
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
 import { buildApp } from './http/app.js';
+import { PolicyService } from './service/policy-service.js';
 
-const host = process.env['HOST'] ?? '127.0.0.1';
-const port = Number(process.env['PORT'] ?? 8080);
+function quirksFrom(config: Config): Quirk[] {
+  if (config.quirksFile === undefined) return parseQuirkFile(defaultQuirksFile);
+  return parseQuirkFile(JSON.parse(readFileSync(config.quirksFile, 'utf8')));
+}
 
-const app = await buildApp({ logger: { level: process.env['LOG_LEVEL'] ?? 'info' } });
+let config: Config;
+let quirks: Quirk[];
 try {
-  await app.listen({ host, port });
+  config = loadConfig();
+  quirks = quirksFrom(config);
+} catch (err) {
+  // Fail fast, before listening, with a message that names what is wrong.
+  process.stderr.write(`${err instanceof ConfigError ? err.message : `cannot start: ${String(err)}`}\n`);
+  process.exit(1);
+}
+
+const service = new PolicyService({ defaults: config.defaultPolicy, quirks });
+const app = await buildApp({
+  service,
+  logger: { level: config.logLevel },
+  batchLimit: config.batchLimit,
+  bodyLimit: config.bodyLimit
+});
+try {
+  await app.listen({ host: config.host, port: config.port });
 } catch (err) {
   app.log.error(err, 'could not listen');
   process.exit(1);
 }
+app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit }, 'ready');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

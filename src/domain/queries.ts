@@ -81,6 +81,10 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
       out.flush(hpa + (lo - start), hi - lo, op === 'unmap' ? 'unpin' : 'replay');
       return undefined;
     });
+    if (op === 'map' && covered === r.pages && !required && rule === 'F1') {
+      // Wholly pinned already: only a replay could be due, and none is.
+      rule = 'F2';
+    }
     if (op === 'map' && covered < r.pages) {
       // Part of the range is not pinned: answer as a pin of it would.
       const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0);
@@ -101,7 +105,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
   }
   const explain: Partial<Record<RuleId, string>> = {
     F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
-    F2: 'already pinned, not yet flagged, and mapped into an exposed domain: replay flush',
+    F2: 'already pinned: a replay flush is due iff not yet flagged and mapped into an exposed domain',
     F3: 'flush before release iff flushOnUnpin is set',
     F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
     C1: 'maps only into coherent domains: no flush'

@@ -2,22 +2,66 @@
  * The HTTP application. It never listens: `server.ts` does that, and tests build it and call
  * `inject()`.
  */
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
+import { PolicyService } from '../service/policy-service.js';
+import { registerErrorHandler } from './error-handler.js';
+import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
+import decisionRoutes from './routes/decisions.js';
+import deviceRoutes from './routes/devices.js';
+import domainRoutes from './routes/domains.js';
+import flushJobRoutes from './routes/flush-jobs.js';
 import healthRoutes from './routes/health.js';
+import pinRoutes from './routes/pins.js';
+import quirkRoutes from './routes/quirks.js';
+import vmRoutes from './routes/vms.js';
 
 export interface AppOptions {
+  readonly service?: PolicyService;
   readonly logger?: FastifyServerOptions['logger'];
+  readonly batchLimit?: number;
+  /** Largest accepted request body in bytes; a 10,000-range batch is about 1 MiB. */
+  readonly bodyLimit?: number;
 }
 
+/** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { coerceTypes: false } }
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+  // JSON only: anything else is 415 rather than a string that fails validation.
+  app.removeContentTypeParser(['text/plain']);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const limits: Limits = { batchLimit: options.batchLimit ?? 10_000 };
+  const service = options.service ?? new PolicyService({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
+  await app.register(services, { service, limits });
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);
+  await app.register(vmRoutes);
+  await app.register(domainRoutes);
+  await app.register(deviceRoutes);
+  await app.register(pinRoutes);
+  await app.register(decisionRoutes);
+  await app.register(flushJobRoutes);
+  await app.register(quirkRoutes);
   await app.ready();
   return app;
 }

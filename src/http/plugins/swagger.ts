@@ -6,7 +6,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 
 export const API_VERSION = '0.1.0';
 
@@ -20,9 +20,20 @@ async function swagger(app: FastifyInstance): Promise<void> {
           'Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device\'s Enable No Snoop bit. Every answer names the rules (C1, F1-F5, W1-W7, R1, K1) that produced it.',
         version: API_VERSION
       },
-      tags: [{ name: 'health', description: 'Liveness and readiness' }]
+      tags: [
+        { name: 'vms', description: 'Virtual machines and their whole state' },
+        { name: 'domains', description: 'IOMMU domains of a VM' },
+        { name: 'devices', description: 'Assigned PCI devices, resets and trapped DEVCTL writes' },
+        { name: 'pins', description: 'Pinned DMA ranges: pin (F1), unpin (F3)' },
+        { name: 'decisions', description: 'Read-only must-flush questions' },
+        { name: 'flush-jobs', description: 'Flush jobs and receipts' },
+        { name: 'quirks', description: 'Device quirks' },
+        { name: 'policy', description: 'Server policy defaults' },
+        { name: 'health', description: 'Liveness and readiness' }
+      ]
     },
-    transform: jsonSchemaTransform
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());

@@ -3,17 +3,17 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+const ReadySchema = z.object({ status: z.enum(['ready', 'not-ready']), checks: z.record(z.string(), z.boolean()) }).meta({ id: 'Readiness' });
 
 export default function healthRoutes(app: FastifyInstance): void {
-  app.withTypeProvider<ZodTypeProvider>().get(
-    '/healthz',
-    {
-      schema: {
-        tags: ['health'],
-        summary: 'Liveness: the process is up and answering',
-        response: { 200: HealthSchema }
-      }
-    },
-    () => ({ status: 'ok' as const })
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process is up and answering', response: { 200: HealthSchema } } }, () => ({
+    status: 'ok' as const
+  }));
+  r.get(
+    '/readyz',
+    { schema: { tags: ['health'], summary: 'Readiness: state loaded, ready for decisions', response: { 200: ReadySchema, 503: ReadySchema } } },
+    // The state lives in memory and is ready once the app is; later checks (store, pool) join here.
+    () => ({ status: 'ready' as const, checks: { state: true } })
   );
 }

@@ -1,0 +1,56 @@
+/**
+ * Configuration from the environment, parsed once at start with zod. A bad value stops the
+ * process with a message naming the variable.
+ */
+import { z } from 'zod';
+import { ON_ENABLE, POLICY_MODES, type PolicyDefaults } from './domain/index.js';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DEFAULT_MODE: z.enum(POLICY_MODES).default('trap'),
+  DEFAULT_ON_ENABLE: z.enum(ON_ENABLE).default('allow-needs-nosnoop'),
+  DEFAULT_EXEMPT_NEEDS_NOSNOOP: bool.default(true),
+  BATCH_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  BODY_LIMIT: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  QUIRKS_FILE: z.string().min(1).optional()
+});
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: z.output<typeof EnvSchema>['LOG_LEVEL'];
+  readonly dataDir: string;
+  readonly defaultPolicy: PolicyDefaults;
+  readonly batchLimit: number;
+  readonly bodyLimit: number;
+  /** A quirk file replacing the shipped one; absent: the shipped default. */
+  readonly quirksFile: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    defaultPolicy: Object.freeze({ mode: e.DEFAULT_MODE, onEnable: e.DEFAULT_ON_ENABLE, exemptNeedsNoSnoop: e.DEFAULT_EXEMPT_NEEDS_NOSNOOP }),
+    batchLimit: e.BATCH_LIMIT,
+    bodyLimit: e.BODY_LIMIT,
+    quirksFile: e.QUIRKS_FILE
+  });
+}

@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { parseDomainId, parsePciAddress } from '../../domain/index.js';
+import { DeviceParams, problems } from '../schemas/common.js';
+import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
+import { DevctlBody, PutDeviceBody } from '../schemas/vm.js';
+import { WaitQuery } from '../schemas/pin.js';
+import { bdfOf, hex16, vmIdOf } from '../wire.js';
+import { decided } from './decided.js';
+
+export default function deviceRoutes(app: FastifyInstance): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.put(
+    '/v1/vms/:vmId/devices/:bdf',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Assign, move or report a device',
+        description:
+          'Also how the VMM reports the Enable No Snoop state it reads back (for example `disabled` after clearing the bit as told at attach or reset). A device that may no-snoop exposes its non-coherent domain (F2). In virtualize-zero mode an attach answers with `hardwareValue` to clear the bit (W3).',
+        params: DeviceParams,
+        querystring: WaitQuery,
+        body: PutDeviceBody,
+        response: { 200: DeviceDecision, 201: DeviceDecision, ...problems }
+      }
+    },
+    (request, reply) => {
+      const vmId = vmIdOf(request.params);
+      const b = request.body;
+      const result = app.policy.apply({
+        type: 'put-device',
+        vmId,
+        device: {
+          bdf: bdfOf(request.params),
+          domainId: b.domainId === undefined || b.domainId === null ? null : parseDomainId(b.domainId),
+          vendorId: hex16(b.vendorId, 'vendorId'),
+          deviceId: hex16(b.deviceId, 'deviceId'),
+          function: b.function,
+          physfn: b.physfn === undefined || b.physfn === null ? null : parsePciAddress(b.physfn),
+          nosnoop: b.nosnoop,
+          ...(b.pci === undefined ? {} : { pci: b.pci }),
+          ...(b.devctl === undefined ? {} : { devctl: hex16(b.devctl, 'devctl') })
+        }
+      });
+      reply.code(result.created === true ? 201 : 200);
+      return decided(request, vmId, 'put-device', result);
+    }
+  );
+
+  r.delete(
+    '/v1/vms/:vmId/devices/:bdf',
+    { schema: { tags: ['devices'], summary: 'Remove a device from the VM', params: DeviceParams, response: { 200: DeviceDecision, ...problems } } },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      return decided(request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }));
+    }
+  );
+
+  r.post(
+    '/v1/vms/:vmId/devices/:bdf/reset',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Report a device reset (FLR or bus reset), before it happens (R1)',
+        description: 'Enable No Snoop returns to 1 unless hardwired to 0; the device counts as enabled until the VMM reports otherwise. The answer carries the replay flush and the DEVCTL value to re-apply the policy.',
+        params: DeviceParams,
+        querystring: WaitQuery,
+        response: { 200: DeviceDecision, ...problems }
+      }
+    },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      return decided(request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }));
+    }
+  );
+
+  r.post(
+    '/v1/vms/:vmId/devices/:bdf/devctl',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Decide a trapped PCIe Device Control write (W1-W7)',
+        description: 'Give the 16-bit `value` the guest wrote, or just `nosnoopEnable`. Write `hardwareValue` to the device only after performing `flush`. `dryRun` evaluates without changing anything.',
+        params: DeviceParams,
+        querystring: WaitQuery,
+        body: DevctlBody,
+        response: { 200: DevctlDecision, ...problems }
+      }
+    },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      const b = request.body;
+      const result = app.policy.apply({
+        type: 'devctl',
+        vmId,
+        bdf: bdfOf(request.params),
+        write: {
+          ...(b.value === undefined ? {} : { value: hex16(b.value, 'value') }),
+          ...(b.nosnoopEnable === undefined ? {} : { nosnoopEnable: b.nosnoopEnable })
+        },
+        dryRun: b.dryRun
+      });
+      const answer = decided(request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result);
+      const { decision, hardwareValue, guestValue } = answer;
+      if (decision === undefined || hardwareValue === undefined || guestValue === undefined) throw new Error('devctl decision without an outcome');
+      return { ...answer, decision, hardwareValue, guestValue, dryRun: b.dryRun };
+    }
+  );
+}

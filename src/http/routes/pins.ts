@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { parsePageAddress, type VmId } from '../../domain/index.js';
+import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
+import { Decision } from '../schemas/decision.js';
+import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../schemas/pin.js';
+import { batchOf, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
+import { decided } from './decided.js';
+import { HttpError } from '../errors.js';
+
+export default function pinRoutes(app: FastifyInstance): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.post(
+    '/v1/vms/:vmId/pins',
+    {
+      schema: {
+        tags: ['pins'],
+        summary: 'Pin and map one range or a batch (F1)',
+        description:
+          'Perform `flush` before the range becomes reachable by DMA. A batch (`{"ranges": [...]}`, at most the batch limit, 10,000 by default) is all or nothing. Overlaps are refused with 409 PIN_OVERLAP.',
+        params: VmParams,
+        querystring: WaitQuery,
+        body: PinBody,
+        response: { 200: Decision, ...problems }
+      }
+    },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      const ranges = batchOf(request.body, app.limits.batchLimit).map(pinInput);
+      return decided(request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }));
+    }
+  );
+
+  r.post(
+    '/v1/vms/:vmId/unpins',
+    {
+      schema: {
+        tags: ['pins'],
+        summary: 'Unmap and unpin one range or a batch (F3)',
+        description: 'Perform `flush` before the pages are released. Whole pinned ranges only: cutting one in two is refused with 409 UNPIN_BISECTS; a range with nothing pinned is 404 UNKNOWN_RANGE.',
+        params: VmParams,
+        querystring: WaitQuery,
+        body: UnpinBody,
+        response: { 200: Decision, ...problems }
+      }
+    },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      const ranges = batchOf(request.body, app.limits.batchLimit).map(rangeInput);
+      return decided(request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }));
+    }
+  );
+
+  r.get(
+    '/v1/vms/:vmId/pins',
+    { schema: { tags: ['pins'], summary: 'Pinned ranges in IOVA order (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(PinnedRange, 'PinnedRangePage'), 400: problems[400], 404: problems[404] } } },
+    (request) => {
+      const vmId: VmId = vmIdOf(request.params);
+      const from = cursorPage(decodeCursor(request.query.cursor));
+      const items = app.policy.pins(vmId, from, request.query.limit + 1);
+      const shown = items.slice(0, request.query.limit);
+      const next = items[request.query.limit];
+      return { items: shown.map(pinnedWire), ...(next === undefined ? {} : { nextCursor: encodeCursor(pinnedWire(next).iova) }) };
+    }
+  );
+}
+
+/** A pins cursor holds the hex IOVA to resume at. */
+function cursorPage(position: string | undefined): number {
+  if (position === undefined) return 0;
+  try {
+    return parsePageAddress(position, 'cursor');
+  } catch {
+    throw new HttpError('INVALID_CURSOR', 'cursor is not one this service issued');
+  }
+}

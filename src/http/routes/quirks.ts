@@ -1,0 +1,56 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { FLUSH_METHODS, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
+import { problems } from '../schemas/common.js';
+import { PutQuirksAnswer, QuirkList } from '../schemas/quirk.js';
+import { decisionWire } from '../wire.js';
+
+const PolicyDefaults = z
+  .object({
+    defaults: z.object({ mode: z.enum(POLICY_MODES), onEnable: z.enum(ON_ENABLE), exemptNeedsNoSnoop: z.boolean() }),
+    modes: z.array(z.enum(POLICY_MODES)),
+    onEnable: z.array(z.enum(ON_ENABLE)),
+    flushMethods: z.object({ x86_64: z.array(z.enum(FLUSH_METHODS)), aarch64: z.array(z.enum(FLUSH_METHODS)) }),
+    batchLimit: z.number().int()
+  })
+  .meta({ id: 'PolicyDefaults' });
+
+export default function quirkRoutes(app: FastifyInstance): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/v1/quirks', { schema: { tags: ['quirks'], summary: 'The quirk list', response: { 200: QuirkList } } }, () => ({
+    quirks: app.policy.quirks().map(quirkToWire)
+  }));
+
+  r.put(
+    '/v1/quirks',
+    {
+      schema: {
+        tags: ['quirks'],
+        summary: 'Replace the quirk list',
+        description: 'A device newly quirked ignores-nosnoop-enable exposes its domain: the affected VMs are listed with their F2 replay flushes.',
+        body: QuirkList,
+        response: { 200: PutQuirksAnswer, 400: problems[400] }
+      }
+    },
+    (request) => {
+      const quirks = parseQuirkFile(request.body);
+      const result = app.policy.apply({ type: 'put-quirks', quirks });
+      const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
+        request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
+        return { vmId, ...decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0) };
+      });
+      request.log.info({ quirks: quirks.length }, 'quirk list replaced');
+      return { quirks: quirks.map(quirkToWire), vms };
+    }
+  );
+
+  r.get('/v1/policy', { schema: { tags: ['policy'], summary: 'Server policy defaults and choices', response: { 200: PolicyDefaults } } }, () => ({
+    defaults: { ...app.policy.defaults },
+    modes: [...POLICY_MODES],
+    onEnable: [...ON_ENABLE],
+    flushMethods: { x86_64: ['clflushopt', 'clflush'] as ('clflushopt' | 'clflush')[], aarch64: ['dc-civac'] as 'dc-civac'[] },
+    batchLimit: app.limits.batchLimit
+  }));
+}

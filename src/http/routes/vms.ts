@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
+import { Decision } from '../schemas/decision.js';
+import { PutVmBody, Vm } from '../schemas/vm.js';
+import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
+import { decided } from './decided.js';
+
+const VmDecision = z.object({ ...Decision.shape, vm: Vm }).meta({ id: 'VmDecision' });
+
+export default function vmRoutes(app: FastifyInstance): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get(
+    '/v1/vms',
+    { schema: { tags: ['vms'], summary: 'List VMs (paged)', querystring: PageQuery, response: { 200: page(Vm, 'VmPage'), 400: problems[400] } } },
+    (request) => {
+      const after = decodeCursor(request.query.cursor);
+      const items = app.policy.listVms(after, request.query.limit + 1);
+      const more = items.length > request.query.limit;
+      const shown = items.slice(0, request.query.limit);
+      const last = shown[shown.length - 1];
+      return { items: shown.map(vmWire), ...(more && last !== undefined ? { nextCursor: encodeCursor(last.id) } : {}) };
+    }
+  );
+
+  r.put(
+    '/v1/vms/:vmId',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Create a VM or replace its policy',
+        description: 'The policy is the server default overlaid with `policy`. Making a policy stricter (e.g. to pessimistic) can expose domains: the answer then carries the F2 replay flush.',
+        params: VmParams,
+        body: PutVmBody,
+        response: { 200: VmDecision, 201: VmDecision, ...problems }
+      }
+    },
+    (request, reply) => {
+      const vmId = vmIdOf(request.params);
+      const result = app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) });
+      reply.code(result.created === true ? 201 : 200);
+      return { ...decided(request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId)) };
+    }
+  );
+
+  r.get(
+    '/v1/vms/:vmId',
+    { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
+    (request) => vmWire(app.policy.vm(vmIdOf(request.params)))
+  );
+
+  r.delete(
+    '/v1/vms/:vmId',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Tear a VM down (F5)',
+        description: 'Every pinned range is released with unpin semantics: ranges with flushOnUnpin are flushed first.',
+        params: VmParams,
+        response: { 200: Decision, 400: problems[400], 404: problems[404] }
+      }
+    },
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      return decided(request, vmId, 'delete-vm', app.policy.apply({ type: 'delete-vm', vmId }));
+    }
+  );
+}

@@ -1,0 +1,75 @@
+/**
+ * Wire building blocks shared by every route. Addresses travel as hex strings (IOVAs use all 64
+ * bits) or non-negative safe integers; handlers turn them into page numbers with the core's
+ * parsers, which also check 4 KiB alignment.
+ */
+import { z } from 'zod';
+import { MEM_TYPES, RULE_IDS } from '../../domain/index.js';
+
+export const HexAddress = z
+  .union([z.string().max(20), z.number().int().nonnegative()])
+  .meta({ id: 'HexAddress', description: 'Byte address or length: a hex string ("0x7f3a00000") or a non-negative safe integer; multiple of 4 KiB', examples: ['0x100000000'] });
+
+/** Answers always use hex strings. */
+export const HexOut = z.string().regex(/^0x[0-9a-f]+$/).meta({ id: 'Hex', description: 'Hex byte value', examples: ['0x200000000'] });
+
+export const Hex16 = z
+  .union([z.string().regex(/^0x[0-9a-fA-F]{1,4}$/), z.number().int().min(0).max(0xffff)])
+  .meta({ id: 'Hex16', description: '16-bit value: a hex string ("0x8086") or an integer', examples: ['0x8086'] });
+
+export const Hex16Out = z.string().regex(/^0x[0-9a-f]{4}$/);
+
+export const MemType = z.enum(MEM_TYPES).meta({ id: 'MemType', description: 'Memory type of the host mapping' });
+
+export const IdParam = z.string().max(64).describe('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
+
+export const VmParams = z.object({ vmId: IdParam });
+export const DomainParams = z.object({ vmId: IdParam, domainId: IdParam });
+export const DeviceParams = z.object({ vmId: IdParam, bdf: z.string().max(16).describe('PCI address SSSS:BB:DD.F') });
+
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(200).optional()
+});
+
+export const Reason = z
+  .object({ rule: z.enum(RULE_IDS), message: z.string() })
+  .meta({ id: 'Reason', description: 'A decision rule that fired (SPEC section 3) and what it decided' });
+
+export const HostRange = z.object({ hpa: HexOut, length: HexOut }).meta({ id: 'HostRange' });
+
+export const Flush = z
+  .object({
+    required: z.boolean(),
+    bytes: HexOut,
+    ranges: z.array(HostRange).describe('Host-physical ranges to flush, sorted and coalesced'),
+    cause: z.enum(['pin', 'unpin', 'replay', 'teardown']).optional(),
+    jobId: z.string().optional().describe('The flush job that performs it, once flush jobs exist')
+  })
+  .meta({ id: 'Flush', description: 'What must be flushed before the change takes effect' });
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    code: z.string().describe('Stable machine-readable error code'),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    details: z.record(z.string(), z.unknown()).optional()
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' });
+
+export function page<T extends z.ZodType>(item: T, id: string) {
+  return z.object({ items: z.array(item), nextCursor: z.string().optional() }).meta({ id });
+}
+
+/** The problem responses every /v1 route may give. */
+export const problems = {
+  400: Problem,
+  404: Problem,
+  409: Problem,
+  413: Problem
+} as const;

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { Flush, Hex16Out, Reason } from './common.js';
+
+const decisionFields = {
+  flush: Flush,
+  reasons: z.array(Reason),
+  kvmNoncoherentDma: z.boolean().describe('K1: KVM must honour guest WBINVD and PAT for this VM'),
+  revision: z.number().int().describe('Revision of the VM after this change')
+};
+
+/** Every state-changing answer. */
+export const Decision = z.object(decisionFields).meta({ id: 'Decision', description: 'A decision: the flush to perform first and the rules that fired' });
+
+/** Device answers add the DEVCTL outcome when the VMM must write the bit (attach or reset). */
+export const DevctlFields = {
+  decision: z.enum(['allow', 'deny', 'ignore']).optional(),
+  hardwareValue: Hex16Out.optional().describe('DEVCTL value to write to the device'),
+  guestValue: Hex16Out.optional().describe('DEVCTL value the guest reads back')
+};
+
+export const DeviceDecision = z.object({ ...decisionFields, ...DevctlFields }).meta({ id: 'DeviceDecision' });
+
+export const DevctlDecision = z
+  .object({
+    ...decisionFields,
+    decision: z.enum(['allow', 'deny', 'ignore']),
+    hardwareValue: Hex16Out,
+    guestValue: Hex16Out,
+    dryRun: z.boolean()
+  })
+  .meta({ id: 'DevctlDecision', description: 'The answer to a trapped DEVCTL write' });

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import { QUIRK_FLAGS } from '../../domain/index.js';
+import { Decision } from './decision.js';
+
+export const QuirkWire = z
+  .object({
+    vendorId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
+    deviceId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
+    deviceMask: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/).optional(),
+    flags: z.array(z.enum(QUIRK_FLAGS)).min(1),
+    note: z.string().max(500).optional(),
+    source: z.string().max(500).optional()
+  })
+  .strict()
+  .meta({ id: 'Quirk' });
+
+export const QuirkList = z
+  .object({ quirks: z.array(QuirkWire) })
+  .strict()
+  .meta({ id: 'QuirkList', examples: [{ quirks: [{ vendorId: '0x8086', deviceId: '0x9a49', flags: ['needs-nosnoop'] }] }] });
+
+export const PutQuirksAnswer = z
+  .object({
+    quirks: z.array(QuirkWire),
+    vms: z.array(z.object({ vmId: z.string(), ...Decision.shape })).describe('VMs whose domains the change exposed, with their replay flushes')
+  })
+  .meta({ id: 'PutQuirksAnswer' });

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { ARCHES, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_MODES, QUIRK_FLAGS } from '../../domain/index.js';
+import { Hex16Out, HexAddress, HexOut } from './common.js';
+
+export const PolicyInput = z
+  .object({
+    mode: z.enum(POLICY_MODES).optional(),
+    onEnable: z.enum(ON_ENABLE).optional(),
+    exemptNeedsNoSnoop: z.boolean().optional(),
+    flushMethod: z.enum(FLUSH_METHODS).optional(),
+    wbinvdAbove: HexAddress.nullable().optional().describe('x86 only: flushes larger than this many bytes may use WBINVD. Absent: never')
+  })
+  .strict()
+  .meta({ id: 'VmPolicy', description: 'Per-VM policy; fields left out take the server defaults' });
+
+export const Policy = z
+  .object({
+    mode: z.enum(POLICY_MODES),
+    onEnable: z.enum(ON_ENABLE),
+    exemptNeedsNoSnoop: z.boolean(),
+    flushMethod: z.enum(FLUSH_METHODS),
+    wbinvdAbove: HexOut.nullable()
+  })
+  .meta({ id: 'Policy' });
+
+export const PutVmBody = z
+  .object({ arch: z.enum(ARCHES), policy: PolicyInput.optional() })
+  .strict()
+  .meta({ id: 'PutVm', examples: [{ arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } }] });
+
+export const DomainView = z
+  .object({
+    id: z.string(),
+    enforceCacheCoherency: z.boolean(),
+    iommu: z.string().nullable(),
+    coherent: z.boolean(),
+    exposed: z.boolean().describe('Not coherent, and pessimistic or an attached device may no-snoop'),
+    devices: z.array(z.string())
+  })
+  .meta({ id: 'Domain' });
+
+export const DeviceView = z
+  .object({
+    bdf: z.string(),
+    domainId: z.string().nullable(),
+    vendorId: Hex16Out,
+    deviceId: Hex16Out,
+    function: z.enum(['pf', 'vf']),
+    physfn: z.string().nullable(),
+    pci: z.boolean(),
+    nosnoop: z.enum(NOSNOOP_STATES).describe('As last reported or decided'),
+    effectiveNosnoop: z.enum(NOSNOOP_STATES).describe("The bit that governs the device (a VF: its PF's)"),
+    mayNoSnoop: z.boolean(),
+    devctl: Hex16Out,
+    quirks: z.array(z.enum(QUIRK_FLAGS)).describe('Flags of the quirks that matched')
+  })
+  .meta({ id: 'Device' });
+
+export const Vm = z
+  .object({
+    id: z.string(),
+    arch: z.enum(ARCHES),
+    policy: Policy,
+    domains: z.array(DomainView),
+    devices: z.array(DeviceView),
+    pinned: z.object({ ranges: z.number().int(), bytes: HexOut, flushOnUnpinBytes: HexOut }),
+    kvmNoncoherentDma: z.boolean(),
+    openFlushJobs: z.array(z.string()).describe('Flush jobs not finished yet'),
+    revision: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string()
+  })
+  .meta({ id: 'Vm', description: 'The whole state of a VM' });
+
+export const PutDomainBody = z
+  .object({ enforceCacheCoherency: z.boolean(), iommu: z.string().max(100).nullable().optional() })
+  .strict()
+  .meta({ id: 'PutDomain', examples: [{ enforceCacheCoherency: false, iommu: 'vtd-igfx' }] });
+
+export const PutDeviceBody = z
+  .object({
+    domainId: z.string().max(64).nullable().optional().describe('The IOMMU domain the device is attached to; null or absent: none'),
+    vendorId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
+    deviceId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
+    function: z.enum(['pf', 'vf']).default('pf'),
+    physfn: z.string().max(16).nullable().optional(),
+    nosnoop: z.enum(NOSNOOP_STATES).describe("Enable No Snoop as the VMM reads it (a VF: its PF's bit as the host set it)"),
+    pci: z.boolean().optional(),
+    devctl: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/).optional().describe('Current DEVCTL value, if known')
+  })
+  .strict()
+  .meta({
+    id: 'PutDevice',
+    examples: [{ domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'disabled' }]
+  });
+
+export const DevctlBody = z
+  .object({
+    value: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/).optional().describe('The 16-bit value the guest wrote'),
+    nosnoopEnable: z.boolean().optional().describe('Or only the Enable No Snoop bit'),
+    dryRun: z.boolean().default(false)
+  })
+  .strict()
+  .meta({ id: 'DevctlWrite', examples: [{ nosnoopEnable: true }, { value: '0x2810' }] });
