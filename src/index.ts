@@ -1,2 +1,3 @@
 export * from './domain/index.js';
 export { buildApp, type AppOptions } from './http/app.js';
+export * from './client/index.js';

@@ -1,0 +1,183 @@
+/**
+ * A small typed client for VMM control planes: one keep-alive connection pool per service,
+ * a typed method per route, and problem+json errors turned into CoherencyApiError with the
+ * stable `code`.
+ */
+import { Pool } from 'undici';
+import type { z } from 'zod';
+import type { Problem } from '../http/schemas/common.js';
+import type { Decision, DevctlDecision, DeviceDecision } from '../http/schemas/decision.js';
+import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../http/schemas/pin.js';
+import type { PutQuirksAnswer, QuirkList } from '../http/schemas/quirk.js';
+import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, Vm } from '../http/schemas/vm.js';
+
+export type VmState = z.output<typeof Vm>;
+export type DecisionAnswer = z.output<typeof Decision>;
+export type DeviceDecisionAnswer = z.output<typeof DeviceDecision>;
+export type DevctlAnswer = z.output<typeof DevctlDecision>;
+export type MustFlushAnswer = z.output<typeof FlushQueryAnswer>;
+export type PinnedRangeState = z.output<typeof PinnedRange>;
+export type ProblemDetails = z.output<typeof Problem>;
+export type PutVmRequest = z.input<typeof PutVmBody>;
+export type PutDomainRequest = z.input<typeof PutDomainBody>;
+export type PutDeviceRequest = z.input<typeof PutDeviceBody>;
+export type PinRequest = z.input<typeof PinBody>;
+export type UnpinRequest = z.input<typeof UnpinBody>;
+export type FlushQueryRequest = z.input<typeof FlushQueryBody>;
+export type DevctlRequest = z.input<typeof DevctlBody>;
+export type QuirkListBody = z.input<typeof QuirkList>;
+export type PutQuirksResult = z.output<typeof PutQuirksAnswer>;
+
+export interface Page<T> {
+  items: T[];
+  nextCursor?: string;
+}
+
+export interface PageOptions {
+  limit?: number;
+  cursor?: string;
+}
+
+/** An answer other than 2xx. `code` is the service's stable error code. */
+export class CoherencyApiError extends Error {
+  override readonly name = 'CoherencyApiError';
+  readonly status: number;
+  readonly code: string;
+  readonly problem: ProblemDetails | undefined;
+
+  constructor(status: number, code: string, message: string, problem?: ProblemDetails) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.problem = problem;
+  }
+}
+
+export interface ClientOptions {
+  /** Keep-alive connections to the service. */
+  readonly connections?: number;
+  /** Sent as `Authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** Per-request timeout in milliseconds. */
+  readonly timeoutMs?: number;
+}
+
+type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+export class CoherencyClient {
+  readonly #pool: Pool;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+
+  constructor(baseUrl: string | URL, options: ClientOptions = {}) {
+    this.#pool = new Pool(baseUrl, { connections: options.connections ?? 8, pipelining: 1 });
+    this.#headers = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async #call<T>(method: Method, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) search.set(k, String(v));
+    const qs = search.size > 0 ? `?${search.toString()}` : '';
+    const res = await this.#pool.request({
+      method,
+      path: path + qs,
+      headers: { ...this.#headers, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      headersTimeout: this.#timeoutMs,
+      bodyTimeout: this.#timeoutMs
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 200 && res.statusCode < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as T;
+    let problem: ProblemDetails | undefined;
+    try {
+      problem = JSON.parse(text) as ProblemDetails;
+    } catch {
+      problem = undefined;
+    }
+    throw new CoherencyApiError(res.statusCode, problem?.code ?? `HTTP_${res.statusCode}`, problem?.detail ?? `HTTP ${res.statusCode}`, problem);
+  }
+
+  // ---- VMs ----
+  putVm(vmId: string, body: PutVmRequest): Promise<DecisionAnswer & { vm: VmState }> {
+    return this.#call('PUT', `/v1/vms/${enc(vmId)}`, body);
+  }
+  getVm(vmId: string): Promise<VmState> {
+    return this.#call('GET', `/v1/vms/${enc(vmId)}`);
+  }
+  listVms(page: PageOptions = {}): Promise<Page<VmState>> {
+    return this.#call('GET', '/v1/vms', undefined, { ...page });
+  }
+  deleteVm(vmId: string): Promise<DecisionAnswer> {
+    return this.#call('DELETE', `/v1/vms/${enc(vmId)}`);
+  }
+
+  // ---- domains ----
+  putDomain(vmId: string, domainId: string, body: PutDomainRequest): Promise<DecisionAnswer> {
+    return this.#call('PUT', `/v1/vms/${enc(vmId)}/domains/${enc(domainId)}`, body);
+  }
+  deleteDomain(vmId: string, domainId: string): Promise<DecisionAnswer> {
+    return this.#call('DELETE', `/v1/vms/${enc(vmId)}/domains/${enc(domainId)}`);
+  }
+
+  // ---- devices ----
+  putDevice(vmId: string, bdf: string, body: PutDeviceRequest): Promise<DeviceDecisionAnswer> {
+    return this.#call('PUT', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`, body);
+  }
+  deleteDevice(vmId: string, bdf: string): Promise<DeviceDecisionAnswer> {
+    return this.#call('DELETE', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`);
+  }
+  resetDevice(vmId: string, bdf: string): Promise<DeviceDecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/reset`);
+  }
+  devctl(vmId: string, bdf: string, body: DevctlRequest): Promise<DevctlAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/devctl`, body);
+  }
+
+  // ---- pins and decisions ----
+  pin(vmId: string, body: PinRequest): Promise<DecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/pins`, body);
+  }
+  unpin(vmId: string, body: UnpinRequest): Promise<DecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/unpins`, body);
+  }
+  listPins(vmId: string, page: PageOptions = {}): Promise<Page<PinnedRangeState>> {
+    return this.#call('GET', `/v1/vms/${enc(vmId)}/pins`, undefined, { ...page });
+  }
+  mustFlush(vmId: string, body: FlushQueryRequest): Promise<MustFlushAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/decisions/flush`, body);
+  }
+
+  // ---- flush jobs ----
+  getFlushJob(jobId: string): Promise<unknown> {
+    return this.#call('GET', `/v1/flush-jobs/${enc(jobId)}`);
+  }
+  listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<unknown>> {
+    return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
+  }
+
+  // ---- quirks, policy, health ----
+  getQuirks(): Promise<z.output<typeof QuirkList>> {
+    return this.#call('GET', '/v1/quirks');
+  }
+  putQuirks(body: QuirkListBody): Promise<PutQuirksResult> {
+    return this.#call('PUT', '/v1/quirks', body);
+  }
+  getPolicy(): Promise<unknown> {
+    return this.#call('GET', '/v1/policy');
+  }
+  health(): Promise<{ status: 'ok' }> {
+    return this.#call('GET', '/healthz');
+  }
+  ready(): Promise<{ status: string; checks: Record<string, boolean> }> {
+    return this.#call('GET', '/readyz');
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
