@@ -1,0 +1,45 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('defaults: loopback, 8080, ./data, trap policy, 10,000-range batches', () => {
+    expect(loadConfig({})).toEqual({
+      host: '127.0.0.1',
+      port: 8080,
+      logLevel: 'info',
+      dataDir: './data',
+      defaultPolicy: { mode: 'trap', onEnable: 'allow-needs-nosnoop', exemptNeedsNoSnoop: true },
+      batchLimit: 10_000,
+      bodyLimit: 8 * 1024 * 1024,
+      quirksFile: undefined
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({ HOST: '0.0.0.0', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json' });
+    expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json' });
+    expect(c.defaultPolicy).toEqual({ mode: 'pessimistic', onEnable: 'deny', exemptNeedsNoSnoop: false });
+  });
+
+  it('names every bad variable', () => {
+    expect(() => loadConfig({ PORT: 'eighty', DEFAULT_MODE: 'lazy' })).toThrow(ConfigError);
+    try {
+      loadConfig({ PORT: 'eighty', DEFAULT_MODE: 'lazy' });
+    } catch (err) {
+      expect((err as Error).message).toMatch(/PORT/);
+      expect((err as Error).message).toMatch(/DEFAULT_MODE/);
+    }
+  });
+
+  it('the server refuses to start on a bad variable, before listening, with a clear message', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, PORT: '70000' },
+      encoding: 'utf8',
+      timeout: 30_000
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/invalid configuration/);
+    expect(run.stderr).toMatch(/PORT/);
+  });
+});
