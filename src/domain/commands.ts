@@ -82,6 +82,8 @@ export interface CommandResult {
   readonly vms?: ReadonlyMap<VmId, Decision>;
   /** put-vm, put-domain, put-device: whether the resource was created. */
   readonly created?: boolean;
+  /** delete-vm: the VM's last revision, since it is no longer in the state. */
+  readonly revision?: number;
 }
 
 /** Applies `cmd` to `state` at time `now` (ms). Throws DomainError when the command is rejected. */
@@ -267,7 +269,7 @@ function deleteVm(state: CoherencyState, vmId: VmId): CommandResult {
   out.reason('F5', `VM teardown: ${count} pinned range(s) are released with unpin semantics`);
   release(vm, allStarts(vm), out, 'teardown');
   state.vms.delete(vmId);
-  return { state, decision: out.build(false) };
+  return { state, decision: out.build(false), revision: vm.revision + 1 };
 }
 
 // ---- IOMMU domains ---------------------------------------------------------------------------

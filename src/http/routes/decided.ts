@@ -8,7 +8,7 @@ import { decisionWire } from '../wire.js';
 
 export function decided(request: FastifyRequest, vmId: VmId, command: string, result: CommandResult) {
   const vm = result.state.vms.get(vmId);
-  const revision = vm?.revision ?? 0;
+  const revision = vm?.revision ?? result.revision ?? 0;
   const d = result.decision;
   request.log.info(
     {
