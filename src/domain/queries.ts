@@ -10,7 +10,7 @@ import type { DomainId, PciAddress, VmId } from './ids.js';
 import type { Arch, Policy } from './policy.js';
 import type { QuirkFlag } from './quirks.js';
 import type { RuleId } from './rules.js';
-import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, isFlushExempt, packAttr, type CoherencyState, type MemType, type NoSnoopState, type Vm } from './state.js';
+import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, isFlushExempt, packAttr, type CoherencyState, type Device, type IommuDomain, type MemType, type NoSnoopState, type Vm } from './state.js';
 import { getVm } from './commands.js';
 
 export interface FlushQueryRange {
@@ -119,27 +119,16 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
 
 // ---- the whole VM, for GET /v1/vms/{vmId} -----------------------------------------------------
 
-export interface DomainView {
-  readonly id: DomainId;
-  readonly enforceCacheCoherency: boolean;
-  readonly iommu: string | null;
+export interface DomainView extends IommuDomain {
   readonly coherent: boolean;
   readonly exposed: boolean;
   readonly devices: readonly PciAddress[];
 }
 
-export interface DeviceView {
-  readonly bdf: PciAddress;
-  readonly domainId: DomainId | null;
-  readonly vendorId: number;
-  readonly deviceId: number;
-  readonly function: 'pf' | 'vf';
-  readonly physfn: PciAddress | null;
-  readonly pci: boolean;
-  readonly nosnoop: NoSnoopState;
+export interface DeviceView extends Device {
+  /** The bit that governs the device (a VF: its PF's when the PF is in the VM). */
   readonly effectiveNosnoop: NoSnoopState;
   readonly mayNoSnoop: boolean;
-  readonly devctl: number;
   readonly quirks: readonly QuirkFlag[];
 }
 
@@ -166,25 +155,15 @@ export function viewVm(state: CoherencyState, vm: Vm): VmView {
     domains: [...vm.domains.values()]
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .map((d) => ({
-        id: d.id,
-        enforceCacheCoherency: d.enforceCacheCoherency,
-        iommu: d.iommu,
+        ...d,
         coherent: d.enforceCacheCoherency,
         exposed: exposed.has(d.id),
         devices: devices.filter((x) => x.domainId === d.id).map((x) => x.bdf)
       })),
     devices: devices.map((d) => ({
-      bdf: d.bdf,
-      domainId: d.domainId,
-      vendorId: d.vendorId,
-      deviceId: d.deviceId,
-      function: d.function,
-      physfn: d.physfn,
-      pci: d.pci,
-      nosnoop: d.nosnoop,
+      ...d,
       effectiveNosnoop: effectiveNoSnoop(vm, d),
       mayNoSnoop: mayNoSnoop(vm, d, state.quirks),
-      devctl: d.devctl,
       quirks: [...deviceQuirks(state.quirks, d)]
     })),
     pinned: { ranges: vm.pins.size, pages: vm.pins.pages, flushOnUnpinPages: vm.flaggedPages },
