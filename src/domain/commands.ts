@@ -20,6 +20,7 @@ import { resolvePolicy, type Arch, type PolicyInput } from './policy.js';
 import { QuirkTable, type Quirk } from './quirks.js';
 import {
   attrFlushOnUnpin,
+  attrPessimisticFlag,
   attrSubset,
   createVm,
   domainsOf,
@@ -31,7 +32,8 @@ import {
   type Device,
   type MemType,
   type NoSnoopState,
-  type Vm
+  type Vm,
+  withPessimisticFlag
 } from './state.js';
 
 export interface PinInput {
@@ -157,6 +159,19 @@ function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolea
   return { ranges, pages };
 }
 
+/**
+ * What the pessimistic policy would replay when `domainId` becomes non-coherent: the same walk
+ * as F2 over the shadow flag, counted for the "bytes avoided" figure and never flushed.
+ */
+function pessimisticReplay(vm: Vm, domainId: DomainId, out: DecisionBuilder): void {
+  const mapsInto = vm.subsets.map((s, i) => i === 0 || s.includes(domainId));
+  vm.pins.forEach((_start, n, _hpa, attr) => {
+    if (attrPessimisticFlag(attr) || mapsInto[attrSubset(attr)] !== true) return undefined;
+    if (!isFlushExempt(attr)) out.pessimistic(n);
+    return withPessimisticFlag(attr);
+  });
+}
+
 /** F2 for every domain exposed now that was not exposed in `before`. */
 function exposureTransition(
   state: CoherencyState,
@@ -205,6 +220,7 @@ function release(vm: Vm, starts: readonly number[], out: DecisionBuilder, cause:
   for (const start of starts) {
     const r = vm.pins.get(start);
     if (r === undefined) continue;
+    if (attrPessimisticFlag(r.attr) && !isFlushExempt(r.attr)) out.pessimistic(r.pages);
     if (attrFlushOnUnpin(r.attr)) {
       vm.flaggedPages -= r.pages;
       if (isFlushExempt(r.attr)) {
@@ -289,6 +305,7 @@ function putDomain(
   const before = exposedDomains(vm, state.quirks);
   const kvmBefore = kvmNoncoherentDma(vm);
   vm.domains.set(cmd.domainId, { id: cmd.domainId, enforceCacheCoherency: cmd.enforceCacheCoherency, iommu });
+  if (!cmd.enforceCacheCoherency) pessimisticReplay(vm, cmd.domainId, out);
   if (cmd.enforceCacheCoherency) {
     out.reason('C1', `domain ${cmd.domainId} enforces cache coherency: nothing is flushed for it, existing flushOnUnpin flags stay`);
   }
@@ -508,7 +525,10 @@ function pin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly PinInput
     const subset = internSubset(vm, r.domains ?? null);
     const verdict = verdictOf(subset);
     const flag = verdict === 'exposed';
-    const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, flag, subset);
+    // Pessimistic flags every range mapped into any non-coherent domain.
+    const shadow = verdict !== 'coherent';
+    const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, flag, subset, shadow);
+    if (shadow && !isFlushExempt(attr)) out.pessimistic(r.pages);
     if (flag) {
       vm.flaggedPages += r.pages;
       if (isFlushExempt(attr)) {

@@ -42,6 +42,8 @@ export interface Decision {
   readonly reasons: readonly Reason[];
   /** K1: KVM must honour guest WBINVD and PAT for this VM. */
   readonly kvmNoncoherentDma: boolean;
+  /** Pages the pessimistic policy would have flushed for the same event (for "bytes avoided"). */
+  readonly pessimisticPages: number;
   /** Present for devctl writes, and for device attach or reset when the VMM must (re)write the bit. */
   readonly devctl?: DevctlOutcome;
 }
@@ -54,7 +56,13 @@ export class DecisionBuilder {
   #hpas: number[] = [];
   #lens: number[] = [];
   #cause: FlushCause | null = null;
+  #pessimisticPages = 0;
   readonly reasons: Reason[] = [];
+
+  /** Counts pages the pessimistic policy would flush for this event. */
+  pessimistic(pages: number): void {
+    this.#pessimisticPages += pages;
+  }
 
   flush(hpa: number, pages: number, cause: FlushCause): void {
     this.#hpas.push(hpa);
@@ -107,7 +115,7 @@ export class DecisionBuilder {
   }
 
   build(kvmNoncoherentDma: boolean, devctl?: DevctlOutcome): Decision {
-    const decision: Decision = { flush: this.buildFlush(), reasons: this.reasons, kvmNoncoherentDma };
+    const decision: Decision = { flush: this.buildFlush(), reasons: this.reasons, kvmNoncoherentDma, pessimisticPages: this.#pessimisticPages };
     return devctl === undefined ? decision : { ...decision, devctl };
   }
 }

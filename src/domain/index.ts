@@ -15,3 +15,4 @@ export * from './rules.js';
 export * from './state.js';
 export { PinMap } from './pin-map.js';
 export { default as defaultQuirksFile } from './default-quirks.json' with { type: 'json' };
+export * from './cost-model.js';

@@ -85,15 +85,26 @@ export function createVm(id: VmId, arch: Arch, policy: Policy, now: number): Vm 
 }
 
 // ---- the attribute word stored with every pinned range -------------------------------------
-// bits 0-2 memType index, bit 3 mmio, bit 4 flushOnUnpin, bits 5+ subset index.
+// bits 0-2 memType index, bit 3 mmio, bit 4 flushOnUnpin, bit 5 the flag the pessimistic
+// policy would have set (for "bytes avoided"), bits 6+ subset index.
 
 const MEM_BITS = 0b111;
 const MMIO_BIT = 0b1000;
 const FLAG_BIT = 0b10000;
-const SUBSET_SHIFT = 5;
+const SHADOW_BIT = 0b100000;
+const SUBSET_SHIFT = 6;
 
-export function packAttr(memType: MemType, mmio: boolean, flushOnUnpin: boolean, subset: number): number {
-  return MEM_TYPES.indexOf(memType) | (mmio ? MMIO_BIT : 0) | (flushOnUnpin ? FLAG_BIT : 0) | (subset << SUBSET_SHIFT);
+export function packAttr(memType: MemType, mmio: boolean, flushOnUnpin: boolean, subset: number, pessimisticFlag = flushOnUnpin): number {
+  return MEM_TYPES.indexOf(memType) | (mmio ? MMIO_BIT : 0) | (flushOnUnpin ? FLAG_BIT : 0) | (pessimisticFlag ? SHADOW_BIT : 0) | (subset << SUBSET_SHIFT);
+}
+
+/** The flushOnUnpin flag the pessimistic policy would have set: ever mapped into a non-coherent domain. */
+export function attrPessimisticFlag(attr: number): boolean {
+  return (attr & SHADOW_BIT) !== 0;
+}
+
+export function withPessimisticFlag(attr: number): number {
+  return attr | SHADOW_BIT;
 }
 
 export function attrMemType(attr: number): MemType {

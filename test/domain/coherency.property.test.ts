@@ -70,11 +70,19 @@ describe('trap and virtualize-zero flush no more than pessimistic', () => {
     let saved = 0;
     fc.assert(
       fc.property(eventSequence(), (events) => {
-        const pessimistic = new Simulation({ mode: 'pessimistic' }).run(events).finish().flushedPages;
-        const trap = new Simulation({ mode: 'trap' }).run(events).finish().flushedPages;
-        const zero = new Simulation({ mode: 'virtualize-zero' }).run(events).finish().flushedPages;
+        const p = new Simulation({ mode: 'pessimistic' }).run(events).finish();
+        const t = new Simulation({ mode: 'trap' }).run(events).finish();
+        const z = new Simulation({ mode: 'virtualize-zero' }).run(events).finish();
+        const pessimistic = p.flushedPages;
+        const trap = t.flushedPages;
+        const zero = z.flushedPages;
         expect(trap).toBeLessThanOrEqual(pessimistic);
         expect(zero).toBeLessThanOrEqual(pessimistic);
+        // Each decision's pessimisticPages (the "bytes avoided" baseline) adds up to what the
+        // pessimistic run really flushed.
+        expect(p.pessimisticPages).toBe(pessimistic);
+        expect(t.pessimisticPages).toBe(pessimistic);
+        expect(z.pessimisticPages).toBe(pessimistic);
         if (trap < pessimistic) saved++;
       }),
       { numRuns: 500 }

@@ -120,6 +120,8 @@ export class Simulation {
   readonly mode: PolicyMode;
   /** Pages of every demanded flush, in order. */
   readonly flushes: number[] = [];
+  /** Pages the pessimistic policy would have flushed for the same decisions. */
+  pessimisticPages = 0;
   /** Commands the core rejected, by error code. */
   readonly rejected = new Map<string, number>();
   readonly #drop: number;
@@ -263,6 +265,7 @@ export class Simulation {
 
   /** Performs a decision's flush on the model, then lets a device probe what it flushed. */
   #apply(decision: Decision): void {
+    this.pessimisticPages += decision.pessimisticPages;
     if (!decision.flush.required) return;
     const index = this.flushes.length;
     this.flushes.push(decision.flush.pages);
