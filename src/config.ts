@@ -17,7 +17,10 @@ const EnvSchema = z.object({
   DEFAULT_EXEMPT_NEEDS_NOSNOOP: bool.default(true),
   BATCH_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   BODY_LIMIT: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
-  QUIRKS_FILE: z.string().min(1).optional()
+  QUIRKS_FILE: z.string().min(1).optional(),
+  FLUSH_WINDOW_MS: z.coerce.number().min(0).max(1000).default(2),
+  MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
+  POOL_THREADS: z.coerce.number().int().min(1).max(256).optional()
 });
 
 export interface Config {
@@ -30,6 +33,12 @@ export interface Config {
   readonly bodyLimit: number;
   /** A quirk file replacing the shipped one; absent: the shipped default. */
   readonly quirksFile: string | undefined;
+  /** Flushes of one VM within this window join one job. */
+  readonly flushWindowMs: number;
+  /** Flush jobs queued or running beyond which decisions are refused with 503. */
+  readonly maxPendingJobs: number;
+  /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
+  readonly poolThreads: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +60,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultPolicy: Object.freeze({ mode: e.DEFAULT_MODE, onEnable: e.DEFAULT_ON_ENABLE, exemptNeedsNoSnoop: e.DEFAULT_EXEMPT_NEEDS_NOSNOOP }),
     batchLimit: e.BATCH_LIMIT,
     bodyLimit: e.BODY_LIMIT,
-    quirksFile: e.QUIRKS_FILE
+    quirksFile: e.QUIRKS_FILE,
+    flushWindowMs: e.FLUSH_WINDOW_MS,
+    maxPendingJobs: e.MAX_PENDING_JOBS,
+    poolThreads: e.POOL_THREADS
   });
 }

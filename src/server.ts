@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
 import { buildApp } from './http/app.js';
-import { PolicyService } from './service/policy-service.js';
+import { createRuntime } from './service/runtime.js';
 
 function quirksFrom(config: Config): Quirk[] {
   if (config.quirksFile === undefined) return parseQuirkFile(defaultQuirksFile);
@@ -23,9 +23,9 @@ try {
   process.exit(1);
 }
 
-const service = new PolicyService({ defaults: config.defaultPolicy, quirks });
+const runtime = createRuntime({ defaults: config.defaultPolicy, quirks, windowMs: config.flushWindowMs, maxPending: config.maxPendingJobs, ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }) });
 const app = await buildApp({
-  service,
+  runtime,
   logger: { level: config.logLevel },
   batchLimit: config.batchLimit,
   bodyLimit: config.bodyLimit

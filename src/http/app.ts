@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
-import { PolicyService } from '../service/policy-service.js';
+import { createRuntime, type Runtime } from '../service/runtime.js';
 import { registerErrorHandler } from './error-handler.js';
 import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
@@ -20,7 +20,8 @@ import quirkRoutes from './routes/quirks.js';
 import vmRoutes from './routes/vms.js';
 
 export interface AppOptions {
-  readonly service?: PolicyService;
+  /** Service, jobs and metrics; by default a fresh in-memory one with the shipped quirks. The app closes it. */
+  readonly runtime?: Runtime;
   readonly logger?: FastifyServerOptions['logger'];
   readonly batchLimit?: number;
   /** Largest accepted request body in bytes; a 10,000-range batch is about 1 MiB. */
@@ -50,8 +51,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
 
   const limits: Limits = { batchLimit: options.batchLimit ?? 10_000 };
-  const service = options.service ?? new PolicyService({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
-  await app.register(services, { service, limits });
+  const runtime = options.runtime ?? createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
+  // Accepted flush jobs finish before the app is closed.
+  app.addHook('onClose', () => runtime.close());
+  app.addHook('onResponse', async (request, reply) => {
+    runtime.metrics.http.observe({ method: request.method, route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  await app.register(services, { service: runtime.service, limits });
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);
@@ -62,6 +68,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(decisionRoutes);
   await app.register(flushJobRoutes);
   await app.register(quirkRoutes);
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(runtime.metrics.registry.contentType);
+    return runtime.metrics.registry.metrics();
+  });
   await app.ready();
   return app;
 }

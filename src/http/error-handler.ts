@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
+import { OverloadedError } from '../jobs/flush-jobs.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
 
 interface ProblemBody {
@@ -98,6 +99,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (isDomainError(err)) {
       return sendProblem(request, reply, err.code, err.message, { details: { ...err.details } });
+    }
+    if (err instanceof OverloadedError) {
+      reply.header('retry-after', String(err.retryAfterSeconds));
+      return sendProblem(request, reply, 'OVERLOADED', err.message);
     }
     if (err instanceof HttpError) {
       return sendProblem(request, reply, err.code, err.message, Object.keys(err.details).length > 0 ? { details: err.details } : {});

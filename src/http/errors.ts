@@ -14,6 +14,7 @@ export type HttpErrorCode =
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'UNKNOWN_FLUSH_JOB'
+  | 'OVERLOADED'
   | 'INTERNAL';
 
 export type ErrorCode = DomainErrorCode | HttpErrorCode;
@@ -46,7 +47,8 @@ export const STATUS: Record<ErrorCode, number> = {
   BATCH_TOO_LARGE: 413,
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
-  INTERNAL: 500
+  INTERNAL: 500,
+  OVERLOADED: 503
 };
 
 export class HttpError extends Error {

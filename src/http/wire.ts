@@ -112,7 +112,7 @@ export function policyWire(p: Policy) {
   };
 }
 
-export function vmWire(v: VmView) {
+export function vmWire(v: VmView, openFlushJobs: readonly string[] = []) {
   return {
     id: v.id,
     arch: v.arch,
@@ -127,7 +127,7 @@ export function vmWire(v: VmView) {
     })),
     pinned: { ranges: v.pinned.ranges, bytes: formatPages(v.pinned.pages), flushOnUnpinBytes: formatPages(v.pinned.flushOnUnpinPages) },
     kvmNoncoherentDma: v.kvmNoncoherentDma,
-    openFlushJobs: [],
+    openFlushJobs: [...openFlushJobs],
     revision: v.revision,
     createdAt: new Date(v.createdAt).toISOString(),
     updatedAt: new Date(v.updatedAt).toISOString()

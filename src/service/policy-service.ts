@@ -18,32 +18,81 @@ import {
   type PinnedRangeView,
   type PolicyDefaults,
   type Quirk,
+  type Decision,
+  type Vm,
   type VmId,
   type VmView
 } from '../domain/index.js';
+import type { FlushJobs } from '../jobs/flush-jobs.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
   readonly quirks: readonly Quirk[];
   /** Milliseconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
+  /** Where demanded flushes become jobs; without it decisions carry no job id. */
+  readonly jobs?: FlushJobs;
+  /** Called with every decision made (metrics). */
+  readonly onDecision?: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
+}
+
+/** A command's result plus the flush jobs its decisions joined. */
+export interface Applied extends CommandResult {
+  /** The job carrying `decision.flush`, when a flush is required. */
+  readonly jobId?: string;
+  /** put-quirks: the job of each VM decision that requires a flush. */
+  readonly vmJobIds?: ReadonlyMap<VmId, string>;
 }
 
 export class PolicyService {
   readonly state: CoherencyState;
+  readonly jobs: FlushJobs | undefined;
   readonly #clock: () => number;
+  readonly #onDecision: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
 
   constructor(options: PolicyServiceOptions) {
     this.state = createState(options.defaults, options.quirks);
     this.#clock = options.clock ?? Date.now;
+    this.jobs = options.jobs;
+    this.#onDecision = options.onDecision ?? (() => undefined);
   }
 
   get defaults(): PolicyDefaults {
     return this.state.defaults;
   }
 
-  apply(cmd: Command): CommandResult {
-    return applyCommand(this.state, cmd, this.#clock());
+  /**
+   * Applies a command. When the flush queue is full the command is refused before anything
+   * changes (OverloadedError); otherwise every required flush joins a flush job.
+   */
+  apply(cmd: Command): Applied {
+    const dryRun = cmd.type === 'devctl' && cmd.dryRun === true;
+    if (!dryRun) this.jobs?.assertCapacity();
+    // Teardown removes the VM: remember how it flushes before it is gone.
+    const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
+    const result = applyCommand(this.state, cmd, this.#clock());
+    if (dryRun) return result;
+    if (cmd.type === 'put-quirks') {
+      const vmJobIds = new Map<VmId, string>();
+      for (const [vmId, decision] of result.vms ?? []) {
+        const vm = getVm(this.state, vmId);
+        this.#onDecision(vm, decision);
+        const jobId = this.#submit(vm, decision);
+        if (jobId !== undefined) vmJobIds.set(vmId, jobId);
+      }
+      return { ...result, vmJobIds };
+    }
+    const vm = this.state.vms.get(cmd.vmId) ?? before;
+    if (vm === undefined) return result;
+    this.#onDecision(vm, result.decision);
+    const jobId = this.#submit(vm, result.decision);
+    return jobId === undefined ? result : { ...result, jobId };
+  }
+
+  #submit(vm: Vm, decision: Decision): string | undefined {
+    const flush = decision.flush;
+    if (this.jobs === undefined || !flush.required || flush.cause === null) return undefined;
+    return this.jobs.submit(vm.id, vm.arch, vm.policy, flush.cause, flush.ranges);
   }
 
   mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer {

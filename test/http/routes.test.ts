@@ -193,7 +193,7 @@ describe('quirks, policy, flush jobs, health, errors', () => {
     expect((await call('GET', '/v1/policy')).body).toMatchObject({ defaults: { mode: 'trap', onEnable: 'allow-needs-nosnoop', exemptNeedsNoSnoop: true }, batchLimit: 10_000 });
   });
 
-  it('flush jobs: none exist yet', async () => {
+  it('flush jobs: a VM without flushes has none; unknown ids and VMs are 404', async () => {
     await call('PUT', '/v1/vms/vm1', { arch: 'x86_64' });
     expect((await call('GET', '/v1/vms/vm1/flush-jobs')).body).toEqual({ items: [] });
     expectProblem(await call('GET', '/v1/flush-jobs/j1'), 404, 'UNKNOWN_FLUSH_JOB');

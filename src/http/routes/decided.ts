@@ -1,12 +1,30 @@
 /**
  * Turns a command's result into the answer, and writes the one structured log line per decision
- * that an operator greps for: VM, command, rules, flush bytes.
+ * that an operator greps for: VM, command, rules, flush bytes, job.
  */
-import type { FastifyRequest } from 'fastify';
-import { formatPages, type CommandResult, type VmId } from '../../domain/index.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { formatPages, type VmId } from '../../domain/index.js';
+import type { FlushJob } from '../../jobs/flush-jobs.js';
+import type { Applied } from '../../service/policy-service.js';
 import { decisionWire } from '../wire.js';
 
-export function decided(request: FastifyRequest, vmId: VmId, command: string, result: CommandResult) {
+export function receiptWire(job: FlushJob) {
+  const r = job.receipt;
+  return {
+    jobId: job.id,
+    state: job.state,
+    method: r?.method ?? job.method,
+    bytes: formatPages(r?.pages ?? 0),
+    ranges: r?.ranges ?? 0,
+    lines: r?.lines ?? 0,
+    fences: r?.fences ?? 0,
+    chunks: r?.chunks ?? 0,
+    modeledCycles: r?.modeledCycles ?? 0,
+    modeledNs: r?.modeledNs ?? 0
+  };
+}
+
+export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, result: Applied, wait = false) {
   const vm = result.state.vms.get(vmId);
   const revision = vm?.revision ?? result.revision ?? 0;
   const d = result.decision;
@@ -20,9 +38,22 @@ export function decided(request: FastifyRequest, vmId: VmId, command: string, re
       flushRanges: d.flush.ranges.length,
       kvmNoncoherentDma: d.kvmNoncoherentDma,
       ...(d.devctl === undefined ? {} : { devctl: d.devctl.decision }),
+      ...(result.jobId === undefined ? {} : { jobId: result.jobId }),
       revision
     },
     'decision'
   );
-  return decisionWire(d, revision);
+  const answer = decisionWire(d, revision);
+  if (result.jobId === undefined) return answer;
+  const flush = { ...answer.flush, jobId: result.jobId };
+  if (wait && app.policy.jobs !== undefined) {
+    const job = await app.policy.jobs.wait(result.jobId);
+    return { ...answer, flush: { ...flush, receipt: receiptWire(job) } };
+  }
+  return { ...answer, flush };
+}
+
+/** `?wait=true` */
+export function wants(query: { wait?: 'true' | 'false' | undefined }): boolean {
+  return query.wait === 'true';
 }

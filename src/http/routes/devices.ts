@@ -6,7 +6,7 @@ import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
 import { DevctlBody, PutDeviceBody } from '../schemas/vm.js';
 import { WaitQuery } from '../schemas/pin.js';
 import { bdfOf, hex16, vmIdOf } from '../wire.js';
-import { decided } from './decided.js';
+import { decided, wants } from './decided.js';
 
 export default function deviceRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -25,7 +25,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
         response: { 200: DeviceDecision, 201: DeviceDecision, ...problems }
       }
     },
-    (request, reply) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
       const result = app.policy.apply({
@@ -44,16 +44,16 @@ export default function deviceRoutes(app: FastifyInstance): void {
         }
       });
       reply.code(result.created === true ? 201 : 200);
-      return decided(request, vmId, 'put-device', result);
+      return await decided(app, request, vmId, 'put-device', result, wants(request.query));
     }
   );
 
   r.delete(
     '/v1/vms/:vmId/devices/:bdf',
     { schema: { tags: ['devices'], summary: 'Remove a device from the VM', params: DeviceParams, response: { 200: DeviceDecision, ...problems } } },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
-      return decided(request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }));
+      return await decided(app, request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }));
     }
   );
 
@@ -69,9 +69,9 @@ export default function deviceRoutes(app: FastifyInstance): void {
         response: { 200: DeviceDecision, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
-      return decided(request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }));
+      return await decided(app, request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }), wants(request.query));
     }
   );
 
@@ -88,7 +88,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
         response: { 200: DevctlDecision, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
       const result = app.policy.apply({
@@ -101,7 +101,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
         },
         dryRun: b.dryRun
       });
-      const answer = decided(request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result);
+      const answer = await decided(app, request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
       const { decision, hardwareValue, guestValue } = answer;
       if (decision === undefined || hardwareValue === undefined || guestValue === undefined) throw new Error('devctl decision without an outcome');
       return { ...answer, decision, hardwareValue, guestValue, dryRun: b.dryRun };

@@ -22,7 +22,7 @@ export default function domainRoutes(app: FastifyInstance): void {
         response: { 200: Decision, 201: Decision, ...problems }
       }
     },
-    (request, reply) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const result = app.policy.apply({
         type: 'put-domain',
@@ -32,7 +32,7 @@ export default function domainRoutes(app: FastifyInstance): void {
         iommu: request.body.iommu ?? null
       });
       reply.code(result.created === true ? 201 : 200);
-      return decided(request, vmId, 'put-domain', result);
+      return await decided(app, request, vmId, 'put-domain', result);
     }
   );
 
@@ -47,9 +47,9 @@ export default function domainRoutes(app: FastifyInstance): void {
         response: { 200: Decision, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
-      return decided(request, vmId, 'delete-domain', app.policy.apply({ type: 'delete-domain', vmId, domainId: parseDomainId(request.params.domainId) }));
+      return await decided(app, request, vmId, 'delete-domain', app.policy.apply({ type: 'delete-domain', vmId, domainId: parseDomainId(request.params.domainId) }));
     }
   );
 }

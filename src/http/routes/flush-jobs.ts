@@ -1,17 +1,53 @@
 /**
- * Flush jobs. Decisions carry their flush inline today; until flushes are planned as jobs there
- * is never an open job, so these routes answer an empty list and 404.
+ * Flush jobs and their receipts.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
+import { formatPages } from '../../domain/index.js';
+import type { FlushJob as Job } from '../../jobs/flush-jobs.js';
 import { HttpError } from '../errors.js';
-import { vmIdOf } from '../wire.js';
+import { HexOut, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
+import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
+import { receiptWire } from './decided.js';
 
 const FlushJob = z
-  .object({ id: z.string(), vmId: z.string(), cause: z.enum(['pin', 'unpin', 'replay', 'teardown']), state: z.enum(['queued', 'running', 'done', 'failed']) })
+  .object({
+    id: z.string(),
+    vmId: z.string(),
+    arch: z.enum(['x86_64', 'aarch64']),
+    cause: z.enum(['pin', 'unpin', 'replay', 'teardown']),
+    state: z.enum(['queued', 'running', 'done', 'failed']),
+    decisions: z.number().int().describe('Decisions whose flushes this job carries'),
+    requestedBytes: HexOut.describe('Bytes requested by those decisions, before coalescing'),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    receipt: Receipt.nullable(),
+    error: z.string().nullable()
+  })
   .meta({ id: 'FlushJob' });
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function jobWire(job: Job) {
+  return {
+    id: job.id,
+    vmId: job.vmId,
+    arch: job.arch,
+    cause: job.cause,
+    state: job.state,
+    decisions: job.decisions,
+    requestedBytes: formatPages(job.requestedPages),
+    createdAt: new Date(job.createdAt).toISOString(),
+    startedAt: iso(job.startedAt),
+    finishedAt: iso(job.finishedAt),
+    receipt: job.receipt === null ? null : receiptWire(job),
+    error: job.error
+  };
+}
 
 export default function flushJobRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -20,16 +56,23 @@ export default function flushJobRoutes(app: FastifyInstance): void {
     '/v1/flush-jobs/:jobId',
     { schema: { tags: ['flush-jobs'], summary: 'A flush job and its receipt', params: z.object({ jobId: z.string().max(100) }), response: { 200: FlushJob, 404: problems[404] } } },
     (request) => {
-      throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
+      const job = app.policy.jobs?.get(request.params.jobId);
+      if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
+      return jobWire(job);
     }
   );
 
   r.get(
     '/v1/vms/:vmId/flush-jobs',
-    { schema: { tags: ['flush-jobs'], summary: 'Flush jobs of a VM (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(FlushJob, 'FlushJobPage'), 400: problems[400], 404: problems[404] } } },
+    { schema: { tags: ['flush-jobs'], summary: 'Flush jobs of a VM, oldest first (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(FlushJob, 'FlushJobPage'), 400: problems[400], 404: problems[404] } } },
     (request) => {
-      app.policy.vm(vmIdOf(request.params)); // 404 for an unknown VM
-      return { items: [] };
+      const vmId = vmIdOf(request.params);
+      app.policy.vm(vmId); // 404 for an unknown VM
+      const after = decodeCursor(request.query.cursor);
+      const jobs = app.policy.jobs?.list(vmId, after, request.query.limit + 1) ?? [];
+      const shown = jobs.slice(0, request.query.limit);
+      const last = shown[shown.length - 1];
+      return { items: shown.map(jobWire), ...(jobs.length > request.query.limit && last !== undefined ? { nextCursor: encodeCursor(last.id) } : {}) };
     }
   );
 }

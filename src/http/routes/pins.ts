@@ -5,7 +5,7 @@ import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
 import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../schemas/pin.js';
 import { batchOf, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
-import { decided } from './decided.js';
+import { decided, wants } from './decided.js';
 import { HttpError } from '../errors.js';
 
 export default function pinRoutes(app: FastifyInstance): void {
@@ -25,10 +25,10 @@ export default function pinRoutes(app: FastifyInstance): void {
         response: { 200: Decision, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
       const ranges = batchOf(request.body, app.limits.batchLimit).map(pinInput);
-      return decided(request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }));
+      return await decided(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }), wants(request.query));
     }
   );
 
@@ -45,10 +45,10 @@ export default function pinRoutes(app: FastifyInstance): void {
         response: { 200: Decision, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
       const ranges = batchOf(request.body, app.limits.batchLimit).map(rangeInput);
-      return decided(request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }));
+      return await decided(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }), wants(request.query));
     }
   );
 

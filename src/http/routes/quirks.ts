@@ -39,7 +39,9 @@ export default function quirkRoutes(app: FastifyInstance): void {
       const result = app.policy.apply({ type: 'put-quirks', quirks });
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
-        return { vmId, ...decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0) };
+        const answer = decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0);
+        const jobId = result.vmJobIds?.get(vmId);
+        return { vmId, ...answer, flush: jobId === undefined ? answer.flush : { ...answer.flush, jobId } };
       });
       request.log.info({ quirks: quirks.length }, 'quirk list replaced');
       return { quirks: quirks.map(quirkToWire), vms };

@@ -1,11 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { VmId } from '../../domain/index.js';
 import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
 import { PutVmBody, Vm } from '../schemas/vm.js';
 import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
 import { decided } from './decided.js';
+
+/** Ids of the VM's flush jobs not finished yet. */
+function openJobs(app: FastifyInstance, vmId: VmId): string[] {
+  return app.policy.jobs?.open(vmId).map((j) => j.id) ?? [];
+}
 
 const VmDecision = z.object({ ...Decision.shape, vm: Vm }).meta({ id: 'VmDecision' });
 
@@ -21,7 +27,7 @@ export default function vmRoutes(app: FastifyInstance): void {
       const more = items.length > request.query.limit;
       const shown = items.slice(0, request.query.limit);
       const last = shown[shown.length - 1];
-      return { items: shown.map(vmWire), ...(more && last !== undefined ? { nextCursor: encodeCursor(last.id) } : {}) };
+      return { items: shown.map((v) => vmWire(v, openJobs(app, v.id))), ...(more && last !== undefined ? { nextCursor: encodeCursor(last.id) } : {}) };
     }
   );
 
@@ -37,18 +43,21 @@ export default function vmRoutes(app: FastifyInstance): void {
         response: { 200: VmDecision, 201: VmDecision, ...problems }
       }
     },
-    (request, reply) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const result = app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) });
       reply.code(result.created === true ? 201 : 200);
-      return { ...decided(request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId)) };
+      return { ...await decided(app, request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId), openJobs(app, vmId)) };
     }
   );
 
   r.get(
     '/v1/vms/:vmId',
     { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
-    (request) => vmWire(app.policy.vm(vmIdOf(request.params)))
+    (request) => {
+      const vmId = vmIdOf(request.params);
+      return vmWire(app.policy.vm(vmId), openJobs(app, vmId));
+    }
   );
 
   r.delete(
@@ -62,9 +71,9 @@ export default function vmRoutes(app: FastifyInstance): void {
         response: { 200: Decision, 400: problems[400], 404: problems[404] }
       }
     },
-    (request) => {
+    async (request) => {
       const vmId = vmIdOf(request.params);
-      return decided(request, vmId, 'delete-vm', app.policy.apply({ type: 'delete-vm', vmId }));
+      return await decided(app, request, vmId, 'delete-vm', app.policy.apply({ type: 'delete-vm', vmId }));
     }
   );
 }

@@ -38,13 +38,29 @@ export const Reason = z
 
 export const HostRange = z.object({ hpa: HexOut, length: HexOut }).meta({ id: 'HostRange' });
 
+export const Receipt = z
+  .object({
+    jobId: z.string(),
+    state: z.enum(['queued', 'running', 'done', 'failed']),
+    method: z.enum(['clflushopt', 'clflush', 'wbinvd', 'dc-civac']),
+    bytes: HexOut,
+    ranges: z.number().int().describe('Coalesced host ranges'),
+    lines: z.number().int().describe('64-byte cache lines'),
+    fences: z.number().int(),
+    chunks: z.number().int(),
+    modeledCycles: z.number().int(),
+    modeledNs: z.number().int()
+  })
+  .meta({ id: 'FlushReceipt', description: 'What the planned flush costs under the cost model' });
+
 export const Flush = z
   .object({
     required: z.boolean(),
     bytes: HexOut,
     ranges: z.array(HostRange).describe('Host-physical ranges to flush, sorted and coalesced'),
     cause: z.enum(['pin', 'unpin', 'replay', 'teardown']).optional(),
-    jobId: z.string().optional().describe('The flush job that performs it, once flush jobs exist')
+    jobId: z.string().optional().describe('The flush job that carries it (GET /v1/flush-jobs/{jobId})'),
+    receipt: Receipt.optional().describe('With ?wait=true: the finished job\'s receipt')
   })
   .meta({ id: 'Flush', description: 'What must be flushed before the change takes effect' });
 

@@ -25,7 +25,7 @@ export const UnpinBody = z
   .union([IovaRange, z.object({ ranges: z.array(IovaRange).min(1) }).strict()])
   .meta({ id: 'UnpinRequest', examples: [{ iova: '0x0', length: '0x200000000' }] });
 
-export const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional().describe('Wait for the flush receipt (once flush jobs exist)') });
+export const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional().describe('Wait for the flush job and answer with its receipt') });
 
 export const PinnedRange = z
   .object({

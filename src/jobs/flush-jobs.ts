@@ -1,0 +1,273 @@
+/**
+ * Flush jobs: every decision that requires a flush joins a job. Flushes for one VM and cause
+ * arriving within a short window (default 2 ms) join the same job, up to a size cap; when the
+ * window closes the job is planned and priced in the worker pool and keeps its receipt.
+ *
+ * Invariants:
+ * - A job accepted (an id handed out) is never dropped: it ends `done` or `failed`, and `drain()`
+ *   waits for every one of them.
+ * - Overload is refused before a decision is made (`assertCapacity`), never by dropping work.
+ * - Each submitted flush's ranges belong to exactly one job.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Arch, FlushCause, FlushMethod, FlushReceipt, HostRange, VmId } from '../domain/index.js';
+import type { JobPool } from './job-pool.js';
+
+export type FlushJobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface FlushJob {
+  readonly id: string;
+  readonly vmId: VmId;
+  readonly arch: Arch;
+  readonly method: FlushMethod;
+  readonly cause: FlushCause;
+  state: FlushJobState;
+  /** Decisions whose flushes this job carries. */
+  decisions: number;
+  /** Pages requested (before coalescing). */
+  requestedPages: number;
+  readonly createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  receipt: FlushReceipt | null;
+  error: string | null;
+}
+
+export interface FlushJobsOptions {
+  readonly pool: JobPool;
+  /** How long a job stays open for more flushes of the same VM and cause. */
+  readonly windowMs?: number;
+  /** A job stops taking flushes beyond this many pages (it is dispatched at once). */
+  readonly maxBatchPages?: number;
+  /** Jobs queued or running beyond which new decisions are refused (503). */
+  readonly maxPending?: number;
+  /** Finished jobs kept for GET, oldest forgotten first. */
+  readonly history?: number;
+  readonly chunkPages?: number;
+  readonly clock?: () => number;
+  /** Called on every state change, for metrics. */
+  readonly onState?: (job: FlushJob) => void;
+}
+
+export class OverloadedError extends Error {
+  override readonly name = 'OverloadedError';
+  readonly code = 'OVERLOADED';
+  constructor(readonly retryAfterSeconds: number) {
+    super('the flush queue is full; retry shortly');
+  }
+}
+
+interface OpenBatch {
+  readonly job: FlushJob;
+  pairs: Float64Array;
+  length: number;
+  readonly wbinvdAbovePages: number | null;
+  timer: NodeJS.Timeout | null;
+}
+
+interface Settled {
+  readonly promise: Promise<FlushJob>;
+  resolve(job: FlushJob): void;
+}
+
+export class FlushJobs {
+  readonly #pool: JobPool;
+  readonly #windowMs: number;
+  readonly #maxBatchPages: number;
+  readonly #maxPending: number;
+  readonly #history: number;
+  readonly #chunkPages: number;
+  readonly #clock: () => number;
+  readonly #onState: (job: FlushJob) => void;
+  readonly #jobs = new Map<string, FlushJob>();
+  readonly #byVm = new Map<VmId, string[]>();
+  readonly #open = new Map<string, OpenBatch>();
+  readonly #settled = new Map<string, Settled>();
+  readonly #inflight = new Set<Promise<void>>();
+  #pending = 0;
+  #closed = false;
+
+  constructor(options: FlushJobsOptions) {
+    this.#pool = options.pool;
+    this.#windowMs = options.windowMs ?? 2;
+    this.#maxBatchPages = options.maxBatchPages ?? 16 * 262_144; // 16 GiB
+    this.#maxPending = options.maxPending ?? 10_000;
+    this.#history = options.history ?? 100_000;
+    this.#chunkPages = options.chunkPages ?? 262_144; // 1 GiB
+    this.#clock = options.clock ?? Date.now;
+    this.#onState = options.onState ?? (() => undefined);
+  }
+
+  /** Jobs queued or running. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  get pool(): JobPool {
+    return this.#pool;
+  }
+
+  /** Refuses new work (before any decision is made) when the queue is full or closing. */
+  assertCapacity(): void {
+    if (this.#closed || this.#pending >= this.#maxPending) throw new OverloadedError(1);
+  }
+
+  /** Adds a decision's flush to the open job of its VM and cause, or opens one. Returns the job id. */
+  submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
+    const key = `${vmId}\u0000${cause}\u0000${policy.flushMethod}\u0000${policy.wbinvdAbovePages ?? ''}`;
+    let batch = this.#open.get(key);
+    let pages = 0;
+    for (const r of ranges) pages += r.pages;
+    if (batch !== undefined && batch.job.requestedPages + pages > this.#maxBatchPages && batch.job.requestedPages > 0) {
+      this.#dispatch(key, batch);
+      batch = undefined;
+    }
+    if (batch === undefined) {
+      const job: FlushJob = {
+        id: `fj-${randomUUID()}`,
+        vmId,
+        arch,
+        method: policy.flushMethod,
+        cause,
+        state: 'queued',
+        decisions: 0,
+        requestedPages: 0,
+        createdAt: this.#clock(),
+        startedAt: null,
+        finishedAt: null,
+        receipt: null,
+        error: null
+      };
+      batch = { job, pairs: new Float64Array(Math.max(16, 2 * ranges.length)), length: 0, wbinvdAbovePages: policy.wbinvdAbovePages, timer: null };
+      this.#open.set(key, batch);
+      this.#register(job);
+      const opened = batch;
+      opened.timer = setTimeout(() => this.#dispatch(key, opened), this.#windowMs);
+    }
+    append(batch, ranges);
+    batch.job.decisions++;
+    batch.job.requestedPages += pages;
+    const id = batch.job.id;
+    if (batch.job.requestedPages >= this.#maxBatchPages) this.#dispatch(key, batch);
+    return id;
+  }
+
+  get(id: string): FlushJob | undefined {
+    return this.#jobs.get(id);
+  }
+
+  /** A VM's jobs, oldest first, starting after job `afterId` (exclusive). */
+  list(vmId: VmId, afterId: string | undefined, limit: number): FlushJob[] {
+    const ids = this.#byVm.get(vmId) ?? [];
+    const start = afterId === undefined ? 0 : ids.indexOf(afterId) + 1;
+    return ids.slice(start, start + limit).flatMap((id) => this.#jobs.get(id) ?? []);
+  }
+
+  /** Jobs of a VM not finished yet. */
+  open(vmId: VmId): FlushJob[] {
+    return (this.#byVm.get(vmId) ?? []).flatMap((id) => {
+      const job = this.#jobs.get(id);
+      return job !== undefined && (job.state === 'queued' || job.state === 'running') ? [job] : [];
+    });
+  }
+
+  /** Resolves once the job is done or failed. */
+  wait(id: string): Promise<FlushJob> {
+    const job = this.#jobs.get(id);
+    if (job === undefined) return Promise.reject(new Error(`unknown flush job ${id}`));
+    if (job.state === 'done' || job.state === 'failed') return Promise.resolve(job);
+    return (this.#settled.get(id) as Settled).promise;
+  }
+
+  /** Dispatches every open batch now and waits for every accepted job to finish. */
+  async drain(): Promise<void> {
+    for (const [key, batch] of [...this.#open]) this.#dispatch(key, batch);
+    while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
+  }
+
+  /** Stops accepting, finishes what was accepted, closes the pool. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.drain();
+    await this.#pool.close();
+  }
+
+  #register(job: FlushJob): void {
+    this.#jobs.set(job.id, job);
+    let list = this.#byVm.get(job.vmId);
+    if (list === undefined) {
+      list = [];
+      this.#byVm.set(job.vmId, list);
+    }
+    list.push(job.id);
+    let resolve!: (job: FlushJob) => void;
+    const promise = new Promise<FlushJob>((r) => {
+      resolve = r;
+    });
+    this.#settled.set(job.id, { promise, resolve });
+    this.#pending++;
+    this.#onState(job);
+    this.#forgetOld();
+  }
+
+  #dispatch(key: string, batch: OpenBatch): void {
+    if (this.#open.get(key) !== batch) return;
+    this.#open.delete(key);
+    if (batch.timer !== null) clearTimeout(batch.timer);
+    const job = batch.job;
+    const pairs = batch.pairs.slice(0, batch.length);
+    job.state = 'running';
+    job.startedAt = this.#clock();
+    this.#onState(job);
+    const run = this.#pool
+      .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
+      .then(
+        (receipt) => {
+          job.receipt = receipt;
+          job.state = 'done';
+        },
+        (err: unknown) => {
+          job.error = err instanceof Error ? err.message : String(err);
+          job.state = 'failed';
+        }
+      )
+      .then(() => {
+        job.finishedAt = this.#clock();
+        this.#pending--;
+        this.#onState(job);
+        this.#settled.get(job.id)?.resolve(job);
+        this.#settled.delete(job.id);
+        this.#inflight.delete(run);
+      });
+    this.#inflight.add(run);
+  }
+
+  /** Keeps at most `history` jobs; finished ones are forgotten oldest first. */
+  #forgetOld(): void {
+    if (this.#jobs.size <= this.#history) return;
+    for (const [id, job] of this.#jobs) {
+      if (this.#jobs.size <= this.#history) break;
+      if (job.state !== 'done' && job.state !== 'failed') continue;
+      this.#jobs.delete(id);
+      const list = this.#byVm.get(job.vmId);
+      if (list !== undefined) {
+        const i = list.indexOf(id);
+        if (i >= 0) list.splice(i, 1);
+        if (list.length === 0) this.#byVm.delete(job.vmId);
+      }
+    }
+  }
+}
+
+function append(batch: OpenBatch, ranges: readonly HostRange[]): void {
+  const need = batch.length + 2 * ranges.length;
+  if (need > batch.pairs.length) {
+    const grown = new Float64Array(Math.max(need, 2 * batch.pairs.length));
+    grown.set(batch.pairs.subarray(0, batch.length));
+    batch.pairs = grown;
+  }
+  for (const r of ranges) {
+    batch.pairs[batch.length++] = r.hpa;
+    batch.pairs[batch.length++] = r.pages;
+  }
+}

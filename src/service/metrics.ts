@@ -1,0 +1,73 @@
+/**
+ * Prometheus metrics (GET /metrics): decisions by rule, flush jobs by cause and state, flushed
+ * bytes and modelled cycles by arch and method, bytes avoided against the pessimistic policy,
+ * queue depth, pool utilisation, event-loop delay (default Node metrics) and HTTP latency.
+ * One registry per runtime, so tests and several apps in one process do not collide.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { pagesToBytes, type Decision, type Vm } from '../domain/index.js';
+import type { FlushJob, FlushJobs } from '../jobs/flush-jobs.js';
+
+const toNumber = (pages: number): number => Number(pagesToBytes(pages));
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #decisions = new Counter({ name: 'coherency_decisions_total', help: 'Rules named in decisions', labelNames: ['rule'] as const, registers: [this.registry] });
+  readonly #jobs = new Counter({ name: 'coherency_flush_jobs_total', help: 'Flush jobs entering each state', labelNames: ['cause', 'state'] as const, registers: [this.registry] });
+  readonly #flushed = new Counter({ name: 'coherency_flushed_bytes_total', help: 'Bytes flushed by finished jobs (after coalescing)', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #cycles = new Counter({ name: 'coherency_flush_modeled_cycles_total', help: 'Modelled CPU cycles of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #seconds = new Counter({ name: 'coherency_flush_modeled_seconds_total', help: 'Modelled CPU time of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #required = new Counter({ name: 'coherency_flush_required_bytes_total', help: 'Bytes decisions required to flush', labelNames: ['arch'] as const, registers: [this.registry] });
+  readonly #pessimistic = new Counter({ name: 'coherency_pessimistic_bytes_total', help: 'Bytes the pessimistic policy would have flushed for the same events', labelNames: ['arch'] as const, registers: [this.registry] });
+  /** Per arch: [pessimistic bytes, required bytes] so far. A decision may flush more than pessimistic would (a late replay), so only the difference of the totals is meaningful. */
+  readonly #totals = new Map<string, [number, number]>();
+  readonly http = new Histogram({
+    name: 'coherency_http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+    registers: [this.registry]
+  });
+
+  constructor() {
+    const totals = this.#totals;
+    new Gauge({
+      name: 'coherency_flush_avoided_bytes_total',
+      help: 'Bytes not flushed compared with what the pessimistic policy would have flushed for the same events',
+      labelNames: ['arch'] as const,
+      registers: [this.registry],
+      collect: function () {
+        for (const [arch, [pessimistic, required]] of totals) this.set({ arch }, pessimistic - required);
+      }
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'coherency_', eventLoopMonitoringPrecision: 10 });
+  }
+
+  /** Gauges read from the job queue and the pool when scraped. */
+  watch(jobs: FlushJobs): void {
+    new Gauge({ name: 'coherency_flush_jobs_pending', help: 'Flush jobs queued or running', registers: [this.registry], collect: function () { this.set(jobs.pending); } });
+    new Gauge({ name: 'coherency_pool_queue_depth', help: 'Planning tasks waiting for a worker thread', registers: [this.registry], collect: function () { this.set(jobs.pool.queueSize); } });
+    new Gauge({ name: 'coherency_pool_utilization_ratio', help: 'Share of time the worker threads were busy', registers: [this.registry], collect: function () { this.set(jobs.pool.utilization); } });
+    new Gauge({ name: 'coherency_pool_threads', help: 'Worker threads planning flushes', registers: [this.registry], collect: function () { this.set(jobs.pool.threads); } });
+  }
+
+  readonly onDecision = (vm: Pick<Vm, 'arch'>, decision: Decision): void => {
+    for (const r of decision.reasons) this.#decisions.inc({ rule: r.rule });
+    const arch = vm.arch;
+    this.#required.inc({ arch }, toNumber(decision.flush.pages));
+    this.#pessimistic.inc({ arch }, toNumber(decision.pessimisticPages));
+    const t = this.#totals.get(arch) ?? [0, 0];
+    t[0] += toNumber(decision.pessimisticPages);
+    t[1] += toNumber(decision.flush.pages);
+    this.#totals.set(arch, t);
+  };
+
+  readonly onJobState = (job: FlushJob): void => {
+    this.#jobs.inc({ cause: job.cause, state: job.state });
+    if (job.state !== 'done' || job.receipt === null) return;
+    const labels = { arch: job.arch, method: job.receipt.method };
+    this.#flushed.inc(labels, toNumber(job.receipt.pages));
+    this.#cycles.inc(labels, job.receipt.modeledCycles);
+    this.#seconds.inc(labels, job.receipt.modeledNs / 1e9);
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Everything behind the HTTP layer, wired together: metrics, the worker pool, flush jobs and
+ * the policy service. `close()` finishes accepted jobs, then stops the pool.
+ */
+import type { PolicyDefaults, Quirk } from '../domain/index.js';
+import { FlushJobs } from '../jobs/flush-jobs.js';
+import { createJobPool } from '../jobs/job-pool.js';
+import { Metrics } from './metrics.js';
+import { PolicyService } from './policy-service.js';
+
+export interface RuntimeOptions {
+  readonly defaults: PolicyDefaults;
+  readonly quirks: readonly Quirk[];
+  readonly threads?: number;
+  readonly windowMs?: number;
+  readonly maxPending?: number;
+  readonly maxBatchPages?: number;
+  readonly clock?: () => number;
+}
+
+export interface Runtime {
+  readonly service: PolicyService;
+  readonly jobs: FlushJobs;
+  readonly metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  const metrics = new Metrics();
+  const pool = createJobPool({ ...(options.threads === undefined ? {} : { threads: options.threads }), maxQueue: options.maxPending ?? 10_000 });
+  const jobs = new FlushJobs({
+    pool,
+    onState: metrics.onJobState,
+    ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
+    ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
+    ...(options.maxBatchPages === undefined ? {} : { maxBatchPages: options.maxBatchPages }),
+    ...(options.clock === undefined ? {} : { clock: options.clock })
+  });
+  metrics.watch(jobs);
+  const service = new PolicyService({
+    defaults: options.defaults,
+    quirks: options.quirks,
+    jobs,
+    onDecision: metrics.onDecision,
+    ...(options.clock === undefined ? {} : { clock: options.clock })
+  });
+  return { service, jobs, metrics, close: () => jobs.close() };
+}

@@ -1,0 +1,128 @@
+/**
+ * Flush jobs through the HTTP API with a real worker pool: batching, receipts, overload, drain.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../../src/domain/index.js';
+import { createRuntime, type RuntimeOptions } from '../../src/service/runtime.js';
+import { build, gpuVm, json } from '../helpers/app.js';
+
+let app: FastifyInstance | undefined;
+
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function start(options: Partial<RuntimeOptions> = {}): Promise<FastifyInstance> {
+  app = await build({ runtime: createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), threads: 1, ...options }) });
+  return app;
+}
+
+interface FlushAnswer {
+  flush: { required: boolean; bytes: string; jobId?: string; receipt?: Record<string, unknown> };
+}
+
+describe('flush jobs', () => {
+  it('an 8 GiB pessimistic pin with ?wait=true answers the receipt: clflushopt, 134,217,728 lines, ~1233 M cycles', async () => {
+    const a = await start();
+    await gpuVm(a);
+    const res = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins?wait=true', headers: json, payload: { iova: '0x0', hpa: '0x100000000', length: '0x200000000' } });
+    expect(res.statusCode).toBe(200);
+    const body = res.json<FlushAnswer>();
+    expect(body.flush.jobId).toMatch(/^fj-/);
+    const receipt = body.flush.receipt as { method: string; lines: number; modeledCycles: number; state: string; bytes: string; chunks: number };
+    expect(receipt).toMatchObject({ state: 'done', method: 'clflushopt', lines: 134_217_728, bytes: '0x200000000', chunks: 8 });
+    expect(Math.abs(receipt.modeledCycles - 1_233_000_000) / 1_233_000_000).toBeLessThan(0.15);
+    const job = await a.inject({ method: 'GET', url: `/v1/flush-jobs/${body.flush.jobId ?? ''}` });
+    expect(job.json()).toMatchObject({ id: body.flush.jobId, vmId: 'vm1', cause: 'pin', state: 'done', decisions: 1, requestedBytes: '0x200000000', receipt: { method: 'clflushopt' } });
+  });
+
+  it('400 concurrent single-page pins to one VM become far fewer jobs, and every pin is in exactly one job', async () => {
+    const a = await start({ windowMs: 20 });
+    await gpuVm(a);
+    const answers = await Promise.all(
+      Array.from({ length: 400 }, (_, i) =>
+        a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: i * 0x1000, hpa: 0x10000000 + i * 0x2000, length: 0x1000 } }).then((r) => r.json<FlushAnswer>())
+      )
+    );
+    const perJob = new Map<string, number>();
+    for (const answer of answers) {
+      expect(answer.flush.required).toBe(true);
+      const id = answer.flush.jobId;
+      expect(id).toBeDefined();
+      perJob.set(id ?? '', (perJob.get(id ?? '') ?? 0) + 1);
+    }
+    expect(perJob.size).toBeLessThan(40);
+    const jobs: { id: string; decisions: number; requestedBytes: string; state: string; receipt: { bytes: string; ranges: number } | null }[] = [];
+    let cursor: string | undefined;
+    await a.policy.jobs?.drain();
+    do {
+      const page = (await a.inject({ method: 'GET', url: `/v1/vms/vm1/flush-jobs?limit=7${cursor === undefined ? '' : `&cursor=${cursor}`}` })).json<{ items: typeof jobs; nextCursor?: string }>();
+      jobs.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(jobs.map((j) => j.id).sort()).toEqual([...perJob.keys()].sort());
+    let total = 0;
+    for (const job of jobs) {
+      expect(job.state).toBe('done');
+      expect(job.decisions).toBe(perJob.get(job.id));
+      expect(job.requestedBytes).toBe('0x' + (job.decisions * 0x1000).toString(16));
+      // Host pages were 2 pages apart, so no two pins coalesce: one range per pin.
+      expect(job.receipt?.ranges).toBe(job.decisions);
+      total += Number(job.receipt?.bytes ?? 0);
+    }
+    expect(total).toBe(400 * 0x1000);
+  });
+
+  it('a full queue answers 503 with Retry-After and changes nothing', async () => {
+    const a = await start({ maxPending: 1, windowMs: 1000 });
+    await gpuVm(a);
+    const first = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', hpa: '0x0', length: '0x1000' } });
+    expect(first.statusCode).toBe(200);
+    const before = (await a.inject({ method: 'GET', url: '/v1/vms/vm1' })).json<{ revision: number; openFlushJobs: string[] }>();
+    expect(before.openFlushJobs).toEqual([first.json<FlushAnswer>().flush.jobId]);
+    const second = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x1000', hpa: '0x1000', length: '0x1000' } });
+    expect(second.statusCode).toBe(503);
+    expect(second.headers['retry-after']).toBe('1');
+    expect(second.json()).toMatchObject({ code: 'OVERLOADED', status: 503 });
+    expect((await a.inject({ method: 'GET', url: '/v1/vms/vm1' })).json<{ revision: number }>().revision).toBe(before.revision);
+  });
+
+  it('a job accepted before a graceful shutdown is finished when the shutdown completes', async () => {
+    const a = await start({ windowMs: 60_000 });
+    await gpuVm(a);
+    const res = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', hpa: '0x0', length: '0x100000' } });
+    const jobId = res.json<FlushAnswer>().flush.jobId ?? '';
+    const jobs = a.policy.jobs;
+    expect(jobs?.get(jobId)?.state).toBe('queued');
+    await a.close();
+    app = undefined;
+    expect(jobs?.get(jobId)?.state).toBe('done');
+    expect(jobs?.get(jobId)?.receipt?.pages).toBe(256);
+  });
+
+  it('/metrics exposes decisions, jobs, flushed bytes, cycles, bytes avoided, queue, pool, event loop and HTTP latency', async () => {
+    const a = await start();
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1', headers: json, payload: { arch: 'x86_64' } });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1/domains/d0', headers: json, payload: { enforceCacheCoherency: false } });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1/devices/0000:00:02.0', headers: json, payload: { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', nosnoop: 'disabled' } });
+    // trap mode, device disabled: the pessimistic policy would flush this 1 MiB, trap does not.
+    await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', hpa: '0x0', length: '0x100000' } });
+    await a.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:00:02.0/devctl?wait=true', headers: json, payload: { nosnoopEnable: true } });
+    const text = (await a.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toMatch(/coherency_decisions_total\{rule="F2"\} 1/);
+    expect(text).toMatch(/coherency_decisions_total\{rule="W4"\} 1/);
+    expect(text).toMatch(/coherency_flush_jobs_total\{cause="replay",state="done"\} 1/);
+    expect(text).toMatch(/coherency_flushed_bytes_total\{arch="x86_64",method="clflushopt"\} 1048576/);
+    expect(text).toMatch(/coherency_flush_modeled_cycles_total\{arch="x86_64",method="clflushopt"\} \d+/);
+    expect(text).toMatch(/coherency_pessimistic_bytes_total\{arch="x86_64"\} 1048576/);
+    expect(text).toMatch(/coherency_flush_required_bytes_total\{arch="x86_64"\} 1048576/);
+    expect(text).toMatch(/coherency_flush_avoided_bytes_total\{arch="x86_64"\} 0/);
+    expect(text).toMatch(/coherency_flush_jobs_pending 0/);
+    expect(text).toMatch(/coherency_pool_queue_depth 0/);
+    expect(text).toMatch(/coherency_pool_utilization_ratio/);
+    expect(text).toMatch(/coherency_nodejs_eventloop_lag_p99_seconds/);
+    expect(text).toMatch(/coherency_http_request_duration_seconds_bucket\{le="0.005",method="POST",route="\/v1\/vms\/:vmId\/pins",status="200"\}/);
+  });
+});
