@@ -88,10 +88,13 @@ export class DecisionBuilder {
       const pages = this.#lens[0] as number;
       return { required: true, ranges: [{ hpa: this.#hpas[0] as number, pages }], pages, cause: this.#cause };
     }
-    const order = Array.from({ length: count }, (_, i) => i);
     const hpas = this.#hpas;
     const lens = this.#lens;
-    order.sort((a, b) => (hpas[a] as number) - (hpas[b] as number));
+    const order = Array.from({ length: count }, (_, i) => i);
+    let sorted = true;
+    for (let i = 1; i < count && sorted; i++) if ((hpas[i] as number) < (hpas[i - 1] as number)) sorted = false;
+    // Replays walk ranges in IOVA order, usually host order too: then no sort is needed.
+    if (!sorted) order.sort((a, b) => (hpas[a] as number) - (hpas[b] as number));
     const ranges: HostRange[] = [];
     let curStart = hpas[order[0] as number] as number;
     let curEnd = curStart + (lens[order[0] as number] as number);

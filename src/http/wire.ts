@@ -76,12 +76,22 @@ export function hex16(value: string | number, field: string): number {
   return parseHex16(value, field);
 }
 
+/**
+ * Ranges listed in an answer. A batch (at most 10,000 ranges) is always listed whole; a replay or
+ * teardown of a large VM can be hundreds of thousands of ranges, which its flush job lists
+ * (GET /v1/flush-jobs/{jobId}/ranges) instead of one huge answer blocking the service.
+ */
+export const LISTED_RANGES_MAX = 10_000;
+
 export function flushWire(decision: Decision) {
   const f = decision.flush;
+  const listed = f.ranges.length > LISTED_RANGES_MAX ? f.ranges.slice(0, LISTED_RANGES_MAX) : f.ranges;
   return {
     required: f.required,
     bytes: formatPages(f.pages),
-    ranges: f.ranges.map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) })),
+    ranges: listed.map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) })),
+    rangeCount: f.ranges.length,
+    rangesTruncated: listed.length < f.ranges.length,
     ...(f.cause === null ? {} : { cause: f.cause })
   };
 }

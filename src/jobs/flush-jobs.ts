@@ -30,6 +30,8 @@ export interface FlushJob {
   startedAt: number | null;
   finishedAt: number | null;
   receipt: FlushReceipt | null;
+  /** Coalesced [hpa page, pages] pairs once planned; forgotten with the job. */
+  ranges: Float64Array | null;
   error: string | null;
 }
 
@@ -136,6 +138,7 @@ export class FlushJobs {
         startedAt: null,
         finishedAt: null,
         receipt: null,
+        ranges: null,
         error: null
       };
       batch = { job, pairs: new Float64Array(Math.max(16, 2 * ranges.length)), length: 0, wbinvdAbovePages: policy.wbinvdAbovePages, timer: null };
@@ -222,8 +225,9 @@ export class FlushJobs {
     const run = this.#pool
       .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
       .then(
-        (receipt) => {
-          job.receipt = receipt;
+        (result) => {
+          job.receipt = result.receipt;
+          job.ranges = result.ranges;
           job.state = 'done';
         },
         (err: unknown) => {

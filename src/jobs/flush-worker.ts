@@ -12,6 +12,13 @@ export interface PlanTask {
   readonly chunkPages: number;
 }
 
-export default function plan(task: PlanTask): FlushReceipt {
-  return planFlush(coalescePairs(task.pairs), task.arch, task, task.chunkPages);
+export interface PlanResult {
+  readonly receipt: FlushReceipt;
+  /** The coalesced [hpa page, pages] pairs, transferred back. */
+  readonly ranges: Float64Array;
+}
+
+export default function plan(task: PlanTask): PlanResult {
+  const ranges = coalescePairs(task.pairs);
+  return { receipt: planFlush(ranges, task.arch, task, task.chunkPages), ranges };
 }

@@ -4,11 +4,10 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { FlushReceipt } from '../domain/index.js';
-import type { PlanTask } from './flush-worker.js';
+import type { PlanResult, PlanTask } from './flush-worker.js';
 
 export interface JobPool {
-  plan(task: PlanTask): Promise<FlushReceipt>;
+  plan(task: PlanTask): Promise<PlanResult>;
   /** Tasks waiting for a thread. */
   readonly queueSize: number;
   /** Share of time the threads were busy, 0..1. */
@@ -33,7 +32,7 @@ export function createJobPool(options: JobPoolOptions = {}): JobPool {
     ...(filename.pathname.endsWith('.ts') ? { execArgv: [...process.execArgv, '--import', 'tsx'] } : {})
   });
   return {
-    plan: (task) => pool.run(task, { transferList: [task.pairs.buffer as ArrayBuffer] }) as Promise<FlushReceipt>,
+    plan: (task) => pool.run(task, { transferList: [task.pairs.buffer as ArrayBuffer] }) as Promise<PlanResult>,
     get queueSize() {
       return pool.queueSize;
     },

@@ -75,6 +75,31 @@ describe('flush jobs', () => {
     expect(total).toBe(400 * 0x1000);
   });
 
+  it('a replay longer than 10,000 ranges lists 10,000 in the answer and every one through its job', async () => {
+    const a = await start();
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1', headers: json, payload: { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } } });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1/domains/d0', headers: json, payload: { enforceCacheCoherency: false } });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1/devices/0000:01:00.0', headers: json, payload: { domainId: 'd0', vendorId: '0x15b3', deviceId: '0x1017', nosnoop: 'disabled' } });
+    for (const base of [0, 6000]) {
+      const ranges = Array.from({ length: 6000 }, (_, k) => ({ iova: (base + k) * 0x1000, hpa: (base + k) * 0x2000, length: 0x1000 }));
+      expect((await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { ranges } })).statusCode).toBe(200);
+    }
+    const enable = (await a.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:01:00.0/devctl', headers: json, payload: { nosnoopEnable: true } })).json<{
+      flush: { ranges: unknown[]; rangeCount: number; rangesTruncated: boolean; jobId: string; bytes: string };
+    }>();
+    expect(enable.flush).toMatchObject({ rangeCount: 12_000, rangesTruncated: true, bytes: '0x2ee0000' });
+    expect(enable.flush.ranges).toHaveLength(10_000);
+    const all: { hpa: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = (await a.inject({ method: 'GET', url: `/v1/flush-jobs/${enable.flush.jobId}/ranges?limit=5000${cursor === undefined ? '' : `&cursor=${cursor}`}` })).json<{ items: { hpa: string }[]; nextCursor?: string }>();
+      all.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(all).toHaveLength(12_000);
+    expect(all[11_999]).toEqual({ hpa: '0x' + (11_999 * 0x2000).toString(16), length: '0x1000' });
+  });
+
   it('a full queue answers 503 with Retry-After and changes nothing', async () => {
     const a = await start({ maxPending: 1, windowMs: 1000 });
     await gpuVm(a);

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { formatPages } from '../../domain/index.js';
 import type { FlushJob as Job } from '../../jobs/flush-jobs.js';
 import { HttpError } from '../errors.js';
-import { HexOut, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
+import { HexOut, HostRange, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
 import { receiptWire } from './decided.js';
 
@@ -59,6 +59,32 @@ export default function flushJobRoutes(app: FastifyInstance): void {
       const job = app.policy.jobs?.get(request.params.jobId);
       if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
       return jobWire(job);
+    }
+  );
+
+  r.get(
+    '/v1/flush-jobs/:jobId/ranges',
+    {
+      schema: {
+        tags: ['flush-jobs'],
+        summary: "A flush job's coalesced host ranges (paged)",
+        description: 'Waits for the job to be planned. Lists every range, including those an answer left out (rangesTruncated).',
+        params: z.object({ jobId: z.string().max(100) }),
+        querystring: z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(1000), cursor: z.string().max(200).optional() }),
+        response: { 200: page(HostRange, 'HostRangePage'), 400: problems[400], 404: problems[404] }
+      }
+    },
+    async (request) => {
+      const jobs = app.policy.jobs;
+      if (jobs?.get(request.params.jobId) === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
+      const job = await jobs.wait(request.params.jobId);
+      const pairs = job.ranges ?? new Float64Array(0);
+      const from = request.query.cursor === undefined ? 0 : Number(decodeCursor(request.query.cursor));
+      if (!Number.isSafeInteger(from) || from < 0) throw new HttpError('INVALID_CURSOR', 'cursor is not one this service issued');
+      const to = Math.min(pairs.length >> 1, from + request.query.limit);
+      const items = [];
+      for (let i = from; i < to; i++) items.push({ hpa: formatPages(pairs[2 * i] as number), length: formatPages(pairs[2 * i + 1] as number) });
+      return { items, ...(to < pairs.length >> 1 ? { nextCursor: encodeCursor(String(to)) } : {}) };
     }
   );
 

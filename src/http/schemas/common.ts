@@ -57,7 +57,9 @@ export const Flush = z
   .object({
     required: z.boolean(),
     bytes: HexOut,
-    ranges: z.array(HostRange).describe('Host-physical ranges to flush, sorted and coalesced'),
+    ranges: z.array(HostRange).describe('Host-physical ranges to flush, sorted and coalesced; at most 10,000 are listed'),
+    rangeCount: z.number().int().describe('How many ranges the flush has'),
+    rangesTruncated: z.boolean().describe('True when not every range is listed here: page them with GET /v1/flush-jobs/{jobId}/ranges'),
     cause: z.enum(['pin', 'unpin', 'replay', 'teardown']).optional(),
     jobId: z.string().optional().describe('The flush job that carries it (GET /v1/flush-jobs/{jobId})'),
     receipt: Receipt.optional().describe('With ?wait=true: the finished job\'s receipt')
