@@ -12,6 +12,7 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().min(1).default('./data'),
+  STORE: z.enum(['sqlite', 'memory']).default('sqlite'),
   DEFAULT_MODE: z.enum(POLICY_MODES).default('trap'),
   DEFAULT_ON_ENABLE: z.enum(ON_ENABLE).default('allow-needs-nosnoop'),
   DEFAULT_EXEMPT_NEEDS_NOSNOOP: bool.default(true),
@@ -28,6 +29,8 @@ export interface Config {
   readonly port: number;
   readonly logLevel: z.output<typeof EnvSchema>['LOG_LEVEL'];
   readonly dataDir: string;
+  /** `sqlite` (durable, under dataDir) or `memory` (lost on restart). */
+  readonly store: 'sqlite' | 'memory';
   readonly defaultPolicy: PolicyDefaults;
   readonly batchLimit: number;
   readonly bodyLimit: number;
@@ -57,6 +60,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
+    store: e.STORE,
     defaultPolicy: Object.freeze({ mode: e.DEFAULT_MODE, onEnable: e.DEFAULT_ON_ENABLE, exemptNeedsNoSnoop: e.DEFAULT_EXEMPT_NEEDS_NOSNOOP }),
     batchLimit: e.BATCH_LIMIT,
     bodyLimit: e.BODY_LIMIT,

@@ -6,6 +6,9 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
 import { buildApp } from './http/app.js';
 import { createRuntime } from './service/runtime.js';
+import { MemoryStore } from './store/memory-store.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { StateStore } from './store/state-store.js';
 
 function quirksFrom(config: Config): Quirk[] {
   if (config.quirksFile === undefined) return parseQuirkFile(defaultQuirksFile);
@@ -23,13 +26,24 @@ try {
   process.exit(1);
 }
 
-const runtime = createRuntime({ defaults: config.defaultPolicy, quirks, windowMs: config.flushWindowMs, maxPending: config.maxPendingJobs, ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }) });
+let store: StateStore;
+try {
+  store = config.store === 'memory' ? new MemoryStore() : new SqliteStore(config.dataDir);
+} catch (err) {
+  process.stderr.write(`cannot open the ${config.store} store under ${config.dataDir}: ${String(err)}\n`);
+  process.exit(1);
+}
+const runtime = createRuntime({ defaults: config.defaultPolicy, quirks, store, windowMs: config.flushWindowMs, maxPending: config.maxPendingJobs, ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }) });
 const app = await buildApp({
   runtime,
   logger: { level: config.logLevel },
   batchLimit: config.batchLimit,
   bodyLimit: config.bodyLimit
 });
+// Not ready (readyz 503, changes refused) until every acknowledged change is replayed.
+const started = performance.now();
+const replayed = await runtime.service.restore();
+app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
 try {
   await app.listen({ host: config.host, port: config.port });
 } catch (err) {

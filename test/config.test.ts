@@ -9,6 +9,7 @@ describe('configuration', () => {
       port: 8080,
       logLevel: 'info',
       dataDir: './data',
+      store: 'sqlite',
       defaultPolicy: { mode: 'trap', onEnable: 'allow-needs-nosnoop', exemptNeedsNoSnoop: true },
       batchLimit: 10_000,
       bodyLimit: 8 * 1024 * 1024,

@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
 import { OverloadedError } from '../jobs/flush-jobs.js';
+import { StoreUnavailableError } from '../store/state-store.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
 
 interface ProblemBody {
@@ -103,6 +104,11 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (err instanceof OverloadedError) {
       reply.header('retry-after', String(err.retryAfterSeconds));
       return sendProblem(request, reply, 'OVERLOADED', err.message);
+    }
+    if (err instanceof StoreUnavailableError) {
+      request.log.error({ err }, 'store unavailable');
+      reply.header('retry-after', '5');
+      return sendProblem(request, reply, 'STORE_UNAVAILABLE', 'the state store is unavailable; nothing was changed');
     }
     if (err instanceof HttpError) {
       return sendProblem(request, reply, err.code, err.message, Object.keys(err.details).length > 0 ? { details: err.details } : {});

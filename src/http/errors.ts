@@ -15,6 +15,7 @@ export type HttpErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'UNKNOWN_FLUSH_JOB'
   | 'OVERLOADED'
+  | 'STORE_UNAVAILABLE'
   | 'INTERNAL';
 
 export type ErrorCode = DomainErrorCode | HttpErrorCode;
@@ -48,7 +49,8 @@ export const STATUS: Record<ErrorCode, number> = {
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
-  OVERLOADED: 503
+  OVERLOADED: 503,
+  STORE_UNAVAILABLE: 503
 };
 
 export class HttpError extends Error {

@@ -24,6 +24,7 @@ import {
   type VmView
 } from '../domain/index.js';
 import type { FlushJobs } from '../jobs/flush-jobs.js';
+import { StoreUnavailableError, type StateStore } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -34,6 +35,8 @@ export interface PolicyServiceOptions {
   readonly jobs?: FlushJobs;
   /** Called with every decision made (metrics). */
   readonly onDecision?: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
+  /** Where acknowledged changes are kept; without one, state lives in memory only. */
+  readonly store?: StateStore;
 }
 
 /** A command's result plus the flush jobs its decisions joined. */
@@ -49,12 +52,45 @@ export class PolicyService {
   readonly jobs: FlushJobs | undefined;
   readonly #clock: () => number;
   readonly #onDecision: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
+  readonly #store: StateStore | undefined;
+  /** Last stored command. */
+  #seq = 0;
+  /** Set when the store failed: the in-memory state may be ahead of what is durable. */
+  #failure: Error | null = null;
+  #restored = false;
 
   constructor(options: PolicyServiceOptions) {
     this.state = createState(options.defaults, options.quirks);
     this.#clock = options.clock ?? Date.now;
     this.jobs = options.jobs;
     this.#onDecision = options.onDecision ?? (() => undefined);
+    this.#store = options.store;
+    this.#restored = options.store === undefined;
+  }
+
+  get storeKind(): string {
+    return this.#store?.kind ?? 'none';
+  }
+
+  /** Readiness: state rebuilt from the store, and the store has not failed since. */
+  get ready(): { state: boolean; store: boolean } {
+    return { state: this.#restored, store: this.#failure === null };
+  }
+
+  /**
+   * Rebuilds the state by replaying every stored command with the time it was applied at.
+   * Returns the number of commands replayed.
+   */
+  async restore(): Promise<number> {
+    if (this.#store === undefined) return 0;
+    const stored = await this.#store.load();
+    for (const { seq, at, command } of stored) {
+      if (seq !== this.#seq + 1) throw new StoreUnavailableError(`stored commands jump from ${this.#seq} to ${seq}`);
+      applyCommand(this.state, command, at);
+      this.#seq = seq;
+    }
+    this.#restored = true;
+    return stored.length;
   }
 
   get defaults(): PolicyDefaults {
@@ -65,13 +101,18 @@ export class PolicyService {
    * Applies a command. When the flush queue is full the command is refused before anything
    * changes (OverloadedError); otherwise every required flush joins a flush job.
    */
-  apply(cmd: Command): Applied {
+  async apply(cmd: Command): Promise<Applied> {
     const dryRun = cmd.type === 'devctl' && cmd.dryRun === true;
+    if (this.#failure !== null || !this.#restored) {
+      throw new StoreUnavailableError('the state cannot be vouched for: the store failed or has not been loaded; refusing changes', { cause: this.#failure ?? undefined });
+    }
     if (!dryRun) this.jobs?.assertCapacity();
     // Teardown removes the VM: remember how it flushes before it is gone.
     const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
-    const result = applyCommand(this.state, cmd, this.#clock());
+    const at = this.#clock();
+    const result = applyCommand(this.state, cmd, at);
     if (dryRun) return result;
+    await this.#persist(cmd, at);
     if (cmd.type === 'put-quirks') {
       const vmJobIds = new Map<VmId, string>();
       for (const [vmId, decision] of result.vms ?? []) {
@@ -87,6 +128,19 @@ export class PolicyService {
     this.#onDecision(vm, result.decision);
     const jobId = this.#submit(vm, result.decision);
     return jobId === undefined ? result : { ...result, jobId };
+  }
+
+  /** The answer waits for this: a change is acknowledged only once it is durable. */
+  async #persist(command: Command, at: number): Promise<void> {
+    if (this.#store === undefined) return;
+    const seq = ++this.#seq;
+    try {
+      await this.#store.append([{ seq, at, command }]);
+    } catch (err) {
+      // Memory is now ahead of the store: stop changing anything until restarted from the store.
+      this.#failure ??= err instanceof Error ? err : new Error(String(err));
+      throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not keep the change', { cause: err });
+    }
   }
 
   #submit(vm: Vm, decision: Decision): string | undefined {

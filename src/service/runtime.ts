@@ -7,6 +7,7 @@ import { FlushJobs } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
+import type { StateStore } from '../store/state-store.js';
 
 export interface RuntimeOptions {
   readonly defaults: PolicyDefaults;
@@ -16,6 +17,8 @@ export interface RuntimeOptions {
   readonly maxPending?: number;
   readonly maxBatchPages?: number;
   readonly clock?: () => number;
+  /** Durable store; absent: state in memory only. Closed with the runtime. */
+  readonly store?: StateStore;
 }
 
 export interface Runtime {
@@ -42,7 +45,16 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     quirks: options.quirks,
     jobs,
     onDecision: metrics.onDecision,
+    ...(options.store === undefined ? {} : { store: options.store }),
     ...(options.clock === undefined ? {} : { clock: options.clock })
   });
-  return { service, jobs, metrics, close: () => jobs.close() };
+  return {
+    service,
+    jobs,
+    metrics,
+    close: async () => {
+      await jobs.close();
+      await options.store?.close();
+    }
+  };
 }

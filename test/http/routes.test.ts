@@ -202,7 +202,7 @@ describe('quirks, policy, flush jobs, health, errors', () => {
 
   it('healthz and readyz', async () => {
     expect((await call('GET', '/healthz')).body).toEqual({ status: 'ok' });
-    expect((await call('GET', '/readyz')).body).toEqual({ status: 'ready', checks: { state: true } });
+    expect((await call('GET', '/readyz')).body).toEqual({ status: 'ready', checks: { state: true, store: true } });
   });
 
   it('unknown routes are problem+json 404', async () => {

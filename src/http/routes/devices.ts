@@ -28,7 +28,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
-      const result = app.policy.apply({
+      const result = await app.policy.apply({
         type: 'put-device',
         vmId,
         device: {
@@ -91,7 +91,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
-      const result = app.policy.apply({
+      const result = await app.policy.apply({
         type: 'devctl',
         vmId,
         bdf: bdfOf(request.params),

@@ -24,7 +24,7 @@ export default function domainRoutes(app: FastifyInstance): void {
     },
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
-      const result = app.policy.apply({
+      const result = await app.policy.apply({
         type: 'put-domain',
         vmId,
         domainId: parseDomainId(request.params.domainId),

@@ -13,7 +13,11 @@ export default function healthRoutes(app: FastifyInstance): void {
   r.get(
     '/readyz',
     { schema: { tags: ['health'], summary: 'Readiness: state loaded, ready for decisions', response: { 200: ReadySchema, 503: ReadySchema } } },
-    // The state lives in memory and is ready once the app is; later checks (store, pool) join here.
-    () => ({ status: 'ready' as const, checks: { state: true } })
+    (_request, reply) => {
+      const checks = app.policy.ready;
+      const ready = checks.state && checks.store;
+      reply.code(ready ? 200 : 503);
+      return { status: ready ? ('ready' as const) : ('not-ready' as const), checks };
+    }
   );
 }

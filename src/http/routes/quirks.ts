@@ -34,9 +34,9 @@ export default function quirkRoutes(app: FastifyInstance): void {
         response: { 200: PutQuirksAnswer, 400: problems[400] }
       }
     },
-    (request) => {
+    async (request) => {
       const quirks = parseQuirkFile(request.body);
-      const result = app.policy.apply({ type: 'put-quirks', quirks });
+      const result = await app.policy.apply({ type: 'put-quirks', quirks });
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
         const answer = decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0);

@@ -45,7 +45,7 @@ export default function vmRoutes(app: FastifyInstance): void {
     },
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
-      const result = app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) });
+      const result = await app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) });
       reply.code(result.created === true ? 201 : 200);
       return { ...await decided(app, request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId), openJobs(app, vmId)) };
     }

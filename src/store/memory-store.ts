@@ -1,0 +1,24 @@
+/**
+ * Keeps commands in memory: for tests, or `STORE=memory` when losing state on restart is fine.
+ */
+import type { StateStore, StoredCommand } from './state-store.js';
+import { decodeCommand, encodeCommand } from './codec.js';
+
+export class MemoryStore implements StateStore {
+  readonly kind = 'memory' as const;
+  // Encoded, like a real store, so a command that does not survive the codec fails here too.
+  readonly #log: { seq: number; at: number; body: string }[] = [];
+
+  load(): Promise<StoredCommand[]> {
+    return Promise.resolve(this.#log.map((r) => ({ seq: r.seq, at: r.at, command: decodeCommand(r.body) })));
+  }
+
+  append(commands: readonly StoredCommand[]): Promise<void> {
+    for (const c of commands) this.#log.push({ seq: c.seq, at: c.at, body: encodeCommand(c.command) });
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The embedded default store: SQLite (better-sqlite3) in WAL mode with synchronous=FULL under
+ * DATA_DIR. Appends from one event-loop turn are committed in one transaction (group commit), and
+ * each append resolves only after its transaction committed, so an answer sent after it survives
+ * a crash.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { decodeCommand, encodeCommand } from './codec.js';
+import { StoreUnavailableError, type StateStore, type StoredCommand } from './state-store.js';
+
+/** Schema migrations, applied in order; the version table records how far a file has come. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE commands (
+     seq  INTEGER PRIMARY KEY,
+     at   INTEGER NOT NULL,
+     vm   TEXT,
+     body TEXT NOT NULL
+   )`
+];
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class SqliteStore implements StateStore {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #insert: Database.Statement;
+  readonly #commit: (rows: readonly StoredCommand[]) => void;
+  #pending: StoredCommand[] = [];
+  #waiters: Waiter[] = [];
+  #scheduled = false;
+  /** Transactions committed, for tests of group commit. */
+  transactions = 0;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.path = join(dataDir, 'coherency.db');
+    this.#db = new Database(this.path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#migrate();
+    this.#insert = this.#db.prepare('INSERT INTO commands (seq, at, vm, body) VALUES (?, ?, ?, ?)');
+    this.#commit = this.#db.transaction((rows: readonly StoredCommand[]) => {
+      for (const r of rows) this.#insert.run(r.seq, r.at, 'vmId' in r.command ? r.command.vmId : null, encodeCommand(r.command));
+    });
+  }
+
+  #migrate(): void {
+    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const row = this.#db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    let version = row?.version ?? 0;
+    if (row === undefined) this.#db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+    if (version > MIGRATIONS.length) throw new Error(`${this.path} has schema version ${version}, newer than this service (${MIGRATIONS.length})`);
+    for (; version < MIGRATIONS.length; version++) {
+      const sql = MIGRATIONS[version] as string;
+      this.#db.transaction(() => {
+        this.#db.exec(sql);
+        this.#db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+      })();
+    }
+  }
+
+  load(): Promise<StoredCommand[]> {
+    const rows = this.#db.prepare('SELECT seq, at, body FROM commands ORDER BY seq').all() as { seq: number; at: number; body: string }[];
+    return Promise.resolve(rows.map((r) => ({ seq: r.seq, at: r.at, command: decodeCommand(r.body) })));
+  }
+
+  append(commands: readonly StoredCommand[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push(...commands);
+      this.#waiters.push({ resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** One transaction for everything appended since the last flush. */
+  #flush(): void {
+    const rows = this.#pending;
+    const waiters = this.#waiters;
+    this.#pending = [];
+    this.#waiters = [];
+    this.#scheduled = false;
+    if (rows.length === 0) return;
+    try {
+      this.#commit(rows);
+      this.transactions++;
+    } catch (err) {
+      const error = new StoreUnavailableError(`the store could not commit: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#scheduled) this.#flush();
+    this.#db.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The contract every StateStore keeps, run against each implementation.
+ */
+import { expect, it } from 'vitest';
+import { parseDomainId, parseVmId, type Command } from '../../src/domain/index.js';
+import type { StateStore, StoredCommand } from '../../src/store/state-store.js';
+
+const vmId = parseVmId('vm1');
+
+function commands(from: number, n: number): StoredCommand[] {
+  return Array.from({ length: n }, (_, i) => {
+    const seq = from + i;
+    const command: Command =
+      seq === 1
+        ? { type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap' } }
+        : { type: 'pin', vmId, ranges: [{ iova: 2 ** 52 - seq, pages: 1, hpa: seq, memType: 'WC', mmio: true, domains: [parseDomainId('d0')] }] };
+    return { seq, at: 1_700_000_000_000 + seq, command };
+  });
+}
+
+export interface StoreFactory {
+  /** A fresh, empty store. */
+  readonly open: () => StateStore;
+  /** The same store opened again after close (for durable stores); undefined when it keeps nothing. */
+  readonly reopen?: () => StateStore;
+}
+
+export function runStoreContract(factory: StoreFactory): void {
+  it('starts empty', async () => {
+    const store = factory.open();
+    expect(await store.load()).toEqual([]);
+    await store.close();
+  });
+
+  it('gives back what was appended, in order, exactly (64-bit page numbers, nested objects)', async () => {
+    const store = factory.open();
+    const written = commands(1, 50);
+    await store.append(written.slice(0, 10));
+    await store.append(written.slice(10));
+    expect(await store.load()).toEqual(written);
+    await store.close();
+  });
+
+  it('takes appends from one event-loop turn together, each resolving once stored', async () => {
+    const store = factory.open();
+    const written = commands(1, 100);
+    await Promise.all(written.map((c) => store.append([c])));
+    expect(await store.load()).toEqual(written);
+    await store.close();
+  });
+
+  it('keeps a 10,000-range batch command whole', async () => {
+    const store = factory.open();
+    const ranges = Array.from({ length: 10_000 }, (_, i) => ({ iova: i * 512, pages: 512, hpa: i * 1024 }));
+    const big: StoredCommand = { seq: 1, at: 1, command: { type: 'pin', vmId, ranges } };
+    await store.append([big]);
+    expect(await store.load()).toEqual([big]);
+    await store.close();
+  });
+
+  if (factory.reopen !== undefined) {
+    const reopen = factory.reopen;
+    it('keeps everything acknowledged across close and reopen', async () => {
+      const store = factory.open();
+      const written = commands(1, 20);
+      await store.append(written);
+      await store.close();
+      const again = reopen();
+      expect(await again.load()).toEqual(written);
+      await again.append(commands(21, 1));
+      expect((await again.load()).map((c) => c.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+      await again.close();
+    });
+  }
+}

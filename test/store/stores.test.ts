@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseVmId } from '../../src/domain/index.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { runStoreContract } from './state-store.contract.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'coherency-store-'));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('memory store', () => {
+  runStoreContract({ open: () => new MemoryStore() });
+});
+
+describe('sqlite store', () => {
+  let dir = '';
+  runStoreContract({
+    open: () => {
+      dir = tempDir();
+      return new SqliteStore(dir);
+    },
+    reopen: () => new SqliteStore(dir)
+  });
+
+  it('runs in WAL mode with synchronous=FULL and a schema version', async () => {
+    const d = tempDir();
+    const store = new SqliteStore(d);
+    await store.close();
+    const db = new Database(join(d, 'coherency.db'), { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: 1 });
+    db.close();
+    const probe = new Database(join(d, 'coherency.db'));
+    probe.pragma('synchronous = FULL');
+    expect(probe.pragma('synchronous', { simple: true })).toBe(2);
+    probe.close();
+  });
+
+  it('group commit: appends from one event-loop turn share one transaction', async () => {
+    const store = new SqliteStore(tempDir());
+    const vmId = parseVmId('vm1');
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.append([{ seq: i + 1, at: i, command: { type: 'delete-vm', vmId } }])));
+    expect(store.transactions).toBe(1);
+    await store.append([{ seq: 201, at: 201, command: { type: 'delete-vm', vmId } }]);
+    expect(store.transactions).toBe(2);
+    await store.close();
+  });
+
+  it('refuses a data file from a newer schema', async () => {
+    const d = tempDir();
+    await new SqliteStore(d).close();
+    const db = new Database(join(d, 'coherency.db'));
+    db.prepare('UPDATE schema_version SET version = 99').run();
+    db.close();
+    expect(() => new SqliteStore(d)).toThrow(/newer than this service/);
+  });
+});
