@@ -6,6 +6,9 @@
 import {
   applyCommand,
   createState,
+  DecisionBuilder,
+  DEVCTL_NOSNOOP_EN,
+  DEVCTL_RESET_DEFAULT,
   getVm,
   listPins,
   mustFlush,
@@ -41,6 +44,8 @@ export interface PolicyServiceOptions {
 
 /** A command's result plus the flush jobs its decisions joined. */
 export interface Applied extends CommandResult {
+  /** Set when the answer failed closed (the state could not be vouched for). */
+  readonly failClosed?: 'STORE_UNAVAILABLE';
   /** The job carrying `decision.flush`, when a flush is required. */
   readonly jobId?: string;
   /** put-quirks: the job of each VM decision that requires a flush. */
@@ -48,8 +53,11 @@ export interface Applied extends CommandResult {
 }
 
 export class PolicyService {
-  readonly state: CoherencyState;
+  #state: CoherencyState;
   readonly jobs: FlushJobs | undefined;
+  readonly #defaults: PolicyDefaults;
+  readonly #quirks: readonly Quirk[];
+  #recovery: NodeJS.Timeout | null = null;
   readonly #clock: () => number;
   readonly #onDecision: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
   readonly #store: StateStore | undefined;
@@ -60,12 +68,23 @@ export class PolicyService {
   #restored = false;
 
   constructor(options: PolicyServiceOptions) {
-    this.state = createState(options.defaults, options.quirks);
+    this.#defaults = options.defaults;
+    this.#quirks = options.quirks;
+    this.#state = createState(options.defaults, options.quirks);
     this.#clock = options.clock ?? Date.now;
     this.jobs = options.jobs;
     this.#onDecision = options.onDecision ?? (() => undefined);
     this.#store = options.store;
     this.#restored = options.store === undefined;
+  }
+
+  get state(): CoherencyState {
+    return this.#state;
+  }
+
+  /** False while the state cannot be vouched for: decisions then fail closed. */
+  get healthy(): boolean {
+    return this.#failure === null && this.#restored;
   }
 
   get storeKind(): string {
@@ -84,13 +103,54 @@ export class PolicyService {
   async restore(): Promise<number> {
     if (this.#store === undefined) return 0;
     const stored = await this.#store.load();
-    for (const { seq, at, command } of stored) {
-      if (seq !== this.#seq + 1) throw new StoreUnavailableError(`stored commands jump from ${this.#seq} to ${seq}`);
-      applyCommand(this.state, command, at);
-      this.#seq = seq;
+    // Replay into a fresh state, swapped in only when complete.
+    const state = createState(this.#defaults, this.#quirks);
+    let seq = 0;
+    for (const c of stored) {
+      if (c.seq !== seq + 1) throw new StoreUnavailableError(`stored commands jump from ${seq} to ${c.seq}`);
+      applyCommand(state, c.command, c.at);
+      seq = c.seq;
     }
+    this.#state = state;
+    this.#seq = seq;
     this.#restored = true;
     return stored.length;
+  }
+
+  /**
+   * After a store failure memory may hold a change that is not durable. Until the state is
+   * rebuilt from the store, changes are refused and decisions fail closed; this retries the
+   * rebuild every second, and the service recovers by itself when the store returns.
+   */
+  #startRecovery(): void {
+    if (this.#recovery !== null || this.#store === undefined) return;
+    const attempt = (): void => {
+      this.restore().then(
+        () => {
+          this.#failure = null;
+          this.#recovery = null;
+        },
+        () => {
+          this.#recovery = setTimeout(attempt, 1000).unref();
+        }
+      );
+    };
+    this.#recovery = setTimeout(attempt, 1000).unref();
+  }
+
+  /** A dry-run DEVCTL question while the state cannot be vouched for: deny, keep the bit clear. */
+  #failClosedDevctl(write: { value?: number; nosnoopEnable?: boolean }): Applied & { failClosed: 'STORE_UNAVAILABLE' } {
+    const value = write.value ?? (write.nosnoopEnable === true ? DEVCTL_RESET_DEFAULT : DEVCTL_RESET_DEFAULT & ~DEVCTL_NOSNOOP_EN);
+    const cleared = value & ~DEVCTL_NOSNOOP_EN;
+    const out = new DecisionBuilder();
+    out.reason('W4', 'fail closed: the state store is unavailable or the state is not loaded, so Enable No Snoop is denied');
+    return { state: this.state, decision: out.build(true, { decision: 'deny', hardwareValue: cleared, guestValue: cleared }), failClosed: 'STORE_UNAVAILABLE' };
+  }
+
+  /** Stops background recovery (on shutdown). */
+  stop(): void {
+    if (this.#recovery !== null) clearTimeout(this.#recovery);
+    this.#recovery = null;
   }
 
   get defaults(): PolicyDefaults {
@@ -103,7 +163,8 @@ export class PolicyService {
    */
   async apply(cmd: Command): Promise<Applied> {
     const dryRun = cmd.type === 'devctl' && cmd.dryRun === true;
-    if (this.#failure !== null || !this.#restored) {
+    if (!this.healthy) {
+      if (cmd.type === 'devctl' && dryRun) return this.#failClosedDevctl(cmd.write);
       throw new StoreUnavailableError('the state cannot be vouched for: the store failed or has not been loaded; refusing changes', { cause: this.#failure ?? undefined });
     }
     if (!dryRun) this.jobs?.assertCapacity();
@@ -137,8 +198,9 @@ export class PolicyService {
     try {
       await this.#store.append([{ seq, at, command }]);
     } catch (err) {
-      // Memory is now ahead of the store: stop changing anything until restarted from the store.
+      // Memory is now ahead of the store: refuse changes until the state is rebuilt from it.
       this.#failure ??= err instanceof Error ? err : new Error(String(err));
+      this.#startRecovery();
       throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not keep the change', { cause: err });
     }
   }
@@ -149,8 +211,22 @@ export class PolicyService {
     return this.jobs.submit(vm.id, vm.arch, vm.policy, flush.cause, flush.ranges);
   }
 
-  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer {
-    return mustFlush(this.state, vmId, op, ranges);
+  /**
+   * Must the caller flush? When the state cannot be vouched for, the answer fails closed: every
+   * range requires a flush, with a reason saying why (`failClosed`).
+   */
+  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer & { failClosed?: 'STORE_UNAVAILABLE' } {
+    if (this.healthy) return mustFlush(this.state, vmId, op, ranges);
+    const out = new DecisionBuilder();
+    for (const r of ranges) if (r.hpa !== undefined) out.flush(r.hpa, r.pages, op === 'map' ? 'pin' : 'unpin');
+    const rule = op === 'map' ? 'F1' : 'F3';
+    out.reason(rule, 'fail closed: the state store is unavailable or the state is not loaded, so every range is treated as needing a flush');
+    const decision = out.build(true);
+    return {
+      decision: { ...decision, flush: { ...decision.flush, required: ranges.length > 0 } },
+      results: ranges.map((r) => ({ iova: r.iova, pages: r.pages, required: true, rule })),
+      failClosed: 'STORE_UNAVAILABLE'
+    };
   }
 
   vm(vmId: VmId): VmView {

@@ -53,6 +53,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     jobs,
     metrics,
     close: async () => {
+      service.stop();
       await jobs.close();
       await options.store?.close();
     }

@@ -35,7 +35,8 @@ export default function decisionRoutes(app: FastifyInstance): void {
         flush: flushWire(answer.decision),
         reasons: [...answer.decision.reasons],
         kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
-        results: answer.results.map((x) => ({ iova: formatPages(x.iova), length: formatPages(x.pages), required: x.required, rule: x.rule }))
+        results: answer.results.map((x) => ({ iova: formatPages(x.iova), length: formatPages(x.pages), required: x.required, rule: x.rule })),
+        ...(answer.failClosed === undefined ? {} : { failClosed: answer.failClosed })
       };
     }
   );

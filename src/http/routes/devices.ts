@@ -102,9 +102,10 @@ export default function deviceRoutes(app: FastifyInstance): void {
         dryRun: b.dryRun
       });
       const answer = await decided(app, request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
+      const failClosed = result.failClosed;
       const { decision, hardwareValue, guestValue } = answer;
       if (decision === undefined || hardwareValue === undefined || guestValue === undefined) throw new Error('devctl decision without an outcome');
-      return { ...answer, decision, hardwareValue, guestValue, dryRun: b.dryRun };
+      return { ...answer, decision, hardwareValue, guestValue, dryRun: b.dryRun, ...(failClosed === undefined ? {} : { failClosed }) };
     }
   );
 }

@@ -26,6 +26,7 @@ export const DevctlDecision = z
     decision: z.enum(['allow', 'deny', 'ignore']),
     hardwareValue: Hex16Out,
     guestValue: Hex16Out,
-    dryRun: z.boolean()
+    dryRun: z.boolean(),
+    failClosed: z.enum(['STORE_UNAVAILABLE']).optional().describe('Present when the state could not be vouched for and the answer failed closed')
   })
   .meta({ id: 'DevctlDecision', description: 'The answer to a trapped DEVCTL write' });

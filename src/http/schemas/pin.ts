@@ -61,6 +61,7 @@ export const FlushQueryAnswer = z
     flush: Decision.shape.flush,
     reasons: z.array(Reason),
     kvmNoncoherentDma: z.boolean(),
-    results: z.array(z.object({ iova: HexOut, length: HexOut, required: z.boolean(), rule: Reason.shape.rule }))
+    results: z.array(z.object({ iova: HexOut, length: HexOut, required: z.boolean(), rule: Reason.shape.rule })),
+    failClosed: z.enum(['STORE_UNAVAILABLE']).optional().describe('Present when the state could not be vouched for and the answer failed closed')
   })
   .meta({ id: 'FlushQueryAnswer', description: 'Read-only: must the caller flush for this map or unmap?' });
