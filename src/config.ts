@@ -12,7 +12,9 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().min(1).default('./data'),
-  STORE: z.enum(['sqlite', 'memory']).default('sqlite'),
+  STORE: z.enum(['sqlite', 'postgres', 'memory']).default('sqlite'),
+  STORE_URL: z.string().min(1).optional(),
+  STORE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('coherency'),
   DEFAULT_MODE: z.enum(POLICY_MODES).default('trap'),
   DEFAULT_ON_ENABLE: z.enum(ON_ENABLE).default('allow-needs-nosnoop'),
   DEFAULT_EXEMPT_NEEDS_NOSNOOP: bool.default(true),
@@ -29,8 +31,12 @@ export interface Config {
   readonly port: number;
   readonly logLevel: z.output<typeof EnvSchema>['LOG_LEVEL'];
   readonly dataDir: string;
-  /** `sqlite` (durable, under dataDir) or `memory` (lost on restart). */
-  readonly store: 'sqlite' | 'memory';
+  /** `sqlite` (durable, under dataDir), `postgres` (shared by replicas) or `memory` (lost on restart). */
+  readonly store: 'sqlite' | 'postgres' | 'memory';
+  /** PostgreSQL connection string (STORE=postgres). */
+  readonly storeUrl: string | undefined;
+  /** PostgreSQL schema holding the tables. */
+  readonly storeSchema: string;
   readonly defaultPolicy: PolicyDefaults;
   readonly batchLimit: number;
   readonly bodyLimit: number;
@@ -55,12 +61,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.STORE === 'postgres' && e.STORE_URL === undefined) {
+    throw new ConfigError('invalid configuration:\n  STORE_URL: required with STORE=postgres (postgres://user@host:5432/db)');
+  }
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     store: e.STORE,
+    storeUrl: e.STORE_URL,
+    storeSchema: e.STORE_SCHEMA,
     defaultPolicy: Object.freeze({ mode: e.DEFAULT_MODE, onEnable: e.DEFAULT_ON_ENABLE, exemptNeedsNoSnoop: e.DEFAULT_EXEMPT_NEEDS_NOSNOOP }),
     batchLimit: e.BATCH_LIMIT,
     bodyLimit: e.BODY_LIMIT,

@@ -7,6 +7,7 @@ import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js
 import { buildApp } from './http/app.js';
 import { createRuntime } from './service/runtime.js';
 import { MemoryStore } from './store/memory-store.js';
+import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { StateStore } from './store/state-store.js';
 
@@ -28,7 +29,12 @@ try {
 
 let store: StateStore;
 try {
-  store = config.store === 'memory' ? new MemoryStore() : new SqliteStore(config.dataDir);
+  store =
+    config.store === 'memory'
+      ? new MemoryStore()
+      : config.store === 'postgres'
+        ? new PostgresStore({ connectionString: config.storeUrl ?? '', schema: config.storeSchema })
+        : new SqliteStore(config.dataDir);
 } catch (err) {
   process.stderr.write(`cannot open the ${config.store} store under ${config.dataDir}: ${String(err)}\n`);
   process.exit(1);
@@ -42,7 +48,15 @@ const app = await buildApp({
 });
 // Not ready (readyz 503, changes refused) until every acknowledged change is replayed.
 const started = performance.now();
-const replayed = await runtime.service.restore();
+let replayed: number;
+try {
+  replayed = await runtime.service.restore();
+} catch (err) {
+  process.stderr.write(`cannot load the state from the ${config.store} store: ${String(err)}\n`);
+  process.exit(1);
+}
+// With a shared store, pick up other replicas' changes continuously.
+runtime.service.follow();
 app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
 try {
   await app.listen({ host: config.host, port: config.port });

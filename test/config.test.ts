@@ -10,6 +10,8 @@ describe('configuration', () => {
       logLevel: 'info',
       dataDir: './data',
       store: 'sqlite',
+      storeUrl: undefined,
+      storeSchema: 'coherency',
       defaultPolicy: { mode: 'trap', onEnable: 'allow-needs-nosnoop', exemptNeedsNoSnoop: true },
       batchLimit: 10_000,
       bodyLimit: 8 * 1024 * 1024,
@@ -24,6 +26,11 @@ describe('configuration', () => {
     const c = loadConfig({ HOST: '0.0.0.0', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3' });
     expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3 });
     expect(c.defaultPolicy).toEqual({ mode: 'pessimistic', onEnable: 'deny', exemptNeedsNoSnoop: false });
+  });
+
+  it('PostgreSQL needs a connection string', () => {
+    expect(() => loadConfig({ STORE: 'postgres' })).toThrow(/STORE_URL/);
+    expect(loadConfig({ STORE: 'postgres', STORE_URL: 'postgres://db/x', STORE_SCHEMA: 'fleet' })).toMatchObject({ store: 'postgres', storeUrl: 'postgres://db/x', storeSchema: 'fleet' });
   });
 
   it('names every bad variable', () => {

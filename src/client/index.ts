@@ -36,6 +36,8 @@ export interface Page<T> {
 export interface PageOptions {
   limit?: number;
   cursor?: string;
+  /** Answer from state at least this fresh (a `revision` from an earlier answer). */
+  minRevision?: number;
 }
 
 /** An answer other than 2xx. `code` is the service's stable error code. */
@@ -102,8 +104,8 @@ export class CoherencyClient {
   putVm(vmId: string, body: PutVmRequest): Promise<DecisionAnswer & { vm: VmState }> {
     return this.#call('PUT', `/v1/vms/${enc(vmId)}`, body);
   }
-  getVm(vmId: string): Promise<VmState> {
-    return this.#call('GET', `/v1/vms/${enc(vmId)}`);
+  getVm(vmId: string, minRevision?: number): Promise<VmState> {
+    return this.#call('GET', `/v1/vms/${enc(vmId)}`, undefined, { minRevision });
   }
   listVms(page: PageOptions = {}): Promise<Page<VmState>> {
     return this.#call('GET', '/v1/vms', undefined, { ...page });
@@ -144,8 +146,8 @@ export class CoherencyClient {
   listPins(vmId: string, page: PageOptions = {}): Promise<Page<PinnedRangeState>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/pins`, undefined, { ...page });
   }
-  mustFlush(vmId: string, body: FlushQueryRequest): Promise<MustFlushAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/decisions/flush`, body);
+  mustFlush(vmId: string, body: FlushQueryRequest, minRevision?: number): Promise<MustFlushAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/decisions/flush`, body, { minRevision });
   }
 
   // ---- flush jobs ----

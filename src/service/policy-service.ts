@@ -27,7 +27,7 @@ import {
   type VmView
 } from '../domain/index.js';
 import type { FlushJobs } from '../jobs/flush-jobs.js';
-import { StoreUnavailableError, type StateStore } from '../store/state-store.js';
+import { isShared, StoreUnavailableError, type StateStore, type StoredCommand } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -108,7 +108,7 @@ export class PolicyService {
     let seq = 0;
     for (const c of stored) {
       if (c.seq !== seq + 1) throw new StoreUnavailableError(`stored commands jump from ${seq} to ${c.seq}`);
-      applyCommand(state, c.command, c.at);
+      stamp(state, c.command, applyCommand(state, c.command, c.at), c.seq);
       seq = c.seq;
     }
     this.#state = state;
@@ -147,10 +147,12 @@ export class PolicyService {
     return { state: this.state, decision: out.build(true, { decision: 'deny', hardwareValue: cleared, guestValue: cleared }), failClosed: 'STORE_UNAVAILABLE' };
   }
 
-  /** Stops background recovery (on shutdown). */
+  /** Stops background recovery and following (on shutdown). */
   stop(): void {
     if (this.#recovery !== null) clearTimeout(this.#recovery);
+    if (this.#follower !== null) clearInterval(this.#follower);
     this.#recovery = null;
+    this.#follower = null;
   }
 
   get defaults(): PolicyDefaults {
@@ -171,9 +173,36 @@ export class PolicyService {
     // Teardown removes the VM: remember how it flushes before it is gone.
     const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
     const at = this.#clock();
-    const result = applyCommand(this.state, cmd, at);
-    if (dryRun) return result;
-    await this.#persist(cmd, at);
+    if (dryRun) return applyCommand(this.state, cmd, at);
+    const store = this.#store;
+    let result: CommandResult;
+    let seq: number;
+    if (store !== undefined && isShared(store)) {
+      // Replicas share the log: decide inside the store's transaction, after applying what
+      // the others stored meanwhile.
+      ({ result, seq } = await this.#exclusive(async () => {
+        let decided: { result: CommandResult; seq: number } | undefined;
+        try {
+          await store.write(this.#seq, (missed) => {
+            this.#replay(missed);
+            const r = applyCommand(this.state, cmd, at);
+            decided = { result: r, seq: this.#seq + 1 };
+            this.#seq = decided.seq;
+            stamp(this.state, cmd, r, decided.seq);
+            return { seq: decided.seq, at, command: cmd };
+          });
+        } catch (err) {
+          if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
+          throw err;
+        }
+        return decided as { result: CommandResult; seq: number };
+      }));
+    } else {
+      result = applyCommand(this.state, cmd, at);
+      seq = ++this.#seq;
+      stamp(this.state, cmd, result, seq);
+      await this.#persist({ seq, at, command: cmd });
+    }
     if (cmd.type === 'put-quirks') {
       const vmJobIds = new Map<VmId, string>();
       for (const [vmId, decision] of result.vms ?? []) {
@@ -182,25 +211,74 @@ export class PolicyService {
         const jobId = this.#submit(vm, decision);
         if (jobId !== undefined) vmJobIds.set(vmId, jobId);
       }
-      return { ...result, vmJobIds };
+      return { ...result, revision: seq, vmJobIds };
     }
     const vm = this.state.vms.get(cmd.vmId) ?? before;
-    if (vm === undefined) return result;
+    if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
     const jobId = this.#submit(vm, result.decision);
-    return jobId === undefined ? result : { ...result, jobId };
+    return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }) };
+  }
+
+  /** The revision (global command sequence) this replica has applied. */
+  get revision(): number {
+    return this.#seq;
+  }
+
+  /**
+   * Read-your-writes across replicas: before answering, apply what other replicas stored, until
+   * this replica is at least at `minRevision`. A replica that cannot reach the store fails closed.
+   */
+  async catchUp(minRevision: number): Promise<void> {
+    const store = this.#store;
+    if (store === undefined || !isShared(store) || this.#seq >= minRevision || !this.healthy) return;
+    await this.#exclusive(async () => {
+      if (this.#seq >= minRevision) return;
+      try {
+        this.#replay(await store.since(this.#seq));
+      } catch (err) {
+        this.#fail(err);
+      }
+    });
+  }
+
+  /** Follows a shared store: picks up other replicas' changes every `intervalMs`. */
+  follow(intervalMs = 500): void {
+    if (this.#store === undefined || !isShared(this.#store) || this.#follower !== null) return;
+    this.#follower = setInterval(() => void this.catchUp(Number.MAX_SAFE_INTEGER), intervalMs).unref();
+  }
+
+  #follower: NodeJS.Timeout | null = null;
+  #lock: Promise<unknown> = Promise.resolve();
+
+  /** Runs `fn` after every earlier exclusive section of this replica has finished. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  #replay(commands: readonly StoredCommand[]): void {
+    for (const c of commands) {
+      if (c.seq !== this.#seq + 1) throw new StoreUnavailableError(`stored commands jump from ${this.#seq} to ${c.seq}`);
+      stamp(this.state, c.command, applyCommand(this.state, c.command, c.at), c.seq);
+      this.#seq = c.seq;
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#failure ??= err instanceof Error ? err : new Error(String(err));
+    this.#startRecovery();
   }
 
   /** The answer waits for this: a change is acknowledged only once it is durable. */
-  async #persist(command: Command, at: number): Promise<void> {
+  async #persist(stored: StoredCommand): Promise<void> {
     if (this.#store === undefined) return;
-    const seq = ++this.#seq;
     try {
-      await this.#store.append([{ seq, at, command }]);
+      await this.#store.append([stored]);
     } catch (err) {
       // Memory is now ahead of the store: refuse changes until the state is rebuilt from it.
-      this.#failure ??= err instanceof Error ? err : new Error(String(err));
-      this.#startRecovery();
+      this.#fail(err);
       throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not keep the change', { cause: err });
     }
   }
@@ -248,4 +326,17 @@ export class PolicyService {
   quirks(): readonly Quirk[] {
     return this.state.quirks.quirks;
   }
+}
+
+/** A VM's revision is the global sequence number of the last command that changed it. */
+function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: number): void {
+  if (cmd.type === 'put-quirks') {
+    for (const vmId of result.vms?.keys() ?? []) {
+      const vm = state.vms.get(vmId);
+      if (vm !== undefined) vm.revision = seq;
+    }
+    return;
+  }
+  const vm = state.vms.get(cmd.vmId);
+  if (vm !== undefined) vm.revision = seq;
 }

@@ -14,12 +14,28 @@ export interface StoredCommand {
 }
 
 export interface StateStore {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Every stored command, in order. */
   load(): Promise<StoredCommand[]>;
   /** Appends durably: resolves only once the commands survive a crash. */
   append(commands: readonly StoredCommand[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A store several replicas share. Every change is one transaction under a store-wide lock:
+ * `decide` first receives the commands other replicas stored after `afterSeq` (so the replica
+ * applies them before deciding: no lost updates), then returns the command to store, or throws
+ * to store nothing.
+ */
+export interface SharedStateStore extends StateStore {
+  write(afterSeq: number, decide: (missed: readonly StoredCommand[]) => StoredCommand): Promise<void>;
+  /** Commands stored after `afterSeq`, in order. */
+  since(afterSeq: number): Promise<StoredCommand[]>;
+}
+
+export function isShared(store: StateStore): store is SharedStateStore {
+  return 'write' in store && 'since' in store;
 }
 
 /** Raised when the store cannot take or give changes; the service then fails closed. */

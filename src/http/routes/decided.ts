@@ -27,7 +27,7 @@ export function receiptWire(job: FlushJob) {
 export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
   const result = await applied;
   const vm = result.state.vms.get(vmId);
-  const revision = vm?.revision ?? result.revision ?? 0;
+  const revision = result.revision ?? vm?.revision ?? 0;
   const d = result.decision;
   request.log.info(
     {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { formatPages, parsePageAddress } from '../../domain/index.js';
-import { problems, VmParams } from '../schemas/common.js';
+import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
 import { batchOf, domainIds, flushWire, rangeInput, vmIdOf } from '../wire.js';
 
@@ -15,11 +15,13 @@ export default function decisionRoutes(app: FastifyInstance): void {
         description:
           '`map`: a range already pinned answers as a replay would (F2), one not pinned as a pin would (F1, C1, F4). `unmap`: flush iff a pinned range inside has flushOnUnpin (F3), except UC/WC mmio (F4). Nothing changes.',
         params: VmParams,
+        querystring: FreshQuery,
         body: FlushQueryBody,
         response: { 200: FlushQueryAnswer, ...problems }
       }
     },
-    (request) => {
+    async (request) => {
+      await app.policy.catchUp(request.query.minRevision ?? 0);
       const vmId = vmIdOf(request.params);
       const { op } = request.body;
       const ranges = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit).map((r) => ({

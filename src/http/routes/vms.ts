@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { VmId } from '../../domain/index.js';
-import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
+import { FreshQuery, page, PageQuery, problems, VmParams } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
 import { PutVmBody, Vm } from '../schemas/vm.js';
 import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
@@ -53,8 +53,9 @@ export default function vmRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/vms/:vmId',
-    { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
-    (request) => {
+    { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, querystring: FreshQuery, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
+    async (request) => {
+      await app.policy.catchUp(request.query.minRevision ?? 0);
       const vmId = vmIdOf(request.params);
       return vmWire(app.policy.vm(vmId), openJobs(app, vmId));
     }

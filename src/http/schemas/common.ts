@@ -27,7 +27,12 @@ export const VmParams = z.object({ vmId: IdParam });
 export const DomainParams = z.object({ vmId: IdParam, domainId: IdParam });
 export const DeviceParams = z.object({ vmId: IdParam, bdf: z.string().max(16).describe('PCI address SSSS:BB:DD.F') });
 
+export const FreshQuery = z.object({
+  minRevision: z.coerce.number().int().min(0).optional().describe('Answer from state at least this fresh (a revision from an earlier answer, possibly from another replica)')
+});
+
 export const PageQuery = z.object({
+  minRevision: FreshQuery.shape.minRevision,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(200).optional()
 });

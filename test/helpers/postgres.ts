@@ -1,0 +1,22 @@
+/**
+ * A fresh PostgreSQL schema per test run, on the service every machine has (127.0.0.1:5432,
+ * database `test`, trust auth). Dropped afterwards.
+ */
+import pg from 'pg';
+
+export const PG_URL = process.env['TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export function freshSchema(label: string): string {
+  return `t_${label}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`.toLowerCase();
+}
+
+export async function dropSchemas(schemas: readonly string[]): Promise<void> {
+  if (schemas.length === 0) return;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
