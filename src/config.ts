@@ -21,7 +21,7 @@ const EnvSchema = z.object({
   BATCH_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   BODY_LIMIT: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
   QUIRKS_FILE: z.string().min(1).optional(),
-  FLUSH_WINDOW_MS: z.coerce.number().min(0).max(1000).default(2),
+  FLUSH_WINDOW_MS: z.coerce.number().min(0).max(60_000).default(2),
   MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional()
 });

@@ -50,7 +50,7 @@ const app = await buildApp({
 const started = performance.now();
 let replayed: number;
 try {
-  replayed = await runtime.service.restore();
+  replayed = await runtime.start();
 } catch (err) {
   process.stderr.write(`cannot load the state from the ${config.store} store: ${String(err)}\n`);
   process.exit(1);

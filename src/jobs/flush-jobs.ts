@@ -49,6 +49,18 @@ export interface FlushJobsOptions {
   readonly clock?: () => number;
   /** Called on every state change, for metrics. */
   readonly onState?: (job: FlushJob) => void;
+  /**
+   * Keeps job records: called when a job is dispatched (with its ranges, so it can be resumed)
+   * and when it finishes (without). A failure to keep a record does not fail the job.
+   */
+  readonly persist?: (job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null) => Promise<void>;
+}
+
+/** A stored job, as `resume` takes it back. */
+export interface ResumableJob {
+  readonly job: FlushJob;
+  readonly pairs: Float64Array | null;
+  readonly wbinvdAbovePages: number | null;
 }
 
 export class OverloadedError extends Error {
@@ -81,11 +93,12 @@ export class FlushJobs {
   readonly #chunkPages: number;
   readonly #clock: () => number;
   readonly #onState: (job: FlushJob) => void;
+  readonly #persist: NonNullable<FlushJobsOptions['persist']>;
   readonly #jobs = new Map<string, FlushJob>();
   readonly #byVm = new Map<VmId, string[]>();
   readonly #open = new Map<string, OpenBatch>();
   readonly #settled = new Map<string, Settled>();
-  readonly #inflight = new Set<Promise<void>>();
+  readonly #inflight = new Set<Promise<unknown>>();
   #pending = 0;
   #closed = false;
 
@@ -98,6 +111,34 @@ export class FlushJobs {
     this.#chunkPages = options.chunkPages ?? 262_144; // 1 GiB
     this.#clock = options.clock ?? Date.now;
     this.#onState = options.onState ?? (() => undefined);
+    this.#persist = options.persist ?? (() => Promise.resolve());
+  }
+
+  /**
+   * After a restart: finished jobs are listed again; unfinished ones (their ranges were kept when
+   * they were dispatched) are planned again.
+   */
+  resume(stored: readonly ResumableJob[]): number {
+    let resumed = 0;
+    for (const { job, pairs, wbinvdAbovePages } of stored) {
+      if (this.#jobs.has(job.id)) continue;
+      const finished = job.state === 'done' || job.state === 'failed';
+      if (finished) {
+        this.#jobs.set(job.id, job);
+        const list = this.#byVm.get(job.vmId) ?? [];
+        list.push(job.id);
+        this.#byVm.set(job.vmId, list);
+        continue;
+      }
+      job.state = 'queued';
+      this.#register(job);
+      const batch: OpenBatch = { job, pairs: pairs ?? new Float64Array(0), length: pairs?.length ?? 0, wbinvdAbovePages, timer: null };
+      const key = `resume\u0000${job.id}`;
+      this.#open.set(key, batch);
+      this.#dispatch(key, batch);
+      resumed++;
+    }
+    return resumed;
   }
 
   /** Jobs queued or running. */
@@ -222,6 +263,7 @@ export class FlushJobs {
     job.state = 'running';
     job.startedAt = this.#clock();
     this.#onState(job);
+    this.#keep(job, pairs, batch.wbinvdAbovePages);
     const run = this.#pool
       .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
       .then(
@@ -239,11 +281,19 @@ export class FlushJobs {
         job.finishedAt = this.#clock();
         this.#pending--;
         this.#onState(job);
+        this.#keep(job, null, batch.wbinvdAbovePages);
         this.#settled.get(job.id)?.resolve(job);
         this.#settled.delete(job.id);
         this.#inflight.delete(run);
       });
     this.#inflight.add(run);
+  }
+
+  #keep(job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null): void {
+    // A copy: the ranges themselves are about to be transferred to a worker thread.
+    const saved = this.#persist({ ...job, ranges: null }, pairs === null ? null : pairs.slice(), wbinvdAbovePages).catch(() => undefined);
+    this.#inflight.add(saved);
+    void saved.then(() => this.#inflight.delete(saved));
   }
 
   /** Keeps at most `history` jobs; finished ones are forgotten oldest first. */

@@ -3,7 +3,7 @@
  * the policy service. `close()` finishes accepted jobs, then stops the pool.
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
-import { FlushJobs } from '../jobs/flush-jobs.js';
+import { FlushJobs, type FlushJob } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
@@ -25,7 +25,14 @@ export interface Runtime {
   readonly service: PolicyService;
   readonly jobs: FlushJobs;
   readonly metrics: Metrics;
+  /** Rebuilds the state from the store and resumes unfinished flush jobs; returns the commands replayed. */
+  start(): Promise<number>;
   close(): Promise<void>;
+}
+
+interface JobBody {
+  readonly job: FlushJob;
+  readonly wbinvdAbovePages: number | null;
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {
@@ -37,7 +44,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
     ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
     ...(options.maxBatchPages === undefined ? {} : { maxBatchPages: options.maxBatchPages }),
-    ...(options.clock === undefined ? {} : { clock: options.clock })
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.store === undefined
+      ? {}
+      : {
+          persist: (job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null) =>
+            (options.store as StateStore).saveJob({ id: job.id, vmId: job.vmId, body: JSON.stringify({ job, wbinvdAbovePages } satisfies JobBody), pairs })
+        })
   });
   metrics.watch(jobs);
   const service = new PolicyService({
@@ -52,6 +65,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     service,
     jobs,
     metrics,
+    start: async () => {
+      const replayed = await service.restore();
+      const stored = (await options.store?.loadJobs()) ?? [];
+      jobs.resume(
+        stored.map((s) => {
+          const body = JSON.parse(s.body) as JobBody;
+          return { job: body.job, pairs: s.pairs, wbinvdAbovePages: body.wbinvdAbovePages };
+        })
+      );
+      return replayed;
+    },
     close: async () => {
       service.stop();
       await jobs.close();

@@ -1,7 +1,7 @@
 /**
  * Keeps commands in memory: for tests, or `STORE=memory` when losing state on restart is fine.
  */
-import type { StateStore, StoredCommand } from './state-store.js';
+import type { StateStore, StoredCommand, StoredJob } from './state-store.js';
 import { decodeCommand, encodeCommand } from './codec.js';
 
 export class MemoryStore implements StateStore {
@@ -16,6 +16,17 @@ export class MemoryStore implements StateStore {
   append(commands: readonly StoredCommand[]): Promise<void> {
     for (const c of commands) this.#log.push({ seq: c.seq, at: c.at, body: encodeCommand(c.command) });
     return Promise.resolve();
+  }
+
+  readonly #jobs = new Map<string, StoredJob>();
+
+  saveJob(job: StoredJob): Promise<void> {
+    this.#jobs.set(job.id, { ...job, pairs: job.pairs === null ? null : job.pairs.slice() });
+    return Promise.resolve();
+  }
+
+  loadJobs(): Promise<StoredJob[]> {
+    return Promise.resolve([...this.#jobs.values()]);
   }
 
   close(): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { decodeCommand, encodeCommand } from './codec.js';
-import { StoreUnavailableError, type SharedStateStore, type StoredCommand } from './state-store.js';
+import { StoreUnavailableError, type SharedStateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE commands (
@@ -14,6 +14,13 @@ const MIGRATIONS: readonly string[] = [
      at   BIGINT NOT NULL,
      vm   TEXT,
      body TEXT NOT NULL
+   )`,
+  `CREATE TABLE jobs (
+     id    TEXT PRIMARY KEY,
+     n     BIGSERIAL,
+     vm    TEXT NOT NULL,
+     body  TEXT NOT NULL,
+     pairs BYTEA
    )`
 ];
 
@@ -67,7 +74,7 @@ export class PostgresStore implements SharedStateStore {
       if (row.rows.length === 0) await client.query(`INSERT INTO ${this.#t('schema_version')} (version) VALUES (0)`);
       if (version > MIGRATIONS.length) throw new Error(`schema ${this.#schema} has version ${version}, newer than this service`);
       for (; version < MIGRATIONS.length; version++) {
-        await client.query((MIGRATIONS[version] as string).replace('CREATE TABLE commands', `CREATE TABLE ${this.#t('commands')}`));
+        await client.query((MIGRATIONS[version] as string).replace(/CREATE TABLE (\w+)/, (_m, table: string) => `CREATE TABLE ${this.#t(table)}`));
         await client.query(`UPDATE ${this.#t('schema_version')} SET version = $1`, [version + 1]);
       }
       await client.query('COMMIT');
@@ -128,6 +135,38 @@ export class PostgresStore implements SharedStateStore {
       throw deciding ? err : unavailable(err);
     } finally {
       client.release();
+    }
+  }
+
+  async saveJob(job: StoredJob): Promise<void> {
+    await this.#init();
+    const pairs = job.pairs === null ? null : Buffer.from(job.pairs.buffer, job.pairs.byteOffset, job.pairs.byteLength);
+    try {
+      await this.#pool.query(`INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs`, [
+        job.id,
+        job.vmId,
+        job.body,
+        pairs
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async loadJobs(): Promise<StoredJob[]> {
+    await this.#init();
+    try {
+      const res = await this.#pool.query<{ id: string; vm: string; body: string; pairs: Buffer | null }>(`SELECT id, vm, body, pairs FROM ${this.#t('jobs')} ORDER BY n`);
+      return res.rows.map((r) => {
+        let pairs: Float64Array | null = null;
+        if (r.pairs !== null) {
+          pairs = new Float64Array(r.pairs.byteLength / 8);
+          new Uint8Array(pairs.buffer).set(r.pairs);
+        }
+        return { id: r.id, vmId: r.vm, body: r.body, pairs };
+      });
+    } catch (err) {
+      throw unavailable(err);
     }
   }
 

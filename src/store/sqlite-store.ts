@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeCommand, encodeCommand } from './codec.js';
-import { StoreUnavailableError, type StateStore, type StoredCommand } from './state-store.js';
+import { StoreUnavailableError, type StateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 /** Schema migrations, applied in order; the version table records how far a file has come. */
 const MIGRATIONS: readonly string[] = [
@@ -17,6 +17,13 @@ const MIGRATIONS: readonly string[] = [
      at   INTEGER NOT NULL,
      vm   TEXT,
      body TEXT NOT NULL
+   )`,
+  `CREATE TABLE jobs (
+     id    TEXT PRIMARY KEY,
+     n     INTEGER NOT NULL,
+     vm    TEXT NOT NULL,
+     body  TEXT NOT NULL,
+     pairs BLOB
    )`
 ];
 
@@ -100,9 +107,31 @@ export class SqliteStore implements StateStore {
     for (const w of waiters) w.resolve();
   }
 
+  #jobSeq = 0;
+
+  saveJob(job: StoredJob): Promise<void> {
+    const pairs = job.pairs === null ? null : Buffer.from(job.pairs.buffer, job.pairs.byteOffset, job.pairs.byteLength);
+    this.#db
+      .prepare('INSERT INTO jobs (id, n, vm, body, pairs) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
+      .run(job.id, ++this.#jobSeq + Date.now() * 1000, job.vmId, job.body, pairs);
+    return Promise.resolve();
+  }
+
+  loadJobs(): Promise<StoredJob[]> {
+    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY n').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
+    return Promise.resolve(rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: r.pairs === null ? null : toPairs(r.pairs) })));
+  }
+
   close(): Promise<void> {
     if (this.#scheduled) this.#flush();
     this.#db.close();
     return Promise.resolve();
   }
+}
+
+function toPairs(buf: Buffer): Float64Array {
+  // Copy into an aligned buffer: a Buffer may sit at any offset of its pool.
+  const out = new Float64Array(buf.byteLength / 8);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
 }

@@ -13,12 +13,26 @@ export interface StoredCommand {
   readonly command: Command;
 }
 
+/** A flush job as stored: its JSON, and its ranges while it is unfinished (to resume it). */
+export interface StoredJob {
+  readonly id: string;
+  readonly vmId: string;
+  /** JSON of the job without its ranges. */
+  readonly body: string;
+  /** [hpa page, pages] pairs, kept while the job is unfinished. */
+  readonly pairs: Float64Array | null;
+}
+
 export interface StateStore {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** Every stored command, in order. */
   load(): Promise<StoredCommand[]>;
   /** Appends durably: resolves only once the commands survive a crash. */
   append(commands: readonly StoredCommand[]): Promise<void>;
+  /** Inserts or replaces a flush job's record. */
+  saveJob(job: StoredJob): Promise<void>;
+  /** Every stored flush job, oldest first. */
+  loadJobs(): Promise<StoredJob[]>;
   close(): Promise<void>;
 }
 

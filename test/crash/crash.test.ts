@@ -85,6 +85,29 @@ describe.each(stores)('crash safety (%s)', (_name, env) => {
   });
 });
 
+describe.each(stores)('flush jobs across a restart (%s)', (_name, env) => {
+  it('a job accepted before a graceful shutdown is finished and still listed after the restart', async () => {
+    const first = await start({ ...env, FLUSH_WINDOW_MS: '60000' });
+    const client = new CoherencyClient(first.url);
+    await client.putVm('jobs', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
+    await client.putDomain('jobs', 'd0', { enforceCacheCoherency: false });
+    const pin = await client.pin('jobs', { iova: '0x0', hpa: '0x40000000', length: '0x200000' });
+    const jobId = pin.flush.jobId ?? '';
+    expect(((await client.getFlushJob(jobId)) as { state: string }).state).toBe('queued');
+    await client.close();
+    await first.kill('SIGTERM');
+
+    const second = await start(env);
+    const again = new CoherencyClient(second.url);
+    const job = (await again.getFlushJob(jobId)) as { state: string; receipt: { method: string; bytes: string } };
+    expect(job).toMatchObject({ state: 'done', receipt: { method: 'clflushopt', bytes: '0x200000' } });
+    const listed = await again.listFlushJobs('jobs');
+    expect(listed.items.map((j) => (j as { id: string }).id)).toContain(jobId);
+    await again.close();
+    await second.kill('SIGTERM');
+  });
+});
+
 describe('two replicas on one PostgreSQL', () => {
   it('interleaved pins and unpins of one VM from both end with exactly the acknowledged set', async () => {
     const schema = freshSchema('replicas');

@@ -3,7 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../../src/domain/index.js';
+import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile, parseVmId } from '../../src/domain/index.js';
 import { createRuntime, type RuntimeOptions } from '../../src/service/runtime.js';
 import { build, gpuVm, json } from '../helpers/app.js';
 
@@ -151,3 +151,31 @@ describe('flush jobs', () => {
     expect(text).toMatch(/coherency_http_request_duration_seconds_bucket\{le="0.005",method="POST",route="\/v1\/vms\/:vmId\/pins",status="200"\}/);
   });
 });
+
+describe('flush jobs after a restart', () => {
+  it('an unfinished job found in the store is planned again; a finished one is listed', async () => {
+    const { MemoryStore } = await import('../../src/store/memory-store.js');
+    const store = new MemoryStore();
+    const base = { vmId: 'vm1', arch: 'x86_64', method: 'clflushopt', cause: 'pin', decisions: 1, createdAt: 1, startedAt: 2, finishedAt: null, receipt: null, ranges: null, error: null };
+    await store.saveJob({ id: 'fj-running', vmId: 'vm1', body: JSON.stringify({ job: { ...base, id: 'fj-running', state: 'running', requestedPages: 3 }, wbinvdAbovePages: null }), pairs: new Float64Array([10, 2, 12, 1]) });
+    await store.saveJob({
+      id: 'fj-done',
+      vmId: 'vm1',
+      body: JSON.stringify({ job: { ...base, id: 'fj-done', state: 'done', requestedPages: 1, finishedAt: 3, receipt: { method: 'clflushopt', ranges: 1, pages: 1, lines: 64, fences: 2, chunks: 1, modeledCycles: 602, modeledNs: 134 } }, wbinvdAbovePages: null }),
+      pairs: null
+    });
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store, threads: 1 });
+    try {
+      await runtime.start();
+      const resumed = await runtime.jobs.wait('fj-running');
+      expect(resumed.state).toBe('done');
+      expect(resumed.receipt).toMatchObject({ pages: 3, ranges: 1, lines: 192 });
+      expect(runtime.jobs.get('fj-done')?.receipt?.modeledCycles).toBe(602);
+      // Listed in the order they were created (the store's order).
+      expect(runtime.jobs.list(parseVmId('vm1'), undefined, 10).map((j) => j.id)).toEqual(['fj-running', 'fj-done']);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+

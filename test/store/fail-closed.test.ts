@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { StateStore, StoredCommand } from '../../src/store/state-store.js';
+import type { StateStore, StoredCommand, StoredJob } from '../../src/store/state-store.js';
 import { build, json } from '../helpers/app.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -21,6 +21,12 @@ class FlakyStore implements StateStore {
   }
   append(commands: readonly StoredCommand[]): Promise<void> {
     return this.down ? Promise.reject(new Error('connection refused')) : this.inner.append(commands);
+  }
+  saveJob(job: StoredJob): Promise<void> {
+    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.saveJob(job);
+  }
+  loadJobs(): Promise<StoredJob[]> {
+    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.loadJobs();
   }
   close(): Promise<void> {
     return this.inner.close();

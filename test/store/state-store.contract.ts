@@ -58,6 +58,21 @@ export function runStoreContract(factory: StoreFactory): void {
     await store.close();
   });
 
+  it('keeps flush job records: replaced in place, ranges kept while given', async () => {
+    const store = factory.open();
+    await store.saveJob({ id: 'j1', vmId: 'vm1', body: '{"state":"running"}', pairs: new Float64Array([1, 2, 2 ** 52 - 1, 3]) });
+    await store.saveJob({ id: 'j2', vmId: 'vm2', body: '{"state":"queued"}', pairs: null });
+    await store.saveJob({ id: 'j1', vmId: 'vm1', body: '{"state":"done"}', pairs: null });
+    const jobs = await store.loadJobs();
+    expect(jobs.map((j) => [j.id, j.body, j.pairs === null ? null : [...j.pairs]])).toEqual([
+      ['j1', '{"state":"done"}', null],
+      ['j2', '{"state":"queued"}', null]
+    ]);
+    await store.saveJob({ id: 'j3', vmId: 'vm1', body: '{}', pairs: new Float64Array([5, 6]) });
+    expect([...((await store.loadJobs()).find((j) => j.id === 'j3')?.pairs ?? [])]).toEqual([5, 6]);
+    await store.close();
+  });
+
   if (factory.reopen !== undefined) {
     const reopen = factory.reopen;
     it('keeps everything acknowledged across close and reopen', async () => {
