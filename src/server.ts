@@ -46,24 +46,24 @@ const app = await buildApp({
   batchLimit: config.batchLimit,
   bodyLimit: config.bodyLimit
 });
-// Not ready (readyz 503, changes refused) until every acknowledged change is replayed.
-const started = performance.now();
-let replayed: number;
-try {
-  replayed = await runtime.start();
-} catch (err) {
-  process.stderr.write(`cannot load the state from the ${config.store} store: ${String(err)}\n`);
-  process.exit(1);
-}
-// With a shared store, pick up other replicas' changes continuously.
-runtime.service.follow();
-app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
 try {
   await app.listen({ host: config.host, port: config.port });
 } catch (err) {
   app.log.error(err, 'could not listen');
   process.exit(1);
 }
+// Listening already, but not ready (readyz 503, changes refused, decisions failing closed) until
+// every acknowledged change is replayed.
+const started = performance.now();
+try {
+  const replayed = await runtime.start();
+  app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
+} catch (err) {
+  app.log.error({ err }, `cannot load the state from the ${config.store} store`);
+  process.exit(1);
+}
+// With a shared store, pick up other replicas' changes continuously.
+runtime.service.follow();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit }, 'ready');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

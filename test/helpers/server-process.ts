@@ -35,6 +35,12 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       }
     });
   });
+  // The server listens before it has replayed the store; wait until it says it is ready.
+  for (let i = 0; i < 300; i++) {
+    const res = await fetch(`${url}/readyz`).catch(() => undefined);
+    if (res?.status === 200) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     url,
     child,

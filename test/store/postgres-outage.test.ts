@@ -1,55 +1,21 @@
 /**
- * PostgreSQL going away under a running replica: the replica's connections to the real server
- * run through a TCP relay on 127.0.0.1 that the test cuts and restores (PostgreSQL itself keeps
- * serving the other tests). While cut: writes answer 503 and change nothing, decisions fail
- * closed, /readyz is 503. Once restored, service resumes by itself.
+ * PostgreSQL stopped under a running replica (a server of the test's own, so the machine's
+ * server keeps serving the other tests): writes answer 503 and change nothing, decisions fail
+ * closed, /readyz is 503. Once PostgreSQL is started again, service resumes by itself.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { build, json } from '../helpers/app.js';
-import { dropSchemas, freshSchema } from '../helpers/postgres.js';
+import { PgCluster } from '../helpers/pg-cluster.js';
 
-class Relay {
-  #server: Server | null = null;
-  readonly #sockets = new Set<Socket>();
-  port = 0;
-
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(5432, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address !== null && typeof address === 'object') this.port = address.port;
-    this.#server = server;
-  }
-
-  /** Drops every connection and refuses new ones, like a database that went away. */
-  async cut(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    const server = this.#server;
-    this.#server = null;
-    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
-const schema = freshSchema('outage');
-const relay = new Relay();
+const cluster = new PgCluster(25_000 + (process.pid % 5000));
 let app: FastifyInstance | undefined;
 afterAll(async () => {
   await app?.close();
-  await relay.cut();
-  await dropSchemas([schema]);
+  cluster.destroy();
 });
 
 async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
@@ -61,10 +27,10 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<boolean
   return false;
 }
 
-describe('PostgreSQL outage under a running replica', () => {
-  it('fails closed while the database is unreachable and recovers when it returns', async () => {
-    await relay.open();
-    const store = new PostgresStore({ connectionString: `postgres://postgres@127.0.0.1:${relay.port}/test`, schema });
+describe('PostgreSQL stopped under a running replica', () => {
+  it('fails closed while PostgreSQL is stopped and recovers when it is started again', async () => {
+    cluster.start();
+    const store = new PostgresStore({ connectionString: cluster.url });
     const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store, threads: 1 });
     await runtime.service.restore();
     runtime.service.follow(100);
@@ -78,7 +44,7 @@ describe('PostgreSQL outage under a running replica', () => {
     await call('PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false });
     expect((await call('POST', '/v1/vms/vm1/pins', { iova: '0x0', hpa: '0x0', length: '0x1000' })).status).toBe(200);
 
-    await relay.cut();
+    cluster.stop();
     const refused = await call('POST', '/v1/vms/vm1/pins', { iova: '0x1000', hpa: '0x1000', length: '0x1000' });
     expect(refused.status).toBe(503);
     expect(refused.body).toMatchObject({ code: 'STORE_UNAVAILABLE' });
@@ -87,7 +53,7 @@ describe('PostgreSQL outage under a running replica', () => {
     expect(decision.body).toMatchObject({ failClosed: 'STORE_UNAVAILABLE', flush: { required: true } });
     expect((await call('PUT', '/v1/vms/vm2', { arch: 'x86_64' })).status).toBe(503);
 
-    await relay.open();
+    cluster.start();
     expect(await until(async () => (await call('GET', '/readyz')).status === 200, 10_000)).toBe(true);
     expect((await call('GET', '/v1/vms/vm1/pins')).body['items']).toEqual([expect.objectContaining({ iova: '0x0' })]);
     expect((await call('POST', '/v1/vms/vm1/pins', { iova: '0x1000', hpa: '0x1000', length: '0x1000' })).status).toBe(200);
