@@ -54,13 +54,17 @@ try {
 }
 // Listening already, but not ready (readyz 503, changes refused, decisions failing closed) until
 // every acknowledged change is replayed.
+// A store that cannot be read yet (PostgreSQL still starting, say) is retried every 2 s.
 const started = performance.now();
-try {
-  const replayed = await runtime.start();
-  app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
-} catch (err) {
-  app.log.error({ err }, `cannot load the state from the ${config.store} store`);
-  process.exit(1);
+for (;;) {
+  try {
+    const replayed = await runtime.start();
+    app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
+    break;
+  } catch (err) {
+    app.log.error({ err }, `cannot load the state from the ${config.store} store; retrying in 2 s`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
 }
 // With a shared store, pick up other replicas' changes continuously.
 runtime.service.follow();

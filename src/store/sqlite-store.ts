@@ -20,7 +20,6 @@ const MIGRATIONS: readonly string[] = [
    )`,
   `CREATE TABLE jobs (
      id    TEXT PRIMARY KEY,
-     n     INTEGER NOT NULL,
      vm    TEXT NOT NULL,
      body  TEXT NOT NULL,
      pairs BLOB
@@ -107,18 +106,17 @@ export class SqliteStore implements StateStore {
     for (const w of waiters) w.resolve();
   }
 
-  #jobSeq = 0;
-
   saveJob(job: StoredJob): Promise<void> {
     const pairs = job.pairs === null ? null : Buffer.from(job.pairs.buffer, job.pairs.byteOffset, job.pairs.byteLength);
     this.#db
-      .prepare('INSERT INTO jobs (id, n, vm, body, pairs) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
-      .run(job.id, ++this.#jobSeq + Date.now() * 1000, job.vmId, job.body, pairs);
+      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
+      .run(job.id, job.vmId, job.body, pairs);
     return Promise.resolve();
   }
 
   loadJobs(): Promise<StoredJob[]> {
-    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY n').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
+    // An upsert keeps its row, so rowid is creation order.
+    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
     return Promise.resolve(rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: r.pairs === null ? null : toPairs(r.pairs) })));
   }
 
