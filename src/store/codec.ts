@@ -18,3 +18,16 @@ export function decodeCommand(text: string): Command {
   }
   return parsed.c as Command;
 }
+
+/** A flush job's [hpa page, pages] pairs as bytes for a BLOB/BYTEA column (a view, no copy). */
+export function pairsToBytes(pairs: Float64Array | null): Buffer | null {
+  return pairs === null ? null : Buffer.from(pairs.buffer, pairs.byteOffset, pairs.byteLength);
+}
+
+/** Back from bytes; copied into an aligned buffer, since a Buffer may sit at any offset of its pool. */
+export function pairsFromBytes(bytes: Buffer | null): Float64Array | null {
+  if (bytes === null) return null;
+  const out = new Float64Array(bytes.byteLength / 8);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}

@@ -5,7 +5,7 @@
  * replicas changing one VM at once are thus serialised: no lost updates.
  */
 import pg from 'pg';
-import { decodeCommand, encodeCommand } from './codec.js';
+import { decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes } from './codec.js';
 import { StoreUnavailableError, type SharedStateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 const MIGRATIONS: readonly string[] = [
@@ -140,7 +140,7 @@ export class PostgresStore implements SharedStateStore {
 
   async saveJob(job: StoredJob): Promise<void> {
     await this.#init();
-    const pairs = job.pairs === null ? null : Buffer.from(job.pairs.buffer, job.pairs.byteOffset, job.pairs.byteLength);
+    const pairs = pairsToBytes(job.pairs);
     try {
       await this.#pool.query(`INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs`, [
         job.id,
@@ -157,14 +157,7 @@ export class PostgresStore implements SharedStateStore {
     await this.#init();
     try {
       const res = await this.#pool.query<{ id: string; vm: string; body: string; pairs: Buffer | null }>(`SELECT id, vm, body, pairs FROM ${this.#t('jobs')} ORDER BY n`);
-      return res.rows.map((r) => {
-        let pairs: Float64Array | null = null;
-        if (r.pairs !== null) {
-          pairs = new Float64Array(r.pairs.byteLength / 8);
-          new Uint8Array(pairs.buffer).set(r.pairs);
-        }
-        return { id: r.id, vmId: r.vm, body: r.body, pairs };
-      });
+      return res.rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) }));
     } catch (err) {
       throw unavailable(err);
     }

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeCommand, encodeCommand } from './codec.js';
+import { decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes } from './codec.js';
 import { StoreUnavailableError, type StateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 /** Schema migrations, applied in order; the version table records how far a file has come. */
@@ -107,7 +107,7 @@ export class SqliteStore implements StateStore {
   }
 
   saveJob(job: StoredJob): Promise<void> {
-    const pairs = job.pairs === null ? null : Buffer.from(job.pairs.buffer, job.pairs.byteOffset, job.pairs.byteLength);
+    const pairs = pairsToBytes(job.pairs);
     this.#db
       .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
       .run(job.id, job.vmId, job.body, pairs);
@@ -117,7 +117,7 @@ export class SqliteStore implements StateStore {
   loadJobs(): Promise<StoredJob[]> {
     // An upsert keeps its row, so rowid is creation order.
     const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
-    return Promise.resolve(rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: r.pairs === null ? null : toPairs(r.pairs) })));
+    return Promise.resolve(rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })));
   }
 
   close(): Promise<void> {
@@ -127,9 +127,3 @@ export class SqliteStore implements StateStore {
   }
 }
 
-function toPairs(buf: Buffer): Float64Array {
-  // Copy into an aligned buffer: a Buffer may sit at any offset of its pool.
-  const out = new Float64Array(buf.byteLength / 8);
-  new Uint8Array(out.buffer).set(buf);
-  return out;
-}
