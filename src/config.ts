@@ -23,7 +23,9 @@ const EnvSchema = z.object({
   QUIRKS_FILE: z.string().min(1).optional(),
   FLUSH_WINDOW_MS: z.coerce.number().min(0).max(60_000).default(2),
   MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
-  POOL_THREADS: z.coerce.number().int().min(1).max(256).optional()
+  POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  AUTH_TOKENS_FILE: z.string().min(1).optional(),
+  AUTH: z.enum(['tokens', 'none']).optional()
 });
 
 export interface Config {
@@ -48,6 +50,13 @@ export interface Config {
   readonly maxPendingJobs: number;
   /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
   readonly poolThreads: number | undefined;
+  /** JSON token file; absent: /v1 is open, so only loopback is served unless AUTH=none. */
+  readonly authTokensFile: string | undefined;
+}
+
+/** Loopback addresses: the only ones served without tokens unless AUTH=none says otherwise. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export class ConfigError extends Error {
@@ -61,6 +70,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.AUTH_TOKENS_FILE === undefined && e.AUTH !== 'none' && !isLoopback(e.HOST)) {
+    throw new ConfigError(
+      `invalid configuration:\n  HOST: ${e.HOST} is not a loopback address and no AUTH_TOKENS_FILE is set; refusing to serve /v1 without tokens (set AUTH=none to do so on purpose)`
+    );
+  }
+  if (e.AUTH === 'tokens' && e.AUTH_TOKENS_FILE === undefined) {
+    throw new ConfigError('invalid configuration:\n  AUTH_TOKENS_FILE: required with AUTH=tokens');
+  }
   if (e.STORE === 'postgres' && e.STORE_URL === undefined) {
     throw new ConfigError('invalid configuration:\n  STORE_URL: required with STORE=postgres (postgres://user@host:5432/db)');
   }
@@ -78,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     quirksFile: e.QUIRKS_FILE,
     flushWindowMs: e.FLUSH_WINDOW_MS,
     maxPendingJobs: e.MAX_PENDING_JOBS,
-    poolThreads: e.POOL_THREADS
+    poolThreads: e.POOL_THREADS,
+    authTokensFile: e.AUTH_TOKENS_FILE
   });
 }

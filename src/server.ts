@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
+import { TokenTable } from './http/auth.js';
 import { buildApp } from './http/app.js';
 import { createRuntime } from './service/runtime.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -18,9 +19,11 @@ function quirksFrom(config: Config): Quirk[] {
 
 let config: Config;
 let quirks: Quirk[];
+let tokens: TokenTable | undefined;
 try {
   config = loadConfig();
   quirks = quirksFrom(config);
+  tokens = config.authTokensFile === undefined ? undefined : new TokenTable(JSON.parse(readFileSync(config.authTokensFile, 'utf8')));
 } catch (err) {
   // Fail fast, before listening, with a message that names what is wrong.
   process.stderr.write(`${err instanceof ConfigError ? err.message : `cannot start: ${String(err)}`}\n`);
@@ -44,7 +47,8 @@ const app = await buildApp({
   runtime,
   logger: { level: config.logLevel },
   batchLimit: config.batchLimit,
-  bodyLimit: config.bodyLimit
+  bodyLimit: config.bodyLimit,
+  ...(tokens === undefined ? {} : { tokens })
 });
 try {
   await app.listen({ host: config.host, port: config.port });
@@ -68,7 +72,8 @@ for (;;) {
 }
 // With a shared store, pick up other replicas' changes continuously.
 runtime.service.follow();
-app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit }, 'ready');
+app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');
+if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FILE: /v1 is open to anyone who can reach this address');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

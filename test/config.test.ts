@@ -18,14 +18,23 @@ describe('configuration', () => {
       quirksFile: undefined,
       flushWindowMs: 2,
       maxPendingJobs: 10_000,
-      poolThreads: undefined
+      poolThreads: undefined,
+      authTokensFile: undefined
     });
   });
 
   it('reads every variable', () => {
-    const c = loadConfig({ HOST: '0.0.0.0', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3' });
+    const c = loadConfig({ HOST: '0.0.0.0', AUTH: 'none', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3' });
     expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3 });
     expect(c.defaultPolicy).toEqual({ mode: 'pessimistic', onEnable: 'deny', exemptNeedsNoSnoop: false });
+  });
+
+  it('refuses a non-loopback address without tokens unless AUTH=none says so', () => {
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/not a loopback address/);
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH: 'none' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_TOKENS_FILE: '/etc/tokens.json' }).authTokensFile).toBe('/etc/tokens.json');
+    expect(loadConfig({ HOST: '127.0.0.2' }).host).toBe('127.0.0.2');
+    expect(() => loadConfig({ AUTH: 'tokens' })).toThrow(/AUTH_TOKENS_FILE/);
   });
 
   it('PostgreSQL needs a connection string', () => {

@@ -8,6 +8,8 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
 import { registerErrorHandler } from './error-handler.js';
+import type { TokenTable } from './auth.js';
+import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
 import decisionRoutes from './routes/decisions.js';
@@ -26,6 +28,8 @@ export interface AppOptions {
   readonly batchLimit?: number;
   /** Largest accepted request body in bytes; a 10,000-range batch is about 1 MiB. */
   readonly bodyLimit?: number;
+  /** Bearer tokens; without them /v1 is open (the server then listens on loopback only). */
+  readonly tokens?: TokenTable;
 }
 
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
@@ -33,7 +37,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? false,
+    // Tokens never reach the logs.
+    logger: options.logger === undefined || options.logger === false ? false : { ...(options.logger === true ? {} : options.logger), redact: ['req.headers.authorization', 'headers.authorization'] },
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -58,6 +63,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     runtime.metrics.http.observe({ method: request.method, route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   await app.register(services, { service: runtime.service, limits });
+  await app.register(auth, { tokens: options.tokens });
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);

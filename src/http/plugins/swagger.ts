@@ -20,6 +20,12 @@ async function swagger(app: FastifyInstance): Promise<void> {
           'Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device\'s Enable No Snoop bit. Every answer names the rules (C1, F1-F5, W1-W7, R1, K1) that produced it.',
         version: API_VERSION
       },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token from AUTH_TOKENS_FILE (scopes read, vmm, admin). Without a token file the server runs open on loopback.' }
+        }
+      },
+      security: [{ bearerAuth: [] }],
       tags: [
         { name: 'vms', description: 'Virtual machines and their whole state' },
         { name: 'domains', description: 'IOMMU domains of a VM' },

@@ -7,12 +7,12 @@ const ReadySchema = z.object({ status: z.enum(['ready', 'not-ready']), checks: z
 
 export default function healthRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process is up and answering', response: { 200: HealthSchema } } }, () => ({
+  r.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process is up and answering', security: [], response: { 200: HealthSchema } } }, () => ({
     status: 'ok' as const
   }));
   r.get(
     '/readyz',
-    { schema: { tags: ['health'], summary: 'Readiness: state loaded, ready for decisions', response: { 200: ReadySchema, 503: ReadySchema } } },
+    { schema: { tags: ['health'], summary: 'Readiness: state loaded, ready for decisions', security: [], response: { 200: ReadySchema, 503: ReadySchema } } },
     (_request, reply) => {
       const checks = app.policy.ready;
       const ready = checks.state && checks.store;

@@ -1,0 +1,107 @@
+/**
+ * Bearer tokens and scopes over real HTTP (a listening server on 127.0.0.1).
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenTable } from '../../src/http/auth.js';
+import { build, LogSink } from '../helpers/app.js';
+
+const ADMIN = 'admin-token-0123456789';
+const READER = 'reader-token-0123456789';
+const VMM_A = 'vmm-a-token-0123456789';
+const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
+
+let app: FastifyInstance;
+let base = '';
+const sink = new LogSink();
+
+beforeAll(async () => {
+  const tokens = new TokenTable([
+    { id: 'ops', token: ADMIN, scopes: ['admin'] },
+    { id: 'dashboard', token: `sha256:${sha(READER)}`, scopes: ['read'] },
+    { id: 'vmm-a', token: VMM_A, scopes: ['vmm'], vms: ['vm-a*'] }
+  ]);
+  app = await build({ tokens, logger: { level: 'info', stream: sink } });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+async function call(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text.startsWith('{') ? JSON.parse(text) : {}) as Record<string, unknown>, headers: res.headers };
+}
+
+const pin = { iova: '0x0', hpa: '0x0', length: '0x1000' };
+
+describe('authentication and scopes', () => {
+  it('no token or an unknown token is 401 on /v1; health, readiness, docs and the document stay open', async () => {
+    const none = await call('GET', '/v1/vms');
+    expect(none.status).toBe(401);
+    expect(none.body).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await call('GET', '/v1/vms', 'not-a-token')).status).toBe(401);
+    expect((await call('PUT', '/v1/vms/vm-a1', undefined, { arch: 'x86_64' })).status).toBe(401);
+    for (const open of ['/healthz', '/readyz', '/openapi.json', '/docs/']) expect((await call('GET', open)).status, open).toBe(200);
+  });
+
+  it("a vmm token for vm-a* works on its VMs and cannot read or change vm-b1 (403, unchanged)", async () => {
+    for (const vm of ['vm-a1', 'vm-b1']) {
+      expect((await call('PUT', `/v1/vms/${vm}`, ADMIN, { arch: 'x86_64', policy: { mode: 'pessimistic' } })).status).toBe(201);
+      expect((await call('PUT', `/v1/vms/${vm}/domains/d0`, ADMIN, { enforceCacheCoherency: false })).status).toBe(201);
+    }
+    expect((await call('POST', '/v1/vms/vm-a1/pins', VMM_A, pin)).status).toBe(200);
+    expect((await call('GET', '/v1/vms/vm-a1', VMM_A)).status).toBe(200);
+    expect((await call('PUT', '/v1/vms/vm-a2', VMM_A, { arch: 'aarch64' })).status).toBe(201);
+    const before = (await call('GET', '/v1/vms/vm-b1', ADMIN)).body;
+    const read = await call('GET', '/v1/vms/vm-b1', VMM_A);
+    expect(read.status).toBe(403);
+    expect(read.body).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await call('POST', '/v1/vms/vm-b1/pins', VMM_A, pin)).status).toBe(403);
+    expect((await call('POST', '/v1/vms/vm-b1/decisions/flush', VMM_A, { op: 'map', ranges: [{ iova: '0x0', length: '0x1000' }] })).status).toBe(403);
+    expect((await call('DELETE', '/v1/vms/vm-b1', VMM_A)).status).toBe(403);
+    expect((await call('GET', '/v1/vms', VMM_A)).status).toBe(403);
+    expect((await call('GET', '/v1/vms/vm-b1', ADMIN)).body).toEqual(before);
+  });
+
+  it('a read token reads everything and changes nothing', async () => {
+    expect((await call('GET', '/v1/vms', READER)).status).toBe(200);
+    expect((await call('GET', '/v1/vms/vm-b1', READER)).status).toBe(200);
+    const before = (await call('GET', '/v1/vms/vm-a1', ADMIN)).body;
+    expect((await call('POST', '/v1/vms/vm-a1/unpins', READER, { iova: '0x0', length: '0x1000' })).status).toBe(403);
+    expect((await call('PUT', '/v1/vms/vm-a1', READER, { arch: 'x86_64' })).status).toBe(403);
+    expect((await call('GET', '/v1/vms/vm-a1', ADMIN)).body).toEqual(before);
+  });
+
+  it('only admin changes quirks', async () => {
+    const quirks = { quirks: [{ vendorId: '0x1234', deviceId: '0x5678', flags: ['needs-nosnoop'] }] };
+    expect((await call('PUT', '/v1/quirks', READER, quirks)).status).toBe(403);
+    expect((await call('PUT', '/v1/quirks', VMM_A, quirks)).status).toBe(403);
+    const before = (await call('GET', '/v1/quirks', READER)).body;
+    expect(before['quirks']).not.toEqual(quirks.quirks);
+    expect((await call('PUT', '/v1/quirks', ADMIN, quirks)).status).toBe(200);
+    expect((await call('GET', '/v1/quirks', READER)).body).toMatchObject({ quirks: [{ vendorId: '0x1234' }] });
+  });
+
+  it('never logs a token', () => {
+    const text = sink.lines.map((l) => JSON.stringify(l)).join('\n');
+    expect(sink.lines.length).toBeGreaterThan(10);
+    for (const t of [ADMIN, READER, VMM_A]) expect(text).not.toContain(t);
+  });
+
+  it('rejects malformed token files and accepts sha256 digests', () => {
+    expect(() => new TokenTable([{ token: 'short', scopes: ['read'] }])).toThrow(/at least 16/);
+    expect(() => new TokenTable([{ token: ADMIN, scopes: ['root'] }])).toThrow(/invalid token file/);
+    const t = new TokenTable([{ token: `sha256:${sha(READER)}`, scopes: ['read'] }]);
+    expect(t.authenticate(READER)?.id).toBe('token-1');
+    expect(t.authenticate(ADMIN)).toBeUndefined();
+  });
+});
