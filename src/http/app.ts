@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
-import { registerErrorHandler } from './error-handler.js';
+import { registerErrorHandler, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
 import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
@@ -44,7 +44,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { coerceTypes: false } }
+    ajv: { customOptions: { coerceTypes: false } },
+    // Errors raised before routing (a URL that does not decode) get problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, 'MALFORMED_URL', error.message);
+    }
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -7,6 +7,7 @@ import type { DomainErrorCode } from '../domain/index.js';
 export type HttpErrorCode =
   | 'VALIDATION_FAILED'
   | 'MALFORMED_JSON'
+  | 'MALFORMED_URL'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BATCH_TOO_LARGE'
   | 'BODY_TOO_LARGE'
@@ -34,6 +35,7 @@ export const STATUS: Record<ErrorCode, number> = {
   INVALID_DEVICE: 400,
   VALIDATION_FAILED: 400,
   MALFORMED_JSON: 400,
+  MALFORMED_URL: 400,
   INVALID_CURSOR: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
