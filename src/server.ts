@@ -2,6 +2,7 @@
  * The only file that listens or exits.
  */
 import { readFileSync } from 'node:fs';
+import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
 import { TokenTable } from './http/auth.js';
@@ -75,12 +76,11 @@ runtime.service.follow();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');
 if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FILE: /v1 is open to anyone who can reach this address');
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    app.log.info({ signal }, 'shutting down');
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1)
-    );
-  });
-}
+// Graceful shutdown: stop accepting (late requests on open connections get 503), finish every
+// accepted flush job, close the store. A second signal, or 30 s, exits at once.
+closeWithGrace({ delay: 30_000, logger: { error: (m: string) => app.log.error(m) } }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'closing after an error');
+  else app.log.info({ signal }, 'shutting down: draining flush jobs');
+  await app.close();
+  app.log.info('shut down');
+});

@@ -105,6 +105,10 @@ describe.each(stores)('flush jobs across a restart (%s)', (_name, env) => {
     expect(listed.items.map((j) => (j as { id: string }).id)).toContain(jobId);
     await again.close();
     await second.kill('SIGTERM');
+    // The first process shut down gracefully: drained, then exited 0.
+    expect(first.child.exitCode).toBe(0);
+    expect(first.log.some((l) => l.includes('shutting down: draining flush jobs'))).toBe(true);
+    expect(first.log.some((l) => l.includes('"shut down"'))).toBe(true);
   });
 });
 

@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 export interface ServerProcess {
   readonly url: string;
   readonly child: ChildProcess;
+  /** Everything the server logged to stdout so far. */
+  readonly log: string[];
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
@@ -18,6 +20,8 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   let stderr = '';
+  const log: string[] = [];
+  lines.on('line', (line) => log.push(line));
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
@@ -44,6 +48,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   return {
     url,
     child,
+    log,
     async kill(signal) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
