@@ -83,7 +83,7 @@ for (const [name, times] of Object.entries(plans)) {
 
 async function startServer(): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024) },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024), RATE_LIMIT: '0' },
     stdio: ['ignore', 'inherit', 'inherit']
   });
   const client = new Pool(`http://127.0.0.1:${PORT}`);

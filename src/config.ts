@@ -25,6 +25,8 @@ const EnvSchema = z.object({
   MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUTH_TOKENS_FILE: z.string().min(1).optional(),
+  RATE_LIMIT: z.coerce.number().int().min(0).default(600_000),
+  MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000),
   AUTH: z.enum(['tokens', 'none']).optional()
 });
 
@@ -52,6 +54,10 @@ export interface Config {
   readonly poolThreads: number | undefined;
   /** JSON token file; absent: /v1 is open, so only loopback is served unless AUTH=none. */
   readonly authTokensFile: string | undefined;
+  /** Requests per minute to /v1 per token; 0: unlimited. */
+  readonly rateLimit: number;
+  /** Event-loop delay in ms above which requests answer 503; 0: never. */
+  readonly maxEventLoopDelayMs: number;
 }
 
 /** Loopback addresses: the only ones served without tokens unless AUTH=none says otherwise. */
@@ -96,6 +102,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushWindowMs: e.FLUSH_WINDOW_MS,
     maxPendingJobs: e.MAX_PENDING_JOBS,
     poolThreads: e.POOL_THREADS,
-    authTokensFile: e.AUTH_TOKENS_FILE
+    authTokensFile: e.AUTH_TOKENS_FILE,
+    rateLimit: e.RATE_LIMIT,
+    maxEventLoopDelayMs: e.MAX_EVENT_LOOP_DELAY_MS
   });
 }

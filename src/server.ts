@@ -49,6 +49,8 @@ const app = await buildApp({
   logger: { level: config.logLevel },
   batchLimit: config.batchLimit,
   bodyLimit: config.bodyLimit,
+  rateLimit: config.rateLimit,
+  maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   ...(tokens === undefined ? {} : { tokens })
 });
 try {

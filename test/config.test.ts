@@ -19,7 +19,9 @@ describe('configuration', () => {
       flushWindowMs: 2,
       maxPendingJobs: 10_000,
       poolThreads: undefined,
-      authTokensFile: undefined
+      authTokensFile: undefined,
+      rateLimit: 600_000,
+      maxEventLoopDelayMs: 1000
     });
   });
 

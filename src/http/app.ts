@@ -9,6 +9,9 @@ import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/ind
 import { createRuntime, type Runtime } from '../service/runtime.js';
 import { registerErrorHandler, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import { HttpError } from './errors.js';
 import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
@@ -30,6 +33,10 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   /** Bearer tokens; without them /v1 is open (the server then listens on loopback only). */
   readonly tokens?: TokenTable;
+  /** Requests per minute to /v1 per token (or per client address without tokens); 0: no limit. */
+  readonly rateLimit?: number;
+  /** Event-loop delay (ms) above which requests answer 503 until it recovers; 0 (the default here; the server sets 1000): never. */
+  readonly maxEventLoopDelayMs?: number;
 }
 
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
@@ -45,6 +52,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { coerceTypes: false } },
+    // A request that takes longer than this is cut off rather than holding a connection forever.
+    requestTimeout: 30_000,
     // Errors raised before routing (a URL that does not decode) get problem+json too.
     frameworkErrors: (error, request, reply) => {
       void sendProblem(request, reply, 'MALFORMED_URL', error.message);
@@ -68,6 +77,28 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   await app.register(services, { service: runtime.service, limits });
   await app.register(auth, { tokens: options.tokens });
+  const perMinute = options.rateLimit ?? 600_000;
+  if (perMinute > 0) {
+    // Registered after auth, so the limit is kept per token.
+    await app.register(rateLimit, {
+      max: perMinute,
+      timeWindow: 60_000,
+      allowList: (request) => !request.url.startsWith('/v1'),
+      keyGenerator: (request) => (request.principal === null ? `ip:${request.ip}` : `token:${request.principal.id}`),
+      errorResponseBuilder: (_request, context) => new HttpError('RATE_LIMITED', `at most ${context.max} requests a minute; retry in ${context.after}`)
+    });
+  }
+  const maxDelay = options.maxEventLoopDelayMs ?? 0;
+  if (maxDelay > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: maxDelay,
+      retryAfter: 5,
+      pressureHandler: (request, reply, type, value) => {
+        reply.header('retry-after', '5');
+        void sendProblem(request, reply, 'OVERLOADED', `the service is overloaded (${type}: ${String(value)}); retry shortly`);
+      }
+    });
+  }
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);

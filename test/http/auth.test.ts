@@ -97,11 +97,59 @@ describe('authentication and scopes', () => {
     for (const t of [ADMIN, READER, VMM_A]) expect(text).not.toContain(t);
   });
 
+  it('limits requests per token: over the limit is 429 with Retry-After, other tokens unaffected', async () => {
+    const limited = await build({
+      tokens: new TokenTable([
+        { id: 'a', token: ADMIN, scopes: ['admin'] },
+        { id: 'r', token: READER, scopes: ['read'] }
+      ]),
+      rateLimit: 5
+    });
+    try {
+      const get = (token: string) => limited.inject({ method: 'GET', url: '/v1/policy', headers: { authorization: `Bearer ${token}` } });
+      for (let i = 0; i < 5; i++) expect((await get(ADMIN)).statusCode).toBe(200);
+      const over = await get(ADMIN);
+      expect(over.statusCode).toBe(429);
+      expect(over.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(over.json()).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await get(READER)).statusCode).toBe(200);
+      expect((await limited.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('rejects malformed token files and accepts sha256 digests', () => {
     expect(() => new TokenTable([{ token: 'short', scopes: ['read'] }])).toThrow(/at least 16/);
     expect(() => new TokenTable([{ token: ADMIN, scopes: ['root'] }])).toThrow(/invalid token file/);
     const t = new TokenTable([{ token: `sha256:${sha(READER)}`, scopes: ['read'] }]);
     expect(t.authenticate(READER)?.id).toBe('token-1');
     expect(t.authenticate(ADMIN)).toBeUndefined();
+  });
+});
+
+describe('overload protection', () => {
+  it('answers 503 OVERLOADED with Retry-After while the event loop is stalled', async () => {
+    const stressed = await build({ maxEventLoopDelayMs: 20 });
+    try {
+      let overloaded = false;
+      for (let attempt = 0; attempt < 20 && !overloaded; attempt++) {
+        const end = Date.now() + 300;
+        while (Date.now() < end) {
+          // Stall the event loop, as a runaway synchronous task would.
+        }
+        await new Promise((r) => setTimeout(r, 5));
+        const res = await stressed.inject({ method: 'GET', url: '/v1/policy' });
+        if (res.statusCode === 503) {
+          overloaded = true;
+          expect(res.json()).toMatchObject({ code: 'OVERLOADED' });
+          expect(res.headers['retry-after']).toBe('5');
+        }
+      }
+      expect(overloaded).toBe(true);
+    } finally {
+      await stressed.close();
+    }
   });
 });
