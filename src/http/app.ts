@@ -15,6 +15,7 @@ import { HttpError } from './errors.js';
 import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
+import auditRoutes from './routes/audit.js';
 import decisionRoutes from './routes/decisions.js';
 import deviceRoutes from './routes/devices.js';
 import domainRoutes from './routes/domains.js';
@@ -109,6 +110,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(decisionRoutes);
   await app.register(flushJobRoutes);
   await app.register(quirkRoutes);
+  await app.register(auditRoutes);
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     reply.type(runtime.metrics.registry.contentType);
     return runtime.metrics.registry.metrics();

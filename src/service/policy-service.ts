@@ -27,7 +27,7 @@ import {
   type VmView
 } from '../domain/index.js';
 import type { FlushJobs } from '../jobs/flush-jobs.js';
-import { isShared, StoreUnavailableError, type StateStore, type StoredCommand } from '../store/state-store.js';
+import { isShared, StoreUnavailableError, type AuditQuery, type StateStore, type StoredCommand } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -163,7 +163,7 @@ export class PolicyService {
    * Applies a command. When the flush queue is full the command is refused before anything
    * changes (OverloadedError); otherwise every required flush joins a flush job.
    */
-  async apply(cmd: Command): Promise<Applied> {
+  async apply(cmd: Command, actor = 'anonymous'): Promise<Applied> {
     const dryRun = cmd.type === 'devctl' && cmd.dryRun === true;
     if (!this.healthy) {
       if (cmd.type === 'devctl' && dryRun) return this.#failClosedDevctl(cmd.write);
@@ -189,7 +189,7 @@ export class PolicyService {
             decided = { result: r, seq: this.#seq + 1 };
             this.#seq = decided.seq;
             stamp(this.state, cmd, r, decided.seq);
-            return { seq: decided.seq, at, command: cmd };
+            return { seq: decided.seq, at, command: cmd, actor, rules: rulesOf(r) };
           });
         } catch (err) {
           if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
@@ -201,7 +201,7 @@ export class PolicyService {
       result = applyCommand(this.state, cmd, at);
       seq = ++this.#seq;
       stamp(this.state, cmd, result, seq);
-      await this.#persist({ seq, at, command: cmd });
+      await this.#persist({ seq, at, command: cmd, actor, rules: rulesOf(result) });
     }
     if (cmd.type === 'put-quirks') {
       const vmJobIds = new Map<VmId, string>();
@@ -218,6 +218,11 @@ export class PolicyService {
     this.#onDecision(vm, result.decision);
     const jobId = this.#submit(vm, result.decision);
     return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }) };
+  }
+
+  /** The audit trail: stored changes, oldest first. Empty without a store. */
+  audit(query: AuditQuery): Promise<StoredCommand[]> {
+    return this.#store?.audit(query) ?? Promise.resolve([]);
   }
 
   /** The revision (global command sequence) this replica has applied. */
@@ -326,6 +331,13 @@ export class PolicyService {
   quirks(): readonly Quirk[] {
     return this.state.quirks.quirks;
   }
+}
+
+/** The rule ids a command's decisions named, once each, for the audit trail. */
+function rulesOf(result: CommandResult): string[] {
+  const rules = new Set(result.decision.reasons.map((r) => r.rule));
+  for (const d of result.vms?.values() ?? []) for (const r of d.reasons) rules.add(r.rule);
+  return [...rules];
 }
 
 /** A VM's revision is the global sequence number of the last command that changed it. */

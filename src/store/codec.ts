@@ -4,6 +4,7 @@
  * 2^53).
  */
 import type { Command } from '../domain/index.js';
+import type { StoredCommand } from './state-store.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -30,4 +31,23 @@ export function pairsFromBytes(bytes: Buffer | null): Float64Array | null {
   const out = new Float64Array(bytes.byteLength / 8);
   new Uint8Array(out.buffer).set(bytes);
   return out;
+}
+
+/** A stored change as the SQL stores read it back for the audit trail. */
+export interface AuditRow {
+  seq: number | string;
+  at: number | string;
+  body: string;
+  actor: string | null;
+  rules: string | null;
+}
+
+export function auditRow(r: AuditRow): StoredCommand {
+  return {
+    seq: Number(r.seq),
+    at: Number(r.at),
+    command: decodeCommand(r.body),
+    ...(r.actor === null ? {} : { actor: r.actor }),
+    ...(r.rules === null ? {} : { rules: JSON.parse(r.rules) as string[] })
+  };
 }

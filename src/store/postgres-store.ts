@@ -5,8 +5,8 @@
  * replicas changing one VM at once are thus serialised: no lost updates.
  */
 import pg from 'pg';
-import { decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes } from './codec.js';
-import { StoreUnavailableError, type SharedStateStore, type StoredCommand, type StoredJob } from './state-store.js';
+import { auditRow, decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import { StoreUnavailableError, type AuditQuery, type SharedStateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE commands (
@@ -21,7 +21,10 @@ const MIGRATIONS: readonly string[] = [
      vm    TEXT NOT NULL,
      body  TEXT NOT NULL,
      pairs BYTEA
-   )`
+   )`,
+  `ALTER TABLE commands ADD COLUMN actor TEXT`,
+  `ALTER TABLE commands ADD COLUMN rules TEXT`,
+  `CREATE INDEX commands_vm ON commands (vm, seq)`
 ];
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
@@ -74,7 +77,11 @@ export class PostgresStore implements SharedStateStore {
       if (row.rows.length === 0) await client.query(`INSERT INTO ${this.#t('schema_version')} (version) VALUES (0)`);
       if (version > MIGRATIONS.length) throw new Error(`schema ${this.#schema} has version ${version}, newer than this service`);
       for (; version < MIGRATIONS.length; version++) {
-        await client.query((MIGRATIONS[version] as string).replace(/CREATE TABLE (\w+)/, (_m, table: string) => `CREATE TABLE ${this.#t(table)}`));
+        const sql = (MIGRATIONS[version] as string)
+          .replace(/CREATE TABLE (\w+)/, (_m, table: string) => `CREATE TABLE ${this.#t(table)}`)
+          .replace(/ALTER TABLE (\w+)/, (_m, table: string) => `ALTER TABLE ${this.#t(table)}`)
+          .replace(/ ON (\w+) \(/, (_m, table: string) => ` ON ${this.#t(table)} (`);
+        await client.query(sql);
         await client.query(`UPDATE ${this.#t('schema_version')} SET version = $1`, [version + 1]);
       }
       await client.query('COMMIT');
@@ -163,6 +170,21 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
+  async audit(query: AuditQuery): Promise<StoredCommand[]> {
+    await this.#init();
+    const params: unknown[] = [query.afterSeq ?? 0, query.since ?? 0, query.limit];
+    if (query.vmId !== undefined) params.push(query.vmId);
+    try {
+      const res = await this.#pool.query<AuditRow>(
+        `SELECT seq, at, body, actor, rules FROM ${this.#t('commands')} WHERE seq > $1 AND at >= $2 ${query.vmId === undefined ? '' : 'AND vm = $4'} ORDER BY seq LIMIT $3`,
+        params
+      );
+      return res.rows.map(auditRow);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   async #connect(): Promise<pg.PoolClient> {
     try {
       return await this.#pool.connect();
@@ -181,7 +203,14 @@ function decodeRow(r: { seq: string; at: string; body: string }): StoredCommand 
 }
 
 async function insert(client: pg.PoolClient, table: string, c: StoredCommand): Promise<void> {
-  await client.query(`INSERT INTO ${table} (seq, at, vm, body) VALUES ($1, $2, $3, $4)`, [c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command)]);
+  await client.query(`INSERT INTO ${table} (seq, at, vm, body, actor, rules) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    c.seq,
+    c.at,
+    'vmId' in c.command ? c.command.vmId : null,
+    encodeCommand(c.command),
+    c.actor ?? null,
+    c.rules === undefined ? null : JSON.stringify(c.rules)
+  ]);
 }
 
 function unavailable(err: unknown): StoreUnavailableError {

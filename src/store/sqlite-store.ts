@@ -7,8 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes } from './codec.js';
-import { StoreUnavailableError, type StateStore, type StoredCommand, type StoredJob } from './state-store.js';
+import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, decodeCommand, type AuditRow } from './codec.js';
+import { StoreUnavailableError, type AuditQuery, type StateStore, type StoredCommand, type StoredJob } from './state-store.js';
 
 /** Schema migrations, applied in order; the version table records how far a file has come. */
 const MIGRATIONS: readonly string[] = [
@@ -23,7 +23,10 @@ const MIGRATIONS: readonly string[] = [
      vm    TEXT NOT NULL,
      body  TEXT NOT NULL,
      pairs BLOB
-   )`
+   )`,
+  `ALTER TABLE commands ADD COLUMN actor TEXT`,
+  `ALTER TABLE commands ADD COLUMN rules TEXT`,
+  `CREATE INDEX commands_vm ON commands (vm, seq)`
 ];
 
 interface Waiter {
@@ -50,9 +53,11 @@ export class SqliteStore implements StateStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#migrate();
-    this.#insert = this.#db.prepare('INSERT INTO commands (seq, at, vm, body) VALUES (?, ?, ?, ?)');
+    this.#insert = this.#db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
     this.#commit = this.#db.transaction((rows: readonly StoredCommand[]) => {
-      for (const r of rows) this.#insert.run(r.seq, r.at, 'vmId' in r.command ? r.command.vmId : null, encodeCommand(r.command));
+      for (const r of rows) {
+        this.#insert.run(r.seq, r.at, 'vmId' in r.command ? r.command.vmId : null, encodeCommand(r.command), r.actor ?? null, r.rules === undefined ? null : JSON.stringify(r.rules));
+      }
     });
   }
 
@@ -74,6 +79,15 @@ export class SqliteStore implements StateStore {
   load(): Promise<StoredCommand[]> {
     const rows = this.#db.prepare('SELECT seq, at, body FROM commands ORDER BY seq').all() as { seq: number; at: number; body: string }[];
     return Promise.resolve(rows.map((r) => ({ seq: r.seq, at: r.at, command: decodeCommand(r.body) })));
+  }
+
+  audit(query: AuditQuery): Promise<StoredCommand[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT seq, at, body, actor, rules FROM commands WHERE seq > ? AND at >= ? ${query.vmId === undefined ? '' : 'AND vm = ?'} ORDER BY seq LIMIT ?`
+      )
+      .all(...[query.afterSeq ?? 0, query.since ?? 0, ...(query.vmId === undefined ? [] : [query.vmId]), query.limit]) as AuditRow[];
+    return Promise.resolve(rows.map(auditRow));
   }
 
   append(commands: readonly StoredCommand[]): Promise<void> {
@@ -126,4 +140,5 @@ export class SqliteStore implements StateStore {
     return Promise.resolve();
   }
 }
+
 

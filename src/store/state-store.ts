@@ -11,6 +11,19 @@ export interface StoredCommand {
   /** The time the command was applied at (ms since the epoch); replays use it. */
   readonly at: number;
   readonly command: Command;
+  /** Who made the change (a token id, or "anonymous" without tokens), for the audit trail. */
+  readonly actor?: string;
+  /** Rule ids the decision named, for the audit trail. */
+  readonly rules?: readonly string[];
+}
+
+export interface AuditQuery {
+  readonly vmId?: string;
+  /** Only changes at or after this time (ms since the epoch). */
+  readonly since?: number;
+  /** Only changes after this sequence number (paging). */
+  readonly afterSeq?: number;
+  readonly limit: number;
 }
 
 /** A flush job as stored: its JSON, and its ranges while it is unfinished (to resume it). */
@@ -33,6 +46,8 @@ export interface StateStore {
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */
   loadJobs(): Promise<StoredJob[]>;
+  /** Stored changes matching the query, oldest first: the audit trail. */
+  audit(query: AuditQuery): Promise<StoredCommand[]>;
   close(): Promise<void>;
 }
 

@@ -153,3 +153,49 @@ describe('overload protection', () => {
     }
   });
 });
+
+describe('audit trail', () => {
+  it('records who changed what, the rules, the revision; readable by read and admin, filtered by VM and time', async () => {
+    const { MemoryStore } = await import('../../src/store/memory-store.js');
+    const { createRuntime } = await import('../../src/service/runtime.js');
+    const { DEFAULT_POLICY } = await import('../../src/domain/index.js');
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store: new MemoryStore(), threads: 1 });
+    await runtime.start();
+    const audited = await build({
+      runtime,
+      tokens: new TokenTable([
+        { id: 'ops', token: ADMIN, scopes: ['admin'] },
+        { id: 'dashboard', token: READER, scopes: ['read'] },
+        { id: 'vmm-a', token: VMM_A, scopes: ['vmm'], vms: ['vm-a*'] }
+      ])
+    });
+    try {
+      const as = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+      const t0 = new Date().toISOString();
+      await audited.inject({ method: 'PUT', url: '/v1/vms/vm-a1', headers: as(VMM_A), payload: { arch: 'x86_64', policy: { mode: 'pessimistic' } } });
+      await audited.inject({ method: 'PUT', url: '/v1/vms/vm-a1/domains/d0', headers: as(VMM_A), payload: { enforceCacheCoherency: false } });
+      await audited.inject({ method: 'POST', url: '/v1/vms/vm-a1/pins', headers: as(VMM_A), payload: { iova: '0x0', hpa: '0x0', length: '0x1000' } });
+      await audited.inject({ method: 'PUT', url: '/v1/quirks', headers: as(ADMIN), payload: { quirks: [] } });
+      // A refused change leaves no trace.
+      await audited.inject({ method: 'POST', url: '/v1/vms/vm-a1/pins', headers: as(VMM_A), payload: { iova: '0x0', hpa: '0x0', length: '0x1000' } });
+      const all = await audited.inject({ method: 'GET', url: '/v1/audit', headers: as(READER) });
+      expect(all.statusCode).toBe(200);
+      const items = all.json<{ items: { revision: number; actor: string; vmId: string | null; action: string; rules: string[] }[] }>().items;
+      expect(items.map((i) => [i.revision, i.actor, i.vmId, i.action])).toEqual([
+        [1, 'vmm-a', 'vm-a1', 'put-vm'],
+        [2, 'vmm-a', 'vm-a1', 'put-domain'],
+        [3, 'vmm-a', 'vm-a1', 'pin'],
+        [4, 'ops', null, 'put-quirks']
+      ]);
+      expect(items[2]?.rules).toEqual(['F1']);
+      const vmOnly = await audited.inject({ method: 'GET', url: `/v1/audit?vmId=vm-a1&since=${encodeURIComponent(t0)}&limit=2`, headers: as(ADMIN) });
+      const page1 = vmOnly.json<{ items: { revision: number }[]; nextCursor?: string }>();
+      expect(page1.items.map((i) => i.revision)).toEqual([1, 2]);
+      const page2 = await audited.inject({ method: 'GET', url: `/v1/audit?vmId=vm-a1&limit=2&cursor=${page1.nextCursor ?? ''}`, headers: as(ADMIN) });
+      expect(page2.json<{ items: { revision: number }[]; nextCursor?: string }>()).toEqual({ items: [expect.objectContaining({ revision: 3 })] });
+      expect((await audited.inject({ method: 'GET', url: '/v1/audit', headers: as(VMM_A) })).statusCode).toBe(403);
+    } finally {
+      await audited.close();
+    }
+  });
+});

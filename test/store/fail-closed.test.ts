@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { StateStore, StoredCommand, StoredJob } from '../../src/store/state-store.js';
+import type { AuditQuery, StateStore, StoredCommand, StoredJob } from '../../src/store/state-store.js';
 import { build, json } from '../helpers/app.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -27,6 +27,9 @@ class FlakyStore implements StateStore {
   }
   loadJobs(): Promise<StoredJob[]> {
     return this.down ? Promise.reject(new Error('connection refused')) : this.inner.loadJobs();
+  }
+  audit(query: AuditQuery): Promise<StoredCommand[]> {
+    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.audit(query);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -58,6 +58,27 @@ export function runStoreContract(factory: StoreFactory): void {
     await store.close();
   });
 
+  it('answers the audit trail: actor, rules, filtered by VM and time, paged by sequence', async () => {
+    const store = factory.open();
+    const other = parseVmId('vm2');
+    await store.append([
+      { seq: 1, at: 100, command: { type: 'put-vm', vmId, arch: 'x86_64' }, actor: 'ops', rules: [] },
+      { seq: 2, at: 200, command: { type: 'put-vm', vmId: other, arch: 'x86_64' }, actor: 'vmm', rules: ['K1'] },
+      { seq: 3, at: 300, command: { type: 'delete-vm', vmId }, actor: 'ops', rules: ['F5', 'F3'] },
+      { seq: 4, at: 400, command: { type: 'put-quirks', quirks: [] } }
+    ]);
+    expect((await store.audit({ limit: 10 })).map((c) => [c.seq, c.actor, c.rules])).toEqual([
+      [1, 'ops', []],
+      [2, 'vmm', ['K1']],
+      [3, 'ops', ['F5', 'F3']],
+      [4, undefined, undefined]
+    ]);
+    expect((await store.audit({ vmId: 'vm1', limit: 10 })).map((c) => c.seq)).toEqual([1, 3]);
+    expect((await store.audit({ since: 200, limit: 10 })).map((c) => c.seq)).toEqual([2, 3, 4]);
+    expect((await store.audit({ afterSeq: 1, limit: 2 })).map((c) => c.seq)).toEqual([2, 3]);
+    await store.close();
+  });
+
   it('keeps flush job records: replaced in place, ranges kept while given', async () => {
     const store = factory.open();
     await store.saveJob({ id: 'j1', vmId: 'vm1', body: '{"state":"running"}', pairs: new Float64Array([1, 2, 2 ** 52 - 1, 3]) });

@@ -14,6 +14,11 @@ declare module 'fastify' {
   }
 }
 
+/** Who the audit trail says made a change: the token's id, or "anonymous" without tokens. */
+export function actorOf(request: FastifyRequest): string {
+  return request.principal?.id ?? 'anonymous';
+}
+
 /** What a route needs: GET reads; quirk changes are admin; every other change or decision is vmm. */
 function required(request: FastifyRequest): Scope {
   if (request.method === 'GET') return 'read';

@@ -35,6 +35,7 @@ async function swagger(app: FastifyInstance): Promise<void> {
         { name: 'flush-jobs', description: 'Flush jobs and receipts' },
         { name: 'quirks', description: 'Device quirks' },
         { name: 'policy', description: 'Server policy defaults' },
+        { name: 'audit', description: 'Who changed what, and which rules fired' },
         { name: 'health', description: 'Liveness and readiness' }
       ]
     },

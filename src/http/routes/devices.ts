@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../plugins/auth.js';
 import { parseDomainId, parsePciAddress } from '../../domain/index.js';
 import { DeviceParams, problems } from '../schemas/common.js';
 import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
@@ -42,7 +43,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
           ...(b.pci === undefined ? {} : { pci: b.pci }),
           ...(b.devctl === undefined ? {} : { devctl: hex16(b.devctl, 'devctl') })
         }
-      });
+      }, actorOf(request));
       reply.code(result.created === true ? 201 : 200);
       return await decided(app, request, vmId, 'put-device', result, wants(request.query));
     }
@@ -53,7 +54,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     { schema: { tags: ['devices'], summary: 'Remove a device from the VM', params: DeviceParams, response: { 200: DeviceDecision, ...problems } } },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      return await decided(app, request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }));
+      return await decided(app, request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }, actorOf(request)));
     }
   );
 
@@ -71,7 +72,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      return await decided(app, request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }), wants(request.query));
+      return await decided(app, request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }, actorOf(request)), wants(request.query));
     }
   );
 
@@ -100,7 +101,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
           ...(b.nosnoopEnable === undefined ? {} : { nosnoopEnable: b.nosnoopEnable })
         },
         dryRun: b.dryRun
-      });
+      }, actorOf(request));
       const answer = await decided(app, request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
       const failClosed = result.failClosed;
       const { decision, hardwareValue, guestValue } = answer;

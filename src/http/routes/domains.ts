@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../plugins/auth.js';
 import { parseDomainId } from '../../domain/index.js';
 import { DomainParams, problems } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
@@ -30,7 +31,7 @@ export default function domainRoutes(app: FastifyInstance): void {
         domainId: parseDomainId(request.params.domainId),
         enforceCacheCoherency: request.body.enforceCacheCoherency,
         iommu: request.body.iommu ?? null
-      });
+      }, actorOf(request));
       reply.code(result.created === true ? 201 : 200);
       return await decided(app, request, vmId, 'put-domain', result);
     }
@@ -49,7 +50,7 @@ export default function domainRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      return await decided(app, request, vmId, 'delete-domain', app.policy.apply({ type: 'delete-domain', vmId, domainId: parseDomainId(request.params.domainId) }));
+      return await decided(app, request, vmId, 'delete-domain', app.policy.apply({ type: 'delete-domain', vmId, domainId: parseDomainId(request.params.domainId) }, actorOf(request)));
     }
   );
 }

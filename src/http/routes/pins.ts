@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../plugins/auth.js';
 import { parsePageAddress, type VmId } from '../../domain/index.js';
 import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
@@ -28,7 +29,7 @@ export default function pinRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const ranges = batchOf(request.body, app.limits.batchLimit).map(pinInput);
-      return await decided(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }), wants(request.query));
+      return await decided(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 
@@ -48,7 +49,7 @@ export default function pinRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const ranges = batchOf(request.body, app.limits.batchLimit).map(rangeInput);
-      return await decided(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }), wants(request.query));
+      return await decided(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 

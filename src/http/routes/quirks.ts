@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
 import { FLUSH_METHODS, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
 import { problems } from '../schemas/common.js';
@@ -36,7 +37,7 @@ export default function quirkRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const quirks = parseQuirkFile(request.body);
-      const result = await app.policy.apply({ type: 'put-quirks', quirks });
+      const result = await app.policy.apply({ type: 'put-quirks', quirks }, actorOf(request));
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
         const answer = decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0);

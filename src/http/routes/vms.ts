@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
 import type { VmId } from '../../domain/index.js';
 import { FreshQuery, page, PageQuery, problems, VmParams } from '../schemas/common.js';
@@ -45,7 +46,7 @@ export default function vmRoutes(app: FastifyInstance): void {
     },
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
-      const result = await app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) });
+      const result = await app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) }, actorOf(request));
       reply.code(result.created === true ? 201 : 200);
       return { ...await decided(app, request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId), openJobs(app, vmId)) };
     }
@@ -74,7 +75,7 @@ export default function vmRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      return await decided(app, request, vmId, 'delete-vm', app.policy.apply({ type: 'delete-vm', vmId }));
+      return await decided(app, request, vmId, 'delete-vm', app.policy.apply({ type: 'delete-vm', vmId }, actorOf(request)));
     }
   );
 }

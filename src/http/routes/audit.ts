@@ -1,0 +1,69 @@
+/**
+ * The audit trail: every accepted change (VM, domain, device, reset, devctl decision, pins,
+ * quirk list), who made it, the rules its decision named and its revision. Kept by the store.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { HttpError } from '../errors.js';
+import { page, problems } from '../schemas/common.js';
+import { decodeCursor, encodeCursor } from '../wire.js';
+
+const AuditEntry = z
+  .object({
+    revision: z.number().int().describe('Global sequence number of the change'),
+    at: z.string(),
+    actor: z.string().describe('Token id, or "anonymous" without tokens'),
+    vmId: z.string().nullable(),
+    action: z.string().describe('The command: put-vm, pin, devctl, put-quirks, ...'),
+    rules: z.array(z.string()).describe('Rule ids the decision named'),
+    change: z.record(z.string(), z.unknown()).describe('The command as stored (addresses in 4 KiB pages)')
+  })
+  .meta({ id: 'AuditEntry' });
+
+export default function auditRoutes(app: FastifyInstance): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/audit',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'The audit trail of accepted changes (paged, oldest first)',
+        querystring: z.object({
+          vmId: z.string().max(64).optional(),
+          since: z.iso.datetime({ offset: true }).optional().describe('Only changes at or after this time'),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          cursor: z.string().max(200).optional()
+        }),
+        response: { 200: page(AuditEntry, 'AuditPage'), 400: problems[400] }
+      }
+    },
+    async (request) => {
+      const q = request.query;
+      const after = q.cursor === undefined ? 0 : Number(decodeCursor(q.cursor));
+      if (!Number.isSafeInteger(after) || after < 0) throw new HttpError('INVALID_CURSOR', 'cursor is not one this service issued');
+      const rows = await app.policy.audit({
+        ...(q.vmId === undefined ? {} : { vmId: q.vmId }),
+        ...(q.since === undefined ? {} : { since: Date.parse(q.since) }),
+        afterSeq: after,
+        limit: q.limit + 1
+      });
+      const shown = rows.slice(0, q.limit);
+      const last = shown[shown.length - 1];
+      return {
+        items: shown.map((r) => {
+          const { type, ...change } = r.command;
+          return {
+            revision: r.seq,
+            at: new Date(r.at).toISOString(),
+            actor: r.actor ?? 'anonymous',
+            vmId: 'vmId' in r.command ? r.command.vmId : null,
+            action: type,
+            rules: [...(r.rules ?? [])],
+            change: change
+          };
+        }),
+        ...(rows.length > q.limit && last !== undefined ? { nextCursor: encodeCursor(String(last.seq)) } : {})
+      };
+    }
+  );
+}
