@@ -1,0 +1,53 @@
+/**
+ * The Dockerfile's invariants, checked by parsing it (there is no Docker engine here; the
+ * smoke script `npm run docker:smoke` replays its steps).
+ */
+import { readFileSync } from 'node:fs';
+import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { describe, expect, it } from 'vitest';
+
+const source = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+const dockerfile = DockerfileParser.parse(source);
+const lines = source.split('\n');
+const froms = dockerfile.getFROMs();
+const runtimeStart = froms[1]?.getRange().start.line ?? Number.MAX_SAFE_INTEGER;
+const inRuntime = (i: Instruction): boolean => i.getRange().start.line > runtimeStart;
+const runtime = dockerfile.getInstructions().filter(inRuntime);
+const args = (i: Instruction): string => i.getArgumentsContent() ?? '';
+
+describe('Dockerfile', () => {
+  it('is multi-stage on a current Node LTS slim image', () => {
+    expect(froms).toHaveLength(2);
+    for (const f of froms) expect(f.getImageName()).toBe('node');
+    for (const f of froms) expect(f.getImageTag()).toMatch(/^(22|24)-[a-z]+-slim$/);
+  });
+
+  it('compiles native addons only in the build stage', () => {
+    const build = dockerfile.getInstructions().filter((i) => !inRuntime(i));
+    expect(build.some((i) => i.getKeyword() === 'RUN' && /g\+\+/.test(args(i)) && /python3/.test(args(i)))).toBe(true);
+    expect(runtime.some((i) => /apt-get|g\+\+|npm ci|npm install/.test(args(i)))).toBe(false);
+    expect(build.some((i) => i.getKeyword() === 'RUN' && /npm ci --omit=dev/.test(args(i)))).toBe(true);
+  });
+
+  it('copies only production node_modules and dist (and package.json) into the runtime stage', () => {
+    const copies = runtime.filter((i) => i.getKeyword() === 'COPY').map((i) => (lines[i.getRange().start.line] ?? '').trim());
+    expect(copies).toEqual(['COPY --from=build /app/node_modules ./node_modules', 'COPY --from=build /app/dist ./dist', 'COPY package.json ./']);
+  });
+
+  it('runs as a non-root user with HOST=0.0.0.0, DATA_DIR=/data as a volume, port 8080', () => {
+    const user = runtime.filter((i) => i.getKeyword() === 'USER').pop();
+    expect(args(user as Instruction)).toBe('node');
+    const env = runtime.filter((i) => i.getKeyword() === 'ENV').map(args).join(' ');
+    expect(env).toMatch(/HOST=0\.0\.0\.0/);
+    expect(env).toMatch(/DATA_DIR=\/data/);
+    expect(runtime.some((i) => i.getKeyword() === 'VOLUME' && args(i).includes('/data'))).toBe(true);
+    expect(runtime.some((i) => i.getKeyword() === 'EXPOSE' && args(i) === '8080')).toBe(true);
+  });
+
+  it('starts in exec form and checks health with node fetch against /readyz', () => {
+    const cmd = runtime.filter((i) => i.getKeyword() === 'CMD').pop();
+    expect(JSON.parse(args(cmd as Instruction))).toEqual(['node', 'dist/server.js']);
+    const health = runtime.find((i) => i.getKeyword() === 'HEALTHCHECK');
+    expect(args(health as Instruction)).toMatch(/CMD \["node", "-e", "fetch\(.*\/readyz/);
+  });
+});
