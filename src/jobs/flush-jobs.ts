@@ -203,8 +203,10 @@ export class FlushJobs {
   /** A VM's jobs, oldest first, starting after job `afterId` (exclusive). */
   list(vmId: VmId, afterId: string | undefined, limit: number): FlushJob[] {
     const ids = this.#byVm.get(vmId) ?? [];
-    const start = afterId === undefined ? 0 : ids.indexOf(afterId) + 1;
-    return ids.slice(start, start + limit).flatMap((id) => this.#jobs.get(id) ?? []);
+    const at = afterId === undefined ? -1 : ids.indexOf(afterId);
+    // A cursor naming a job already forgotten ends the listing rather than starting it over.
+    if (afterId !== undefined && at < 0) return [];
+    return ids.slice(at + 1, at + 1 + limit).flatMap((id) => this.#jobs.get(id) ?? []);
   }
 
   /** Jobs of a VM not finished yet. */

@@ -173,6 +173,9 @@ describe('flush jobs after a restart', () => {
       expect(runtime.jobs.get('fj-done')?.receipt?.modeledCycles).toBe(602);
       // Listed in the order they were created (the store's order).
       expect(runtime.jobs.list(parseVmId('vm1'), undefined, 10).map((j) => j.id)).toEqual(['fj-running', 'fj-done']);
+      expect(runtime.jobs.list(parseVmId('vm1'), 'fj-running', 10).map((j) => j.id)).toEqual(['fj-done']);
+      // A cursor naming a job that is not (or no longer) known ends the listing.
+      expect(runtime.jobs.list(parseVmId('vm1'), 'fj-forgotten', 10)).toEqual([]);
     } finally {
       await runtime.close();
     }
