@@ -75,12 +75,6 @@ export class DecisionBuilder {
     this.reasons.push({ rule, message });
   }
 
-  get pendingPages(): number {
-    let total = 0;
-    for (const n of this.#lens) total += n;
-    return total;
-  }
-
   buildFlush(): FlushDecision {
     const count = this.#hpas.length;
     if (count === 0) return { required: false, ranges: [], pages: 0, cause: null };

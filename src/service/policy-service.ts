@@ -87,10 +87,6 @@ export class PolicyService {
     return this.#failure === null && this.#restored;
   }
 
-  get storeKind(): string {
-    return this.#store?.kind ?? 'none';
-  }
-
   /** Readiness: state rebuilt from the store, and the store has not failed since. */
   get ready(): { state: boolean; store: boolean } {
     return { state: this.#restored, store: this.#failure === null };
@@ -223,11 +219,6 @@ export class PolicyService {
   /** The audit trail: stored changes, oldest first. Empty without a store. */
   audit(query: AuditQuery): Promise<StoredCommand[]> {
     return this.#store?.audit(query) ?? Promise.resolve([]);
-  }
-
-  /** The revision (global command sequence) this replica has applied. */
-  get revision(): number {
-    return this.#seq;
   }
 
   /**
