@@ -23,6 +23,7 @@ import flushJobRoutes from './routes/flush-jobs.js';
 import healthRoutes from './routes/health.js';
 import pinRoutes from './routes/pins.js';
 import quirkRoutes from './routes/quirks.js';
+import simulationRoutes from './routes/simulations.js';
 import vmRoutes from './routes/vms.js';
 
 export interface AppOptions {
@@ -111,6 +112,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(flushJobRoutes);
   await app.register(quirkRoutes);
   await app.register(auditRoutes);
+  await app.register(simulationRoutes, { simulator: runtime.simulator });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     reply.type(runtime.metrics.registry.contentType);
     return runtime.metrics.registry.metrics();

@@ -7,6 +7,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
 import { OverloadedError } from '../jobs/flush-jobs.js';
+import { SimulatorBusyError } from '../sim/simulator.js';
+import { TraceError } from '../sim/trace.js';
 import { StoreUnavailableError } from '../store/state-store.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
 
@@ -106,6 +108,13 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (err instanceof OverloadedError) {
       reply.header('retry-after', String(err.retryAfterSeconds));
+      return sendProblem(request, reply, 'OVERLOADED', err.message);
+    }
+    if (err instanceof TraceError) {
+      return sendProblem(request, reply, 'INVALID_TRACE', err.message, { details: { line: err.line } });
+    }
+    if (err instanceof SimulatorBusyError) {
+      reply.header('retry-after', '5');
       return sendProblem(request, reply, 'OVERLOADED', err.message);
     }
     if (err instanceof StoreUnavailableError) {

@@ -5,6 +5,7 @@
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
 import { FlushJobs, type FlushJob } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
+import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
 import type { StateStore } from '../store/state-store.js';
@@ -19,12 +20,15 @@ export interface RuntimeOptions {
   readonly clock?: () => number;
   /** Durable store; absent: state in memory only. Closed with the runtime. */
   readonly store?: StateStore;
+  /** Worker threads for what-if simulations (started on demand, stopped when idle); 0: inline. */
+  readonly simThreads?: number;
 }
 
 export interface Runtime {
   readonly service: PolicyService;
   readonly jobs: FlushJobs;
   readonly metrics: Metrics;
+  readonly simulator: Simulator;
   /** Rebuilds the state from the store and resumes unfinished flush jobs; returns the commands replayed. */
   start(): Promise<number>;
   close(): Promise<void>;
@@ -61,10 +65,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.store === undefined ? {} : { store: options.store }),
     ...(options.clock === undefined ? {} : { clock: options.clock })
   });
+  const simulator = new Simulator(options.simThreads === undefined ? {} : { threads: options.simThreads });
   return {
     service,
     jobs,
     metrics,
+    simulator,
     start: async () => {
       const replayed = await service.restore();
       const stored = (await options.store?.loadJobs()) ?? [];
@@ -79,6 +85,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     close: async () => {
       service.stop();
       await jobs.close();
+      await simulator.close();
       await options.store?.close();
     }
   };

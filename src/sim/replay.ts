@@ -1,0 +1,470 @@
+/**
+ * Replays a trace through the decision core under one policy mode, playing the VMM (it performs
+ * every flush a decision demands, writes every `hardwareValue` to the simulated device and
+ * reports the bit it reads back) and the adversary (every device that can put No-Snoop on the
+ * wire reads and writes every page it can reach, the moment it can), against the cache model.
+ *
+ * The result counts what the mode flushed and what it would cost, and every hazard the model saw:
+ * a leak (a no-snoop read of a page the host zeroed through the cache and nobody flushed) or a
+ * stale line (a page going back to the host with a clean line over newer DRAM). A safe policy
+ * has none.
+ */
+import {
+  applyCommand,
+  attrMmio,
+  attrSubset,
+  coalescePairs,
+  createState,
+  DEFAULT_POLICY,
+  DEVCTL_NOSNOOP_EN,
+  DomainError,
+  domainsOf,
+  planFlush,
+  type Arch,
+  type CoherencyState,
+  type Command,
+  type CommandResult,
+  type Decision,
+  type DomainId,
+  type FlushCause,
+  type NoSnoopState,
+  type PciAddress,
+  type PinInput,
+  type Policy,
+  type PolicyMode,
+  type Quirk,
+  type RangeInput,
+  type Vm,
+  type VmId
+} from '../domain/index.js';
+import { CacheModel } from './coherency-model.js';
+import type { Run, Trace, TraceEvent } from './trace.js';
+
+/** Ranges per pin or unpin command: the API's batch limit. */
+const BATCH = 10_000;
+/** Flush chunk used for pricing, as the flush jobs use. */
+const CHUNK_PAGES = 262_144;
+const PAGE = 4096;
+/** Violations kept as examples; the counts cover all of them. */
+const SAMPLES = 5;
+
+export interface ViolationSample {
+  readonly kind: 'leak' | 'stale';
+  /** 1-based index of the trace event during which the model saw it. */
+  readonly event: number;
+  readonly vm: string;
+  readonly pages: number;
+  readonly detail: string;
+}
+
+export interface ModeResult {
+  readonly mode: PolicyMode;
+  readonly events: number;
+  /** Commands sent to the core (runs and batches expanded), and the ones it rejected by code. */
+  readonly commands: number;
+  readonly rejected: Readonly<Record<string, number>>;
+  readonly flush: {
+    /** Decisions that demanded a flush: one flush job each. */
+    readonly jobs: number;
+    readonly bytes: number;
+    /** Bytes by cause. */
+    readonly byCause: Readonly<Record<FlushCause, number>>;
+    /** What the pessimistic policy would have flushed for the same decisions. */
+    readonly pessimisticBytes: number;
+  };
+  /** Modelled with the per-architecture cost model the flush jobs price receipts with. */
+  readonly cost: { readonly cycles: number; readonly seconds: number };
+  readonly devctl: { readonly allow: number; readonly deny: number; readonly ignore: number };
+  /** Whether KVM had to treat a VM as having non-coherent DMA at any point (K1). */
+  readonly kvmNoncoherentDma: boolean;
+  readonly violations: {
+    readonly total: number;
+    readonly leakPages: number;
+    readonly stalePages: number;
+    readonly samples: readonly ViolationSample[];
+  };
+}
+
+export interface ReplayOptions {
+  readonly quirks: readonly Quirk[];
+  /** Skip the n-th demanded flush (0-based), to show that the model notices. */
+  readonly dropFlush?: number;
+}
+
+interface HwDevice {
+  readonly vm: VmId;
+  readonly bdf: PciAddress;
+  readonly fn: 'pf' | 'vf';
+  readonly hardwired: boolean;
+  /** The VMM cannot read the bit: it reports `unknown` and the hardware is assumed to be 1. */
+  readonly unknown: boolean;
+  /** The Enable No Snoop bit in hardware (a VF: its PF's bit as the host set it). */
+  bit: 0 | 1;
+}
+
+/** Replays `trace` under `mode` with a fresh state. Deterministic: no clocks, no randomness. */
+export function replay(trace: Trace, mode: PolicyMode, options: ReplayOptions): ModeResult {
+  return new Replay(mode, options).run(trace.events);
+}
+
+class Replay {
+  readonly #state: CoherencyState;
+  readonly #mode: PolicyMode;
+  readonly #cache = new CacheModel();
+  readonly #devices = new Map<string, HwDevice>();
+  /** Per VM: the non-coherent domains a no-snoop-capable device is attached to. */
+  readonly #emitting = new Map<VmId, ReadonlySet<DomainId>>();
+  readonly #dropFlush: number;
+  #event = 0;
+  #now = 0;
+  #commands = 0;
+  readonly #rejected: Record<string, number> = {};
+  #jobs = 0;
+  #pages = 0;
+  readonly #byCause: Record<FlushCause, number> = { pin: 0, unpin: 0, replay: 0, teardown: 0 };
+  #pessimisticPages = 0;
+  #cycles = 0;
+  #ns = 0;
+  readonly #devctl = { allow: 0, deny: 0, ignore: 0 };
+  #kvm = false;
+  #leakPages = 0;
+  #stalePages = 0;
+  #violations = 0;
+  readonly #samples: ViolationSample[] = [];
+
+  constructor(mode: PolicyMode, options: ReplayOptions) {
+    this.#mode = mode;
+    this.#state = createState({ ...DEFAULT_POLICY, mode }, options.quirks);
+    this.#dropFlush = options.dropFlush ?? -1;
+  }
+
+  run(events: readonly TraceEvent[]): ModeResult {
+    for (const e of events) {
+      this.#event++;
+      this.#step(e);
+    }
+    return {
+      mode: this.#mode,
+      events: events.length,
+      commands: this.#commands,
+      rejected: { ...this.#rejected },
+      flush: {
+        jobs: this.#jobs,
+        bytes: this.#pages * PAGE,
+        byCause: {
+          pin: this.#byCause.pin * PAGE,
+          unpin: this.#byCause.unpin * PAGE,
+          replay: this.#byCause.replay * PAGE,
+          teardown: this.#byCause.teardown * PAGE
+        },
+        pessimisticBytes: this.#pessimisticPages * PAGE
+      },
+      cost: { cycles: this.#cycles, seconds: this.#ns / 1e9 },
+      devctl: { ...this.#devctl },
+      kvmNoncoherentDma: this.#kvm,
+      violations: { total: this.#violations, leakPages: this.#leakPages, stalePages: this.#stalePages, samples: [...this.#samples] }
+    };
+  }
+
+  #step(e: TraceEvent): void {
+    switch (e.t) {
+      case 'vm':
+        this.#command({ type: 'put-vm', vmId: e.vm, arch: e.arch, policy: { ...e.policy, mode: this.#mode } });
+        return;
+      case 'delete-vm':
+        this.#releasing(e.vm, () => this.#command({ type: 'delete-vm', vmId: e.vm }));
+        this.#exposureChanged(e.vm);
+        return;
+      case 'domain':
+        this.#command({ type: 'put-domain', vmId: e.vm, domainId: e.domain, enforceCacheCoherency: e.coherent });
+        this.#exposureChanged(e.vm);
+        return;
+      case 'delete-domain':
+        this.#releasing(e.vm, () => this.#command({ type: 'delete-domain', vmId: e.vm, domainId: e.domain }));
+        this.#exposureChanged(e.vm);
+        return;
+      case 'device':
+        this.#attach(e);
+        this.#exposureChanged(e.vm);
+        return;
+      case 'delete-device':
+        if (this.#command({ type: 'delete-device', vmId: e.vm, bdf: e.bdf }) !== undefined) this.#devices.delete(key(e.vm, e.bdf));
+        this.#exposureChanged(e.vm);
+        return;
+      case 'reset':
+        this.#reset(e.vm, e.bdf);
+        this.#exposureChanged(e.vm);
+        return;
+      case 'devctl': {
+        const result = this.#command({ type: 'devctl', vmId: e.vm, bdf: e.bdf, write: { nosnoopEnable: e.nosnoopEnable } });
+        const outcome = result?.decision.devctl;
+        if (outcome !== undefined) {
+          this.#devctl[outcome.decision]++;
+          this.#write(e.vm, e.bdf, outcome.hardwareValue);
+        }
+        this.#exposureChanged(e.vm);
+        return;
+      }
+      case 'pin':
+        this.#pin(e);
+        return;
+      case 'unpin':
+        this.#unpin(e.vm, e.run);
+        return;
+      case 'dma':
+        this.#dma(e);
+        return;
+    }
+  }
+
+  // ---- the VMM ---------------------------------------------------------------------------------
+
+  /** Runs a command and performs the flush it demands; a rejection is counted, not fatal. */
+  #command(cmd: Command): CommandResult | undefined {
+    this.#commands++;
+    const arch = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId)?.arch : undefined;
+    const policy = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId)?.policy : undefined;
+    let result: CommandResult;
+    try {
+      result = applyCommand(this.#state, cmd, ++this.#now);
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      this.#rejected[err.code] = (this.#rejected[err.code] ?? 0) + 1;
+      return undefined;
+    }
+    const vm = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined;
+    this.#perform(result.decision, vm?.arch ?? arch, vm?.policy ?? policy);
+    return result;
+  }
+
+  /** Flushes what the decision demands, on the model, and prices it. */
+  #perform(decision: Decision, arch: Arch | undefined, policy: Policy | undefined): void {
+    this.#pessimisticPages += decision.pessimisticPages;
+    if (decision.kvmNoncoherentDma) this.#kvm = true;
+    const flush = decision.flush;
+    if (!flush.required) return;
+    const job = this.#jobs++;
+    this.#pages += flush.pages;
+    if (flush.cause !== null) this.#byCause[flush.cause] += flush.pages;
+    const pairs = new Float64Array(2 * flush.ranges.length);
+    flush.ranges.forEach((r, i) => {
+      pairs[2 * i] = r.hpa;
+      pairs[2 * i + 1] = r.pages;
+    });
+    if (arch !== undefined && policy !== undefined) {
+      const receipt = planFlush(coalescePairs(pairs), arch, policy, CHUNK_PAGES);
+      this.#cycles += receipt.modeledCycles;
+      this.#ns += receipt.modeledNs;
+    }
+    if (job === this.#dropFlush) return;
+    for (const r of flush.ranges) this.#cache.flush(r.hpa, r.pages);
+  }
+
+  #attach(e: Extract<TraceEvent, { t: 'device' }>): void {
+    const existing = this.#devices.get(key(e.vm, e.bdf));
+    const hw: HwDevice = existing ?? {
+      vm: e.vm,
+      bdf: e.bdf,
+      fn: e.function,
+      hardwired: e.function === 'pf' && e.nosnoop === 'hardwired-zero',
+      unknown: e.nosnoop === 'unknown',
+      bit: e.nosnoop === 'enabled' || e.nosnoop === 'unknown' ? 1 : 0
+    };
+    const result = this.#command({
+      type: 'put-device',
+      vmId: e.vm,
+      device: { bdf: e.bdf, domainId: e.domain, vendorId: e.vendorId, deviceId: e.deviceId, function: e.function, physfn: e.physfn, nosnoop: truthful(hw) }
+    });
+    if (result === undefined) return;
+    this.#devices.set(key(e.vm, e.bdf), hw);
+    if (result.decision.devctl !== undefined) this.#write(e.vm, e.bdf, result.decision.devctl.hardwareValue);
+  }
+
+  /** FLR or bus reset: the bit returns to its reset default 1 unless hardwired to 0 (R1). */
+  #reset(vmId: VmId, bdf: PciAddress): void {
+    const hw = this.#devices.get(key(vmId, bdf));
+    const result = this.#command({ type: 'reset-device', vmId, bdf });
+    if (result === undefined || hw === undefined) return;
+    if (hw.fn === 'pf' && !hw.hardwired) hw.bit = 1;
+    if (result.decision.devctl !== undefined) this.#write(vmId, bdf, result.decision.devctl.hardwareValue);
+  }
+
+  /**
+   * The VMM writes DEVCTL (a VF's bit is reserved, a hardwired bit does not stick), then reads it
+   * back and reports it when the core's view differs, as the API asks (W3).
+   */
+  #write(vmId: VmId, bdf: PciAddress, value: number): void {
+    const hw = this.#devices.get(key(vmId, bdf));
+    if (hw === undefined || hw.fn === 'vf' || hw.hardwired) return;
+    hw.bit = (value & DEVCTL_NOSNOOP_EN) !== 0 ? 1 : 0;
+    const current = this.#state.vms.get(vmId)?.devices.get(bdf);
+    if (current === undefined || hw.unknown || current.nosnoop === truthful(hw)) return;
+    this.#command({ type: 'put-device', vmId, device: { ...current, devctl: value, nosnoop: truthful(hw) } });
+  }
+
+  #pin(e: Extract<TraceEvent, { t: 'pin' }>): void {
+    for (const batch of batches(e.run)) {
+      const ranges: PinInput[] = batch.map(([iova, hpa]) => ({ iova, hpa, pages: e.run.pages, memType: e.memType, mmio: e.mmio, domains: e.domains }));
+      if (!e.mmio) for (const [, hpa] of batch) this.#cache.hostZero(hpa, e.run.pages);
+      const result = this.#command({ type: 'pin', vmId: e.vm, ranges });
+      if (result === undefined) {
+        // Nothing was pinned: the host keeps its pages.
+        if (!e.mmio) for (const [, hpa] of batch) this.#cache.flush(hpa, e.run.pages);
+        continue;
+      }
+      const vm = this.#state.vms.get(e.vm);
+      const emitting = this.#emitting.get(e.vm);
+      if (vm === undefined || emitting === undefined || emitting.size === 0 || e.mmio) continue;
+      for (const [iova] of batch) {
+        const entry = vm.pins.get(iova);
+        if (entry !== undefined && reaches(vm, entry.attr, emitting)) this.#adversary(e.vm, entry.hpa, entry.pages);
+      }
+    }
+  }
+
+  #unpin(vmId: VmId, run: Run): void {
+    for (const batch of batches(run)) {
+      const ranges: RangeInput[] = batch.map(([iova]) => ({ iova, pages: run.pages }));
+      this.#releasing(vmId, () => this.#command({ type: 'unpin', vmId, ranges }), ranges);
+    }
+  }
+
+  /**
+   * Runs a command that may release pinned ranges (unpin, domain or VM removal) and checks each
+   * released RAM page as it goes back to the host. `within` limits the candidates to those ranges.
+   */
+  #releasing(vmId: VmId, run: () => CommandResult | undefined, within?: readonly RangeInput[]): void {
+    const vm = this.#state.vms.get(vmId);
+    const before: number[] = [];
+    const note = (start: number, pages: number, hpa: number, attr: number): undefined => {
+      if (!attrMmio(attr)) before.push(start, pages, hpa);
+      return undefined;
+    };
+    if (vm !== undefined) {
+      if (within === undefined) vm.pins.forEach(note);
+      else for (const r of within) vm.pins.forEachOverlap(r.iova, r.iova + r.pages, note);
+    }
+    if (run() === undefined) return;
+    const after = this.#state.vms.get(vmId);
+    for (let i = 0; i < before.length; i += 3) {
+      const start = before[i] as number;
+      const hpa = before[i + 2] as number;
+      if (after?.pins.get(start)?.hpa === hpa) continue;
+      const stale = this.#cache.release(hpa, before[i + 1] as number);
+      if (stale > 0) this.#violation('stale', vmId, stale, `host pages ${hex(hpa)}.. went back to the host with ${stale} page(s) under stale clean lines`);
+    }
+  }
+
+  #dma(e: Extract<TraceEvent, { t: 'dma' }>): void {
+    const vm = this.#state.vms.get(e.vm);
+    const hw = this.#devices.get(key(e.vm, e.bdf));
+    const domainId = vm?.devices.get(e.bdf)?.domainId ?? null;
+    if (vm === undefined || hw === undefined || domainId === null) return;
+    const noSnoop = e.noSnoop && vm.domains.get(domainId)?.enforceCacheCoherency === false && this.#emits(hw);
+    const end = e.iova + e.pages;
+    const parts: number[] = [];
+    vm.pins.forEachOverlap(e.iova, end, (start, pages, hpa, attr) => {
+      if (attrMmio(attr) || !domainsOf(vm, attrSubset(attr)).includes(domainId)) return undefined;
+      const lo = Math.max(start, e.iova);
+      parts.push(hpa + (lo - start), Math.min(start + pages, end) - lo);
+      return undefined;
+    });
+    for (let i = 0; i < parts.length; i += 2) {
+      const hpa = parts[i] as number;
+      const pages = parts[i + 1] as number;
+      if (!noSnoop) {
+        if (e.write) this.#cache.snoopedWrite(hpa, pages);
+      } else if (e.write) {
+        this.#cache.noSnoopWrite(hpa, pages);
+      } else {
+        this.#leakCheck(e.vm, hpa, pages);
+      }
+    }
+  }
+
+  // ---- the adversary ---------------------------------------------------------------------------
+
+  /**
+   * Recomputes which domains of the VM a device can no-snoop into; when one was added, every page
+   * mapped there meets the adversary at once (a replay must have flushed it already).
+   */
+  #exposureChanged(vmId: VmId): void {
+    const vm = this.#state.vms.get(vmId);
+    if (vm === undefined) {
+      this.#emitting.delete(vmId);
+      return;
+    }
+    const next = new Set<DomainId>();
+    for (const device of vm.devices.values()) {
+      const hw = this.#devices.get(key(vmId, device.bdf));
+      if (device.domainId === null || hw === undefined) continue;
+      if (vm.domains.get(device.domainId)?.enforceCacheCoherency === false && this.#emits(hw)) next.add(device.domainId);
+    }
+    const previous = this.#emitting.get(vmId) ?? new Set<DomainId>();
+    this.#emitting.set(vmId, next);
+    if (![...next].some((d) => !previous.has(d))) return;
+    vm.pins.forEach((_start, pages, hpa, attr) => {
+      if (!attrMmio(attr) && reaches(vm, attr, next)) this.#adversary(vmId, hpa, pages);
+      return undefined;
+    });
+  }
+
+  /** A device reads the pages with no-snoop, the guest caches them clean, the device overwrites DRAM. */
+  #adversary(vmId: VmId, hpa: number, pages: number): void {
+    this.#leakCheck(vmId, hpa, pages);
+    this.#cache.noSnoopWrite(hpa, pages);
+  }
+
+  #leakCheck(vmId: VmId, hpa: number, pages: number): void {
+    const leaked = this.#cache.noSnoopRead(hpa, pages);
+    if (leaked > 0) this.#violation('leak', vmId, leaked, `a no-snoop read of host pages ${hex(hpa)}.. saw ${leaked} page(s) the host zeroed in cache only`);
+  }
+
+  #violation(kind: 'leak' | 'stale', vm: VmId, pages: number, detail: string): void {
+    this.#violations++;
+    if (kind === 'leak') this.#leakPages += pages;
+    else this.#stalePages += pages;
+    if (this.#samples.length < SAMPLES) this.#samples.push({ kind, event: this.#event, vm, pages, detail });
+  }
+
+  /** Whether the hardware may put No-Snoop on the wire for this device. */
+  #emits(hw: HwDevice): boolean {
+    const device = this.#state.vms.get(hw.vm)?.devices.get(hw.bdf);
+    if (device !== undefined && this.#state.quirks.flagsFor(device.vendorId, device.deviceId).has('ignores-nosnoop-enable')) return true;
+    if (hw.fn === 'vf' && device?.physfn !== null && device?.physfn !== undefined) {
+      const pf = this.#devices.get(key(hw.vm, device.physfn));
+      if (pf !== undefined) return pf.bit === 1;
+    }
+    return hw.bit === 1;
+  }
+}
+
+/** Whether a pinned range with `attr` maps into one of `domains`. */
+function reaches(vm: Vm, attr: number, domains: ReadonlySet<DomainId>): boolean {
+  for (const d of domainsOf(vm, attrSubset(attr))) if (domains.has(d)) return true;
+  return false;
+}
+
+/** The run's ranges as [iova, hpa] pairs, in batches the API would accept. */
+function* batches(run: Run): Generator<[number, number][]> {
+  for (let first = 0; first < run.count; first += BATCH) {
+    const n = Math.min(BATCH, run.count - first);
+    const out: [number, number][] = new Array<[number, number]>(n);
+    for (let i = 0; i < n; i++) out[i] = [run.iova + (first + i) * run.iovaStride, run.hpa + (first + i) * run.hpaStride];
+    yield out;
+  }
+}
+
+function truthful(hw: HwDevice): NoSnoopState {
+  if (hw.unknown) return 'unknown';
+  if (hw.hardwired) return 'hardwired-zero';
+  return hw.bit === 1 ? 'enabled' : 'disabled';
+}
+
+function key(vm: VmId, bdf: PciAddress): string {
+  return `${vm}/${bdf}`;
+}
+
+function hex(page: number): string {
+  return `0x${(page * PAGE).toString(16)}`;
+}
