@@ -87,7 +87,7 @@ export function renderChart(result: SimulationResult): string {
       `<text x="${cx}" y="${PLOT.top + plotH + 58}" font-size="12" text-anchor="middle" fill="${unsafe ? DANGER : '#1a7f37'}">${unsafe ? `${m.violations.total} violations` : '0 violations'}</text>`,
       m.mode === 'pessimistic' || saved === undefined
         ? ''
-        : `<text x="${cx}" y="${PLOT.top + plotH + 76}" font-size="12" text-anchor="middle" fill="#57606a">${(saved * 100).toFixed(1)}% fewer bytes than pessimistic</text>`
+        : `<text x="${cx}" y="${PLOT.top + plotH + 76}" font-size="12" text-anchor="middle" fill="#57606a">${(saved * 100).toFixed(1)}% fewer bytes</text>`
     );
   });
   out.push('</svg>');

@@ -81,7 +81,7 @@ function desktopGpu(name: ReferenceTraceName, arch: 'x86_64' | 'aarch64', seed: 
     [0, 640 * KiB, 0x1_0000_0000],
     [1 * MiB, 2 * GiB - 1 * MiB, 0x1_4000_0000],
     [4 * GiB, 8 * GiB, 0x2_0000_0000],
-    [12 * GiB, 6 * GiB - 640 * KiB, 0x4_0000_0000]
+    [12 * GiB, 6 * GiB + 384 * KiB, 0x4_0000_0000]
   ];
   for (const [iova, length, hpa] of ram) lines.push({ t: 'pin', vm, iova: hex(iova), hpa: hex(hpa), length: hex(length) });
   // The guest's GPU driver loads and turns No Snoop on.

@@ -277,6 +277,8 @@ class Replay {
     });
     if (result === undefined) return;
     this.#devices.set(key(e.vm, e.bdf), hw);
+    // The device is live with its bit as found until the VMM writes what the decision says.
+    this.#exposureChanged(e.vm);
     if (result.decision.devctl !== undefined) this.#write(e.vm, e.bdf, result.decision.devctl.hardwareValue);
   }
 
@@ -286,6 +288,8 @@ class Replay {
     const result = this.#command({ type: 'reset-device', vmId, bdf });
     if (result === undefined || hw === undefined) return;
     if (hw.fn === 'pf' && !hw.hardwired) hw.bit = 1;
+    // Out of reset the bit is 1 until the VMM re-applies the policy.
+    this.#exposureChanged(vmId);
     if (result.decision.devctl !== undefined) this.#write(vmId, bdf, result.decision.devctl.hardwareValue);
   }
 
