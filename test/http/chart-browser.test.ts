@@ -1,0 +1,77 @@
+/**
+ * The simulation chart in a real browser: Debian's chromium renders GET
+ * /v1/simulations/{id}/chart.svg from a listening server, a screenshot is taken, and the pixels
+ * at the centre of each bar have that mode's colour: one visible bar per mode.
+ */
+import { chromium, type Browser } from 'playwright-core';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.js';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+const STEP_TIMEOUT_MS = 30_000;
+
+describe('simulation chart in a real browser', () => {
+  let app: FastifyInstance | undefined;
+  let browser: Browser | undefined;
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+  }, STEP_TIMEOUT_MS);
+
+  it('renders one bar per mode, each visible in its colour, taller for more bytes', async () => {
+    app = await buildApp();
+    const origin = await app.listen({ host: '127.0.0.1', port: 0 });
+    const res = await fetch(`${origin}/v1/simulations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reference: 'viommu-network' }) });
+    expect(res.status).toBe(201);
+    const { links } = (await res.json()) as { links: { chart: string } };
+
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS });
+    const page = await browser.newPage({ viewport: { width: 760, height: 460 } });
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const answer = await page.goto(`${origin}${links.chart}`);
+    expect(answer?.status()).toBe(200);
+    expect(answer?.headers()['content-type']).toContain('image/svg+xml');
+
+    const bars = await page.$$eval('rect.bar', (rects) =>
+      rects.map((r) => {
+        const box = r.getBoundingClientRect();
+        return { mode: r.getAttribute('data-mode'), bytes: Number(r.getAttribute('data-bytes')), fill: r.getAttribute('fill'), x: box.x, y: box.y, width: box.width, height: box.height };
+      })
+    );
+    expect(bars.map((b) => b.mode)).toEqual(['pessimistic', 'trap', 'virtualize-zero']);
+    for (const b of bars) expect(b.width).toBeGreaterThan(20);
+    const [pessimistic, trap, vz] = bars;
+    expect(pessimistic?.bytes).toBeGreaterThan(0);
+    expect(vz?.bytes).toBe(0);
+    expect(pessimistic?.height).toBeGreaterThan(10 * (vz?.height ?? 0));
+    expect(trap?.height).toBeCloseTo(pessimistic?.height ?? 0, 0);
+
+    // Read the pixels back from a screenshot of the rendered page.
+    const png = await page.screenshot({ type: 'png' });
+    expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+    const pixels = await page.evaluate(
+      async ({ data, points }) => {
+        const img = new Image();
+        img.src = `data:image/png;base64,${data}`;
+        await img.decode();
+        // The page is an SVG document: an OffscreenCanvas needs no HTML element.
+        const canvas = new OffscreenCanvas(img.width, img.height);
+        const ctx = canvas.getContext('2d');
+        if (ctx === null) throw new Error('no 2d context');
+        ctx.drawImage(img, 0, 0);
+        return points.map(([x, y]) => {
+          const [r, g, b] = ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data;
+          return `#${[r, g, b].map((v) => (v ?? 0).toString(16).padStart(2, '0')).join('')}`;
+        });
+      },
+      { data: png.toString('base64'), points: bars.map((b) => [b.x + b.width / 2, b.y + b.height - 1] as [number, number]) }
+    );
+    expect(pixels).toEqual(bars.map((b) => b.fill));
+    // Labels a person reads: the mode names and the verdict.
+    const text = await page.locator('svg').textContent();
+    expect(text).toContain('0 violations');
+    expect(text).toContain('virtualize-zero');
+  });
+});
