@@ -34,12 +34,12 @@ describe('simulation chart in a real browser', () => {
     expect(answer?.status()).toBe(200);
     expect(answer?.headers()['content-type']).toContain('image/svg+xml');
 
-    const bars = await page.$$eval('rect.bar', (rects) =>
-      rects.map((r) => {
-        const box = r.getBoundingClientRect();
-        return { mode: r.getAttribute('data-mode'), bytes: Number(r.getAttribute('data-bytes')), fill: r.getAttribute('fill'), x: box.x, y: box.y, width: box.width, height: box.height };
-      })
-    );
+    const bars = [];
+    for (const rect of await page.locator('rect.bar').all()) {
+      const box = await rect.boundingBox();
+      if (box === null) throw new Error('a bar is not rendered');
+      bars.push({ mode: await rect.getAttribute('data-mode'), bytes: Number(await rect.getAttribute('data-bytes')), fill: await rect.getAttribute('fill'), ...box });
+    }
     expect(bars.map((b) => b.mode)).toEqual(['pessimistic', 'trap', 'virtualize-zero']);
     for (const b of bars) expect(b.width).toBeGreaterThan(20);
     const [pessimistic, trap, vz] = bars;
@@ -53,17 +53,25 @@ describe('simulation chart in a real browser', () => {
     expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
     const pixels = await page.evaluate(
       async ({ data, points }) => {
-        const img = new Image();
+        // Browser globals, typed here because the project compiles without the DOM library.
+        interface Pixels {
+          getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+          drawImage(img: unknown, x: number, y: number): void;
+        }
+        const g = globalThis as unknown as {
+          Image: new () => { src: string; width: number; height: number; decode(): Promise<void> };
+          OffscreenCanvas: new (w: number, h: number) => { getContext(kind: '2d'): Pixels | null };
+        };
+        const img = new g.Image();
         img.src = `data:image/png;base64,${data}`;
         await img.decode();
         // The page is an SVG document: an OffscreenCanvas needs no HTML element.
-        const canvas = new OffscreenCanvas(img.width, img.height);
-        const ctx = canvas.getContext('2d');
+        const ctx = new g.OffscreenCanvas(img.width, img.height).getContext('2d');
         if (ctx === null) throw new Error('no 2d context');
         ctx.drawImage(img, 0, 0);
         return points.map(([x, y]) => {
-          const [r, g, b] = ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data;
-          return `#${[r, g, b].map((v) => (v ?? 0).toString(16).padStart(2, '0')).join('')}`;
+          const [r, g2, b] = ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data;
+          return `#${[r, g2, b].map((v) => (v ?? 0).toString(16).padStart(2, '0')).join('')}`;
         });
       },
       { data: png.toString('base64'), points: bars.map((b) => [b.x + b.width / 2, b.y + b.height - 1] as [number, number]) }

@@ -4,9 +4,9 @@
  * soon as one demanded flush is skipped, so the model is shown to look.
  */
 import { describe, expect, it } from 'vitest';
-import { defaultQuirksFile, parseQuirkFile, POLICY_MODES } from '../../src/domain/index.js';
+import { defaultQuirksFile, parseQuirkFile, POLICY_MODES, type PolicyMode } from '../../src/domain/index.js';
 import { CacheModel } from '../../src/sim/coherency-model.js';
-import { replay } from '../../src/sim/replay.js';
+import { replay, type ModeResult } from '../../src/sim/replay.js';
 import { Simulator } from '../../src/sim/simulator.js';
 import { parseTrace } from '../../src/sim/trace.js';
 
@@ -44,14 +44,14 @@ describe('cache model', () => {
 describe('replay', () => {
   it('counts what each mode flushes for a device that never no-snoops', () => {
     const trace = parseTrace(smallTrace('disabled', [PIN, UNPIN]));
-    const byMode = Object.fromEntries(POLICY_MODES.map((mode) => [mode, replay(trace, mode, { quirks })]));
-    expect(byMode.pessimistic?.flush).toEqual({ jobs: 2, bytes: 2 * MiB2, byCause: { pin: MiB2, unpin: MiB2, replay: 0, teardown: 0 }, pessimisticBytes: 2 * MiB2 });
-    expect(byMode.trap?.flush).toMatchObject({ jobs: 0, bytes: 0, pessimisticBytes: 2 * MiB2 });
-    expect(byMode['virtualize-zero']?.flush.bytes).toBe(0);
+    const byMode = Object.fromEntries(POLICY_MODES.map((mode) => [mode, replay(trace, mode, { quirks })])) as Record<PolicyMode, ModeResult>;
+    expect(byMode.pessimistic.flush).toEqual({ jobs: 2, bytes: 2 * MiB2, byCause: { pin: MiB2, unpin: MiB2, replay: 0, teardown: 0 }, pessimisticBytes: 2 * MiB2 });
+    expect(byMode.trap.flush).toMatchObject({ jobs: 0, bytes: 0, pessimisticBytes: 2 * MiB2 });
+    expect(byMode['virtualize-zero'].flush.bytes).toBe(0);
     for (const r of Object.values(byMode)) expect(r.violations.total).toBe(0);
     // clflushopt: 512 pages x 64 lines x 9 cycles + 2 fences x 13 cycles per page, at 4.49 GHz.
-    expect(byMode.pessimistic?.cost.cycles).toBe(2 * (512 * 64 * 9 + 512 * 2 * 13));
-    expect(byMode.pessimistic?.cost.seconds).toBeCloseTo((2 * (512 * 64 * 9 + 512 * 2 * 13)) / 4.49e9, 9);
+    expect(byMode.pessimistic.cost.cycles).toBe(2 * (512 * 64 * 9 + 512 * 2 * 13));
+    expect(byMode.pessimistic.cost.seconds).toBeCloseTo((2 * (512 * 64 * 9 + 512 * 2 * 13)) / 4.49e9, 9);
   });
 
   it('replays before an allowed enable and denies it under virtualize-zero', () => {
