@@ -34,6 +34,8 @@ const RATIO_TARGET = 0.85;
 const BATCH_TARGET = 2_000_000;
 /** Whatever happens, the run ends (and its servers with it) after this long. */
 const DEADLINE_MS = 10 * 60_000;
+/** BENCH_PARTS=a or b runs one part only; BENCH_CPU_PROF=<dir> profiles the servers into dir. */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'a,b').split(','));
 
 header('npm run bench:decisions  (node --import tsx bench/decisions.ts)');
 
@@ -140,125 +142,129 @@ const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: 2 });
 try {
   // ---- (a) one range: the decision route against a bare Fastify route ------------------------
 
-  const vm = 'single';
-  const decisionPath = `/v1/vms/${vm}/decisions/flush`;
-  await call(pool, 'PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-  await call(pool, 'PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
-  await call(pool, 'PUT', `/v1/vms/${vm}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' });
-  const pins = Array.from({ length: 64 }, (_, k) => ({ iova: `0x${(k * STRIDE).toString(16)}`, hpa: `0x${(HPA_BASE + k * STRIDE).toString(16)}`, length: '0x2000' }));
-  await call(pool, 'POST', `/v1/vms/${vm}/pins`, { ranges: pins });
-  const single = JSON.stringify({ op: 'unmap', ranges: [{ iova: '0x8000', length: '0x2000' }] });
-  const answer = await call(pool, 'POST', decisionPath, JSON.parse(single));
-  const bare = await start('bench/bare-fastify.ts', BARE_PORT, '/', { BARE_ANSWER: JSON.stringify(answer) });
-  const rounds: { decision: Load[]; bare: Load[] } = { decision: [], bare: [] };
-  try {
-    // Warm both (JIT) before measuring.
-    await drive(PORT, decisionPath, [single], SINGLE_CONNECTIONS, 2);
-    await drive(BARE_PORT, decisionPath, [single], SINGLE_CONNECTIONS, 2);
-    for (let round = 0; round < RUNS; round++) {
-      rounds.decision.push(await drive(PORT, decisionPath, [single], SINGLE_CONNECTIONS, SINGLE_SECONDS));
-      rounds.bare.push(await drive(BARE_PORT, decisionPath, [single], SINGLE_CONNECTIONS, SINGLE_SECONDS));
+  if (PARTS.has('a')) {
+    const vm = 'single';
+    const decisionPath = `/v1/vms/${vm}/decisions/flush`;
+    await call(pool, 'PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await call(pool, 'PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
+    await call(pool, 'PUT', `/v1/vms/${vm}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' });
+    const pins = Array.from({ length: 64 }, (_, k) => ({ iova: `0x${(k * STRIDE).toString(16)}`, hpa: `0x${(HPA_BASE + k * STRIDE).toString(16)}`, length: '0x2000' }));
+    await call(pool, 'POST', `/v1/vms/${vm}/pins`, { ranges: pins });
+    const single = JSON.stringify({ op: 'unmap', ranges: [{ iova: '0x8000', length: '0x2000' }] });
+    const answer = await call(pool, 'POST', decisionPath, JSON.parse(single));
+    const bare = await start('bench/bare-fastify.ts', BARE_PORT, '/', { BARE_ANSWER: JSON.stringify(answer) });
+    const rounds: { decision: Load[]; bare: Load[] } = { decision: [], bare: [] };
+    try {
+      // Warm both (JIT) before measuring.
+      await drive(PORT, decisionPath, [single], SINGLE_CONNECTIONS, 2);
+      await drive(BARE_PORT, decisionPath, [single], SINGLE_CONNECTIONS, 2);
+      for (let round = 0; round < RUNS; round++) {
+        rounds.decision.push(await drive(PORT, decisionPath, [single], SINGLE_CONNECTIONS, SINGLE_SECONDS));
+        rounds.bare.push(await drive(BARE_PORT, decisionPath, [single], SINGLE_CONNECTIONS, SINGLE_SECONDS));
+      }
+    } finally {
+      await stop(bare);
     }
-  } finally {
-    await stop(bare);
+    const decisionRps = median(rounds.decision.map((r) => r.reqPerSec));
+    const bareRps = median(rounds.bare.map((r) => r.reqPerSec));
+    const ratio = decisionRps / bareRps;
+    console.log('');
+    console.log(`(a) one-range decision (POST decisions/flush, op unmap, F3 flush answer) vs a bare Fastify route answering the same JSON;`);
+    console.log(`    autocannon, ${SINGLE_CONNECTIONS} connections, ${SINGLE_SECONDS} s per round, rounds alternating; median of ${RUNS} rounds each; both servers log at the service's default level (info) to /dev/null`);
+    console.log('');
+    console.log('| server | req/s (median) | req/s per round | p99 ms (median) |');
+    console.log('|---|---:|---|---:|');
+    for (const [name, loads] of [
+      ['decision route', rounds.decision],
+      ['bare Fastify route (baseline)', rounds.bare]
+    ] as const) {
+      console.log(`| ${name} | ${fmt(median(loads.map((r) => r.reqPerSec)))} | ${loads.map((r) => fmt(r.reqPerSec)).join(', ')} | ${median(loads.map((r) => r.p99)).toFixed(2)} |`);
+    }
+    console.log(`| ratio decision / bare | ${ratio.toFixed(3)} | | |`);
+    figures.push({
+      id: 'decision-ratio',
+      label: 'One-range decision req/s as a fraction of a bare Fastify route',
+      value: Math.round(ratio * 1000) / 1000,
+      display: `${ratio.toFixed(2)} (${fmt(decisionRps)} vs ${fmt(bareRps)} req/s)`,
+      target: `>= ${RATIO_TARGET}`,
+      met: ratio >= RATIO_TARGET
+    });
   }
-  const decisionRps = median(rounds.decision.map((r) => r.reqPerSec));
-  const bareRps = median(rounds.bare.map((r) => r.reqPerSec));
-  const ratio = decisionRps / bareRps;
-  console.log('');
-  console.log(`(a) one-range decision (POST decisions/flush, op unmap, F3 flush answer) vs a bare Fastify route answering the same JSON;`);
-  console.log(`    autocannon, ${SINGLE_CONNECTIONS} connections, ${SINGLE_SECONDS} s per round, rounds alternating; median of ${RUNS} rounds each; both servers log at the service's default level (info) to /dev/null`);
-  console.log('');
-  console.log('| server | req/s (median) | req/s per round | p99 ms (median) |');
-  console.log('|---|---:|---|---:|');
-  for (const [name, loads] of [
-    ['decision route', rounds.decision],
-    ['bare Fastify route (baseline)', rounds.bare]
-  ] as const) {
-    console.log(`| ${name} | ${fmt(median(loads.map((r) => r.reqPerSec)))} | ${loads.map((r) => fmt(r.reqPerSec)).join(', ')} | ${median(loads.map((r) => r.p99)).toFixed(2)} |`);
-  }
-  console.log(`| ratio decision / bare | ${ratio.toFixed(3)} | | |`);
-  figures.push({
-    id: 'decision-ratio',
-    label: 'One-range decision req/s as a fraction of a bare Fastify route',
-    value: Math.round(ratio * 1000) / 1000,
-    display: `${ratio.toFixed(2)} (${fmt(decisionRps)} vs ${fmt(bareRps)} req/s)`,
-    target: `>= ${RATIO_TARGET}`,
-    met: ratio >= RATIO_TARGET
-  });
 
   // ---- (b) batched decisions: 10,000 ranges a request -----------------------------------------
 
-  const big = 'batched';
-  const batchPath = `/v1/vms/${big}/decisions/flush`;
-  const hex = (n: number): string => `0x${n.toString(16)}`;
-  const pinBatch = (from: number, to: number): { iova: string; hpa: string; length: string; memType?: 'UC'; mmio?: boolean }[] => {
-    const ranges = [];
-    for (let k = from; k < to; k++) {
-      const mmio = k % 10 === 9;
-      ranges.push({ iova: hex(k * STRIDE), hpa: hex(HPA_BASE + k * STRIDE), length: '0x2000', ...(mmio ? { memType: 'UC' as const, mmio: true } : {}) });
-    }
-    return ranges;
-  };
-  await call(pool, 'PUT', `/v1/vms/${big}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-  await call(pool, 'PUT', `/v1/vms/${big}/domains/d0`, { enforceCacheCoherency: false });
-  await call(pool, 'PUT', `/v1/vms/${big}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'disabled' });
-  for (let k = 0; k < PINNED / 2; k += BATCH_RANGES) await call(pool, 'POST', `/v1/vms/${big}/pins`, { ranges: pinBatch(k, k + BATCH_RANGES) });
-  // Enabling No Snoop exposes d0: the replay flags the first half; disabling it again leaves
-  // those flags set (F3) and lets the second half be pinned unflagged.
-  await call(pool, 'POST', `/v1/vms/${big}/devices/0000:00:02.0/devctl?wait=true`, { nosnoopEnable: true });
-  await call(pool, 'POST', `/v1/vms/${big}/devices/0000:00:02.0/devctl?wait=true`, { nosnoopEnable: false });
-  for (let k = PINNED / 2; k < PINNED; k += BATCH_RANGES) await call(pool, 'POST', `/v1/vms/${big}/pins`, { ranges: pinBatch(k, k + BATCH_RANGES) });
+  if (PARTS.has('b')) {
+    const big = 'batched';
+    const batchPath = `/v1/vms/${big}/decisions/flush`;
+    const hex = (n: number): string => `0x${n.toString(16)}`;
+    const pinBatch = (from: number, to: number): { iova: string; hpa: string; length: string; memType?: 'UC'; mmio?: boolean }[] => {
+      const ranges = [];
+      for (let k = from; k < to; k++) {
+        const mmio = k % 10 === 9;
+        ranges.push({ iova: hex(k * STRIDE), hpa: hex(HPA_BASE + k * STRIDE), length: '0x2000', ...(mmio ? { memType: 'UC' as const, mmio: true } : {}) });
+      }
+      return ranges;
+    };
+    await call(pool, 'PUT', `/v1/vms/${big}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await call(pool, 'PUT', `/v1/vms/${big}/domains/d0`, { enforceCacheCoherency: false });
+    await call(pool, 'PUT', `/v1/vms/${big}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'disabled' });
+    for (let k = 0; k < PINNED / 2; k += BATCH_RANGES) await call(pool, 'POST', `/v1/vms/${big}/pins`, { ranges: pinBatch(k, k + BATCH_RANGES) });
+    // Enabling No Snoop exposes d0: the replay flags the first half; disabling it again leaves
+    // those flags set (F3) and lets the second half be pinned unflagged.
+    await call(pool, 'POST', `/v1/vms/${big}/devices/0000:00:02.0/devctl?wait=true`, { nosnoopEnable: true });
+    await call(pool, 'POST', `/v1/vms/${big}/devices/0000:00:02.0/devctl?wait=true`, { nosnoopEnable: false });
+    for (let k = PINNED / 2; k < PINNED; k += BATCH_RANGES) await call(pool, 'POST', `/v1/vms/${big}/pins`, { ranges: pinBatch(k, k + BATCH_RANGES) });
 
-  // Deterministic bodies: half hits (a pinned range or its first page), half misses (a gap);
-  // three unmap bodies and one map body.
-  let seed = 0x2545f491;
-  const rand = (n: number): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
-  const bodies: string[] = [];
-  const mix = { required: 0, results: 0 };
-  for (let b = 0; b < BATCH_BODIES; b++) {
-    const ranges = [];
-    for (let i = 0; i < BATCH_RANGES; i++) {
-      const k = rand(PINNED);
-      const hit = rand(2) === 0;
-      ranges.push(hit ? { iova: hex(k * STRIDE), length: rand(2) === 0 ? '0x2000' : '0x1000' } : { iova: hex(k * STRIDE + 0x2000), length: '0x1000' });
+    // Deterministic bodies: half hits (a pinned range or its first page), half misses (a gap);
+    // three unmap bodies and one map body.
+    let seed = 0x2545f491;
+    const rand = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const bodies: string[] = [];
+    const mix = { required: 0, results: 0 };
+    for (let b = 0; b < BATCH_BODIES; b++) {
+      const ranges = [];
+      for (let i = 0; i < BATCH_RANGES; i++) {
+        const k = rand(PINNED);
+        const hit = rand(2) === 0;
+        ranges.push(hit ? { iova: hex(k * STRIDE), length: rand(2) === 0 ? '0x2000' : '0x1000' } : { iova: hex(k * STRIDE + 0x2000), length: '0x1000' });
+      }
+      const body = JSON.stringify({ op: b === BATCH_BODIES - 1 ? 'map' : 'unmap', ranges });
+      const check = await call(pool, 'POST', batchPath, JSON.parse(body));
+      const results = check['results'] as { required: boolean }[];
+      if (results.length !== BATCH_RANGES) throw new Error(`expected ${BATCH_RANGES} results, got ${results.length}`);
+      mix.results += results.length;
+      mix.required += results.filter((r) => r.required).length;
+      bodies.push(body);
     }
-    const body = JSON.stringify({ op: b === BATCH_BODIES - 1 ? 'map' : 'unmap', ranges });
-    const check = await call(pool, 'POST', batchPath, JSON.parse(body));
-    const results = check['results'] as { required: boolean }[];
-    if (results.length !== BATCH_RANGES) throw new Error(`expected ${BATCH_RANGES} results, got ${results.length}`);
-    mix.results += results.length;
-    mix.required += results.filter((r) => r.required).length;
-    bodies.push(body);
+    const bodyKiB = bodies.reduce((s, b) => s + b.length, 0) / bodies.length / 1024;
+    await drive(PORT, batchPath, bodies, BATCH_CONNECTIONS, 2);
+    const batched: Load[] = [];
+    for (let run = 0; run < RUNS; run++) batched.push(await drive(PORT, batchPath, bodies, BATCH_CONNECTIONS, BATCH_SECONDS));
+    const reqPerSec = median(batched.map((r) => r.reqPerSec));
+    const rangesPerSec = reqPerSec * BATCH_RANGES;
+    console.log('');
+    console.log(`(b) batched decisions: ${BATCH_BODIES} distinct bodies of ${BATCH_RANGES.toLocaleString('en-US')} ranges (${bodyKiB.toFixed(0)} KiB each; 3 unmap, 1 map; half hits, half misses; ${((100 * mix.required) / mix.results).toFixed(0)}% of ranges require a flush)`);
+    console.log(`    against a VM of ${PINNED.toLocaleString('en-US')} pinned ranges (half flagged flushOnUnpin, a tenth UC mmio); autocannon, ${BATCH_CONNECTIONS} connections, ${BATCH_SECONDS} s windows; median of ${RUNS}`);
+    console.log('');
+    console.log('| figure | median | per run |');
+    console.log('|---|---:|---|');
+    console.log(`| requests/s | ${fmt(reqPerSec)} | ${batched.map((r) => fmt(r.reqPerSec)).join(', ')} |`);
+    console.log(`| range decisions/s | ${fmt(rangesPerSec)} | ${batched.map((r) => fmt(r.reqPerSec * BATCH_RANGES)).join(', ')} |`);
+    console.log(`| p99 latency ms | ${median(batched.map((r) => r.p99)).toFixed(1)} | ${batched.map((r) => r.p99.toFixed(1)).join(', ')} |`);
+    figures.push({
+      id: 'batched-range-decisions-per-s',
+      label: 'Range decisions per second, batches of 10,000 ranges',
+      value: Math.round(rangesPerSec),
+      display: `${fmt(rangesPerSec)} /s`,
+      target: `>= ${BATCH_TARGET.toLocaleString('en-US')} /s`,
+      met: rangesPerSec >= BATCH_TARGET
+    });
   }
-  const bodyKiB = bodies.reduce((s, b) => s + b.length, 0) / bodies.length / 1024;
-  await drive(PORT, batchPath, bodies, BATCH_CONNECTIONS, 2);
-  const batched: Load[] = [];
-  for (let run = 0; run < RUNS; run++) batched.push(await drive(PORT, batchPath, bodies, BATCH_CONNECTIONS, BATCH_SECONDS));
-  const reqPerSec = median(batched.map((r) => r.reqPerSec));
-  const rangesPerSec = reqPerSec * BATCH_RANGES;
-  console.log('');
-  console.log(`(b) batched decisions: ${BATCH_BODIES} distinct bodies of ${BATCH_RANGES.toLocaleString('en-US')} ranges (${bodyKiB.toFixed(0)} KiB each; 3 unmap, 1 map; half hits, half misses; ${((100 * mix.required) / mix.results).toFixed(0)}% of ranges require a flush)`);
-  console.log(`    against a VM of ${PINNED.toLocaleString('en-US')} pinned ranges (half flagged flushOnUnpin, a tenth UC mmio); autocannon, ${BATCH_CONNECTIONS} connections, ${BATCH_SECONDS} s windows; median of ${RUNS}`);
-  console.log('');
-  console.log('| figure | median | per run |');
-  console.log('|---|---:|---|');
-  console.log(`| requests/s | ${fmt(reqPerSec)} | ${batched.map((r) => fmt(r.reqPerSec)).join(', ')} |`);
-  console.log(`| range decisions/s | ${fmt(rangesPerSec)} | ${batched.map((r) => fmt(r.reqPerSec * BATCH_RANGES)).join(', ')} |`);
-  console.log(`| p99 latency ms | ${median(batched.map((r) => r.p99)).toFixed(1)} | ${batched.map((r) => r.p99.toFixed(1)).join(', ')} |`);
-  figures.push({
-    id: 'batched-range-decisions-per-s',
-    label: 'Range decisions per second, batches of 10,000 ranges',
-    value: Math.round(rangesPerSec),
-    display: `${fmt(rangesPerSec)} /s`,
-    target: `>= ${BATCH_TARGET.toLocaleString('en-US')} /s`,
-    met: rangesPerSec >= BATCH_TARGET
-  });
 } finally {
   await pool.close();
   await stop(server);

@@ -22,6 +22,18 @@ const MAX_U64 = (1n << 64n) - 1n;
  * integer, requires 4 KiB alignment, and returns it as a page number.
  */
 export function parsePageAddress(input: unknown, field: string): PageNumber {
+  // Common case first, without bigint: up to 13 hex digits (below 2^52 bytes) or a safe integer
+  // is exact as a JS number.
+  const n = typeof input === 'string' ? (input.length <= 15 && HEX.test(input) ? Number.parseInt(input, 16) : -1) : typeof input === 'number' && Number.isSafeInteger(input) ? input : -1;
+  if (n >= 0) {
+    if (n % PAGE_SIZE !== 0) {
+      throw new DomainError('UNALIGNED', `${field} must be a multiple of 4 KiB (0x1000)`, {
+        field,
+        value: input
+      });
+    }
+    return n / PAGE_SIZE;
+  }
   let bytes: bigint;
   if (typeof input === 'string') {
     if (!HEX.test(input)) {

@@ -96,6 +96,18 @@ function lastAtOrBefore(leaf: Leaf, key: number): number {
   return found;
 }
 
+/** Appends range `i` of `leaf` to `out` as the `n`th quadruple; returns n + 1. */
+function copyRange(leaf: Leaf, i: number, out: number[], n: number): number {
+  const o = i * STRIDE;
+  const w = n * STRIDE;
+  const d = leaf.d;
+  out[w + F_START] = d[o + F_START] as number;
+  out[w + F_PAGES] = d[o + F_PAGES] as number;
+  out[w + F_HPA] = d[o + F_HPA] as number;
+  out[w + F_ATTR] = d[o + F_ATTR] as number;
+  return n + 1;
+}
+
 export class PinMap {
   #root: Node | Leaf = new Leaf();
   #size = 0;
@@ -321,6 +333,34 @@ export class PinMap {
       if (attr !== undefined) d[o + F_ATTR] = attr;
       return true;
     });
+  }
+
+  /**
+   * Writes every range intersecting [start, end), in IOVA order, into `out` as four numbers each
+   * (start, pages, hpa, attr) and returns how many ranges it wrote. `out` is reused by the caller
+   * across queries: no closure or object per range, for callers asking thousands of questions.
+   */
+  collectOverlaps(start: number, end: number, out: number[]): number {
+    let leaf: Leaf | null = this.#descend(start, null);
+    let i = lastAtOrBefore(leaf, start);
+    let n = 0;
+    if (i < 0) {
+      // The predecessor, if any, is the last range of the previous leaf.
+      const prev = leaf.prev;
+      if (prev !== null && prev.end(prev.n - 1) > start) n = copyRange(prev, prev.n - 1, out, n);
+      i = 0;
+    } else if (leaf.end(i) <= start) {
+      i++;
+    }
+    while (leaf !== null) {
+      for (; i < leaf.n; i++) {
+        if (leaf.start(i) >= end) return n;
+        n = copyRange(leaf, i, out, n);
+      }
+      leaf = leaf.next;
+      i = 0;
+    }
+    return n;
   }
 
   /** Visits every range in IOVA order. */

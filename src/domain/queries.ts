@@ -54,33 +54,48 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
   }
   const out = new DecisionBuilder();
   const exposed = exposedDomains(vm, state.quirks);
-  const exposedSubset = (subset: number, explicit: readonly DomainId[] | null): boolean => {
-    const list = explicit ?? (subset === 0 ? [...vm.domains.keys()] : (vm.subsets[subset] ?? []));
-    return list.some((d) => exposed.has(d));
+  const allDomains = [...vm.domains.keys()];
+  // Exposure of each interned subset (index 0: every domain), computed on first use.
+  const subsetExposed: (boolean | undefined)[] = [];
+  const exposedSubset = (subset: number): boolean => {
+    let e = subsetExposed[subset];
+    if (e === undefined) {
+      e = (subset === 0 ? allDomains : (vm.subsets[subset] ?? [])).some((d) => exposed.has(d));
+      subsetExposed[subset] = e;
+    }
+    return e;
   };
-  const counts = new Map<RuleId, number>();
+  const coherent = (list: readonly DomainId[]): boolean => list.every((d) => vm.domains.get(d)?.enforceCacheCoherency === true);
+  const allCoherent = coherent(allDomains);
+  // Per rule, in the order rules first fire: ranges answered with it, and how many require a flush.
+  const counts = new Map<RuleId, { n: number; required: number }>();
   const results: FlushQueryResult[] = [];
-  for (const r of ranges) {
+  const cause = op === 'unmap' ? 'unpin' : 'replay';
+  const found: number[] = [];
+  for (let q = 0; q < ranges.length; q++) {
+    const r = ranges[q] as FlushQueryRange;
     let required = false;
     let rule: RuleId = op === 'map' ? 'F1' : 'F3';
     const end = r.iova + r.pages;
     let covered = 0;
-    vm.pins.forEachOverlap(r.iova, end, (start, pages, hpa, attr) => {
+    const hits = vm.pins.collectOverlaps(r.iova, end, found);
+    for (let h = 0; h < hits; h++) {
+      const start = found[4 * h] as number;
+      const attr = found[4 * h + 3] as number;
       const lo = Math.max(start, r.iova);
-      const hi = Math.min(start + pages, end);
+      const hi = Math.min(start + (found[4 * h + 1] as number), end);
       covered += hi - lo;
       const flagged = attrFlushOnUnpin(attr);
-      const wanted = op === 'unmap' ? flagged : !flagged && exposedSubset(attrSubset(attr), null);
-      if (!wanted) return undefined;
+      const wanted = op === 'unmap' ? flagged : !flagged && exposedSubset(attrSubset(attr));
+      if (!wanted) continue;
       if (isFlushExempt(attr)) {
         rule = 'F4';
-        return undefined;
+        continue;
       }
       required = true;
       rule = op === 'unmap' ? 'F3' : 'F2';
-      out.flush(hpa + (lo - start), hi - lo, op === 'unmap' ? 'unpin' : 'replay');
-      return undefined;
-    });
+      out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, cause);
+    }
     if (op === 'map' && covered === r.pages && !required && rule === 'F1') {
       // Wholly pinned already: only a replay could be due, and none is.
       rule = 'F2';
@@ -88,7 +103,8 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
     if (op === 'map' && covered < r.pages) {
       // Part of the range is not pinned: answer as a pin of it would.
       const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0);
-      if (exposedSubset(0, r.domains ?? null)) {
+      const explicit = r.domains ?? null;
+      if (explicit === null ? exposedSubset(0) : explicit.some((d) => exposed.has(d))) {
         if (isFlushExempt(attr)) {
           if (!required) rule = 'F4';
         } else {
@@ -96,11 +112,16 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
           rule = 'F1';
           if (r.hpa !== undefined) out.flush(r.hpa, r.pages, 'pin');
         }
-      } else if (!required && (r.domains ?? [...vm.domains.keys()]).every((d) => vm.domains.get(d)?.enforceCacheCoherency === true)) {
+      } else if (!required && (explicit === null ? allCoherent : coherent(explicit))) {
         rule = 'C1';
       }
     }
-    counts.set(rule, (counts.get(rule) ?? 0) + 1);
+    const count = counts.get(rule);
+    if (count === undefined) counts.set(rule, { n: 1, required: required ? 1 : 0 });
+    else {
+      count.n++;
+      if (required) count.required++;
+    }
     results.push({ iova: r.iova, pages: r.pages, required, rule });
   }
   const explain: Partial<Record<RuleId, string>> = {
@@ -110,8 +131,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
     F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
     C1: 'maps only into coherent domains: no flush'
   };
-  for (const [rule, n] of counts) {
-    const required = results.filter((x) => x.rule === rule && x.required).length;
+  for (const [rule, { n, required }] of counts) {
     out.reason(rule, `${n} range(s), ${required} requiring a flush: ${explain[rule] ?? ''}`);
   }
   return { decision: out.build(kvmNoncoherentDma(vm)), results };

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { formatPages, parsePageAddress } from '../../domain/index.js';
+import { formatPages, parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
+import { flushQuerySerializerCompiler, flushQueryValidatorCompiler } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
-import { batchOf, domainIds, flushWire, rangeInput, vmIdOf } from '../wire.js';
+import { batchOf, domainIds, flushWire, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
   app.withTypeProvider<ZodTypeProvider>().post(
@@ -18,26 +19,38 @@ export default function decisionRoutes(app: FastifyInstance): void {
         querystring: FreshQuery,
         body: FlushQueryBody,
         response: { 200: FlushQueryAnswer, ...problems }
-      }
+      },
+      // Batches of 10,000 ranges: the body and the answer skip the per-field zod walk when they
+      // safely can (flush-query-wire.ts); the schemas above still define both.
+      validatorCompiler: flushQueryValidatorCompiler,
+      serializerCompiler: flushQuerySerializerCompiler
     },
     async (request) => {
-      await app.policy.catchUp(request.query.minRevision ?? 0);
+      const minRevision = request.query.minRevision;
+      if (minRevision !== undefined) await app.policy.catchUp(minRevision);
       const vmId = vmIdOf(request.params);
       const { op } = request.body;
-      const ranges = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit).map((r) => ({
-        ...rangeInput(r),
-        ...(r.hpa === undefined ? {} : { hpa: parsePageAddress(r.hpa, 'hpa') }),
-        ...(r.memType === undefined ? {} : { memType: r.memType }),
-        ...(r.mmio === undefined ? {} : { mmio: r.mmio }),
-        domains: domainIds(r.domains)
-      }));
+      const given = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit);
+      const ranges: FlushQueryRange[] = new Array<FlushQueryRange>(given.length);
+      for (let i = 0; i < given.length; i++) {
+        const r = given[i] as (typeof given)[number];
+        ranges[i] = {
+          iova: parsePageAddress(r.iova, 'iova'),
+          pages: parsePageLength(r.length, 'length'),
+          hpa: r.hpa === undefined ? undefined : parsePageAddress(r.hpa, 'hpa'),
+          memType: r.memType,
+          mmio: r.mmio,
+          domains: domainIds(r.domains)
+        };
+      }
       const answer = app.policy.mustFlush(vmId, op, ranges);
+      const results = answer.results.map((x) => ({ iova: formatPages(x.iova), length: formatPages(x.pages), required: x.required, rule: x.rule }));
       return {
         op,
         flush: flushWire(answer.decision),
         reasons: [...answer.decision.reasons],
         kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
-        results: answer.results.map((x) => ({ iova: formatPages(x.iova), length: formatPages(x.pages), required: x.required, rule: x.rule })),
+        results,
         ...(answer.failClosed === undefined ? {} : { failClosed: answer.failClosed })
       };
     }

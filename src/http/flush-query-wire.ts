@@ -1,0 +1,137 @@
+/**
+ * The wire of POST /v1/vms/{vmId}/decisions/flush, the one route a VMM may call with 10,000
+ * ranges many times a second. Its schemas (FlushQueryBody, FlushQueryAnswer) stay the contract
+ * and the OpenAPI document; two shortcuts keep the generic zod machinery off the hot path:
+ *
+ * - `isPlainFlushQuery` recognises a body that FlushQueryBody certainly accepts as it is (its
+ *   output would equal its input). Such a body skips zod; any other body, valid or not, is
+ *   validated by zod exactly as before, so errors do not change.
+ * - `stringifyFlushQueryAnswer` writes a 200 answer as JSON, byte for byte what the zod
+ *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), without walking the
+ *   schema for each of 10,000 results.
+ */
+import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
+import type { z } from 'zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { MEM_TYPES } from '../domain/index.js';
+import type { FlushQueryAnswer } from './schemas/pin.js';
+
+type Answer = z.output<typeof FlushQueryAnswer>;
+
+const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** HexAddress: a string of at most 20 characters, or a non-negative safe integer. */
+function isHexAddress(value: unknown): boolean {
+  return typeof value === 'string' ? value.length <= 20 : typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** One FlushQueryRange (strict): iova and length, optional hpa, memType, mmio, domains. */
+function isPlainRange(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  let required = 0;
+  for (const key in value) {
+    const field = value[key];
+    switch (key) {
+      case 'iova':
+      case 'length':
+        if (!isHexAddress(field)) return false;
+        required++;
+        break;
+      case 'hpa':
+        if (!isHexAddress(field)) return false;
+        break;
+      case 'memType':
+        if (!MEM_TYPE_SET.has(field)) return false;
+        break;
+      case 'mmio':
+        if (typeof field !== 'boolean') return false;
+        break;
+      case 'domains':
+        if (!Array.isArray(field)) return false;
+        for (const d of field as unknown[]) if (typeof d !== 'string' || d.length > 64) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return required === 2;
+}
+
+/**
+ * True when FlushQueryBody accepts `body` and would answer it unchanged: `{op, ranges}` and
+ * nothing else, op `map` or `unmap`, at least one range, every range valid. False says nothing
+ * about validity: the caller then asks zod.
+ */
+export function isPlainFlushQuery(body: unknown): boolean {
+  if (!isRecord(body)) return false;
+  let keys = 0;
+  for (const key in body) {
+    if (key !== 'op' && key !== 'ranges') return false;
+    keys++;
+  }
+  if (keys !== 2 || (body['op'] !== 'map' && body['op'] !== 'unmap')) return false;
+  const ranges = body['ranges'];
+  if (!Array.isArray(ranges) || ranges.length === 0) return false;
+  for (const r of ranges as unknown[]) if (!isPlainRange(r)) return false;
+  return true;
+}
+
+// Fastify types a route's compilers by the whole route schema; at run time each receives one
+// part's zod schema, as the zod compilers set in app.ts do.
+
+/**
+ * The route's validator compiler: the body takes the shortcut when it can, every other part
+ * (and every other body) goes through fastify-type-provider-zod as on other routes.
+ */
+export const flushQueryValidatorCompiler: FastifySchemaCompiler<unknown> = (route) => {
+  const zod = validatorCompiler({ ...route, schema: route.schema as z.ZodType });
+  if (route.httpPart !== 'body') return zod;
+  return (data: unknown) => (isPlainFlushQuery(data) ? { value: data } : zod(data));
+};
+
+/**
+ * The route's serializer compiler: 200 answers are written by `stringifyFlushQueryAnswer`,
+ * problems by the zod serializer as on other routes.
+ */
+export const flushQuerySerializerCompiler: FastifySerializerCompiler<unknown> = (route) => {
+  const zod = serializerCompiler({ ...route, schema: route.schema as z.ZodType });
+  if (route.httpStatus !== '200') return zod;
+  return (data: unknown) => stringifyFlushQueryAnswer(data as Answer) ?? zod(data);
+};
+
+/**
+ * FlushQueryAnswer as JSON, keys in schema order, optional keys only when present. Strings from
+ * closed sets (op, rule, cause, failClosed) and hex strings (HexOut: `0x` and lowercase digits)
+ * need no escaping; messages go through JSON.stringify. Returns undefined for an answer carrying
+ * what this route never answers (a flush job or receipt): the caller then uses zod.
+ */
+export function stringifyFlushQueryAnswer(a: Answer): string | undefined {
+  const f = a.flush;
+  if (f.jobId !== undefined || f.receipt !== undefined) return undefined;
+  let s = `{"op":"${a.op}","flush":{"required":${f.required},"bytes":"${f.bytes}","ranges":[`;
+  const ranges = f.ranges;
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as (typeof ranges)[number];
+    s += `${i === 0 ? '' : ','}{"hpa":"${r.hpa}","length":"${r.length}"}`;
+  }
+  s += `],"rangeCount":${f.rangeCount},"rangesTruncated":${f.rangesTruncated}`;
+  if (f.cause !== undefined) s += `,"cause":"${f.cause}"`;
+  s += '},"reasons":[';
+  for (let i = 0; i < a.reasons.length; i++) {
+    const r = a.reasons[i] as (typeof a.reasons)[number];
+    s += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
+  }
+  s += `],"kvmNoncoherentDma":${a.kvmNoncoherentDma},"results":[`;
+  const results = a.results;
+  for (let i = 0; i < results.length; i++) {
+    const x = results[i] as (typeof results)[number];
+    s += `${i === 0 ? '' : ','}{"iova":"${x.iova}","length":"${x.length}","required":${x.required},"rule":"${x.rule}"}`;
+  }
+  s += ']';
+  if (a.failClosed !== undefined) s += `,"failClosed":"${a.failClosed}"`;
+  return `${s}}`;
+}

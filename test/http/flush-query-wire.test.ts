@@ -1,0 +1,176 @@
+/**
+ * The decisions/flush shortcuts (src/http/flush-query-wire.ts) must be invisible: a body taken
+ * as plain is one zod accepts unchanged, and the hand-written answer is byte for byte what the
+ * zod serializer writes, for hits, misses, F4, C1 and fail-closed answers.
+ */
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { DEFAULT_POLICY, MEM_TYPES, RULE_IDS } from '../../src/domain/index.js';
+import { isPlainFlushQuery, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
+import { createRuntime } from '../../src/service/runtime.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { build, json } from '../helpers/app.js';
+
+const zodSerialize = serializerCompiler({ schema: FlushQueryAnswer, method: 'POST', url: '/v1/vms/:vmId/decisions/flush' });
+
+let app: FastifyInstance | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function ask(a: FastifyInstance, vm: string, body: object): Promise<{ status: number; text: string }> {
+  const res = await a.inject({ method: 'POST', url: `/v1/vms/${vm}/decisions/flush`, headers: json, payload: body });
+  return { status: res.statusCode, text: res.body };
+}
+
+async function put(a: FastifyInstance, method: 'PUT' | 'POST', url: string, payload: object): Promise<void> {
+  const res = await a.inject({ method, url, headers: json, payload });
+  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+}
+
+describe('decisions/flush answers', () => {
+  it('are exactly what the zod serializer writes: hits, misses, F2, F3, F4, C1, F1 with and without hpa', async () => {
+    const a = await build();
+    app = a;
+    await put(a, 'PUT', '/v1/vms/vm1', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await put(a, 'PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false });
+    await put(a, 'PUT', '/v1/vms/vm1/domains/c0', { enforceCacheCoherency: true });
+    await put(a, 'PUT', '/v1/vms/vm1/devices/0000:00:02.0', { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' });
+    await put(a, 'POST', '/v1/vms/vm1/pins', {
+      ranges: [
+        { iova: '0x0', hpa: '0x100000', length: '0x2000' },
+        { iova: '0x4000', hpa: '0x300000', length: '0x1000', memType: 'UC', mmio: true },
+        { iova: '0x8000', hpa: '0x200000', length: '0x1000', domains: ['c0'] }
+      ]
+    });
+    const ranges = [
+      { iova: '0x0', length: '0x2000' },
+      { iova: '0x1000', length: 4096 },
+      { iova: '0x2000', length: '0x1000' },
+      { iova: '0x4000', length: '0x1000' },
+      { iova: '0x8000', length: '0x1000' },
+      { iova: '0x10000', length: '0x1000', hpa: '0x900000' },
+      { iova: '0x20000', length: '0x1000', hpa: '0xa00000', memType: 'WC', mmio: true },
+      { iova: '0x30000', length: '0x1000', domains: ['c0'] },
+      { iova: '0x0', length: '0x10000' }
+    ];
+    const rules = new Set<string>();
+    for (const op of ['map', 'unmap'] as const) {
+      const res = await ask(a, 'vm1', { op, ranges });
+      expect(res.status).toBe(200);
+      const parsed = JSON.parse(res.text) as z.output<typeof FlushQueryAnswer>;
+      expect(res.text).toBe(zodSerialize(parsed));
+      for (const r of parsed.results) rules.add(r.rule);
+    }
+    expect([...rules].sort()).toEqual(['C1', 'F1', 'F2', 'F3', 'F4']);
+    const miss = await ask(a, 'vm1', { op: 'unmap', ranges: [{ iova: '0x40000', length: '0x1000' }] });
+    expect(miss.text).toBe(zodSerialize(JSON.parse(miss.text)));
+    expect(JSON.parse(miss.text)).toMatchObject({ flush: { required: false, ranges: [] }, results: [{ required: false, rule: 'F3' }] });
+  });
+
+  it('fail closed is written the same way too', async () => {
+    // A runtime whose store was never loaded: every decision fails closed.
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store: new MemoryStore(), threads: 1 });
+    const a = await build({ runtime });
+    app = a;
+    const res = await ask(a, 'vm1', { op: 'map', ranges: [{ iova: '0x0', length: '0x1000', hpa: '0x5000' }, { iova: '0x3000', length: '0x2000' }] });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text)).toMatchObject({ failClosed: 'STORE_UNAVAILABLE', flush: { required: true } });
+    expect(res.text).toBe(zodSerialize(JSON.parse(res.text)));
+  });
+
+  it('stringifyFlushQueryAnswer matches the zod serializer on generated answers', () => {
+    const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
+    const answer = fc.record(
+      {
+        op: fc.constantFrom('map' as const, 'unmap' as const),
+        flush: fc.record(
+          {
+            required: fc.boolean(),
+            bytes: hex,
+            ranges: fc.array(fc.record({ hpa: hex, length: hex }), { maxLength: 5 }),
+            rangeCount: fc.nat(),
+            rangesTruncated: fc.boolean(),
+            cause: fc.constantFrom('pin' as const, 'unpin' as const, 'replay' as const, 'teardown' as const)
+          },
+          { requiredKeys: ['required', 'bytes', 'ranges', 'rangeCount', 'rangesTruncated'] }
+        ),
+        reasons: fc.array(fc.record({ rule: fc.constantFrom(...RULE_IDS), message: fc.string({ unit: 'binary' }) }), { maxLength: 4 }),
+        kvmNoncoherentDma: fc.boolean(),
+        results: fc.array(fc.record({ iova: hex, length: hex, required: fc.boolean(), rule: fc.constantFrom(...RULE_IDS) }), { maxLength: 8 }),
+        failClosed: fc.constant('STORE_UNAVAILABLE' as const)
+      },
+      { requiredKeys: ['op', 'flush', 'reasons', 'kvmNoncoherentDma', 'results'] }
+    );
+    fc.assert(
+      fc.property(answer, (a) => {
+        expect(stringifyFlushQueryAnswer(a)).toBe(zodSerialize(a));
+      }),
+      { numRuns: 500 }
+    );
+  });
+
+  it('leaves an answer with a flush job or receipt to zod', () => {
+    const a = { op: 'map' as const, flush: { required: true, bytes: '0x1000', ranges: [], rangeCount: 0, rangesTruncated: false, jobId: 'j1' }, reasons: [], kvmNoncoherentDma: false, results: [] };
+    expect(stringifyFlushQueryAnswer(a)).toBeUndefined();
+  });
+});
+
+describe('decisions/flush bodies', () => {
+  const hexIn = fc.oneof(
+    fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`),
+    fc.string({ maxLength: 24 }),
+    fc.nat({ max: 2 ** 40 }).map((n) => n * 4096),
+    fc.oneof(fc.double(), fc.integer({ min: -10, max: 10 }), fc.constant(2 ** 60), fc.constant(null), fc.constant(true))
+  );
+  const range = fc.dictionary(
+    fc.constantFrom('iova', 'length', 'hpa', 'memType', 'mmio', 'domains', 'extra'),
+    fc.oneof(hexIn, fc.constantFrom<unknown>(...MEM_TYPES, 'XX', false, true), fc.array(fc.oneof(fc.string({ maxLength: 70 }), fc.integer()), { maxLength: 3 })),
+    { minKeys: 1, maxKeys: 6 }
+  );
+  const body = fc.oneof(
+    fc.record({ op: fc.constantFrom<unknown>('map', 'unmap', 'MAP', 1), ranges: fc.array(range, { maxLength: 4 }) }),
+    fc.record({ op: fc.constantFrom<unknown>('map', 'unmap'), ranges: fc.array(range, { maxLength: 4 }), extra: fc.constant(1) }),
+    fc.record({ op: fc.constantFrom<unknown>('map', 'unmap'), ranges: fc.array(fc.record({ iova: hexIn, length: hexIn }), { minLength: 1, maxLength: 4 }) }),
+    fc.constantFrom<unknown>(null, [], 'x', 1, { ranges: [] })
+  );
+
+  it('a body taken as plain is one zod accepts and returns unchanged', () => {
+    let plain = 0;
+    fc.assert(
+      fc.property(body, (b) => {
+        if (!isPlainFlushQuery(b)) return;
+        plain++;
+        const parsed = FlushQueryBody.safeParse(b);
+        expect(parsed.success).toBe(true);
+        expect(parsed.data).toEqual(b);
+      }),
+      { numRuns: 3000 }
+    );
+    // The generator must exercise the shortcut, not only the fallback.
+    expect(plain).toBeGreaterThan(100);
+  });
+
+  it('the usual bodies are plain', () => {
+    expect(isPlainFlushQuery({ op: 'map', ranges: [{ iova: '0x0', length: '0x1000' }] })).toBe(true);
+    expect(isPlainFlushQuery({ op: 'unmap', ranges: [{ iova: 0, length: 4096, hpa: '0x1000', memType: 'UC', mmio: true, domains: ['d0'] }] })).toBe(true);
+    expect(isPlainFlushQuery({ op: 'map', ranges: [] })).toBe(false);
+    expect(isPlainFlushQuery({ op: 'map', ranges: [{ iova: '0x0' }] })).toBe(false);
+  });
+
+  it('other bodies still get zod\'s 400 problem', async () => {
+    const a = await build();
+    app = a;
+    for (const b of [{ op: 'map', ranges: [] }, { op: 'map', ranges: [{ iova: '0x0', length: '0x1000', extra: 1 }] }, { op: 'x', ranges: [{ iova: '0x0', length: '0x1000' }] }, { op: 'map', ranges: [{ iova: 'x'.repeat(21), length: '0x1000' }] }]) {
+      const res = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: json, payload: b });
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
+    }
+  });
+});
