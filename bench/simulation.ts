@@ -89,7 +89,12 @@ function coreOnly(t: Trace): void {
       case 'delete-vm':
         cmd = { type: 'delete-vm', vmId: e.vm };
         break;
-      default:
+      case 'delete-domain':
+      case 'delete-device':
+      case 'reset':
+      case 'devctl':
+      case 'dma':
+        // Not in this trace.
         break;
     }
     if (cmd !== undefined) applyCommand(state, cmd, ++now);
