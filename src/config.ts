@@ -24,6 +24,7 @@ const EnvSchema = z.object({
   FLUSH_WINDOW_MS: z.coerce.number().min(0).max(60_000).default(2),
   MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  SIM_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   AUTH_TOKENS_FILE: z.string().min(1).optional(),
   RATE_LIMIT: z.coerce.number().int().min(0).default(600_000),
   MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000),
@@ -52,6 +53,8 @@ export interface Config {
   readonly maxPendingJobs: number;
   /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
   readonly poolThreads: number | undefined;
+  /** Worker threads for what-if simulations, started on demand; absent: CPU count; 0: inline. */
+  readonly simThreads: number | undefined;
   /** JSON token file; absent: /v1 is open, so only loopback is served unless AUTH=none. */
   readonly authTokensFile: string | undefined;
   /** Requests per minute to /v1 per token; 0: unlimited. */
@@ -102,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushWindowMs: e.FLUSH_WINDOW_MS,
     maxPendingJobs: e.MAX_PENDING_JOBS,
     poolThreads: e.POOL_THREADS,
+    simThreads: e.SIM_THREADS,
     authTokensFile: e.AUTH_TOKENS_FILE,
     rateLimit: e.RATE_LIMIT,
     maxEventLoopDelayMs: e.MAX_EVENT_LOOP_DELAY_MS

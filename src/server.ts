@@ -43,7 +43,15 @@ try {
   process.stderr.write(`cannot open the ${config.store} store under ${config.dataDir}: ${String(err)}\n`);
   process.exit(1);
 }
-const runtime = createRuntime({ defaults: config.defaultPolicy, quirks, store, windowMs: config.flushWindowMs, maxPending: config.maxPendingJobs, ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }) });
+const runtime = createRuntime({
+  defaults: config.defaultPolicy,
+  quirks,
+  store,
+  windowMs: config.flushWindowMs,
+  maxPending: config.maxPendingJobs,
+  ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }),
+  ...(config.simThreads === undefined ? {} : { simThreads: config.simThreads })
+});
 const app = await buildApp({
   runtime,
   logger: { level: config.logLevel },

@@ -26,8 +26,8 @@ describe('configuration', () => {
   });
 
   it('reads every variable', () => {
-    const c = loadConfig({ HOST: '0.0.0.0', AUTH: 'none', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3' });
-    expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3 });
+    const c = loadConfig({ HOST: '0.0.0.0', AUTH: 'none', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3', SIM_THREADS: '0' });
+    expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3, simThreads: 0 });
     expect(c.defaultPolicy).toEqual({ mode: 'pessimistic', onEnable: 'deny', exemptNeedsNoSnoop: false });
   });
 
