@@ -8,6 +8,7 @@ import { defaultQuirksFile, parseQuirkFile, POLICY_MODES, type PolicyMode } from
 import { CacheModel } from '../../src/sim/coherency-model.js';
 import { replay, type ModeResult } from '../../src/sim/replay.js';
 import { Simulator } from '../../src/sim/simulator.js';
+import { generateReferenceTrace, traceText } from '../../src/sim/reference-traces.js';
 import { parseTrace } from '../../src/sim/trace.js';
 
 const quirks = parseQuirkFile(defaultQuirksFile);
@@ -98,6 +99,18 @@ describe('replay', () => {
 });
 
 describe('simulations of the reference traces', () => {
+  it('need every flush desktop-gpu demands: dropping the replay, a boot pin or the teardown is seen', () => {
+    const trace = parseTrace(traceText(generateReferenceTrace('desktop-gpu')));
+    const trap = replay(trace, 'trap', { quirks });
+    expect(trap.flush.byCause.replay).toBe(16 * 2 ** 30);
+    // Job 0 is the replay before the enable; the last one is the teardown.
+    expect(replay(trace, 'trap', { quirks, dropFlush: 0 }).violations.leakPages).toBeGreaterThan(0);
+    expect(replay(trace, 'trap', { quirks, dropFlush: trap.flush.jobs - 1 }).violations.stalePages).toBeGreaterThan(0);
+    // Under pessimistic, job 0 is the first boot pin.
+    expect(replay(trace, 'pessimistic', { quirks, dropFlush: 0 }).violations.leakPages).toBe(160);
+  });
+
+
   it('reproduce the same numbers twice in the worker pool, with 0 violations in every mode', async () => {
     const simulator = new Simulator({ threads: 2 });
     try {
