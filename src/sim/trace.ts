@@ -146,11 +146,14 @@ export class TraceError extends Error {
 }
 
 export const MAX_TRACE_EVENTS = 2_000_000;
+/** Pinned and unpinned ranges in all, repeats expanded: bounds the work one simulation can ask for. */
+export const MAX_TRACE_RANGES = 4_194_304;
 
 /** Parses JSON Lines text; blank lines are skipped. Throws TraceError naming the first bad line. */
 export function parseTrace(text: string): Trace {
   let header: TraceHeader | null = null;
   const events: TraceEvent[] = [];
+  let ranges = 0;
   let lineNo = 0;
   let start = 0;
   while (start <= text.length) {
@@ -176,7 +179,10 @@ export function parseTrace(text: string): Trace {
     if (!parsed.success) throw new TraceError(lineNo, describe(parsed.error));
     if (events.length >= MAX_TRACE_EVENTS) throw new TraceError(lineNo, `a trace holds at most ${MAX_TRACE_EVENTS} events`);
     try {
-      events.push(toEvent(parsed.data));
+      const event = toEvent(parsed.data);
+      if (event.t === 'pin' || event.t === 'unpin') ranges += event.run.count;
+      if (ranges > MAX_TRACE_RANGES) throw new TraceError(lineNo, `a trace pins and unpins at most ${MAX_TRACE_RANGES.toLocaleString('en-US')} ranges in all`);
+      events.push(event);
     } catch (err) {
       if (err instanceof DomainError) throw new TraceError(lineNo, err.message);
       throw err;

@@ -55,7 +55,13 @@ describe('trace format', () => {
     ['an unaligned address', `${VM}\n{"t":"pin","vm":"vm1","iova":"0x10","hpa":"0x0","length":"0x1000"}`, 2, '4 KiB'],
     ['a bad PCI address', `${VM}\n{"t":"reset","vm":"vm1","bdf":"00:02"}`, 2, 'PCI address'],
     ['overlapping repeats', `${VM}\n{"t":"pin","vm":"vm1","iova":"0x0","hpa":"0x0","length":"0x2000","repeat":{"count":2,"iovaStride":"0x1000"}}`, 2, 'strides'],
-    ['no events', '\n\n', 3, 'no events']
+    ['no events', '\n\n', 3, 'no events'],
+    [
+      'more ranges than a simulation may replay',
+      `${VM}\n{"t":"pin","vm":"vm1","iova":"0x0","hpa":"0x0","length":"0x1000","repeat":{"count":4194304}}\n{"t":"unpin","vm":"vm1","iova":"0x0","length":"0x1000"}`,
+      3,
+      'at most 4,194,304 ranges'
+    ]
   ])('rejects %s, naming the line', (_what, text, line, detail) => {
     const err = errorOf(text);
     expect(err.line).toBe(line);
