@@ -36,6 +36,15 @@ export interface FlushQueryAnswer {
   readonly results: readonly FlushQueryResult[];
 }
 
+/** What each rule means for a flush question, in the answer's reasons. */
+const EXPLAIN: Partial<Record<RuleId, string>> = {
+  F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
+  F2: 'already pinned: a replay flush is due iff not yet flagged and mapped into an exposed domain',
+  F3: 'flush before release iff flushOnUnpin is set',
+  F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
+  C1: 'maps only into coherent domains: no flush'
+};
+
 /**
  * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
  * given IOVA ranges?
@@ -124,15 +133,8 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
     }
     results.push({ iova: r.iova, pages: r.pages, required, rule });
   }
-  const explain: Partial<Record<RuleId, string>> = {
-    F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
-    F2: 'already pinned: a replay flush is due iff not yet flagged and mapped into an exposed domain',
-    F3: 'flush before release iff flushOnUnpin is set',
-    F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
-    C1: 'maps only into coherent domains: no flush'
-  };
   for (const [rule, { n, required }] of counts) {
-    out.reason(rule, `${n} range(s), ${required} requiring a flush: ${explain[rule] ?? ''}`);
+    out.reason(rule, `${n} range(s), ${required} requiring a flush: ${EXPLAIN[rule] ?? ''}`);
   }
   return { decision: out.build(kvmNoncoherentDma(vm)), results };
 }

@@ -4,8 +4,9 @@
  * and the OpenAPI document; two shortcuts keep the generic zod machinery off the hot path:
  *
  * - `isPlainFlushQuery` recognises a body that FlushQueryBody certainly accepts as it is (its
- *   output would equal its input). Such a body skips zod; any other body, valid or not, is
- *   validated by zod exactly as before, so errors do not change.
+ *   output would equal its input), and likewise for the path parameters and an empty query
+ *   string. Those skip zod; anything else, valid or not, is validated by zod exactly as before,
+ *   so errors do not change.
  * - `stringifyFlushQueryAnswer` writes a 200 answer as JSON, byte for byte what the zod
  *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), without walking the
  *   schema for each of 10,000 results.
@@ -83,14 +84,36 @@ export function isPlainFlushQuery(body: unknown): boolean {
 // Fastify types a route's compilers by the whole route schema; at run time each receives one
 // part's zod schema, as the zod compilers set in app.ts do.
 
+/** VmParams certainly accepts `params` unchanged: only a vmId of at most 64 characters. */
+export function isPlainVmParams(params: unknown): boolean {
+  if (!isRecord(params)) return false;
+  let keys = 0;
+  for (const key in params) {
+    if (key !== 'vmId') return false;
+    keys++;
+  }
+  const vmId = params['vmId'];
+  return keys === 1 && typeof vmId === 'string' && vmId.length <= 64;
+}
+
+/** An empty query string, which FreshQuery answers with `{}`. */
+export function isEmptyQuery(query: unknown): boolean {
+  if (!isRecord(query)) return false;
+  for (const key in query) if (Object.hasOwn(query, key)) return false;
+  return true;
+}
+
 /**
- * The route's validator compiler: the body takes the shortcut when it can, every other part
- * (and every other body) goes through fastify-type-provider-zod as on other routes.
+ * The route's validator compiler: the body, the path parameters and the query string take the
+ * shortcut when they can; anything else goes through fastify-type-provider-zod as on other routes.
  */
 export const flushQueryValidatorCompiler: FastifySchemaCompiler<unknown> = (route) => {
   const zod = validatorCompiler({ ...route, schema: route.schema as z.ZodType });
-  if (route.httpPart !== 'body') return zod;
-  return (data: unknown) => (isPlainFlushQuery(data) ? { value: data } : zod(data));
+  const part = route.httpPart;
+  if (part === 'body') return (data: unknown) => (isPlainFlushQuery(data) ? { value: data } : zod(data));
+  if (part === 'params') return (data: unknown) => (isPlainVmParams(data) ? { value: data } : zod(data));
+  if (part === 'querystring') return (data: unknown) => (isEmptyQuery(data) ? { value: {} } : zod(data));
+  return zod;
 };
 
 /**

@@ -1,11 +1,11 @@
 /**
  * The shortcuts taken by batched decisions agree with the general paths: parsePageAddress
- * without bigint for short hex strings and safe integers, and PinMap.collectOverlaps against
- * forEachOverlap.
+ * without bigint for short hex strings and safe integers, formatPages from int32 halves, and
+ * PinMap.collectOverlaps against forEachOverlap.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DomainError, parsePageAddress, PinMap } from '../../src/domain/index.js';
+import { ADDRESS_SPACE_PAGES, DomainError, formatPages, parsePageAddress, PinMap } from '../../src/domain/index.js';
 
 /** The bigint reading of the same input, as the general path computes it. */
 function reference(input: string | number): number | string {
@@ -37,6 +37,18 @@ describe('parsePageAddress', () => {
 
   it('still refuses what is not a hex address', () => {
     for (const bad of ['', '0x', '1000', '0x1g00', ' 0x1000', '0x1000 ', -4096, 1.5, 2 ** 53, Number.NaN]) expect(outcome(bad)).toBe('INVALID_HEX');
+  });
+});
+
+describe('formatPages', () => {
+  it('writes the bytes of any page number in lowercase hex, as bigint arithmetic does', () => {
+    const edges = [0, 1, 0xfff, 2 ** 28 - 1, 2 ** 28, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 41 - 1, 2 ** 41, ADDRESS_SPACE_PAGES - 1, ADDRESS_SPACE_PAGES];
+    fc.assert(
+      fc.property(fc.oneof(fc.constantFrom(...edges), fc.integer({ min: 0, max: ADDRESS_SPACE_PAGES }), fc.nat()), (pages) => {
+        expect(formatPages(pages)).toBe(`0x${(BigInt(pages) << 12n).toString(16)}`);
+      }),
+      { numRuns: 5000 }
+    );
   });
 });
 

@@ -9,7 +9,8 @@ import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { DEFAULT_POLICY, MEM_TYPES, RULE_IDS } from '../../src/domain/index.js';
-import { isPlainFlushQuery, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { isEmptyQuery, isPlainFlushQuery, isPlainVmParams, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { FreshQuery, VmParams } from '../../src/http/schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -172,5 +173,37 @@ describe('decisions/flush bodies', () => {
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
     }
+  });
+});
+
+describe('decisions/flush path parameters and query string', () => {
+  it('taken as plain only when zod accepts them unchanged', () => {
+    const value = fc.oneof(fc.string({ maxLength: 70 }), fc.integer(), fc.constant(undefined));
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom('vmId', 'minRevision', 'x'), value, { maxKeys: 3 }), (params) => {
+        if (isPlainVmParams(params)) expect(VmParams.parse(params)).toEqual(params);
+        if (isEmptyQuery(params)) expect(FreshQuery.parse(params)).toEqual({});
+      }),
+      { numRuns: 2000 }
+    );
+    expect(isPlainVmParams({ vmId: 'vm1' })).toBe(true);
+    expect(isEmptyQuery(Object.create(null))).toBe(true);
+    expect(isEmptyQuery({ minRevision: '3' })).toBe(false);
+  });
+
+  it('minRevision is still read, and a bad one still refused', async () => {
+    const a = await build();
+    app = a;
+    await put(a, 'PUT', '/v1/vms/vm1', { arch: 'x86_64' });
+    await put(a, 'PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: true });
+    const body = { op: 'map', ranges: [{ iova: '0x0', length: '0x1000' }] };
+    const fresh = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush?minRevision=1', headers: json, payload: body });
+    expect(fresh.statusCode).toBe(200);
+    expect(fresh.json()).toMatchObject({ results: [{ rule: 'C1' }] });
+    const bad = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush?minRevision=-1', headers: json, payload: body });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
+    const long = await a.inject({ method: 'POST', url: `/v1/vms/${'v'.repeat(65)}/decisions/flush`, headers: json, payload: body });
+    expect(long.statusCode).toBe(400);
   });
 });
