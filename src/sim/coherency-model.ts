@@ -37,12 +37,7 @@ export class CacheModel {
 
   /** A no-snoop DMA read: returns the pages that would read another owner's data. */
   noSnoopRead(hpa: number, pages: number): number {
-    let leaked = 0;
-    this.#runs.forEachOverlap(hpa, hpa + pages, (start, n, _h, state) => {
-      if (state === DIRTY) leaked += Math.min(start + n, hpa + pages) - Math.max(start, hpa);
-      return undefined;
-    });
-    return leaked;
+    return this.#count(hpa, pages, DIRTY);
   }
 
   /**
@@ -73,13 +68,19 @@ export class CacheModel {
    * them afterwards; what its caches hold no longer concerns a guest.
    */
   release(hpa: number, pages: number): number {
-    let stale = 0;
-    this.#runs.forEachOverlap(hpa, hpa + pages, (start, n, _h, state) => {
-      if (state === STALE) stale += Math.min(start + n, hpa + pages) - Math.max(start, hpa);
-      return undefined;
-    });
+    const stale = this.#count(hpa, pages, STALE);
     this.#assign(hpa, pages, CLEAN);
     return stale;
+  }
+
+  /** Pages of [hpa, hpa + pages) in `state`. */
+  #count(hpa: number, pages: number, state: number): number {
+    let n = 0;
+    this.#runs.forEachOverlap(hpa, hpa + pages, (start, len, _h, s) => {
+      if (s === state) n += Math.min(start + len, hpa + pages) - Math.max(start, hpa);
+      return undefined;
+    });
+    return n;
   }
 
   /** Sets every page of [hpa, hpa + pages) to `state`, splitting runs at the edges. */

@@ -3,13 +3,12 @@
  * /v1/simulations/{id}/chart.svg from a listening server, a screenshot is taken, and the pixels
  * at the centre of each bar have that mode's colour: one visible bar per mode.
  */
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
+import { launchChromium, STEP_TIMEOUT_MS } from '../helpers/browser.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
-const STEP_TIMEOUT_MS = 30_000;
 
 describe('simulation chart in a real browser', () => {
   let app: FastifyInstance | undefined;
@@ -27,7 +26,7 @@ describe('simulation chart in a real browser', () => {
     expect(res.status).toBe(201);
     const { links } = (await res.json()) as { links: { chart: string } };
 
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 760, height: 460 } });
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     const answer = await page.goto(`${origin}${links.chart}`);

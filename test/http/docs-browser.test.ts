@@ -3,22 +3,12 @@
  * playwright-core. Nothing is downloaded, and every request other than to the app is aborted.
  * If the browser cannot start, the test fails.
  */
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
+import { launchChromium, STEP_TIMEOUT_MS } from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run'
-];
-const STEP_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 60_000;
 
 describe('Swagger UI at /docs in a real browser', () => {
@@ -35,11 +25,7 @@ describe('Swagger UI at /docs in a real browser', () => {
     const origin = await app.listen({ host: '127.0.0.1', port: 0 });
     expect(origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      timeout: STEP_TIMEOUT_MS
-    });
+    browser = await launchChromium();
     const context = await browser.newContext();
     context.setDefaultTimeout(STEP_TIMEOUT_MS);
     context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
