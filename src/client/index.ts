@@ -9,6 +9,7 @@ import type { Problem } from '../http/schemas/common.js';
 import type { Decision, DevctlDecision, DeviceDecision } from '../http/schemas/decision.js';
 import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../http/schemas/pin.js';
 import type { PutQuirksAnswer, QuirkList } from '../http/schemas/quirk.js';
+import type { Simulation, SimulationRequest } from '../http/schemas/simulation.js';
 import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, Vm } from '../http/schemas/vm.js';
 
 export type VmState = z.output<typeof Vm>;
@@ -27,6 +28,8 @@ export type FlushQueryRequest = z.input<typeof FlushQueryBody>;
 export type DevctlRequest = z.input<typeof DevctlBody>;
 export type QuirkListBody = z.input<typeof QuirkList>;
 export type PutQuirksResult = z.output<typeof PutQuirksAnswer>;
+export type SimulationRequestBody = z.input<typeof SimulationRequest>;
+export type SimulationResult = z.output<typeof Simulation>;
 
 export interface Page<T> {
   items: T[];
@@ -156,6 +159,15 @@ export class CoherencyClient {
   }
   listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<unknown>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
+  }
+
+  // ---- what-if simulations ----
+  /** Replays a reference trace (`{reference}`) or a JSON Lines trace (`{trace}`) under every mode. */
+  simulate(body: SimulationRequestBody): Promise<SimulationResult> {
+    return this.#call('POST', '/v1/simulations', body);
+  }
+  getSimulation(id: string): Promise<SimulationResult> {
+    return this.#call('GET', `/v1/simulations/${enc(id)}`);
   }
 
   // ---- quirks, policy, health ----

@@ -136,3 +136,14 @@ describe('GPU VM life over HTTP', () => {
     await client.deleteVm('errors');
   });
 });
+
+describe('what-if simulation through the client', () => {
+  it('replays a reference trace under every mode and reads the result back', async () => {
+    const result = await client.simulate({ reference: 'desktop-gpu' });
+    expect(result.modes.map((m) => m.mode)).toEqual(['pessimistic', 'trap', 'virtualize-zero']);
+    expect(result.summary.safe).toBe(true);
+    expect(result.trace).toMatchObject({ name: 'desktop-gpu', events: 44_953 });
+    expect(await client.getSimulation(result.id)).toEqual(result);
+    await expect(client.simulate({ trace: '{"t":"vm"}' })).rejects.toMatchObject({ status: 400, code: 'INVALID_TRACE' });
+  });
+});
