@@ -45,6 +45,29 @@ const EXPLAIN: Partial<Record<RuleId, string>> = {
   C1: 'maps only into coherent domains: no flush'
 };
 
+// mustFlush's helpers live out here rather than as closures: a one-range question should not
+// allocate functions.
+
+function anyIn(set: ReadonlySet<DomainId>, list: readonly DomainId[]): boolean {
+  for (const d of list) if (set.has(d)) return true;
+  return false;
+}
+
+function allCoherentIn(vm: Vm, list: readonly DomainId[]): boolean {
+  for (const d of list) if (vm.domains.get(d)?.enforceCacheCoherency !== true) return false;
+  return true;
+}
+
+/** Whether a subset maps into an exposed domain, remembered in `memo` per subset index. */
+function isSubsetExposed(vm: Vm, exposed: ReadonlySet<DomainId>, memo: (boolean | undefined)[], subset: number): boolean {
+  let e = memo[subset];
+  if (e === undefined) {
+    e = anyIn(exposed, subset === 0 ? [...vm.domains.keys()] : (vm.subsets[subset] ?? []));
+    memo[subset] = e;
+  }
+  return e;
+}
+
 /**
  * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
  * given IOVA ranges?
@@ -66,16 +89,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
   const allDomains = [...vm.domains.keys()];
   // Exposure of each interned subset (index 0: every domain), computed on first use.
   const subsetExposed: (boolean | undefined)[] = [];
-  const exposedSubset = (subset: number): boolean => {
-    let e = subsetExposed[subset];
-    if (e === undefined) {
-      e = (subset === 0 ? allDomains : (vm.subsets[subset] ?? [])).some((d) => exposed.has(d));
-      subsetExposed[subset] = e;
-    }
-    return e;
-  };
-  const coherent = (list: readonly DomainId[]): boolean => list.every((d) => vm.domains.get(d)?.enforceCacheCoherency === true);
-  const allCoherent = coherent(allDomains);
+  const allCoherent = allCoherentIn(vm, allDomains);
   // Per rule, in the order rules first fire: ranges answered with it, and how many require a flush.
   const counts = new Map<RuleId, { n: number; required: number }>();
   const results: FlushQueryResult[] = [];
@@ -95,7 +109,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
       const hi = Math.min(start + (found[4 * h + 1] as number), end);
       covered += hi - lo;
       const flagged = attrFlushOnUnpin(attr);
-      const wanted = op === 'unmap' ? flagged : !flagged && exposedSubset(attrSubset(attr));
+      const wanted = op === 'unmap' ? flagged : !flagged && isSubsetExposed(vm, exposed, subsetExposed, attrSubset(attr));
       if (!wanted) continue;
       if (isFlushExempt(attr)) {
         rule = 'F4';
@@ -113,7 +127,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
       // Part of the range is not pinned: answer as a pin of it would.
       const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0);
       const explicit = r.domains ?? null;
-      if (explicit === null ? exposedSubset(0) : explicit.some((d) => exposed.has(d))) {
+      if (explicit === null ? isSubsetExposed(vm, exposed, subsetExposed, 0) : anyIn(exposed, explicit)) {
         if (isFlushExempt(attr)) {
           if (!required) rule = 'F4';
         } else {
@@ -121,7 +135,7 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
           rule = 'F1';
           if (r.hpa !== undefined) out.flush(r.hpa, r.pages, 'pin');
         }
-      } else if (!required && (explicit === null ? allCoherent : coherent(explicit))) {
+      } else if (!required && (explicit === null ? allCoherent : allCoherentIn(vm, explicit))) {
         rule = 'C1';
       }
     }
