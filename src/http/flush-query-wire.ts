@@ -10,11 +10,12 @@
  * - `stringifyFlushQueryAnswer` writes a 200 answer as JSON, byte for byte what the zod
  *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), without walking the
  *   schema for each of 10,000 results.
+ * - `hexOf` gives back the caller's own address string when it is already the canonical hex.
  */
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { MEM_TYPES } from '../domain/index.js';
+import { formatPages, MEM_TYPES } from '../domain/index.js';
 import type { FlushQueryAnswer } from './schemas/pin.js';
 
 type Answer = z.output<typeof FlushQueryAnswer>;
@@ -157,4 +158,14 @@ export function stringifyFlushQueryAnswer(a: Answer): string | undefined {
   s += ']';
   if (a.failClosed !== undefined) s += `,"failClosed":"${a.failClosed}"`;
   return `${s}}`;
+}
+
+const CANONICAL_HEX = /^0x(?:0|[1-9a-f][0-9a-f]*)$/;
+
+/**
+ * The hex an answer writes for `pages`, parsed from `given`: `given` itself when it is already
+ * written that way (lowercase, no leading zeros), which is what formatPages would return.
+ */
+export function hexOf(given: string | number, pages: number): string {
+  return typeof given === 'string' && CANONICAL_HEX.test(given) ? given : formatPages(pages);
 }

@@ -8,8 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { DEFAULT_POLICY, MEM_TYPES, RULE_IDS } from '../../src/domain/index.js';
-import { isEmptyQuery, isPlainFlushQuery, isPlainVmParams, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, RULE_IDS } from '../../src/domain/index.js';
+import { hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
 import { FreshQuery, VmParams } from '../../src/http/schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
 import { createRuntime } from '../../src/service/runtime.js';
@@ -205,5 +205,25 @@ describe('decisions/flush path parameters and query string', () => {
     expect(bad.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
     const long = await a.inject({ method: 'POST', url: `/v1/vms/${'v'.repeat(65)}/decisions/flush`, headers: json, payload: body });
     expect(long.statusCode).toBe(400);
+  });
+});
+
+describe('hexOf', () => {
+  it('is formatPages of what the caller sent, however the caller wrote it', () => {
+    const digits = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'), minLength: 0, maxLength: 13 });
+    const given = fc.oneof(
+      digits.map((d) => `0x${d}000`),
+      digits.map((d) => `0X${d}000`),
+      digits.map((d) => `0x00${d.slice(0, 11)}000`),
+      fc.nat({ max: 2 ** 40 }).map((n) => n * 4096),
+      fc.constantFrom('0x0', '0x000', '0xfffffffffffff000', '0x0ffffffffffff000')
+    );
+    fc.assert(
+      fc.property(given, (g) => {
+        const pages = parsePageAddress(g, 'iova');
+        expect(hexOf(g, pages)).toBe(formatPages(pages));
+      }),
+      { numRuns: 5000 }
+    );
   });
 });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { formatPages, parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
-import { flushQuerySerializerCompiler, flushQueryValidatorCompiler } from '../flush-query-wire.js';
+import { parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
+import { flushQuerySerializerCompiler, flushQueryValidatorCompiler, hexOf } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
 import { batchOf, domainIds, flushWire, vmIdOf } from '../wire.js';
@@ -44,7 +44,11 @@ export default function decisionRoutes(app: FastifyInstance): void {
         };
       }
       const answer = app.policy.mustFlush(vmId, op, ranges);
-      const results = answer.results.map((x) => ({ iova: formatPages(x.iova), length: formatPages(x.pages), required: x.required, rule: x.rule }));
+      // One result per requested range, in request order.
+      const results = answer.results.map((x, i) => {
+        const r = given[i] as (typeof given)[number];
+        return { iova: hexOf(r.iova, x.iova), length: hexOf(r.length, x.pages), required: x.required, rule: x.rule };
+      });
       return {
         op,
         flush: flushWire(answer.decision),
