@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
 import { flushQuerySerializerCompiler, flushQueryValidatorCompiler, hexOf } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
@@ -7,6 +8,38 @@ import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
 import { batchOf, domainIds, flushWire, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
+  const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }) => {
+    const vmId = vmIdOf(request.params);
+    const { op } = request.body;
+    const given = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit);
+    const ranges: FlushQueryRange[] = new Array<FlushQueryRange>(given.length);
+    for (let i = 0; i < given.length; i++) {
+      const r = given[i] as (typeof given)[number];
+      ranges[i] = {
+        iova: parsePageAddress(r.iova, 'iova'),
+        pages: parsePageLength(r.length, 'length'),
+        hpa: r.hpa === undefined ? undefined : parsePageAddress(r.hpa, 'hpa'),
+        memType: r.memType,
+        mmio: r.mmio,
+        domains: domainIds(r.domains)
+      };
+    }
+    const answer = app.policy.mustFlush(vmId, op, ranges);
+    // One result per requested range, in request order.
+    const results = answer.results.map((x, i) => {
+      const r = given[i] as (typeof given)[number];
+      return { iova: hexOf(r.iova, x.iova), length: hexOf(r.length, x.pages), required: x.required, rule: x.rule };
+    });
+    return {
+      op,
+      flush: flushWire(answer.decision),
+      reasons: [...answer.decision.reasons],
+      kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
+      results,
+      ...(answer.failClosed === undefined ? {} : { failClosed: answer.failClosed })
+    };
+  };
+
   app.withTypeProvider<ZodTypeProvider>().post(
     '/v1/vms/:vmId/decisions/flush',
     {
@@ -25,38 +58,11 @@ export default function decisionRoutes(app: FastifyInstance): void {
       validatorCompiler: flushQueryValidatorCompiler,
       serializerCompiler: flushQuerySerializerCompiler
     },
-    async (request) => {
+    // Synchronous unless the caller asks for a fresher state: no promise per decision.
+    (request) => {
       const minRevision = request.query.minRevision;
-      if (minRevision !== undefined) await app.policy.catchUp(minRevision);
-      const vmId = vmIdOf(request.params);
-      const { op } = request.body;
-      const given = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit);
-      const ranges: FlushQueryRange[] = new Array<FlushQueryRange>(given.length);
-      for (let i = 0; i < given.length; i++) {
-        const r = given[i] as (typeof given)[number];
-        ranges[i] = {
-          iova: parsePageAddress(r.iova, 'iova'),
-          pages: parsePageLength(r.length, 'length'),
-          hpa: r.hpa === undefined ? undefined : parsePageAddress(r.hpa, 'hpa'),
-          memType: r.memType,
-          mmio: r.mmio,
-          domains: domainIds(r.domains)
-        };
-      }
-      const answer = app.policy.mustFlush(vmId, op, ranges);
-      // One result per requested range, in request order.
-      const results = answer.results.map((x, i) => {
-        const r = given[i] as (typeof given)[number];
-        return { iova: hexOf(r.iova, x.iova), length: hexOf(r.length, x.pages), required: x.required, rule: x.rule };
-      });
-      return {
-        op,
-        flush: flushWire(answer.decision),
-        reasons: [...answer.decision.reasons],
-        kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
-        results,
-        ...(answer.failClosed === undefined ? {} : { failClosed: answer.failClosed })
-      };
+      if (minRevision !== undefined) return app.policy.catchUp(minRevision).then(() => decide(request));
+      return decide(request);
     }
   );
 }
