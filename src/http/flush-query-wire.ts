@@ -11,6 +11,9 @@
  *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), without walking the
  *   schema for each of 10,000 results.
  * - `hexOf` gives back the caller's own address string when it is already the canonical hex.
+ * - `parsePlainFlushQueryJson` reads the commonest body, `{"op":..,"ranges":[{"iova":..,
+ *   "length":..},..]}` written compactly with string addresses, without JSON.parse; any other
+ *   text goes to Fastify's JSON parser, whose errors stay the same.
  */
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
@@ -168,4 +171,61 @@ const CANONICAL_HEX = /^0x(?:0|[1-9a-f][0-9a-f]*)$/;
  */
 export function hexOf(given: string | number, pages: number): string {
   return typeof given === 'string' && CANONICAL_HEX.test(given) ? given : formatPages(pages);
+}
+
+// The only text parsePlainFlushQueryJson reads: no whitespace, these keys in this order.
+const MAP_HEAD = '{"op":"map","ranges":[';
+const UNMAP_HEAD = '{"op":"unmap","ranges":[';
+const RANGE_HEAD = '{"iova":"';
+const RANGE_MID = '","length":"';
+/** Characters that would make a JSON string mean something else than its text (escapes) or invalid (controls). */
+// eslint-disable-next-line no-control-regex -- JSON forbids these unescaped inside strings; finding one sends the text to JSON.parse
+const ESCAPE_OR_CONTROL = /[\\\u0000-\u001f]/;
+const CLOSE_BRACE = 0x7d;
+const COMMA = 0x2c;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * The value JSON.parse gives `text` when `text` is a compact flush question whose ranges carry
+ * only iova and length as strings of at most 20 characters; undefined for any other text (valid
+ * or not), which the caller then parses as JSON. Its output is always a plain body.
+ */
+export function parsePlainFlushQueryJson(text: string): { op: 'map' | 'unmap'; ranges: { iova: string; length: string }[] } | undefined {
+  let op: 'map' | 'unmap';
+  let i: number;
+  if (text.startsWith(MAP_HEAD)) {
+    op = 'map';
+    i = MAP_HEAD.length;
+  } else if (text.startsWith(UNMAP_HEAD)) {
+    op = 'unmap';
+    i = UNMAP_HEAD.length;
+  } else {
+    return undefined;
+  }
+  if (ESCAPE_OR_CONTROL.test(text)) return undefined;
+  const ranges: { iova: string; length: string }[] = [];
+  for (;;) {
+    if (!text.startsWith(RANGE_HEAD, i)) return undefined;
+    i += RANGE_HEAD.length;
+    const iovaEnd = text.indexOf('"', i);
+    if (iovaEnd < 0 || iovaEnd - i > 20) return undefined;
+    const iova = text.slice(i, iovaEnd);
+    if (!text.startsWith(RANGE_MID, iovaEnd)) return undefined;
+    i = iovaEnd + RANGE_MID.length;
+    const lengthEnd = text.indexOf('"', i);
+    if (lengthEnd < 0 || lengthEnd - i > 20) return undefined;
+    const length = text.slice(i, lengthEnd);
+    ranges.push({ iova, length });
+    i = lengthEnd + 1;
+    if (text.charCodeAt(i) !== CLOSE_BRACE) return undefined;
+    i++;
+    const next = text.charCodeAt(i);
+    if (next === COMMA) {
+      i++;
+      continue;
+    }
+    // "]}" and the end of the text.
+    if (next === CLOSE_BRACKET && text.charCodeAt(i + 1) === CLOSE_BRACE && i + 2 === text.length) return { op, ranges };
+    return undefined;
+  }
 }

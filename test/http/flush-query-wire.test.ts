@@ -9,7 +9,7 @@ import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, RULE_IDS } from '../../src/domain/index.js';
-import { hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, parsePlainFlushQueryJson, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
 import { FreshQuery, VmParams } from '../../src/http/schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
 import { createRuntime } from '../../src/service/runtime.js';
@@ -225,5 +225,74 @@ describe('hexOf', () => {
       }),
       { numRuns: 5000 }
     );
+  });
+});
+
+describe('parsePlainFlushQueryJson', () => {
+  const address = fc.oneof(fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`), fc.string({ maxLength: 24 }), fc.nat());
+  const range = fc.oneof(
+    fc.record({ iova: address, length: address }),
+    fc.record({ iova: address, length: address, hpa: address }),
+    fc.record({ length: address, iova: address })
+  );
+  const body = fc.record({ op: fc.constantFrom<unknown>('map', 'unmap', 'MAP', 1), ranges: fc.array(range, { maxLength: 5 }) });
+  /** JSON texts near the shortcut's shape: compact, indented, and with characters inserted, removed or replaced. */
+  const hexString = fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`);
+  const plainBody = fc.record({ op: fc.constantFrom('map', 'unmap'), ranges: fc.array(fc.record({ iova: hexString, length: hexString }), { minLength: 1, maxLength: 5 }) });
+  const text = fc.oneof(
+    plainBody.map((b) => JSON.stringify(b)),
+    fc.tuple(plainBody.map((b) => JSON.stringify(b)), fc.nat(), fc.nat({ max: 3 }), fc.constantFrom('', '"', '\\', '\\"', '\\u0030', '\u0001', ' ', '}', ']', ',', '{', '0', 'x', 'é')).map(([t, at, drop, insert]) => {
+      const k = at % (t.length + 1);
+      return t.slice(0, k) + insert + t.slice(k + drop);
+    }),
+    body.map((b) => JSON.stringify(b)),
+    body.map((b) => JSON.stringify(b, null, 1)),
+    fc.tuple(body.map((b) => JSON.stringify(b)), fc.nat(), fc.nat({ max: 3 }), fc.constantFrom('', '"', '\\', '\\"', '\\u0030', '\u0001', ' ', '}', ']', ',', '{', '0', 'x')).map(([t, at, drop, insert]) => {
+      const k = at % (t.length + 1);
+      return t.slice(0, k) + insert + t.slice(k + drop);
+    })
+  );
+
+  it('gives what JSON.parse gives, or leaves the text to it', () => {
+    let read = 0;
+    fc.assert(
+      fc.property(text, (t) => {
+        const plain = parsePlainFlushQueryJson(t);
+        if (plain === undefined) return;
+        read++;
+        expect(plain).toEqual(JSON.parse(t));
+        expect(isPlainFlushQuery(plain)).toBe(true);
+      }),
+      { numRuns: 5000 }
+    );
+    expect(read).toBeGreaterThan(200);
+  });
+
+  it('reads the usual compact body', () => {
+    expect(parsePlainFlushQueryJson('{"op":"unmap","ranges":[{"iova":"0x0","length":"0x1000"},{"iova":"0x2000","length":"0x1000"}]}')).toEqual({
+      op: 'unmap',
+      ranges: [
+        { iova: '0x0', length: '0x1000' },
+        { iova: '0x2000', length: '0x1000' }
+      ]
+    });
+    expect(parsePlainFlushQueryJson('{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}\n')).toBeUndefined();
+    expect(parsePlainFlushQueryJson('{"op":"map","ranges":[{"iova":"0\\u0078","length":"0x1000"}]}')).toBeUndefined();
+  });
+
+  it('other texts get the same answers as on a route with the default JSON parser', async () => {
+    const a = await build();
+    app = a;
+    await put(a, 'PUT', '/v1/vms/vm1', { arch: 'x86_64' });
+    await put(a, 'PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: true });
+    for (const payload of ['', '{', '{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]', '{"op":"map","ranges":[{"iova":"0x\u0001","length":"0x1000"}]}', '{"__proto__":{"x":1},"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}', '{"op":"map","constructor":{"prototype":{}},"ranges":[]}']) {
+      const decision = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: json, payload });
+      const pins = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload });
+      expect(decision.statusCode).toBe(400);
+      expect({ status: decision.statusCode, code: decision.json<{ code: string }>().code }).toEqual({ status: pins.statusCode, code: pins.json<{ code: string }>().code });
+    }
+    const spaced = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: json, payload: '{ "op": "map", "ranges": [ { "iova": "0x0", "length": "0x1000" } ] }' });
+    expect(spaced.statusCode).toBe(200);
+    expect(spaced.json()).toMatchObject({ results: [{ iova: '0x0', rule: 'C1' }] });
   });
 });

@@ -2,12 +2,22 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
-import { flushQuerySerializerCompiler, flushQueryValidatorCompiler, hexOf } from '../flush-query-wire.js';
+import { flushQuerySerializerCompiler, flushQueryValidatorCompiler, hexOf, parsePlainFlushQueryJson } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
 import { batchOf, domainIds, flushWire, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
+  // In this plugin only (its one route): the commonest body is read without JSON.parse; any other
+  // JSON body goes to Fastify's own parser, with its usual errors and prototype-poisoning checks.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const plain = parsePlainFlushQueryJson(body as string);
+    if (plain === undefined) void json(request, body as string, done);
+    else done(null, plain);
+  });
+
   const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }) => {
     const vmId = vmIdOf(request.params);
     const { op } = request.body;
