@@ -294,5 +294,9 @@ describe('parsePlainFlushQueryJson', () => {
     const spaced = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: json, payload: '{ "op": "map", "ranges": [ { "iova": "0x0", "length": "0x1000" } ] }' });
     expect(spaced.statusCode).toBe(200);
     expect(spaced.json()).toMatchObject({ results: [{ iova: '0x0', rule: 'C1' }] });
+    const charset = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: '{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}' });
+    expect(charset.statusCode).toBe(200);
+    const text = await a.inject({ method: 'POST', url: '/v1/vms/vm1/decisions/flush', headers: { 'content-type': 'text/plain' }, payload: '{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}' });
+    expect(text.statusCode).toBe(415);
   });
 });
