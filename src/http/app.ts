@@ -44,14 +44,25 @@ export interface AppOptions {
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Request ids in UUID form: a random prefix per app and a counter in the last 12 hex digits,
+ * unique like a random UUID without drawing random bytes per request.
+ */
+function requestIds(): () => string {
+  const prefix = randomUUID().slice(0, 24);
+  let next = 0;
+  return () => prefix + (next++ % 0x1000000000000).toString(16).padStart(12, '0');
+}
+
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const nextRequestId = requestIds();
   const app = Fastify({
     // Tokens never reach the logs.
     logger: options.logger === undefined || options.logger === false ? false : { ...(options.logger === true ? {} : options.logger), redact: ['req.headers.authorization', 'headers.authorization'] },
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
     },
     ajv: { customOptions: { coerceTypes: false } },
     // A request that takes longer than this is cut off rather than holding a connection forever.
@@ -66,16 +77,20 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   registerErrorHandler(app);
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser(['text/plain']);
-  app.addHook('onSend', async (request, reply) => {
+  // Callback-style hooks: no promise per request. Problems set the header themselves, since
+  // errors raised before routing skip onRequest.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
 
   const limits: Limits = { batchLimit: options.batchLimit ?? 10_000 };
   const runtime = options.runtime ?? createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
   // Accepted flush jobs finish before the app is closed.
   app.addHook('onClose', () => runtime.close());
-  app.addHook('onResponse', async (request, reply) => {
-    runtime.metrics.http.observe({ method: request.method, route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  app.addHook('onResponse', (request, reply, done) => {
+    runtime.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   await app.register(services, { service: runtime.service, limits });
   await app.register(auth, { tokens: options.tokens });

@@ -56,7 +56,7 @@ export function sendProblem(
     requestId: request.id,
     ...extra
   };
-  return reply.code(status).type('application/problem+json').send(body);
+  return reply.code(status).type('application/problem+json').header('x-request-id', request.id).send(body);
 }
 
 /** Maps fastify's own error codes (body parsing, limits) to ours. */

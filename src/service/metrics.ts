@@ -28,6 +28,19 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
     registers: [this.registry]
   });
+  /** One histogram child per (method, route, status), so a request does not build a label object. */
+  readonly #httpChildren = new Map<string, { observe(value: number): void }>();
+
+  /** Records one HTTP request's latency. */
+  observeHttp(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${status} ${route}`;
+    let child = this.#httpChildren.get(key);
+    if (child === undefined) {
+      child = this.http.labels(method, route, String(status));
+      this.#httpChildren.set(key, child);
+    }
+    child.observe(seconds);
+  }
 
   constructor() {
     const totals = this.#totals;
