@@ -6,7 +6,10 @@
  * - dirty: the host zeroed the page through the cache when it handed it over; DRAM still holds
  *   the previous owner's data, so a no-snoop read would leak it (SPEC section 1, first hazard);
  * - stale: a device wrote DRAM with no-snoop under a clean line the guest had read; if the page
- *   goes back to the host like that, later readers may see either value (second hazard).
+ *   goes back to the host like that, later readers may see either value (second hazard);
+ * - written: the host's zeroes are still dirty in the cache, but a device has since written the
+ *   guest's own data to DRAM, so a no-snoop read no longer leaks (the write-back will clobber
+ *   the guest's data, its own problem, not a hazard between owners).
  *
  * A flush (CLFLUSHOPT / DC CIVAC) makes pages clean. Runs of dirty or stale pages are kept in a
  * PinMap keyed by host page, so a terabyte of 2 MiB pages costs one entry per range, not per page.
@@ -16,6 +19,7 @@ import { PinMap } from '../domain/index.js';
 const CLEAN = 0;
 const DIRTY = 1;
 const STALE = 2;
+const WRITTEN = 3;
 
 export class CacheModel {
   readonly #runs = new PinMap();
@@ -41,21 +45,26 @@ export class CacheModel {
   }
 
   /**
-   * A no-snoop DMA write under lines the guest may have read: clean pages become stale. Dirty
-   * pages stay dirty (their line will be written back over the device's data; not a hazard the
-   * rules cover).
+   * A no-snoop DMA write under lines the guest may have read: clean pages become stale, dirty
+   * ones written (DRAM now holds the owner's data).
    */
   noSnoopWrite(hpa: number, pages: number): void {
     const end = hpa + pages;
     const gaps: number[] = [];
+    const dirty: number[] = [];
     let at = hpa;
-    this.#runs.forEachOverlap(hpa, end, (start, n) => {
+    this.#runs.forEachOverlap(hpa, end, (start, n, _h, state) => {
       if (start > at) gaps.push(at, start - at);
+      if (state === DIRTY) {
+        const lo = Math.max(start, hpa);
+        dirty.push(lo, Math.min(start + n, end) - lo);
+      }
       at = Math.max(at, start + n);
       return undefined;
     });
     if (at < end) gaps.push(at, end - at);
     for (let i = 0; i < gaps.length; i += 2) this.#runs.insert(gaps[i] as number, gaps[i + 1] as number, 0, STALE);
+    for (let i = 0; i < dirty.length; i += 2) this.#assign(dirty[i] as number, dirty[i + 1] as number, WRITTEN);
   }
 
   /** A snooped DMA write: DRAM gets the data and the lines are invalidated. */
