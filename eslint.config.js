@@ -38,7 +38,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] }, tsconfigRootDir: import.meta.dirname }
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'bin/*.js'] }, tsconfigRootDir: import.meta.dirname }
     },
     rules: {
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
@@ -61,7 +61,7 @@ export default tseslint.config(
     rules: { 'no-console': 'off' }
   },
   {
-    files: ['eslint.config.js'],
+    files: ['eslint.config.js', 'bin/*.js'],
     ...tseslint.configs.disableTypeChecked
   }
 );
