@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { PlanResult, PlanTask } from './flush-worker.js';
+import { workerFile } from './worker-file.js';
 
 export interface JobPool {
   plan(task: PlanTask): Promise<PlanResult>;
@@ -23,13 +24,11 @@ export interface JobPoolOptions {
 
 export function createJobPool(options: JobPoolOptions = {}): JobPool {
   const threads = options.threads ?? Math.max(1, availableParallelism() - 1);
-  const filename = new URL(import.meta.url.endsWith('.ts') ? './flush-worker.ts' : './flush-worker.js', import.meta.url);
   const pool = new Piscina({
-    filename: filename.href,
+    ...workerFile(import.meta.url, 'flush-worker'),
     minThreads: threads,
     maxThreads: threads,
-    maxQueue: options.maxQueue ?? 10_000,
-    ...(filename.pathname.endsWith('.ts') ? { execArgv: [...process.execArgv, '--import', 'tsx'] } : {})
+    maxQueue: options.maxQueue ?? 10_000
   });
   return {
     plan: (task) => pool.run(task, { transferList: [task.pairs.buffer as ArrayBuffer] }) as Promise<PlanResult>,

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { POLICY_MODES, quirkToWire, type PolicyMode, type Quirk } from '../domain/index.js';
+import { workerFile } from '../jobs/worker-file.js';
 import type { ModeResult } from './replay.js';
 import { simulateTask, type SimulateOutcome, type SimulateTask, type TraceInfo, type TraceSource } from './simulate.js';
 import { TraceError } from './trace.js';
@@ -57,14 +58,12 @@ export class Simulator {
       this.#pool = null;
       return;
     }
-    const filename = new URL(import.meta.url.endsWith('.ts') ? './sim-worker.ts' : './sim-worker.js', import.meta.url);
     this.#pool = new Piscina({
-      filename: filename.href,
+      ...workerFile(import.meta.url, 'sim-worker'),
       minThreads: 0,
       maxThreads: threads,
       idleTimeout: 30_000,
-      maxQueue: (options.maxQueue ?? 16) * POLICY_MODES.length,
-      ...(filename.pathname.endsWith('.ts') ? { execArgv: [...process.execArgv, '--import', 'tsx'] } : {})
+      maxQueue: (options.maxQueue ?? 16) * POLICY_MODES.length
     });
   }
 

@@ -9,7 +9,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { launchChromium, STEP_TIMEOUT_MS } from '../helpers/browser.js';
 
-
 describe('simulation chart in a real browser', () => {
   let app: FastifyInstance | undefined;
   let browser: Browser | undefined;
