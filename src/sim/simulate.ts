@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { parseQuirkFile, type PolicyMode, type QuirkWire } from '../domain/index.js';
 import { generateReferenceTrace, traceText, type ReferenceTraceName } from './reference-traces.js';
 import { replay, type ModeResult } from './replay.js';
-import { parseTrace, rangeCount, TraceError } from './trace.js';
+import { parseTrace, TraceError } from './trace.js';
 
 export type TraceSource = { readonly reference: ReferenceTraceName } | { readonly text: string };
 
@@ -51,7 +51,7 @@ export function simulateTask(task: SimulateTask): SimulateOutcome {
       name: trace.header?.name ?? 'uploaded',
       description: trace.header?.description ?? null,
       events: trace.events.length,
-      ranges: rangeCount(trace.events),
+      ranges: trace.ranges,
       sha256: createHash('sha256').update(text).digest('hex')
     },
     result,

@@ -132,6 +132,8 @@ export type TraceEvent =
 export interface Trace {
   readonly header: TraceHeader | null;
   readonly events: readonly TraceEvent[];
+  /** Pinned and unpinned ranges in all, repeats expanded. */
+  readonly ranges: number;
 }
 
 /** A trace that does not parse: the line (1-based) and what is wrong with it. */
@@ -189,7 +191,7 @@ export function parseTrace(text: string): Trace {
     }
   }
   if (events.length === 0) throw new TraceError(lineNo, 'the trace has no events');
-  return { header, events };
+  return { header, events, ranges };
 }
 
 function describe(error: z.ZodError): string {
@@ -271,11 +273,4 @@ function runOf(iova: string, hpa: string, length: string, repeat: { count: numbe
     throw new DomainError('ADDRESS_OVERFLOW', 'the repeated ranges run past the 64-bit address space', { field: 'repeat' });
   }
   return run;
-}
-
-/** Number of ranges a trace pins or unpins in all (runs expanded), for sizing and reports. */
-export function rangeCount(events: readonly TraceEvent[]): number {
-  let n = 0;
-  for (const e of events) if (e.t === 'pin' || e.t === 'unpin') n += e.run.count;
-  return n;
 }

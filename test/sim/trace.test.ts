@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateReferenceTrace, REFERENCE_TRACES, traceText } from '../../src/sim/reference-traces.js';
-import { parseTrace, rangeCount, TraceError } from '../../src/sim/trace.js';
+import { parseTrace, TraceError } from '../../src/sim/trace.js';
 
 const VM = '{"t":"vm","vm":"vm1","arch":"x86_64"}';
 
@@ -44,7 +44,7 @@ describe('trace format', () => {
     const trace = parseTrace(`${VM}\n{"t":"pin","vm":"vm1","iova":"0x0","hpa":"0x100000000","length":"0x200000","repeat":{"count":3,"hpaStride":"0x400000"}}\n`);
     const pin = trace.events[1];
     expect(pin?.t === 'pin' && pin.run).toEqual({ iova: 0, hpa: 0x100000, pages: 512, count: 3, iovaStride: 512, hpaStride: 1024 });
-    expect(rangeCount(trace.events)).toBe(3);
+    expect(trace.ranges).toBe(3);
   });
 
   it.each([
@@ -97,7 +97,7 @@ describe('trace format', () => {
     expect(net.events.filter((e) => e.t === 'domain').map((e) => e.t === 'domain' && e.coherent)).toEqual([true, false]);
 
     const server = parseTrace(traceText(generateReferenceTrace('server-1tib')));
-    expect(rangeCount(server.events) * 2 * 2 ** 20).toBe(2 ** 40);
+    expect(server.ranges * 2 * 2 ** 20).toBe(2 ** 40);
     expect(server.events.filter((e) => e.t === 'reset')).toHaveLength(2);
   });
 });
