@@ -222,8 +222,8 @@ class Replay {
   /** Runs a command and performs the flush it demands; a rejection is counted, not fatal. */
   #command(cmd: Command): CommandResult | undefined {
     this.#commands++;
-    const arch = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId)?.arch : undefined;
-    const policy = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId)?.policy : undefined;
+    // The VM as it was: a teardown is priced with the arch and policy of a VM no longer there.
+    const before = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined;
     let result: CommandResult;
     try {
       result = applyCommand(this.#state, cmd, ++this.#now);
@@ -232,8 +232,8 @@ class Replay {
       this.#rejected[err.code] = (this.#rejected[err.code] ?? 0) + 1;
       return undefined;
     }
-    const vm = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined;
-    this.#perform(result.decision, vm?.arch ?? arch, vm?.policy ?? policy);
+    const vm = ('vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined) ?? before;
+    this.#perform(result.decision, vm?.arch, vm?.policy);
     return result;
   }
 
