@@ -12,18 +12,19 @@
  */
 import { checkSpan, formatPages } from './address.js';
 import { DecisionBuilder, type Decision, type DevctlOutcome, type FlushCause } from './decision.js';
-import { DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, devctlFor, enableVerdict, evaluateDevctlWrite, type DevctlWrite } from './devctl.js';
+import { DEVCTL_BCR_FLR, DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, devctlFor, enableVerdict, evaluateDevctlWrite, type DevctlWrite } from './devctl.js';
 import { DomainError } from './errors.js';
-import { exposedDomains, kvmNoncoherentDma, type NoSnoopOverride } from './exposure.js';
+import { exposedDomains, governedVfs, kvmNoncoherentDma, stateMayNoSnoop, type NoSnoopOverride } from './exposure.js';
+import { classifyPin, classifyRelease, classifyReplay, Exposure } from './ranges.js';
 import type { DomainId, PciAddress, VmId } from './ids.js';
 import { resolvePolicy, type Arch, type PolicyInput } from './policy.js';
 import { QuirkTable, type Quirk } from './quirks.js';
+import type { RuleId } from './rules.js';
 import {
   attrFlushOnUnpin,
   attrPessimisticFlag,
   attrSubset,
   createVm,
-  domainsOf,
   internSubset,
   isFlushExempt,
   packAttr,
@@ -70,7 +71,13 @@ export type Command =
   | { readonly type: 'delete-domain'; readonly vmId: VmId; readonly domainId: DomainId }
   | { readonly type: 'put-device'; readonly vmId: VmId; readonly device: DeviceInput }
   | { readonly type: 'delete-device'; readonly vmId: VmId; readonly bdf: PciAddress }
-  | { readonly type: 'reset-device'; readonly vmId: VmId; readonly bdf: PciAddress }
+  | {
+      readonly type: 'reset-device';
+      readonly vmId: VmId;
+      readonly bdf: PciAddress;
+      /** vfio-pci saves and restores config space around every reset it performs: true (the default). */
+      readonly restoresConfig?: boolean;
+    }
   | { readonly type: 'pin'; readonly vmId: VmId; readonly ranges: readonly PinInput[] }
   | { readonly type: 'unpin'; readonly vmId: VmId; readonly ranges: readonly RangeInput[] }
   | { readonly type: 'devctl'; readonly vmId: VmId; readonly bdf: PciAddress; readonly write: DevctlWrite; readonly dryRun?: boolean }
@@ -116,6 +123,16 @@ export function applyCommand(state: CoherencyState, cmd: Command, now: number): 
   }
 }
 
+/**
+ * The command as decided, for the log: a put-vm carries the policy resolved against the server
+ * defaults in force when it was applied, so replaying it after a restart under other defaults
+ * decides nothing again. Other commands carry everything their decision depends on already.
+ */
+export function decidedCommand(state: CoherencyState, cmd: Command): Command {
+  if (cmd.type !== 'put-vm') return cmd;
+  return { ...cmd, policy: resolvePolicy(cmd.arch, state.defaults, cmd.policy) };
+}
+
 // ---- helpers ---------------------------------------------------------------------------------
 
 export function getVm(state: CoherencyState, vmId: VmId): Vm {
@@ -148,10 +165,11 @@ function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolea
   let ranges = 0;
   let pages = 0;
   vm.pins.forEach((_start, n, hpa, attr) => {
-    if (attrFlushOnUnpin(attr) || mapsInto[attrSubset(attr)] !== true) return undefined;
+    const c = classifyReplay(attr, mapsInto[attrSubset(attr)] === true);
+    if (!c.flag || attrFlushOnUnpin(attr)) return undefined;
     ranges++;
     pages += n;
-    if (!isFlushExempt(attr)) out.flush(hpa, n, 'replay');
+    if (c.flush) out.flush(hpa, n, 'replay');
     if (!commit) return undefined;
     vm.flaggedPages += n;
     return withFlushOnUnpin(attr);
@@ -198,12 +216,11 @@ function exposureTransition(
 function kvmTransition(vm: Vm, before: boolean, out: DecisionBuilder): boolean {
   const after = kvmNoncoherentDma(vm);
   if (after !== before) {
-    out.reason(
-      'K1',
-      after
-        ? 'a device now sits in a non-coherent domain: KVM must treat the VM as having non-coherent DMA (honour guest WBINVD and PAT)'
-        : 'no device sits in a non-coherent domain any more: KVM may treat the VM as coherent'
-    );
+    const what =
+      vm.arch === 'x86_64'
+        ? 'KVM must treat the VM as having non-coherent DMA (honour guest WBINVD and PAT)'
+        : "KVM must treat the VM as having non-coherent DMA (the guest's memory attributes and its cache maintenance by VA must reach the hardware)";
+    out.reason('K1', after ? `a device now sits in a non-coherent domain: ${what}` : 'no device sits in a non-coherent domain any more: KVM may treat the VM as coherent');
   }
   return after;
 }
@@ -221,22 +238,21 @@ function release(vm: Vm, starts: readonly number[], out: DecisionBuilder, cause:
     const r = vm.pins.get(start);
     if (r === undefined) continue;
     if (attrPessimisticFlag(r.attr) && !isFlushExempt(r.attr)) out.pessimistic(r.pages);
-    if (attrFlushOnUnpin(r.attr)) {
-      vm.flaggedPages -= r.pages;
-      if (isFlushExempt(r.attr)) {
-        exempt++;
-      } else {
-        out.flush(r.hpa, r.pages, cause);
-        flushed++;
-        flushedPages += r.pages;
-      }
+    if (attrFlushOnUnpin(r.attr)) vm.flaggedPages -= r.pages;
+    const c = classifyRelease(r.attr);
+    if (c.flush) {
+      out.flush(r.hpa, r.pages, cause);
+      flushed++;
+      flushedPages += r.pages;
+    } else if (c.rule === 'F4') {
+      exempt++;
     } else {
       clean++;
     }
     vm.pins.remove(start);
   }
   if (flushed > 0) {
-    out.reason('F3', `flush ${flushed} range(s), ${bytes(flushedPages)} bytes, before the pages are released: flushOnUnpin is set`);
+    out.reason('F3', `unmap, then flush ${flushed} range(s), ${bytes(flushedPages)} bytes, before the pages are released: flushOnUnpin is set`);
   }
   if (clean > 0) {
     out.reason('F3', `${clean} range(s) released without a flush: never mapped into an exposed domain`);
@@ -273,6 +289,7 @@ function putVm(state: CoherencyState, cmd: { vmId: VmId; arch: Arch; policy?: Po
   const before = exposedDomains(existing, state.quirks);
   existing.policy = policy;
   exposureTransition(state, existing, before, out, true);
+  applyPolicyToSetBits(state, existing, out, 'policy change');
   touch(existing, now);
   return { state, decision: out.build(kvmNoncoherentDma(existing)), created: false };
 }
@@ -282,7 +299,7 @@ function deleteVm(state: CoherencyState, vmId: VmId): CommandResult {
   const vm = getVm(state, vmId);
   const out = new DecisionBuilder();
   const count = vm.pins.size;
-  out.reason('F5', `VM teardown: ${count} pinned range(s) are released with unpin semantics`);
+  out.reason('F5', `VM teardown: ${count} pinned range(s) are unmapped, then released with unpin semantics`);
   release(vm, allStarts(vm), out, 'teardown');
   state.vms.delete(vmId);
   return { state, decision: out.build(false), revision: vm.revision + 1 };
@@ -310,6 +327,7 @@ function putDomain(
     out.reason('C1', `domain ${cmd.domainId} enforces cache coherency: nothing is flushed for it, existing flushOnUnpin flags stay`);
   }
   exposureTransition(state, vm, before, out, true);
+  if (existing !== undefined) applyPolicyToSetBits(state, vm, out, `domain ${cmd.domainId} changed`);
   const kvm = kvmTransition(vm, kvmBefore, out);
   touch(vm, now);
   return { state, decision: out.build(kvm), created: existing === undefined };
@@ -365,6 +383,16 @@ function deleteDomain(state: CoherencyState, cmd: { vmId: VmId; domainId: Domain
 
 // ---- devices ---------------------------------------------------------------------------------
 
+/**
+ * A decided No-Snoop state. One that makes the device more exposed (or as exposed) takes effect
+ * at once; one that makes it less exposed is pending until the VMM reports that the hardware
+ * reads it, since until then the bit may still be 1.
+ */
+function decideState(device: Device, next: NoSnoopState, devctl: number): Device {
+  if (stateMayNoSnoop(device.nosnoop) && !stateMayNoSnoop(next)) return { ...device, pendingNosnoop: next, devctl };
+  return { ...device, nosnoop: next, pendingNosnoop: null, devctl };
+}
+
 function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: number): CommandResult {
   const vm = getVm(state, vmId);
   if (input.domainId !== null && !vm.domains.has(input.domainId)) {
@@ -381,7 +409,9 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
   const out = new DecisionBuilder();
   const before = exposedDomains(vm, state.quirks);
   const kvmBefore = kvmNoncoherentDma(vm);
-  const device: Device = {
+  const base = (existing?.devctl ?? DEVCTL_RESET_DEFAULT) & ~DEVCTL_NOSNOOP_EN;
+  // What the VMM reports is what the hardware reads: it takes effect at once, pending or not.
+  let device: Device = {
     bdf: input.bdf,
     domainId: input.domainId,
     vendorId: input.vendorId,
@@ -389,55 +419,106 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
     function: input.function,
     physfn,
     nosnoop: input.nosnoop,
+    pendingNosnoop: null,
     pci: input.pci ?? true,
-    devctl: input.devctl ?? devctlFor(input.nosnoop, (existing?.devctl ?? DEVCTL_RESET_DEFAULT) & ~DEVCTL_NOSNOOP_EN)
+    devctl: (input.devctl ?? devctlFor(input.nosnoop, base)) & ~DEVCTL_BCR_FLR
   };
   vm.devices.set(device.bdf, device);
-  exposureTransition(state, vm, before, out, true);
-  const kvm = kvmTransition(vm, kvmBefore, out);
   const attached = device.domainId !== null && existing?.domainId !== device.domainId;
-  const outcome = attached && vm.policy.mode === 'virtualize-zero' ? reapplyPolicy(state, vm, device, out, 'attach') : undefined;
+  let outcome: DevctlOutcome | undefined;
+  if (attached) {
+    outcome = applyPolicyToBit(state, vm, device, out, existing === undefined ? 'attach' : 'move');
+    if (outcome?.decision === 'deny') {
+      // A device new to the VM has bus mastering off until the VMM hands it to the guest, after
+      // writing hardwareValue: the bit is clear before the device can DMA, so nothing is replayed.
+      // A device already in the VM may be live: the clear counts once the VMM reports it.
+      // So is a PF whose VFs already in the VM follow its bit.
+      const quiet = existing === undefined && governedVfs(vm, device).length === 0;
+      device = quiet ? { ...device, nosnoop: 'disabled', devctl: outcome.hardwareValue } : decideState(device, 'disabled', outcome.hardwareValue);
+      vm.devices.set(device.bdf, device);
+    }
+  }
+  exposureTransition(state, vm, before, out, true);
+  applyPolicyToSetBits(state, vm, out, `device ${device.bdf} changed`, device.bdf);
+  const kvm = kvmTransition(vm, kvmBefore, out);
   touch(vm, now);
   return { state, decision: out.build(kvm, outcome), created: existing === undefined };
 }
 
+type PolicyOccasion = 'attach' | 'move' | 'reset';
+
 /**
- * W3 at attach, R1 at reset: the bit is (or may be) set in hardware, so tell the VMM what to
- * write now. The device keeps counting as enabled until the VMM reports otherwise.
+ * W3, W4 at attach and at a reset that does not restore config: the bit is set in hardware, so
+ * tell the VMM what to write. Trap and virtualize-zero give the verdict an enable write would get
+ * (a deny clears the bit); at attach, outside virtualize-zero, an allowed bit is left alone.
+ * Undefined when there is nothing to write.
  */
-function reapplyPolicy(state: CoherencyState, vm: Vm, device: Device, out: DecisionBuilder, when: 'attach' | 'reset'): DevctlOutcome | undefined {
-  if (device.function === 'vf' || !device.pci || device.nosnoop === 'hardwired-zero' || device.nosnoop === 'disabled') return undefined;
+function applyPolicyToBit(state: CoherencyState, vm: Vm, device: Device, out: DecisionBuilder, when: PolicyOccasion): DevctlOutcome | undefined {
+  if (device.function === 'vf' || !device.pci || device.nosnoop !== 'enabled') return undefined;
   const verdict = enableVerdict(vm, device, state.quirks);
   const set = device.devctl | DEVCTL_NOSNOOP_EN;
   if (verdict.decision === 'allow') {
+    if (when !== 'reset' && vm.policy.mode !== 'virtualize-zero') return undefined;
     out.reason(verdict.rule, `${when}: ${verdict.message}; Enable No Snoop may stay set`);
     return { decision: 'allow', hardwareValue: set, guestValue: set };
   }
   const cleared = device.devctl & ~DEVCTL_NOSNOOP_EN;
   out.reason(
     verdict.rule,
-    `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop, then report the device disabled (it counts as enabled until then)`
+    when === 'attach'
+      ? `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop before the guest gets the device (bus mastering is off until then): nothing is replayed`
+      : `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop, then report the device disabled (it counts as enabled until then)`
   );
   return { decision: 'deny', hardwareValue: cleared, guestValue: cleared };
 }
 
+/**
+ * A policy, domain, device or quirk change applies the policy to bits already set: every device
+ * of the VM whose bit is set and that the policy now denies is told to clear it (`devices`). The
+ * exposure it causes ends once the VMM reports the bit clear.
+ */
+function applyPolicyToSetBits(state: CoherencyState, vm: Vm, out: DecisionBuilder, cause: string, skip?: PciAddress): void {
+  if (vm.policy.mode === 'pessimistic') return;
+  for (const device of [...vm.devices.values()]) {
+    if (device.bdf === skip || device.function === 'vf' || !device.pci || device.nosnoop !== 'enabled' || device.pendingNosnoop !== null) continue;
+    const verdict = enableVerdict(vm, device, state.quirks);
+    if (verdict.decision !== 'deny') continue;
+    const cleared = device.devctl & ~DEVCTL_NOSNOOP_EN;
+    out.device({ bdf: device.bdf, decision: 'deny', hardwareValue: cleared, guestValue: cleared });
+    out.reason(
+      verdict.rule,
+      `${cause}: device ${device.bdf} has Enable No Snoop set and ${verdict.message}; write its hardwareValue to clear it, then report the device disabled (it counts as enabled until then)`
+    );
+    vm.devices.set(device.bdf, decideState(device, 'disabled', cleared));
+  }
+}
+
 function deleteDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress }, now: number): CommandResult {
   const vm = getVm(state, cmd.vmId);
-  getDevice(vm, cmd.bdf);
+  const device = getDevice(vm, cmd.bdf);
   const out = new DecisionBuilder();
   const before = exposedDomains(vm, state.quirks);
   const kvmBefore = kvmNoncoherentDma(vm);
+  const vfs = governedVfs(vm, device);
   vm.devices.delete(cmd.bdf);
   out.reason('F3', `device ${cmd.bdf} detached: pinned ranges keep their flushOnUnpin flags`);
-  // A VF whose PF leaves the VM falls back to its own report of the PF's bit, which may expose.
+  if (vfs.length > 0) {
+    // The PF's bit still governs its VFs from wherever it goes, out of the service's sight.
+    out.reason('F2', `PF ${cmd.bdf} leaves the VM: its VF(s) ${vfs.map((v) => v.bdf).join(', ')} follow a bit the service cannot see and may no-snoop`);
+  }
   exposureTransition(state, vm, before, out, true);
   const kvm = kvmTransition(vm, kvmBefore, out);
   touch(vm, now);
   return { state, decision: out.build(kvm) };
 }
 
-/** R1: the bit returns to its reset default 1 unless hardwired to zero; that may expose (F2). */
-function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress }, now: number): CommandResult {
+/**
+ * R1. vfio-pci saves and restores config space around every reset it performs (bus mastering off
+ * meanwhile), so by default the bit keeps its state and nothing is replayed. A reset that does
+ * not restore config returns the bit to its default 1 unless hardwired to zero: that may expose
+ * (F2) until the VMM re-applies the policy.
+ */
+function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress; restoresConfig?: boolean }, now: number): CommandResult {
   const vm = getVm(state, cmd.vmId);
   const device = getDevice(vm, cmd.bdf);
   const out = new DecisionBuilder();
@@ -446,22 +527,29 @@ function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress }
     touch(vm, now);
     return { state, decision: out.build(kvmNoncoherentDma(vm)) };
   }
+  if (cmd.restoresConfig !== false) {
+    out.reason('R1', `device ${device.bdf} reset with its config space saved and restored: Enable No Snoop keeps its state, nothing is replayed`);
+    touch(vm, now);
+    return { state, decision: out.build(kvmNoncoherentDma(vm)) };
+  }
   const before = exposedDomains(vm, state.quirks);
   const hardwired = device.nosnoop === 'hardwired-zero';
   const reset: Device = {
     ...device,
     nosnoop: hardwired ? 'hardwired-zero' : 'enabled',
+    pendingNosnoop: null,
     devctl: hardwired ? DEVCTL_RESET_DEFAULT & ~DEVCTL_NOSNOOP_EN : DEVCTL_RESET_DEFAULT
   };
   vm.devices.set(reset.bdf, reset);
   out.reason(
     'R1',
     hardwired
-      ? `device ${device.bdf} reset: Enable No Snoop is hardwired to 0 and stays 0`
-      : `device ${device.bdf} reset: Enable No Snoop returns to its default 1; the device counts as enabled until the VMM reports otherwise`
+      ? `device ${device.bdf} reset without restoring config: Enable No Snoop is hardwired to 0 and stays 0`
+      : `device ${device.bdf} reset without restoring config: Enable No Snoop returns to its default 1; the device counts as enabled until the VMM reports otherwise`
   );
   exposureTransition(state, vm, before, out, true);
-  const outcome = reapplyPolicy(state, vm, reset, out, 'reset');
+  const outcome = applyPolicyToBit(state, vm, reset, out, 'reset');
+  if (outcome?.decision === 'deny') vm.devices.set(reset.bdf, decideState(reset, 'disabled', outcome.hardwareValue));
   touch(vm, now);
   return { state, decision: out.build(kvmNoncoherentDma(vm), outcome) };
 }
@@ -478,13 +566,15 @@ function devctl(
   const out = new DecisionBuilder();
   for (const r of evaluation.reasons) out.reason(r.rule, r.message);
   const before = exposedDomains(vm, state.quirks);
+  const next = evaluation.outcome.decision === 'ignore' ? device : decideState(device, evaluation.nextState, evaluation.outcome.hardwareValue);
+  if (next.pendingNosnoop !== null && next.pendingNosnoop !== device.pendingNosnoop) {
+    out.reason(evaluation.reasons[evaluation.reasons.length - 1]?.rule ?? 'W6', `device ${device.bdf} counts as ${next.nosnoop} until the VMM reports the bit clear`);
+  }
   if (cmd.dryRun === true) {
-    exposureTransition(state, vm, before, out, false, { bdf: device.bdf, nosnoop: evaluation.nextState });
+    exposureTransition(state, vm, before, out, false, { bdf: device.bdf, nosnoop: next.nosnoop });
     return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
   }
-  if (evaluation.outcome.decision !== 'ignore') {
-    vm.devices.set(device.bdf, { ...device, nosnoop: evaluation.nextState, devctl: evaluation.outcome.hardwareValue });
-  }
+  vm.devices.set(device.bdf, next);
   exposureTransition(state, vm, before, out, true);
   touch(vm, now);
   return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
@@ -492,62 +582,56 @@ function devctl(
 
 // ---- pins ------------------------------------------------------------------------------------
 
-/** F1 (and C1, F4): pins a batch of ranges, all or nothing. */
-function pin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly PinInput[] }, now: number): CommandResult {
-  const vm = getVm(state, cmd.vmId);
-  if (vm.domains.size === 0) {
-    throw new DomainError('VM_HAS_NO_DOMAINS', `VM ${vm.id} has no IOMMU domain to map into; attach one first`, { vmId: vm.id });
-  }
-  validatePins(vm, cmd.ranges);
+/** Per range of a pin or a map query: whether it is flushed, and the rule that decided it. */
+export interface RangeOutcome {
+  required: boolean;
+  rule: RuleId;
+}
 
-  const exposed = exposedDomains(vm, state.quirks);
-  // How each subset fares, computed once per distinct subset of the batch.
-  const verdicts = new Map<number, 'exposed' | 'coherent' | 'quiet'>();
-  const verdictOf = (subset: number): 'exposed' | 'coherent' | 'quiet' => {
-    let v = verdicts.get(subset);
-    if (v === undefined) {
-      const domains = domainsOf(vm, subset);
-      if (domains.some((d) => exposed.has(d))) v = 'exposed';
-      else if (domains.every((d) => vm.domains.get(d)?.enforceCacheCoherency === true)) v = 'coherent';
-      else v = 'quiet';
-      verdicts.set(subset, v);
-    }
-    return v;
-  };
-
-  const out = new DecisionBuilder();
+/**
+ * F1 (C1, F4) over a batch already validated: classifies every range with the one classifier,
+ * adds the flushes to `out`, and (when `commit`) inserts the ranges. Without `commit` nothing
+ * changes: this is the map query's dry run. `results`, when given, receives one outcome per range.
+ */
+export function mapRanges(vm: Vm, exposure: Exposure, ranges: readonly PinInput[], out: DecisionBuilder, commit: boolean, results?: RangeOutcome[]): void {
   let flushed = 0;
   let flushedPages = 0;
+  let unlisted = 0;
   let exempt = 0;
   let coherent = 0;
   let quiet = 0;
-  for (const r of cmd.ranges) {
-    const subset = internSubset(vm, r.domains ?? null);
-    const verdict = verdictOf(subset);
-    const flag = verdict === 'exposed';
+  for (const r of ranges) {
+    const domains = r.domains === undefined || r.domains === null || r.domains.length === 0 ? null : r.domains;
+    const subset = commit ? internSubset(vm, domains) : 0;
+    const verdict = commit ? exposure.ofSubset(subset) : exposure.ofDomains(domains);
+    const c = classifyPin(verdict, packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0));
     // Pessimistic flags every range mapped into any non-coherent domain.
     const shadow = verdict !== 'coherent';
-    const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, flag, subset, shadow);
+    const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, c.flag, subset, shadow);
     if (shadow && !isFlushExempt(attr)) out.pessimistic(r.pages);
-    if (flag) {
-      vm.flaggedPages += r.pages;
-      if (isFlushExempt(attr)) {
-        exempt++;
+    if (c.flush) {
+      if (Number.isNaN(r.hpa)) {
+        out.unlisted('pin');
+        unlisted++;
       } else {
         out.flush(r.hpa, r.pages, 'pin');
         flushed++;
         flushedPages += r.pages;
       }
-    } else if (verdict === 'coherent') {
-      coherent++;
-    } else {
-      quiet++;
-    }
+    } else if (c.rule === 'F4') exempt++;
+    else if (c.rule === 'C1') coherent++;
+    else quiet++;
+    results?.push({ required: c.flush, rule: c.rule });
+    if (!commit) continue;
+    if (c.flag) vm.flaggedPages += r.pages;
     vm.pins.insert(r.iova, r.pages, r.hpa, attr);
   }
   if (flushed > 0) {
-    const names = [...exposed].join(', ');
+    const names = [...exposure.exposed].join(', ');
     out.reason('F1', `flush ${flushed} range(s), ${bytes(flushedPages)} bytes, before mapping: they map into exposed domain(s) ${names}; flushOnUnpin set`);
+  }
+  if (unlisted > 0) {
+    out.reason('F1', `flush ${unlisted} range(s) before mapping: they map into exposed domain(s) ${[...exposure.exposed].join(', ')}; give hpa to have their host ranges listed`);
   }
   if (exempt > 0) {
     out.reason('F4', `${exempt} mmio range(s) mapped UC, UC- or WC on the host are not flushed; flushOnUnpin set`);
@@ -558,14 +642,29 @@ function pin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly PinInput
   if (quiet > 0) {
     out.reason('F1', `${quiet} range(s) need no flush: their non-coherent domains are not exposed (no attached device may no-snoop)`);
   }
+}
+
+/** F1 (and C1, F4): pins a batch of ranges, all or nothing. */
+function pin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly PinInput[] }, now: number): CommandResult {
+  const vm = getVm(state, cmd.vmId);
+  validatePins(vm, cmd.ranges);
+  const out = new DecisionBuilder();
+  mapRanges(vm, new Exposure(vm, exposedDomains(vm, state.quirks)), cmd.ranges, out, true);
   touch(vm, now);
   return { state, decision: out.build(kvmNoncoherentDma(vm)) };
 }
 
-function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
+/**
+ * Everything a pin refuses, checked before anything changes. The map query checks the ranges it
+ * previews as pins with this too. An hpa of NaN (a query that does not know it) is not checked.
+ */
+export function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
+  if (vm.domains.size === 0) {
+    throw new DomainError('VM_HAS_NO_DOMAINS', `VM ${vm.id} has no IOMMU domain to map into; attach one first`, { vmId: vm.id });
+  }
   for (const r of ranges) {
     checkRange(r.iova, r.pages, 'iova');
-    checkRange(r.hpa, r.pages, 'hpa');
+    if (!Number.isNaN(r.hpa)) checkRange(r.hpa, r.pages, 'hpa');
     for (const d of r.domains ?? []) {
       if (!vm.domains.has(d)) {
         throw new DomainError('UNKNOWN_DOMAIN', `pin names domain ${d}, which does not exist in VM ${vm.id}`, { vmId: vm.id, domainId: d });
@@ -576,13 +675,17 @@ function validatePins(vm: Vm, ranges: readonly PinInput[]): void {
   if (ranges.length > 1) checkBatchOverlaps(vm, ranges);
   for (const r of ranges) {
     vm.pins.forEachOverlap(r.iova, r.iova + r.pages, (start, pages) => {
-      throw new DomainError('PIN_OVERLAP', `iova ${formatPages(r.iova)} + ${formatPages(r.pages)} overlaps the pinned range at ${formatPages(start)}`, {
-        vmId: vm.id,
-        iova: formatPages(r.iova),
-        conflict: { iova: formatPages(start), length: formatPages(pages) }
-      });
+      throw pinOverlap(vm, r, start, pages);
     });
   }
+}
+
+export function pinOverlap(vm: Vm, r: RangeInput, start: number, pages: number): DomainError {
+  return new DomainError('PIN_OVERLAP', `iova ${formatPages(r.iova)} + ${formatPages(r.pages)} overlaps the pinned range at ${formatPages(start)}`, {
+    vmId: vm.id,
+    iova: formatPages(r.iova),
+    conflict: { iova: formatPages(start), length: formatPages(pages) }
+  });
 }
 
 function checkBatchOverlaps(vm: Vm, ranges: readonly PinInput[]): void {
@@ -599,38 +702,44 @@ function checkBatchOverlaps(vm: Vm, ranges: readonly PinInput[]): void {
   }
 }
 
-function checkRange(start: number, pages: number, field: string): void {
+export function checkRange(start: number, pages: number, field: string): void {
   if (!Number.isSafeInteger(start) || start < 0) throw new DomainError('INVALID_HEX', `${field} is not a page address`, { field });
   if (!Number.isSafeInteger(pages) || pages < 1) throw new DomainError('INVALID_LENGTH', 'length must be at least one page', { field: 'length' });
   checkSpan(start, pages, field);
+}
+
+/**
+ * What an unpin of `r` releases: the start of every pinned range inside it, passed to `hit`.
+ * Refuses what unpin refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too.
+ */
+export function unpinVictims(vm: Vm, r: RangeInput, hit: (start: number, pages: number, hpa: number, attr: number) => void): void {
+  checkRange(r.iova, r.pages, 'iova');
+  const end = r.iova + r.pages;
+  let any = false;
+  vm.pins.forEachOverlap(r.iova, end, (start, pages, hpa, attr) => {
+    any = true;
+    if (start < r.iova || start + pages > end) {
+      throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(r.iova)} + ${formatPages(r.pages)} would cut the pinned range at ${formatPages(start)} in two`, {
+        vmId: vm.id,
+        conflict: { iova: formatPages(start), length: formatPages(pages) }
+      });
+    }
+    hit(start, pages, hpa, attr);
+    return undefined;
+  });
+  if (!any) {
+    throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(r.iova)} + ${formatPages(r.pages)}`, {
+      vmId: vm.id,
+      iova: formatPages(r.iova)
+    });
+  }
 }
 
 /** F3: unpins whole pinned ranges; a range that would be cut in two is refused (UNPIN_BISECTS). */
 function unpin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly RangeInput[] }, now: number): CommandResult {
   const vm = getVm(state, cmd.vmId);
   const victims = new Set<number>();
-  for (const r of cmd.ranges) {
-    checkRange(r.iova, r.pages, 'iova');
-    const end = r.iova + r.pages;
-    let any = false;
-    vm.pins.forEachOverlap(r.iova, end, (start, pages) => {
-      any = true;
-      if (start < r.iova || start + pages > end) {
-        throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(r.iova)} + ${formatPages(r.pages)} would cut the pinned range at ${formatPages(start)} in two`, {
-          vmId: vm.id,
-          conflict: { iova: formatPages(start), length: formatPages(pages) }
-        });
-      }
-      victims.add(start);
-      return undefined;
-    });
-    if (!any) {
-      throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(r.iova)} + ${formatPages(r.pages)}`, {
-        vmId: vm.id,
-        iova: formatPages(r.iova)
-      });
-    }
-  }
+  for (const r of cmd.ranges) unpinVictims(vm, r, (start) => victims.add(start));
   const out = new DecisionBuilder();
   release(vm, [...victims], out, 'unpin');
   touch(vm, now);
@@ -648,6 +757,7 @@ function putQuirks(state: CoherencyState, quirks: readonly Quirk[], now: number)
   for (const vm of state.vms.values()) {
     const out = new DecisionBuilder();
     exposureTransition(state, vm, before.get(vm.id) ?? new Set(), out, true);
+    applyPolicyToSetBits(state, vm, out, 'quirk change');
     if (out.reasons.length > 0) {
       touch(vm, now);
       vms.set(vm.id, out.build(kvmNoncoherentDma(vm)));

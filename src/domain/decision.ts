@@ -2,6 +2,7 @@
  * What every state-changing answer carries: the flush the caller must perform before the change
  * takes effect, the devctl outcome for config-space writes, and the reasons, each naming a rule.
  */
+import type { PciAddress } from './ids.js';
 import type { RuleId } from './rules.js';
 
 export interface Reason {
@@ -17,6 +18,18 @@ export interface HostRange {
 
 export type FlushCause = 'pin' | 'unpin' | 'replay' | 'teardown';
 
+/**
+ * When the flush happens relative to the change: pins and replays flush, then map (the device
+ * must never reach a line the flush has not cleaned); unpins, teardown and domain removal unmap
+ * from the IOMMU, flush, then release the pages (the series flushes just before put_pfn(), so no
+ * device write can land after the flush).
+ */
+export type FlushWhen = 'before-map' | 'after-unmap';
+
+export function flushWhen(cause: FlushCause): FlushWhen {
+  return cause === 'pin' || cause === 'replay' ? 'before-map' : 'after-unmap';
+}
+
 export interface FlushDecision {
   readonly required: boolean;
   /** Host-physical ranges, sorted, coalesced (adjacent merged, overlaps counted once). */
@@ -25,6 +38,8 @@ export interface FlushDecision {
   readonly pages: number;
   /** Why the flush exists (flush jobs are accounted by cause); null when nothing is flushed. */
   readonly cause: FlushCause | null;
+  /** When to flush relative to the change; null when nothing is flushed. */
+  readonly when: FlushWhen | null;
 }
 
 export type DevctlVerdict = 'allow' | 'deny' | 'ignore';
@@ -37,6 +52,11 @@ export interface DevctlOutcome {
   readonly guestValue: number;
 }
 
+/** A DEVCTL value the VMM must write to one device of the VM (attach, reset, policy change). */
+export interface DeviceWrite extends DevctlOutcome {
+  readonly bdf: PciAddress;
+}
+
 export interface Decision {
   readonly flush: FlushDecision;
   readonly reasons: readonly Reason[];
@@ -46,6 +66,11 @@ export interface Decision {
   readonly pessimisticPages: number;
   /** Present for devctl writes, and for device attach or reset when the VMM must (re)write the bit. */
   readonly devctl?: DevctlOutcome;
+  /**
+   * A policy, domain or quirk change that makes the policy deny a bit already set: the value to
+   * write to each such device. The exposure it causes ends once the VMM reports the bit clear.
+   */
+  readonly devices?: readonly DeviceWrite[];
 }
 
 /**
@@ -57,6 +82,9 @@ export class DecisionBuilder {
   #lens: number[] = [];
   #cause: FlushCause | null = null;
   #pessimisticPages = 0;
+  /** A flush is required whose host ranges the caller knows and this builder does not (a query without hpa). */
+  #unlisted = false;
+  readonly #devices: DeviceWrite[] = [];
   readonly reasons: Reason[] = [];
 
   /** Counts pages the pessimistic policy would flush for this event. */
@@ -71,16 +99,29 @@ export class DecisionBuilder {
     this.#cause ??= cause;
   }
 
+  /** A flush of host pages not listed here is required (of `cause`). */
+  unlisted(cause: FlushCause): void {
+    this.#unlisted = true;
+    this.#cause ??= cause;
+  }
+
+  /** A DEVCTL value the VMM must write to a device of the VM. */
+  device(write: DeviceWrite): void {
+    this.#devices.push(write);
+  }
+
   reason(rule: RuleId, message: string): void {
     this.reasons.push({ rule, message });
   }
 
   buildFlush(): FlushDecision {
     const count = this.#hpas.length;
-    if (count === 0) return { required: false, ranges: [], pages: 0, cause: null };
+    const cause = this.#cause;
+    const when = cause === null ? null : flushWhen(cause);
+    if (count === 0) return { required: this.#unlisted, ranges: [], pages: 0, cause, when };
     if (count === 1) {
       const pages = this.#lens[0] as number;
-      return { required: true, ranges: [{ hpa: this.#hpas[0] as number, pages }], pages, cause: this.#cause };
+      return { required: true, ranges: [{ hpa: this.#hpas[0] as number, pages }], pages, cause, when };
     }
     const hpas = this.#hpas;
     const lens = this.#lens;
@@ -108,11 +149,12 @@ export class DecisionBuilder {
     }
     ranges.push({ hpa: curStart, pages: curEnd - curStart });
     pages += curEnd - curStart;
-    return { required: true, ranges, pages, cause: this.#cause };
+    return { required: true, ranges, pages, cause, when };
   }
 
   build(kvmNoncoherentDma: boolean, devctl?: DevctlOutcome): Decision {
     const decision: Decision = { flush: this.buildFlush(), reasons: this.reasons, kvmNoncoherentDma, pessimisticPages: this.#pessimisticPages };
+    if (this.#devices.length > 0) (decision as { devices?: readonly DeviceWrite[] }).devices = this.#devices;
     return devctl === undefined ? decision : { ...decision, devctl };
   }
 }

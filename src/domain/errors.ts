@@ -20,7 +20,8 @@ export type DomainErrorCode =
   | 'UNPIN_BISECTS'
   | 'DOMAIN_HAS_DEVICES'
   | 'VM_HAS_NO_DOMAINS'
-  | 'ARCH_CHANGE';
+  | 'ARCH_CHANGE'
+  | 'NOT_PCI';
 
 export class DomainError extends Error {
   override readonly name = 'DomainError';

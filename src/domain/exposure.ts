@@ -16,25 +16,55 @@ export function deviceQuirks(quirks: QuirkTable, device: Device): ReadonlySet<Qu
   return quirks.flagsFor(device.vendorId, device.deviceId);
 }
 
-/** The bit that governs the device: a VF's own bit is reserved, so its PF's counts (if the PF is in this VM). */
+/**
+ * The function whose Enable No Snoop bit governs `device`: itself for a PF; for a VF (whose own
+ * bit is reserved) its PF, but only when that PF is assigned to this VM. A VF whose PF is
+ * elsewhere (another VM, the host, or gone) has no governing function the service can see: null.
+ */
+export function governingFunction(vm: Vm, device: Device): Device | null {
+  if (device.function !== 'vf') return device;
+  if (device.physfn === null) return null;
+  const pf = vm.devices.get(device.physfn);
+  return pf === undefined || pf.function === 'vf' ? null : pf;
+}
+
+/** The VFs of this VM that `pf`'s bit governs. */
+export function governedVfs(vm: Vm, pf: Device): Device[] {
+  const vfs: Device[] = [];
+  if (pf.function === 'vf') return vfs;
+  for (const d of vm.devices.values()) if (d.function === 'vf' && d.physfn === pf.bdf) vfs.push(d);
+  return vfs;
+}
+
+/**
+ * The state of the bit that governs the device. A VF follows its PF only when the PF is in this
+ * VM; otherwise its bit may be anything the PF's owner set: `unknown`, whatever the VF reported.
+ */
 export function effectiveNoSnoop(vm: Vm, device: Device, override?: NoSnoopOverride): NoSnoopState {
-  let governing = device;
-  if (device.function === 'vf' && device.physfn !== null) {
-    governing = vm.devices.get(device.physfn) ?? device;
-  }
+  const governing = governingFunction(vm, device);
+  if (governing === null) return 'unknown';
   if (override !== undefined && override.bdf === governing.bdf) return override.nosnoop;
   return governing.nosnoop;
 }
 
+/** Whether a state lets the function put No-Snoop on the wire. */
+export function stateMayNoSnoop(state: NoSnoopState): boolean {
+  return state === 'enabled' || state === 'unknown';
+}
+
 /**
- * A device may no-snoop if it carries ignores-nosnoop-enable, or its effective bit is enabled
- * or unknown, or it is not PCI.
+ * A device may no-snoop if it is not PCI, or it or the function governing it carries
+ * ignores-nosnoop-enable (a PF's quirk says its bit, which is also its VFs' bit, means nothing),
+ * or its effective bit is enabled or unknown.
  */
 export function mayNoSnoop(vm: Vm, device: Device, quirks: QuirkTable, override?: NoSnoopOverride): boolean {
   if (!device.pci) return true;
   if (deviceQuirks(quirks, device).has('ignores-nosnoop-enable')) return true;
-  const state = effectiveNoSnoop(vm, device, override);
-  return state === 'enabled' || state === 'unknown';
+  if (device.function === 'vf' && device.physfn !== null) {
+    const pf = vm.devices.get(device.physfn);
+    if (pf !== undefined && deviceQuirks(quirks, pf).has('ignores-nosnoop-enable')) return true;
+  }
+  return stateMayNoSnoop(effectiveNoSnoop(vm, device, override));
 }
 
 /**

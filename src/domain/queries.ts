@@ -2,7 +2,6 @@
  * Read-only questions: "must I flush if I map or unmap these ranges?" and "what does this VM look
  * like?". Nothing here changes state.
  */
-import { checkSpan } from './address.js';
 import { DecisionBuilder, type Decision } from './decision.js';
 import { DomainError } from './errors.js';
 import { deviceQuirks, effectiveNoSnoop, exposedDomains, kvmNoncoherentDma, mayNoSnoop } from './exposure.js';
@@ -10,8 +9,9 @@ import type { DomainId, PciAddress, VmId } from './ids.js';
 import type { Arch, Policy } from './policy.js';
 import type { QuirkFlag } from './quirks.js';
 import type { RuleId } from './rules.js';
-import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, isFlushExempt, packAttr, type CoherencyState, type Device, type IommuDomain, type MemType, type NoSnoopState, type Vm } from './state.js';
-import { getVm } from './commands.js';
+import { classifyRelease, classifyReplay, Exposure } from './ranges.js';
+import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, type CoherencyState, type Device, type IommuDomain, type MemType, type NoSnoopState, type Vm } from './state.js';
+import { checkRange, getVm, mapRanges, pinOverlap, unpinVictims, validatePins, type PinInput, type RangeOutcome } from './commands.js';
 
 export interface FlushQueryRange {
   readonly iova: number;
@@ -40,117 +40,119 @@ export interface FlushQueryAnswer {
 const EXPLAIN: Partial<Record<RuleId, string>> = {
   F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
   F2: 'already pinned: a replay flush is due iff not yet flagged and mapped into an exposed domain',
-  F3: 'flush before release iff flushOnUnpin is set',
+  F3: 'unmap, then flush before release iff flushOnUnpin is set',
   F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
   C1: 'maps only into coherent domains: no flush'
 };
 
-// mustFlush's helpers live out here rather than as closures: a one-range question should not
-// allocate functions.
-
-function anyIn(set: ReadonlySet<DomainId>, list: readonly DomainId[]): boolean {
-  for (const d of list) if (set.has(d)) return true;
-  return false;
-}
-
-function allCoherentIn(vm: Vm, list: readonly DomainId[]): boolean {
-  for (const d of list) if (vm.domains.get(d)?.enforceCacheCoherency !== true) return false;
-  return true;
-}
-
-/** Whether a subset maps into an exposed domain, remembered in `memo` per subset index. */
-function isSubsetExposed(vm: Vm, exposed: ReadonlySet<DomainId>, memo: (boolean | undefined)[], subset: number): boolean {
-  let e = memo[subset];
-  if (e === undefined) {
-    e = anyIn(exposed, subset === 0 ? [...vm.domains.keys()] : (vm.subsets[subset] ?? []));
-    memo[subset] = e;
-  }
-  return e;
-}
-
 /**
  * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
- * given IOVA ranges?
- * - map: a range already pinned answers as a replay would (flush iff mapped into an exposed
- *   domain and not flagged yet); a range not pinned answers as a pin would (F1, C1, F4).
- * - unmap: flush iff a pinned range inside it has flushOnUnpin (F3), except F4 mmio.
+ * given IOVA ranges? The answer is a dry run of the change, classified by the same code
+ * (ranges.ts, and the pin and unpin checks of commands.ts): same verdict, same flush ranges,
+ * same errors, nothing changed.
+ * - map: ranges not pinned are previewed as a pin of them (F1, C1, F4; its errors: no domain,
+ *   unknown domain, overlaps within the batch). A range wholly pinned already answers as a
+ *   replay into `domains` (or its own domains) would (F2); one partly pinned is refused as the
+ *   pin would refuse it (PIN_OVERLAP). Without `hpa` a required flush is reported, its host
+ *   range left to the caller.
+ * - unmap: as unpin would (F3, F4; UNKNOWN_RANGE, UNPIN_BISECTS).
  */
 export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer {
   const vm = getVm(state, vmId);
-  for (const r of ranges) {
-    checkSpan(r.iova, r.pages, 'iova');
-    if (r.hpa !== undefined) checkSpan(r.hpa, r.pages, 'hpa');
-    for (const d of r.domains ?? []) {
-      if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId, domainId: d });
-    }
-  }
   const out = new DecisionBuilder();
-  const exposed = exposedDomains(vm, state.quirks);
-  const allDomains = [...vm.domains.keys()];
-  // Exposure of each interned subset (index 0: every domain), computed on first use.
-  const subsetExposed: (boolean | undefined)[] = [];
-  const allCoherent = allCoherentIn(vm, allDomains);
-  // Per rule, in the order rules first fire: ranges answered with it, and how many require a flush.
-  const counts = new Map<RuleId, { n: number; required: number }>();
   const results: FlushQueryResult[] = [];
-  const cause = op === 'unmap' ? 'unpin' : 'replay';
+  if (op === 'unmap') {
+    for (const r of ranges) {
+      let required = false;
+      let rule: RuleId = 'F3';
+      unpinVictims(vm, r, (_start, pages, hpa, attr) => {
+        const c = classifyRelease(attr);
+        if (c.flush) {
+          out.flush(hpa, pages, 'unpin');
+          required = true;
+        } else if (c.rule === 'F4' && !required) rule = 'F4';
+        if (required) rule = 'F3';
+      });
+      results.push({ iova: r.iova, pages: r.pages, required, rule });
+    }
+    explain(out, results);
+    return { decision: out.build(kvmNoncoherentDma(vm)), results };
+  }
+  const exposure = new Exposure(vm, exposedDomains(vm, state.quirks));
+  // Ranges not pinned at all are previewed as one pin batch, with the pin's own checks.
+  const fresh: PinInput[] = [];
+  const freshAt: number[] = [];
   const found: number[] = [];
+  const pinned: (FlushQueryResult | undefined)[] = [];
   for (let q = 0; q < ranges.length; q++) {
     const r = ranges[q] as FlushQueryRange;
-    let required = false;
-    let rule: RuleId = op === 'map' ? 'F1' : 'F3';
-    const end = r.iova + r.pages;
+    checkRange(r.iova, r.pages, 'iova');
+    const hits = vm.pins.collectOverlaps(r.iova, r.iova + r.pages, found);
+    if (hits === 0) {
+      fresh.push({ iova: r.iova, pages: r.pages, hpa: r.hpa ?? Number.NaN, memType: r.memType ?? 'WB', mmio: r.mmio ?? false, domains: r.domains ?? null });
+      freshAt.push(q);
+      continue;
+    }
     let covered = 0;
-    const hits = vm.pins.collectOverlaps(r.iova, end, found);
+    for (let h = 0; h < hits; h++) {
+      const start = found[4 * h] as number;
+      covered += Math.min(start + (found[4 * h + 1] as number), r.iova + r.pages) - Math.max(start, r.iova);
+    }
+    if (covered < r.pages) throw pinOverlap(vm, r, found[0] as number, found[1] as number);
+    const explicit = r.domains === undefined || r.domains === null || r.domains.length === 0 ? null : r.domains;
+    for (const d of explicit ?? []) {
+      if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId, domainId: d });
+    }
+    let required = false;
+    let rule: RuleId = 'F2';
     for (let h = 0; h < hits; h++) {
       const start = found[4 * h] as number;
       const attr = found[4 * h + 3] as number;
-      const lo = Math.max(start, r.iova);
-      const hi = Math.min(start + (found[4 * h + 1] as number), end);
-      covered += hi - lo;
-      const flagged = attrFlushOnUnpin(attr);
-      const wanted = op === 'unmap' ? flagged : !flagged && isSubsetExposed(vm, exposed, subsetExposed, attrSubset(attr));
-      if (!wanted) continue;
-      if (isFlushExempt(attr)) {
-        rule = 'F4';
-        continue;
+      const verdict = explicit === null ? exposure.ofSubset(attrSubset(attr)) : exposure.ofDomains(explicit);
+      const c = classifyReplay(attr, verdict === 'exposed');
+      if (c.flush) {
+        const lo = Math.max(start, r.iova);
+        const hi = Math.min(start + (found[4 * h + 1] as number), r.iova + r.pages);
+        out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, 'replay');
+        required = true;
+        rule = 'F2';
+      } else if (c.rule === 'F4' && !required) rule = 'F4';
+    }
+    pinned[q] = { iova: r.iova, pages: r.pages, required, rule };
+  }
+  const previews: RangeOutcome[] = [];
+  if (fresh.length > 0) {
+    validatePins(vm, fresh);
+    mapRanges(vm, exposure, fresh, new DecisionBuilder(), false, previews);
+    for (let k = 0; k < fresh.length; k++) {
+      const p = previews[k] as RangeOutcome;
+      const r = fresh[k] as PinInput;
+      if (p.required) {
+        if (Number.isNaN(r.hpa)) out.unlisted('pin');
+        else out.flush(r.hpa, r.pages, 'pin');
       }
-      required = true;
-      rule = op === 'unmap' ? 'F3' : 'F2';
-      out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, cause);
+      pinned[freshAt[k] as number] = { iova: r.iova, pages: r.pages, required: p.required, rule: p.rule };
     }
-    if (op === 'map' && covered === r.pages && !required && rule === 'F1') {
-      // Wholly pinned already: only a replay could be due, and none is.
-      rule = 'F2';
-    }
-    if (op === 'map' && covered < r.pages) {
-      // Part of the range is not pinned: answer as a pin of it would.
-      const attr = packAttr(r.memType ?? 'WB', r.mmio ?? false, false, 0);
-      const explicit = r.domains ?? null;
-      if (explicit === null ? isSubsetExposed(vm, exposed, subsetExposed, 0) : anyIn(exposed, explicit)) {
-        if (isFlushExempt(attr)) {
-          if (!required) rule = 'F4';
-        } else {
-          required = true;
-          rule = 'F1';
-          if (r.hpa !== undefined) out.flush(r.hpa, r.pages, 'pin');
-        }
-      } else if (!required && (explicit === null ? allCoherent : allCoherentIn(vm, explicit))) {
-        rule = 'C1';
-      }
-    }
-    const count = counts.get(rule);
-    if (count === undefined) counts.set(rule, { n: 1, required: required ? 1 : 0 });
+  }
+  for (const result of pinned) results.push(result as FlushQueryResult);
+  explain(out, results);
+  return { decision: out.build(kvmNoncoherentDma(vm)), results };
+}
+
+/** One reason per rule, in the order rules first answered a range: ranges, and how many require a flush. */
+function explain(out: DecisionBuilder, results: readonly FlushQueryResult[]): void {
+  const counts = new Map<RuleId, { n: number; required: number }>();
+  for (const r of results) {
+    const count = counts.get(r.rule);
+    if (count === undefined) counts.set(r.rule, { n: 1, required: r.required ? 1 : 0 });
     else {
       count.n++;
-      if (required) count.required++;
+      if (r.required) count.required++;
     }
-    results.push({ iova: r.iova, pages: r.pages, required, rule });
   }
   for (const [rule, { n, required }] of counts) {
     out.reason(rule, `${n} range(s), ${required} requiring a flush: ${EXPLAIN[rule] ?? ''}`);
   }
-  return { decision: out.build(kvmNoncoherentDma(vm)), results };
 }
 
 // ---- the whole VM, for GET /v1/vms/{vmId} -----------------------------------------------------

@@ -29,8 +29,17 @@ export interface Device {
   readonly function: 'pf' | 'vf';
   /** For a VF: its PF. When the PF is assigned to the same VM, the PF's bit governs the VF. */
   readonly physfn: PciAddress | null;
-  /** As last reported or decided. For a VF, the PF's bit as the host set it. */
+  /**
+   * The state that counts: as last reported by the VMM, or as decided when the decision made the
+   * device more exposed. For a VF, what it reported; its PF governs it (exposure.ts).
+   */
   readonly nosnoop: NoSnoopState;
+  /**
+   * A state decided but not yet in force: a change that makes the device less exposed (a denied
+   * enable, a cleared bit, a clear at reset or on a policy change) counts only once the VMM
+   * reports that the hardware reads it (a device PUT with its state). Null: nothing pending.
+   */
+  readonly pendingNosnoop: NoSnoopState | null;
   /** False for a device without PCI config space: it always counts as able to no-snoop. */
   readonly pci: boolean;
   /** Last known hardware DEVCTL value (16 bits). */
