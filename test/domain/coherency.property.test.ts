@@ -37,11 +37,11 @@ describe('coherency model has teeth', () => {
     let checked = 0;
     fc.assert(
       fc.property(necessaryFlushSequence(), (events) => {
-        const full = new Simulation({ mode: 'trap', reuse: false }).run(events).finish();
+        const full = new Simulation({ mode: 'trap', reuse: false, confirm: true }).run(events).finish();
         expect(full.model.violations).toEqual([]);
         fc.pre(full.flushes.length > 0);
         for (let drop = 0; drop < full.flushes.length; drop++) {
-          const sim = new Simulation({ mode: 'trap', reuse: false, drop }).run(events).finish();
+          const sim = new Simulation({ mode: 'trap', reuse: false, confirm: true, drop }).run(events).finish();
           expect(sim.flushes.length, `flush #${drop} dropped`).toBe(full.flushes.length);
           expect(sim.model.violations.length, `flush #${drop} dropped`).toBeGreaterThan(0);
           checked++;
@@ -55,9 +55,9 @@ describe('coherency model has teeth', () => {
   it('the unflushed pessimistic baseline is unsafe: skipping every flush leaks', () => {
     fc.assert(
       fc.property(necessaryFlushSequence(), (events) => {
-        const full = new Simulation({ mode: 'trap', reuse: false }).run(events).finish();
+        const full = new Simulation({ mode: 'trap', reuse: false, confirm: true }).run(events).finish();
         fc.pre(full.flushes.length > 0);
-        const sim = new Simulation({ mode: 'trap', reuse: false, drop: 0 }).run(events).finish();
+        const sim = new Simulation({ mode: 'trap', reuse: false, confirm: true, drop: 0 }).run(events).finish();
         expect(sim.model.violations.length).toBeGreaterThan(0);
       }),
       { numRuns: 100 }

@@ -97,21 +97,31 @@ describe('must-flush queries', () => {
     expect(mustFlush(coherent.state, vm, 'map', [{ iova: 0, pages: 1 }]).results[0]?.rule).toBe('C1');
   });
 
-  it('unmap answers F3 from the flag, clipped to the asked sub-range, and F4 for UC mmio', () => {
+  it('unmap answers F3 from the flag and F4 for UC mmio, as the unpin would, changing nothing', () => {
     const core = gpuVm();
     core.pin(0x100, 2, { mmio: true, memType: 'UC' });
+    core.pin(0x400, 1);
     const before = digest(core.state);
     const a = mustFlush(core.state, vm, 'unmap', [
-      { iova: 0x11, pages: 2 },
-      { iova: 0x100, pages: 2 },
-      { iova: 0x400, pages: 1 }
+      { iova: 0x10, pages: 4 },
+      { iova: 0x100, pages: 2 }
     ]);
     expect(a.results.map((r) => [r.required, r.rule])).toEqual([
       [true, 'F3'],
-      [false, 'F4'],
-      [false, 'F3']
+      [false, 'F4']
     ]);
-    expect(a.decision.flush.ranges).toEqual([{ hpa: 0x100000 + 0x11, pages: 2 }]);
+    expect(a.decision.flush.ranges).toEqual([{ hpa: 0x100000 + 0x10, pages: 4 }]);
+    expect(a.decision.flush.when).toBe('after-unmap');
+    expect(digest(core.state)).toBe(before);
+  });
+
+  it('unmap refuses what the unpin refuses: a range cut in two, or nothing pinned', () => {
+    const core = gpuVm();
+    const before = digest(core.state);
+    expect(rejects(core, () => mustFlush(core.state, vm, 'unmap', [{ iova: 0x11, pages: 2 }]))).toBe('UNPIN_BISECTS');
+    expect(rejects(core, () => core.unpin(0x11, 2))).toBe('UNPIN_BISECTS');
+    expect(rejects(core, () => mustFlush(core.state, vm, 'unmap', [{ iova: 0x400, pages: 1 }]))).toBe('UNKNOWN_RANGE');
+    expect(rejects(core, () => core.unpin(0x400, 1))).toBe('UNKNOWN_RANGE');
     expect(digest(core.state)).toBe(before);
   });
 

@@ -109,7 +109,10 @@ describe('DOMAIN.md decision rules', () => {
     const core = Core.withVm({ mode: 'virtualize-zero' });
     core.domain('d0', false);
     core.device('0000:01:00.0', { nosnoop: 'disabled' });
-    const d = core.reset('0000:01:00.0');
+    expect(core.reset('0000:01:00.0').flush.required).toBe(false);
+    expect(core.pin(2, 1).flush.required).toBe(false);
+    // Only a reset that does not restore config space sets the bit again.
+    const d = core.reset('0000:01:00.0', false);
     expect(d.devctl?.decision).toBe('deny');
     expect(core.pin(0, 1).flush.required).toBe(true);
     core.device('0000:01:00.0', { nosnoop: 'disabled' });
@@ -123,7 +126,7 @@ describe('DOMAIN.md decision rules', () => {
   });
 
   it('15. arm64 with an SMMU without CANWBS is non-coherent: same rules, flushed by DC CIVAC', () => {
-    const core = Core.withVm({}, 'aarch64');
+    const core = Core.withVm({ onEnable: 'allow' }, 'aarch64');
     core.domain('smmu0', false);
     core.device('0000:01:00.0', { domain: 'smmu0', nosnoop: 'enabled' });
     expect(core.pin(0, 4).flush.pages).toBe(4);

@@ -24,7 +24,7 @@ describe('F1 pin', () => {
     const core = Core.withVm({ mode: 'pessimistic' });
     core.domain('d0', false);
     const d = core.pin(0x10, 4, { hpa: 0x5000 });
-    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x5000, pages: 4 }], pages: 4, cause: 'pin' });
+    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x5000, pages: 4 }], pages: 4, cause: 'pin', when: 'before-map' });
     expect(rules(d)).toEqual(['F1']);
     expect(core.flagged(0x10)).toBe(true);
   });
@@ -41,7 +41,7 @@ describe('F1 pin', () => {
   });
 
   it('F1: a subset pin is flushed only when one of its own domains is exposed', () => {
-    const core = Core.withVm({ mode: 'trap' });
+    const core = Core.withVm({ mode: 'trap', onEnable: 'allow' });
     core.domain('d0', false);
     core.domain('d1', false);
     core.device('0000:01:00.0', { domain: 'd0', nosnoop: 'enabled' });
@@ -125,7 +125,7 @@ describe('F3 unpin', () => {
     pessimistic.domain('d0', false);
     pessimistic.pin(0, 2, { hpa: 0x700 });
     const d = pessimistic.unpin(0, 2);
-    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x700, pages: 2 }], pages: 2, cause: 'unpin' });
+    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x700, pages: 2 }], pages: 2, cause: 'unpin', when: 'after-unmap' });
     expect(rules(d)).toEqual(['F3']);
   });
 
@@ -137,6 +137,9 @@ describe('F3 unpin', () => {
     expect(core.devctl('0000:01:00.0', { nosnoopEnable: true }).flush.pages).toBe(2);
     core.devctl('0000:01:00.0', { nosnoopEnable: false });
     core.domain('c1', true);
+    // The clear counts once the VMM reports the hardware reads it.
+    expect(exposedDomains(getVm(core.state, core.vm), core.state.quirks).size).toBe(1);
+    core.device('0000:01:00.0', { nosnoop: 'disabled' });
     expect(exposedDomains(getVm(core.state, core.vm), core.state.quirks).size).toBe(0);
     expect(core.flagged(0)).toBe(true);
     expect(core.unpin(0, 2).flush.pages).toBe(2);
@@ -189,7 +192,7 @@ describe('F5 teardown', () => {
     core.device('0000:01:00.0', { nosnoop: 'enabled' });
     core.pin(8, 2, { hpa: 0x200 });
     const d = core.deleteVm();
-    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x100, pages: 2 }, { hpa: 0x200, pages: 2 }], pages: 4, cause: 'teardown' });
+    expect(d.flush).toEqual({ required: true, ranges: [{ hpa: 0x100, pages: 2 }, { hpa: 0x200, pages: 2 }], pages: 4, cause: 'teardown', when: 'after-unmap' });
     expect(rules(d)).toEqual(['F5', 'F3']);
     expect(core.state.vms.size).toBe(0);
   });
@@ -287,16 +290,39 @@ describe('W1-W7 trapped DEVCTL writes', () => {
     expect(strict.devctl('0000:00:02.0', { nosnoopEnable: true }).devctl?.decision).toBe('deny');
   });
 
-  it('W3: at attach the answer says to clear the bit; the device counts as enabled until reported disabled', () => {
+  it('W3: at attach the answer says to clear the bit before the guest gets the device; nothing is replayed', () => {
     const core = Core.withVm({ mode: 'virtualize-zero' });
     core.domain('d0', false);
+    core.pin(0, 2);
     const attach = core.device('0000:01:00.0', { nosnoop: 'enabled' });
     expect(attach.devctl?.decision).toBe('deny');
     expect(attach.devctl !== undefined && (attach.devctl.hardwareValue & NS) === 0).toBe(true);
     expect(rules(attach)).toContain('W3');
-    expect(core.pin(0, 2).flush.required).toBe(true);
-    core.device('0000:01:00.0', { nosnoop: 'disabled' });
+    expect(attach.flush.required).toBe(false);
     expect(core.pin(8, 2).flush.required).toBe(false);
+  });
+
+  it('W3: a device moved into a non-coherent domain is live: it counts as enabled until reported disabled', () => {
+    const core = Core.withVm({ mode: 'virtualize-zero' });
+    core.domain('c0', true);
+    core.domain('d0', false);
+    core.device('0000:01:00.0', { domain: 'c0', nosnoop: 'enabled' });
+    core.pin(0, 2);
+    const move = core.device('0000:01:00.0', { domain: 'd0', nosnoop: 'enabled' });
+    expect(move.devctl?.decision).toBe('deny');
+    expect(move.flush.pages).toBe(2);
+    expect(core.pin(8, 2).flush.required).toBe(true);
+    core.device('0000:01:00.0', { domain: 'd0', nosnoop: 'disabled' });
+    expect(core.pin(16, 2).flush.required).toBe(false);
+  });
+
+  it('W4: trap with onEnable deny clears at attach as it would after a reset', () => {
+    const core = Core.withVm({ mode: 'trap', onEnable: 'deny' });
+    core.domain('d0', false);
+    const attach = core.device('0000:01:00.0', { nosnoop: 'enabled' });
+    expect(attach.devctl).toEqual({ decision: 'deny', hardwareValue: DEVCTL_RESET_DEFAULT & ~NS, guestValue: DEVCTL_RESET_DEFAULT & ~NS });
+    expect(rules(attach)).toContain('W4');
+    expect(core.pin(0, 2).flush.required).toBe(false);
   });
 
   it('W4: trap mode applies onEnable: allow, deny, allow-needs-nosnoop', () => {
@@ -341,15 +367,18 @@ describe('W1-W7 trapped DEVCTL writes', () => {
     expect(rules(d)).toEqual(['W5']);
   });
 
-  it('W6: clearing is always allowed and ends the exposure; new pins are not flushed', () => {
-    const core = Core.withVm({ mode: 'trap', onEnable: 'deny' });
+  it('W6: clearing is always allowed; the exposure ends once the VMM reports the bit clear', () => {
+    const core = Core.withVm({ mode: 'trap', onEnable: 'allow' });
     core.domain('d0', false);
     core.device('0000:01:00.0', { nosnoop: 'enabled' });
     expect(core.pin(0, 2).flush.required).toBe(true);
     const d = core.devctl('0000:01:00.0', { value: 0x2010 });
     expect(d.devctl).toEqual({ decision: 'allow', hardwareValue: 0x2010, guestValue: 0x2010 });
-    expect(rules(d)).toEqual(['W6']);
-    expect(core.pin(8, 2).flush.required).toBe(false);
+    expect(rules(d)).toEqual(['W6', 'W6']);
+    // Until the VMM has written the value and read it back, the bit may still be 1.
+    expect(core.pin(8, 2).flush.required).toBe(true);
+    core.device('0000:01:00.0', { nosnoop: 'disabled' });
+    expect(core.pin(16, 2).flush.required).toBe(false);
     expect(core.flagged(0)).toBe(true);
   });
 
@@ -371,7 +400,7 @@ describe('R1 device reset', () => {
     core.domain('d0', false);
     core.device('0000:01:00.0', { nosnoop: 'disabled' });
     core.pin(0, 2);
-    const d = core.reset('0000:01:00.0');
+    const d = core.reset('0000:01:00.0', false);
     expect(rules(d)).toEqual(['R1', 'F2', 'W4']);
     expect(d.flush.pages).toBe(2);
     // trap + deny: the answer tells the VMM to clear the bit the reset set.

@@ -95,8 +95,9 @@ export class Core {
     return this.run({ type: 'delete-device', vmId: this.vm, bdf: parsePciAddress(bdf) }).decision;
   }
 
-  reset(bdf: string): Decision {
-    return this.run({ type: 'reset-device', vmId: this.vm, bdf: parsePciAddress(bdf) }).decision;
+  /** R1; `restoresConfig` false is a reset that does not restore config space (the bit returns to 1). */
+  reset(bdf: string, restoresConfig?: boolean): Decision {
+    return this.run({ type: 'reset-device', vmId: this.vm, bdf: parsePciAddress(bdf), ...(restoresConfig === undefined ? {} : { restoresConfig }) }).decision;
   }
 
   devctl(bdf: string, write: DevctlWrite, dryRun = false): Decision {

@@ -54,7 +54,7 @@ export type SimEvent =
       kind: DeviceKind;
     }
   | { t: 'delete-device'; vm: number; dev: number }
-  | { t: 'reset'; vm: number; dev: number }
+  | { t: 'reset'; vm: number; dev: number; restores: boolean }
   | { t: 'report'; vm: number; dev: number }
   | { t: 'devctl'; vm: number; dev: number; enable: boolean; dryRun: boolean }
   | { t: 'pin'; vm: number; slot: number; pages: number; doms: number[] | null; mmio: MemType | null }
@@ -112,6 +112,11 @@ export interface SimulationOptions {
   readonly drop?: number;
   /** Reuse released host pages (true) or always hand out fresh ones. */
   readonly reuse?: boolean;
+  /**
+   * The VMM reports the bit it reads back right after every write (true), or only on `report`
+   * events (false: a cleared bit then keeps counting as set in the core for a while).
+   */
+  readonly confirm?: boolean;
 }
 
 export class Simulation {
@@ -126,6 +131,7 @@ export class Simulation {
   readonly rejected = new Map<string, number>();
   readonly #drop: number;
   readonly #reuse: boolean;
+  readonly #confirm: boolean;
   readonly #devices = new Map<string, SimDevice>();
   #pins: SimPin[] = [];
   #free: number[] = [];
@@ -137,6 +143,7 @@ export class Simulation {
     this.mode = options.mode;
     this.#drop = options.drop ?? -1;
     this.#reuse = options.reuse ?? true;
+    this.#confirm = options.confirm ?? false;
   }
 
   get flushedPages(): number {
@@ -202,7 +209,7 @@ export class Simulation {
         this.#command({ type: 'delete-device', vmId, bdf: BDFS[e.dev] as PciAddress });
         return;
       case 'reset':
-        this.#reset(vmId, BDFS[e.dev] as PciAddress);
+        this.#reset(vmId, BDFS[e.dev] as PciAddress, e.restores);
         return;
       case 'report':
         this.#report(vmId, BDFS[e.dev] as PciAddress);
@@ -260,6 +267,14 @@ export class Simulation {
     this.#apply(result.decision);
     this.#syncReleased();
     checkFlagInvariant(this.state);
+    // Bits a policy, domain or quirk change tells the VMM to clear on devices of its VM.
+    const writes = cmd.type === 'put-quirks' ? [...(result.vms ?? new Map<VmId, Decision>())] : 'vmId' in cmd ? [[cmd.vmId, result.decision] as const] : [];
+    for (const [vmId, decision] of writes) {
+      for (const w of decision.devices ?? []) {
+        const sim = this.#devices.get(key(vmId, w.bdf));
+        if (sim !== undefined) this.#writeHardware(sim, w.hardwareValue);
+      }
+    }
     return result;
   }
 
@@ -392,11 +407,12 @@ export class Simulation {
     if (result.decision.devctl !== undefined) this.#writeHardware(sim, result.decision.devctl.hardwareValue);
   }
 
-  #reset(vmId: VmId, bdf: PciAddress): void {
+  /** A reset vfio performs restores config space (the bit keeps its value); one that does not returns it to 1. */
+  #reset(vmId: VmId, bdf: PciAddress, restores: boolean): void {
     const sim = this.#devices.get(key(vmId, bdf));
-    const result = this.#command({ type: 'reset-device', vmId, bdf });
+    const result = this.#command({ type: 'reset-device', vmId, bdf, restoresConfig: restores });
     if (result === undefined || sim === undefined) return;
-    if (sim.fn === 'pf' && !sim.hardwired) sim.hwBit = 1;
+    if (!restores && sim.fn === 'pf' && !sim.hardwired) sim.hwBit = 1;
     if (result.decision.devctl !== undefined) this.#writeHardware(sim, result.decision.devctl.hardwareValue);
   }
 
@@ -413,6 +429,9 @@ export class Simulation {
   #writeHardware(sim: SimDevice, value: number): void {
     if (sim.fn === 'vf' || sim.hardwired) return;
     sim.hwBit = (value & DEVCTL_NOSNOOP_EN) !== 0 ? 1 : 0;
+    if (!this.#confirm || sim.unknown) return;
+    const current = this.state.vms.get(sim.vm)?.devices.get(sim.bdf);
+    if (current !== undefined && (current.nosnoop !== truthful(sim, false) || current.pendingNosnoop !== null)) this.#report(sim.vm, sim.bdf);
   }
 
   #pin(vmId: VmId, e: Extract<SimEvent, { t: 'pin' }>): void {
@@ -578,7 +597,7 @@ export function anyEvent(): fc.Arbitrary<SimEvent> {
       })
     },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-device' as const), vm: vmIdx, dev: devIdx }) },
-    { weight: 2, arbitrary: fc.record({ t: fc.constant('reset' as const), vm: vmIdx, dev: devIdx }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('reset' as const), vm: vmIdx, dev: devIdx, restores: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('report' as const), vm: vmIdx, dev: devIdx }) },
     { weight: 6, arbitrary: fc.record({ t: fc.constant('devctl' as const), vm: vmIdx, dev: devIdx, enable: fc.boolean(), dryRun: fc.boolean() }) },
     {
@@ -646,7 +665,7 @@ export function necessaryFlushSequence(): fc.Arbitrary<SimEvent[]> {
       })
     },
     { weight: 3, arbitrary: fc.record({ t: fc.constant('devctl' as const), vm: fc.constant(0), dev: devIdx, enable: fc.boolean(), dryRun: fc.constant(false) }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('reset' as const), vm: fc.constant(0), dev: devIdx }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('reset' as const), vm: fc.constant(0), dev: devIdx, restores: fc.boolean() }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-device' as const), vm: fc.constant(0), dev: devIdx }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: fc.constant(0), dom: domIdx }) },
     {
