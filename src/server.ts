@@ -81,6 +81,12 @@ for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
+if (!runtime.service.configuredQuirks().inForce) {
+  app.log.warn(
+    { quirksFile: config.quirksFile ?? 'shipped', inForce: runtime.service.quirks().length, configured: quirks.length },
+    'the configured quirk list differs from the one in force, which the store keeps: it is not applied; PUT /v1/quirks applies it (GET /v1/quirks shows both)'
+  );
+}
 // With a shared store, pick up other replicas' changes continuously.
 runtime.service.follow();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');

@@ -92,7 +92,8 @@ export function flushWire(decision: Decision) {
     ranges: listed.map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) })),
     rangeCount: f.ranges.length,
     rangesTruncated: listed.length < f.ranges.length,
-    ...(f.cause === null ? {} : { cause: f.cause })
+    ...(f.cause === null ? {} : { cause: f.cause }),
+    ...(f.when === null ? {} : { when: f.when })
   };
 }
 
@@ -102,6 +103,16 @@ export function decisionWire(decision: Decision, revision: number) {
     reasons: [...decision.reasons],
     kvmNoncoherentDma: decision.kvmNoncoherentDma,
     revision,
+    ...(decision.devices === undefined
+      ? {}
+      : {
+          devices: decision.devices.map((d) => ({
+            bdf: d.bdf,
+            decision: d.decision === 'ignore' ? ('deny' as const) : d.decision,
+            hardwareValue: formatHex16(d.hardwareValue),
+            guestValue: formatHex16(d.guestValue)
+          }))
+        }),
     ...(decision.devctl === undefined
       ? {}
       : {

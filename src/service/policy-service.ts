@@ -6,6 +6,9 @@
 import {
   applyCommand,
   createState,
+  decidedCommand,
+  parseQuirkFile,
+  quirkToWire,
   DecisionBuilder,
   DEVCTL_NOSNOOP_EN,
   DEVCTL_RESET_DEFAULT,
@@ -98,9 +101,12 @@ export class PolicyService {
    */
   async restore(): Promise<number> {
     if (this.#store === undefined) return 0;
+    // The log starts from the quirk list in force when it began (the first start's), whatever
+    // the configured list says now: a restart re-decides nothing.
+    const first = await this.#store.meta('quirks', JSON.stringify({ quirks: this.#quirks.map(quirkToWire) }));
     const stored = await this.#store.load();
     // Replay into a fresh state, swapped in only when complete.
-    const state = createState(this.#defaults, this.#quirks);
+    const state = createState(this.#defaults, parseQuirkFile(JSON.parse(first)));
     let seq = 0;
     for (const c of stored) {
       if (c.seq !== seq + 1) throw new StoreUnavailableError(`stored commands jump from ${seq} to ${c.seq}`);
@@ -111,6 +117,14 @@ export class PolicyService {
     this.#seq = seq;
     this.#restored = true;
     return stored.length;
+  }
+
+  /**
+   * The configured quirk list, and whether it differs from the list in force (kept by the store).
+   * A differing list is never applied by itself: an operator applies it with PUT /v1/quirks.
+   */
+  configuredQuirks(): { readonly quirks: readonly Quirk[]; readonly inForce: boolean } {
+    return { quirks: this.#quirks, inForce: sameQuirks(this.state.quirks.quirks, this.#quirks) };
   }
 
   /**
@@ -166,6 +180,8 @@ export class PolicyService {
       throw new StoreUnavailableError('the state cannot be vouched for: the store failed or has not been loaded; refusing changes', { cause: this.#failure ?? undefined });
     }
     if (!dryRun) this.jobs?.assertCapacity();
+    // What is stored is what was decided: the policy resolved now, not the defaults of a later start.
+    if (!dryRun) cmd = decidedCommand(this.state, cmd);
     // Teardown removes the VM: remember how it flushes before it is gone.
     const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
     const at = this.#clock();
@@ -322,6 +338,10 @@ export class PolicyService {
   quirks(): readonly Quirk[] {
     return this.state.quirks.quirks;
   }
+}
+
+function sameQuirks(a: readonly Quirk[], b: readonly Quirk[]): boolean {
+  return JSON.stringify(a.map(quirkToWire)) === JSON.stringify(b.map(quirkToWire));
 }
 
 /** The rule ids a command's decisions named, once each, for the audit trail. */

@@ -30,6 +30,13 @@ export class MemoryStore implements StateStore {
     return Promise.resolve();
   }
 
+  readonly #meta = new Map<string, string>();
+
+  meta(key: string, initial: string): Promise<string> {
+    if (!this.#meta.has(key)) this.#meta.set(key, initial);
+    return Promise.resolve(this.#meta.get(key) as string);
+  }
+
   readonly #jobs = new Map<string, StoredJob>();
 
   saveJob(job: StoredJob): Promise<void> {

@@ -24,7 +24,11 @@ const MIGRATIONS: readonly string[] = [
    )`,
   `ALTER TABLE commands ADD COLUMN actor TEXT`,
   `ALTER TABLE commands ADD COLUMN rules TEXT`,
-  `CREATE INDEX commands_vm ON commands (vm, seq)`
+  `CREATE INDEX commands_vm ON commands (vm, seq)`,
+  `CREATE TABLE meta (
+     key   TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   )`
 ];
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
@@ -142,6 +146,17 @@ export class PostgresStore implements SharedStateStore {
       throw deciding ? err : unavailable(err);
     } finally {
       client.release();
+    }
+  }
+
+  async meta(key: string, initial: string): Promise<string> {
+    await this.#init();
+    try {
+      await this.#pool.query(`INSERT INTO ${this.#t('meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [key, initial]);
+      const res = await this.#pool.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = $1`, [key]);
+      return (res.rows[0] as { value: string }).value;
+    } catch (err) {
+      throw unavailable(err);
     }
   }
 

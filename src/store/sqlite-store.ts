@@ -26,7 +26,11 @@ const MIGRATIONS: readonly string[] = [
    )`,
   `ALTER TABLE commands ADD COLUMN actor TEXT`,
   `ALTER TABLE commands ADD COLUMN rules TEXT`,
-  `CREATE INDEX commands_vm ON commands (vm, seq)`
+  `CREATE INDEX commands_vm ON commands (vm, seq)`,
+  `CREATE TABLE meta (
+     key   TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   )`
 ];
 
 interface Waiter {
@@ -118,6 +122,12 @@ export class SqliteStore implements StateStore {
       return;
     }
     for (const w of waiters) w.resolve();
+  }
+
+  meta(key: string, initial: string): Promise<string> {
+    this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, initial);
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string };
+    return Promise.resolve(row.value);
   }
 
   saveJob(job: StoredJob): Promise<void> {

@@ -48,6 +48,11 @@ export interface StateStore {
   loadJobs(): Promise<StoredJob[]>;
   /** Stored changes matching the query, oldest first: the audit trail. */
   audit(query: AuditQuery): Promise<StoredCommand[]>;
+  /**
+   * The value kept under `key`, storing `initial` first when there is none: the first writer
+   * wins, later starts read what it kept (the quirk list the log starts from).
+   */
+  meta(key: string, initial: string): Promise<string>;
   close(): Promise<void>;
 }
 

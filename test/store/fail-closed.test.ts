@@ -31,6 +31,9 @@ class FlakyStore implements StateStore {
   audit(query: AuditQuery): Promise<StoredCommand[]> {
     return this.down ? Promise.reject(new Error('connection refused')) : this.inner.audit(query);
   }
+  meta(key: string, initial: string): Promise<string> {
+    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.meta(key, initial);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

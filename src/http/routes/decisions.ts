@@ -57,7 +57,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
         tags: ['decisions'],
         summary: 'Must I flush? (read-only)',
         description:
-          '`map`: a range already pinned answers as a replay would (F2), one not pinned as a pin would (F1, C1, F4). `unmap`: flush iff a pinned range inside has flushOnUnpin (F3), except UC/WC mmio (F4). Nothing changes.',
+          'A dry run of the change it previews, classified by the same code: same verdict, same flush ranges, same errors, nothing changed. `map`: a range not pinned answers as a pin of it would (F1, C1, F4; 409 `VM_HAS_NO_DOMAINS`, `PIN_OVERLAP` within the batch); one wholly pinned already answers as a replay into `domains` (or its own domains) would (F2); one partly pinned is refused as the pin would be (409 `PIN_OVERLAP`). Without `hpa` a required flush is reported but its host range is left to the caller. `unmap`: as the unpin would (F3, F4; 404 `UNKNOWN_RANGE`, 409 `UNPIN_BISECTS`).',
         params: VmParams,
         querystring: FreshQuery,
         body: FlushQueryBody,

@@ -4,7 +4,7 @@ import { actorOf } from '../plugins/auth.js';
 import { parseDomainId, parsePciAddress } from '../../domain/index.js';
 import { DeviceParams, problems } from '../schemas/common.js';
 import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
-import { DevctlBody, PutDeviceBody } from '../schemas/vm.js';
+import { DevctlBody, PutDeviceBody, ResetBody } from '../schemas/vm.js';
 import { WaitQuery } from '../schemas/pin.js';
 import { bdfOf, hex16, vmIdOf } from '../wire.js';
 import { decided, wants } from './decided.js';
@@ -19,7 +19,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
         tags: ['devices'],
         summary: 'Assign, move or report a device',
         description:
-          'Also how the VMM reports the Enable No Snoop state it reads back (for example `disabled` after clearing the bit as told at attach or reset). A device that may no-snoop exposes its non-coherent domain (F2). In virtualize-zero mode an attach answers with `hardwareValue` to clear the bit (W3).',
+          'Also how the VMM reports the Enable No Snoop state it reads back: a cleared bit counts only once reported here (`disabled`), after writing the `hardwareValue` a devctl, reset or policy answer gave. A device that may no-snoop exposes its non-coherent domain (F2). A device attached with its bit set where the policy denies it (virtualize-zero, or trap whose onEnable denies it) is answered with the `hardwareValue` that clears it, to be written before the guest gets the device: nothing is replayed (W3, W4).',
         params: DeviceParams,
         querystring: WaitQuery,
         body: PutDeviceBody,
@@ -64,15 +64,25 @@ export default function deviceRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['devices'],
         summary: 'Report a device reset (FLR or bus reset), before it happens (R1)',
-        description: 'Enable No Snoop returns to 1 unless hardwired to 0; the device counts as enabled until the VMM reports otherwise. The answer carries the replay flush and the DEVCTL value to re-apply the policy.',
+        description:
+          'By default the reset restores config space, as every reset vfio-pci performs does: Enable No Snoop keeps its state and nothing is replayed. With `{"restoresConfig":false}` the bit returns to 1 unless hardwired to 0; the device counts as enabled until the VMM reports otherwise, and the answer carries the replay flush and the DEVCTL value that re-applies the policy.',
         params: DeviceParams,
         querystring: WaitQuery,
+        body: ResetBody,
         response: { 200: DeviceDecision, ...problems }
       }
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      return await decided(app, request, vmId, 'reset-device', app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params) }, actorOf(request)), wants(request.query));
+      const restoresConfig = request.body?.restoresConfig;
+      return await decided(
+        app,
+        request,
+        vmId,
+        'reset-device',
+        app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params), ...(restoresConfig === undefined ? {} : { restoresConfig }) }, actorOf(request)),
+        wants(request.query)
+      );
     }
   );
 

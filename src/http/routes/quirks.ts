@@ -4,7 +4,7 @@ import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
 import { FLUSH_METHODS, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
 import { problems } from '../schemas/common.js';
-import { PutQuirksAnswer, QuirkList } from '../schemas/quirk.js';
+import { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../schemas/quirk.js';
 import { decisionWire } from '../wire.js';
 
 const PolicyDefaults = z
@@ -20,9 +20,22 @@ const PolicyDefaults = z
 export default function quirkRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
-  r.get('/v1/quirks', { schema: { tags: ['quirks'], summary: 'The quirk list', response: { 200: QuirkList } } }, () => ({
-    quirks: app.policy.quirks().map(quirkToWire)
-  }));
+  r.get(
+    '/v1/quirks',
+    {
+      schema: {
+        tags: ['quirks'],
+        summary: 'The quirk list',
+        description:
+          'The list in force is the one the store keeps: a restart with another QUIRKS_FILE does not change it (`configured.inForce` is then false, and the log says so); PUT /v1/quirks applies a list, with its flushes.',
+        response: { 200: QuirkListAnswer }
+      }
+    },
+    () => {
+      const configured = app.policy.configuredQuirks();
+      return { quirks: app.policy.quirks().map(quirkToWire), configured: { inForce: configured.inForce, quirks: configured.quirks.map(quirkToWire) } };
+    }
+  );
 
   r.put(
     '/v1/quirks',

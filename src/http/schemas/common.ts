@@ -66,10 +66,16 @@ export const Flush = z
     rangeCount: z.number().int().describe('How many ranges the flush has'),
     rangesTruncated: z.boolean().describe('True when not every range is listed here: page them with GET /v1/flush-jobs/{jobId}/ranges'),
     cause: z.enum(['pin', 'unpin', 'replay', 'teardown']).optional(),
+    when: z
+      .enum(['before-map', 'after-unmap'])
+      .optional()
+      .describe(
+        'When to flush: `before-map` (pins, replays: flush, then the change takes effect) or `after-unmap` (unpins, teardown, domain removal: unmap from the IOMMU, flush, then release the pages)'
+      ),
     jobId: z.string().optional().describe('The flush job that carries it (GET /v1/flush-jobs/{jobId})'),
     receipt: Receipt.optional().describe('With ?wait=true: the finished job\'s receipt')
   })
-  .meta({ id: 'Flush', description: 'What must be flushed before the change takes effect' });
+  .meta({ id: 'Flush', description: 'What must be flushed, and when relative to the change (`when`)' });
 
 export const Problem = z
   .object({

@@ -5,7 +5,20 @@ const decisionFields = {
   flush: Flush,
   reasons: z.array(Reason),
   kvmNoncoherentDma: z.boolean().describe('K1: KVM must honour guest WBINVD and PAT for this VM'),
-  revision: z.number().int().describe('Revision of the VM after this change')
+  revision: z.number().int().describe('Revision of the VM after this change'),
+  devices: z
+    .array(
+      z.object({
+        bdf: z.string(),
+        decision: z.enum(['allow', 'deny']),
+        hardwareValue: Hex16Out.describe('DEVCTL value to write to this device'),
+        guestValue: Hex16Out.describe('DEVCTL value the guest reads back')
+      })
+    )
+    .optional()
+    .describe(
+      'A policy, domain, device or quirk change that makes the policy deny a bit already set: the value to write to each such device of the VM. The exposure it causes ends once the VMM reports each device disabled (device PUT).'
+    )
 };
 
 /** Every state-changing answer. */

@@ -19,6 +19,18 @@ export const QuirkList = z
   .strict()
   .meta({ id: 'QuirkList', examples: [{ quirks: [{ vendorId: '0x8086', deviceId: '0x9a49', flags: ['needs-nosnoop'] }] }] });
 
+export const QuirkListAnswer = z
+  .object({
+    quirks: z.array(QuirkWire).describe('The quirk list in force'),
+    configured: z
+      .object({
+        inForce: z.boolean().describe('False when the configured list differs from the one in force: it is not applied by a restart, only by PUT /v1/quirks'),
+        quirks: z.array(QuirkWire)
+      })
+      .describe('The quirk list the server was started with (QUIRKS_FILE, or the shipped list)')
+  })
+  .meta({ id: 'QuirkListAnswer' });
+
 export const PutQuirksAnswer = z
   .object({
     quirks: z.array(QuirkWire),

@@ -48,8 +48,12 @@ export const DeviceView = z
     function: z.enum(['pf', 'vf']),
     physfn: z.string().nullable(),
     pci: z.boolean(),
-    nosnoop: z.enum(NOSNOOP_STATES).describe('As last reported or decided'),
-    effectiveNosnoop: z.enum(NOSNOOP_STATES).describe("The bit that governs the device (a VF: its PF's)"),
+    nosnoop: z.enum(NOSNOOP_STATES).describe('The state that counts: as last reported, or as decided when the decision made the device more exposed'),
+    pendingNosnoop: z
+      .enum(NOSNOOP_STATES)
+      .nullable()
+      .describe('A less exposed state decided but not yet reported by the VMM (a denied or cleared bit): it counts once a device PUT reports it'),
+    effectiveNosnoop: z.enum(NOSNOOP_STATES).describe("The bit that governs the device (a VF: its PF's when the PF is in this VM, otherwise `unknown`)"),
     mayNoSnoop: z.boolean(),
     devctl: Hex16Out,
     quirks: z.array(z.enum(QUIRK_FLAGS)).describe('Flags of the quirks that matched')
@@ -102,3 +106,16 @@ export const DevctlBody = z
   })
   .strict()
   .meta({ id: 'DevctlWrite', examples: [{ nosnoopEnable: true }, { value: '0x2810' }] });
+
+export const ResetBody = z
+  .object({
+    restoresConfig: z
+      .boolean()
+      .optional()
+      .describe(
+        'Default true: vfio-pci saves and restores config space around every reset it performs (VFIO_DEVICE_RESET, the emulated FLR bit, hot reset), so Enable No Snoop keeps its state and nothing is replayed. False: a reset that does not restore config; the bit returns to 1 unless hardwired to 0 (R1 replay)'
+      )
+  })
+  .strict()
+  .optional()
+  .meta({ id: 'DeviceReset', examples: [{ restoresConfig: false }] });
