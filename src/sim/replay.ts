@@ -31,6 +31,7 @@ import {
   type PciAddress,
   type PinInput,
   type Policy,
+  type PolicyDefaults,
   type PolicyMode,
   type Quirk,
   type RangeInput,
@@ -87,6 +88,8 @@ export interface ModeResult {
 
 export interface ReplayOptions {
   readonly quirks: readonly Quirk[];
+  /** The server's policy defaults (each mode replaces `mode`); absent: the built-in defaults. */
+  readonly defaults?: PolicyDefaults;
   /** Skip the n-th demanded flush (0-based), to show that the model notices. */
   readonly dropFlush?: number;
 }
@@ -134,7 +137,7 @@ class Replay {
 
   constructor(mode: PolicyMode, options: ReplayOptions) {
     this.#mode = mode;
-    this.#state = createState({ ...DEFAULT_POLICY, mode }, options.quirks);
+    this.#state = createState({ ...(options.defaults ?? DEFAULT_POLICY), mode }, options.quirks);
     this.#dropFlush = options.dropFlush ?? -1;
   }
 
@@ -192,7 +195,7 @@ class Replay {
         this.#exposureChanged(e.vm);
         return;
       case 'reset':
-        this.#reset(e.vm, e.bdf);
+        this.#reset(e.vm, e.bdf, e.restoresConfig);
         this.#exposureChanged(e.vm);
         return;
       case 'devctl': {
@@ -234,6 +237,8 @@ class Replay {
     }
     const vm = ('vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined) ?? before;
     this.#perform(result.decision, vm?.arch, vm?.policy);
+    // Bits a policy, domain or device change tells the VMM to clear on other devices of its VM.
+    if ('vmId' in cmd) for (const w of result.decision.devices ?? []) this.#write(cmd.vmId, w.bdf, w.hardwareValue);
     return result;
   }
 
@@ -277,17 +282,28 @@ class Replay {
     });
     if (result === undefined) return;
     this.#devices.set(key(e.vm, e.bdf), hw);
-    // The device is live with its bit as found until the VMM writes what the decision says.
+    const write = result.decision.devctl;
+    if (existing === undefined) {
+      // A new device has bus mastering off until the VMM, having written what the decision says,
+      // hands it to the guest: it cannot DMA before that write.
+      if (write !== undefined) this.#write(e.vm, e.bdf, write.hardwareValue);
+      this.#exposureChanged(e.vm);
+      return;
+    }
+    // A device already in the VM is live with its bit as found until the VMM writes.
     this.#exposureChanged(e.vm);
-    if (result.decision.devctl !== undefined) this.#write(e.vm, e.bdf, result.decision.devctl.hardwareValue);
+    if (write !== undefined) this.#write(e.vm, e.bdf, write.hardwareValue);
   }
 
-  /** FLR or bus reset: the bit returns to its reset default 1 unless hardwired to 0 (R1). */
-  #reset(vmId: VmId, bdf: PciAddress): void {
+  /**
+   * FLR or bus reset (R1). A reset vfio-pci performs restores config space: the bit keeps its
+   * value. One that does not returns it to its default 1 unless hardwired to 0.
+   */
+  #reset(vmId: VmId, bdf: PciAddress, restoresConfig: boolean): void {
     const hw = this.#devices.get(key(vmId, bdf));
-    const result = this.#command({ type: 'reset-device', vmId, bdf });
+    const result = this.#command({ type: 'reset-device', vmId, bdf, restoresConfig });
     if (result === undefined || hw === undefined) return;
-    if (hw.fn === 'pf' && !hw.hardwired) hw.bit = 1;
+    if (!restoresConfig && hw.fn === 'pf' && !hw.hardwired) hw.bit = 1;
     // Out of reset the bit is 1 until the VMM re-applies the policy.
     this.#exposureChanged(vmId);
     if (result.decision.devctl !== undefined) this.#write(vmId, bdf, result.decision.devctl.hardwareValue);
@@ -302,7 +318,7 @@ class Replay {
     if (hw === undefined || hw.fn === 'vf' || hw.hardwired) return;
     hw.bit = (value & DEVCTL_NOSNOOP_EN) !== 0 ? 1 : 0;
     const current = this.#state.vms.get(vmId)?.devices.get(bdf);
-    if (current === undefined || hw.unknown || current.nosnoop === truthful(hw)) return;
+    if (current === undefined || hw.unknown || (current.nosnoop === truthful(hw) && current.pendingNosnoop === null)) return;
     this.#command({ type: 'put-device', vmId, device: { ...current, devctl: value, nosnoop: truthful(hw) } });
   }
 
@@ -431,13 +447,23 @@ class Replay {
     if (this.#samples.length < SAMPLES) this.#samples.push({ kind, event: this.#event, vm, pages, detail });
   }
 
-  /** Whether the hardware may put No-Snoop on the wire for this device. */
+  /**
+   * Whether the hardware may put No-Snoop on the wire for this device. A VF follows its PF's real
+   * bit wherever the PF is: in this VM, in another, or left on the host (where its reset default,
+   * 1, is assumed); a PF quirked ignores-nosnoop-enable makes its VFs ignore the bit too.
+   */
   #emits(hw: HwDevice): boolean {
     const device = this.#state.vms.get(hw.vm)?.devices.get(hw.bdf);
-    if (device !== undefined && this.#state.quirks.flagsFor(device.vendorId, device.deviceId).has('ignores-nosnoop-enable')) return true;
-    if (hw.fn === 'vf' && device?.physfn !== null && device?.physfn !== undefined) {
-      const pf = this.#devices.get(key(hw.vm, device.physfn));
-      if (pf !== undefined) return pf.bit === 1;
+    const ignores = (vendorId: number, deviceId: number): boolean => this.#state.quirks.flagsFor(vendorId, deviceId).has('ignores-nosnoop-enable');
+    if (device !== undefined && ignores(device.vendorId, device.deviceId)) return true;
+    if (hw.fn === 'vf') {
+      if (device?.physfn === null || device?.physfn === undefined) return true;
+      const physfn = device.physfn;
+      const pf = [...this.#devices.values()].find((d) => d.fn === 'pf' && d.bdf === physfn);
+      if (pf === undefined) return true;
+      const pfDevice = this.#state.vms.get(pf.vm)?.devices.get(pf.bdf);
+      if (pfDevice !== undefined && ignores(pfDevice.vendorId, pfDevice.deviceId)) return true;
+      return pf.bit === 1;
     }
     return hw.bit === 1;
   }

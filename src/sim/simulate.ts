@@ -4,7 +4,7 @@
  * same numbers.
  */
 import { createHash } from 'node:crypto';
-import { parseQuirkFile, type PolicyMode, type QuirkWire } from '../domain/index.js';
+import { parseQuirkFile, type PolicyDefaults, type PolicyMode, type QuirkWire } from '../domain/index.js';
 import { generateReferenceTrace, traceText, type ReferenceTraceName } from './reference-traces.js';
 import { replay, type ModeResult } from './replay.js';
 import { parseTrace, TraceError } from './trace.js';
@@ -26,6 +26,8 @@ export interface SimulateTask {
   readonly mode: PolicyMode;
   /** The quirk table, as in the quirk file. */
   readonly quirks: readonly QuirkWire[];
+  /** Policy defaults for what a trace's VMs leave unset (the mode is `mode`). */
+  readonly defaults?: PolicyDefaults;
 }
 
 export type SimulateOutcome =
@@ -43,7 +45,7 @@ export function simulateTask(task: SimulateTask): SimulateOutcome {
   }
   const quirks = parseQuirkFile({ quirks: task.quirks });
   const started = performance.now();
-  const result = replay(trace, task.mode, { quirks });
+  const result = replay(trace, task.mode, { quirks, ...(task.defaults === undefined ? {} : { defaults: task.defaults }) });
   const replayMs = performance.now() - started;
   return {
     ok: true,

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { POLICY_MODES, quirkToWire, type PolicyMode, type Quirk } from '../domain/index.js';
+import { DEFAULT_POLICY, POLICY_MODES, quirkToWire, type OnEnable, type PolicyDefaults, type PolicyMode, type Quirk } from '../domain/index.js';
 import { workerFile } from '../jobs/worker-file.js';
 import type { ModeResult } from './replay.js';
 import { simulateTask, type SimulateOutcome, type SimulateTask, type TraceInfo, type TraceSource } from './simulate.js';
@@ -17,6 +17,8 @@ export interface SimulationResult {
   readonly id: string;
   readonly createdAt: string;
   readonly trace: TraceInfo;
+  /** The policy defaults and quirk list the trace was replayed under (the server's, by default). */
+  readonly config: { readonly onEnable: OnEnable; readonly exemptNeedsNoSnoop: boolean; readonly quirks: number };
   /** One entry per mode, in the order asked. */
   readonly modes: readonly ModeResult[];
   readonly summary: {
@@ -68,10 +70,11 @@ export class Simulator {
   }
 
   /** Replays the trace under each mode. Throws TraceError for a trace that does not parse. */
-  async run(source: TraceSource, quirks: readonly Quirk[], modes: readonly PolicyMode[] = POLICY_MODES): Promise<SimulationResult> {
+  /** Replays the trace under each mode, with `defaults` (the server's) for what a VM leaves unset. */
+  async run(source: TraceSource, quirks: readonly Quirk[], modes: readonly PolicyMode[] = POLICY_MODES, defaults: PolicyDefaults = DEFAULT_POLICY): Promise<SimulationResult> {
     const started = performance.now();
     const wire = quirks.map(quirkToWire);
-    const outcomes = await Promise.all(modes.map((mode) => this.#task({ source, mode, quirks: wire })));
+    const outcomes = await Promise.all(modes.map((mode) => this.#task({ source, mode, quirks: wire, defaults })));
     const done: Extract<SimulateOutcome, { ok: true }>[] = [];
     for (const o of outcomes) {
       if (!o.ok) throw new TraceError(o.line, o.detail);
@@ -91,6 +94,7 @@ export class Simulator {
       id: randomUUID(),
       createdAt: new Date().toISOString(),
       trace: first.trace,
+      config: { onEnable: defaults.onEnable, exemptNeedsNoSnoop: defaults.exemptNeedsNoSnoop, quirks: quirks.length },
       modes: results,
       summary: { safe: results.every((r) => r.violations.total === 0), bytesSavedVsPessimistic: saved },
       timing: { wallMs: Math.round((performance.now() - started) * 10) / 10, replayMs }

@@ -77,7 +77,8 @@ export const TraceLine = z.discriminatedUnion('t', [
     nosnoop: z.enum(NOSNOOP_STATES)
   }),
   z.strictObject({ t: z.literal('delete-device'), vm: Id, bdf: Id }),
-  z.strictObject({ t: z.literal('reset'), vm: Id, bdf: Id }),
+  /** restoresConfig: false for a reset that does not restore config space (default true, as vfio-pci's resets do). */
+  z.strictObject({ t: z.literal('reset'), vm: Id, bdf: Id, restoresConfig: z.boolean().optional() }),
   z.strictObject({ t: z.literal('devctl'), vm: Id, bdf: Id, nosnoopEnable: z.boolean() }),
   z.strictObject({
     t: z.literal('pin'),
@@ -123,7 +124,7 @@ export type TraceEvent =
       readonly nosnoop: NoSnoopState;
     }
   | { readonly t: 'delete-device'; readonly vm: VmId; readonly bdf: PciAddress }
-  | { readonly t: 'reset'; readonly vm: VmId; readonly bdf: PciAddress }
+  | { readonly t: 'reset'; readonly vm: VmId; readonly bdf: PciAddress; readonly restoresConfig: boolean }
   | { readonly t: 'devctl'; readonly vm: VmId; readonly bdf: PciAddress; readonly nosnoopEnable: boolean }
   | { readonly t: 'pin'; readonly vm: VmId; readonly run: Run; readonly memType: MemType; readonly mmio: boolean; readonly domains: readonly DomainId[] | null }
   | { readonly t: 'unpin'; readonly vm: VmId; readonly run: Run }
@@ -227,7 +228,7 @@ export function toEvent(line: TraceLine): TraceEvent {
     case 'delete-device':
       return { t: 'delete-device', vm: parseVmId(line.vm), bdf: parsePciAddress(line.bdf) };
     case 'reset':
-      return { t: 'reset', vm: parseVmId(line.vm), bdf: parsePciAddress(line.bdf) };
+      return { t: 'reset', vm: parseVmId(line.vm), bdf: parsePciAddress(line.bdf), restoresConfig: line.restoresConfig ?? true };
     case 'devctl':
       return { t: 'devctl', vm: parseVmId(line.vm), bdf: parsePciAddress(line.bdf), nosnoopEnable: line.nosnoopEnable };
     case 'pin':

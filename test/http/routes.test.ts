@@ -70,12 +70,17 @@ describe('domains and devices', () => {
     expectProblem(await call('DELETE', '/v1/vms/vm1/domains/d0'), 404, 'UNKNOWN_DOMAIN');
   });
 
-  it('device reset answers R1 with the DEVCTL value to write', async () => {
+  it('device reset answers R1: config restored by default, the DEVCTL value to write when not', async () => {
     await gpuVm(app, 'trap');
-    const res = await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/reset');
+    const restored = await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/reset');
+    expect(restored.status).toBe(200);
+    expect(restored.body).toMatchObject({ flush: { required: false }, reasons: [{ rule: 'R1' }] });
+    expect(restored.body['hardwareValue']).toBeUndefined();
+    const res = await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/reset', { restoresConfig: false });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ decision: 'allow', hardwareValue: '0x2810', guestValue: '0x2810' });
     expect((res.body['reasons'] as { rule: string }[])[0]?.rule).toBe('R1');
+    expectProblem(await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/reset', { restoresConfig: 'no' }), 400, 'VALIDATION_FAILED');
     expectProblem(await call('POST', '/v1/vms/vm1/devices/0000:00:09.0/reset'), 404, 'UNKNOWN_DEVICE');
     expectProblem(await call('POST', '/v1/vms/vm1/devices/00:09.0/reset'), 400, 'INVALID_PCI_ADDRESS');
   });
@@ -87,7 +92,10 @@ describe('domains and devices', () => {
     const revision = (await call('GET', '/v1/vms/vm1')).body['revision'];
     expect(dry.body['revision']).toBe(revision);
     const clear = await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/devctl', { nosnoopEnable: false });
-    expect(clear.body).toMatchObject({ decision: 'allow', hardwareValue: '0x2010', reasons: [{ rule: 'W6' }] });
+    expect(clear.body).toMatchObject({ decision: 'allow', hardwareValue: '0x2010', reasons: [{ rule: 'W6' }, { rule: 'W6' }] });
+    // The clear counts once the VMM reports the hardware reads it.
+    const device = ((await call('GET', '/v1/vms/vm1')).body['devices'] as Record<string, unknown>[])[0];
+    expect(device).toMatchObject({ nosnoop: 'enabled', pendingNosnoop: 'disabled' });
     expectProblem(await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/devctl', {}), 400, 'INVALID_DEVICE');
     expectProblem(await call('POST', '/v1/vms/vm1/devices/0000:00:02.0/devctl', { value: '0x12345' }), 400, 'VALIDATION_FAILED');
   });
@@ -168,8 +176,10 @@ describe('pins, unpins and decisions', () => {
     const before = (await call('GET', '/v1/vms/vm1')).body;
     const map = await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'map', ranges: [{ iova: '0x100000', length: '0x1000', hpa: '0x900000' }] });
     expect(map.body).toMatchObject({ op: 'map', flush: { required: true, bytes: '0x1000' }, results: [{ iova: '0x100000', required: true, rule: 'F1' }] });
-    const unmap = await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x1000', length: '0x1000' }] });
-    expect(unmap.body).toMatchObject({ flush: { required: true, ranges: [{ hpa: '0x11000', length: '0x1000' }] }, results: [{ rule: 'F3', required: true }] });
+    const unmap = await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x0', length: '0x2000' }] });
+    expect(unmap.body).toMatchObject({ flush: { required: true, when: 'after-unmap', ranges: [{ hpa: '0x10000', length: '0x2000' }] }, results: [{ rule: 'F3', required: true }] });
+    // As the unpin would: a range cut in two is refused.
+    expectProblem(await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x1000', length: '0x1000' }] }), 409, 'UNPIN_BISECTS');
     expect((await call('GET', '/v1/vms/vm1')).body).toEqual(before);
   });
 });
@@ -185,7 +195,9 @@ describe('quirks, policy, flush jobs, health, errors', () => {
     const put = await call('PUT', '/v1/quirks', { quirks: [{ vendorId: '0x15b3', deviceId: '0x1017', flags: ['ignores-nosnoop-enable'] }] });
     expect(put.status).toBe(200);
     expect(put.body['vms']).toMatchObject([{ vmId: 'vm1', flush: { bytes: '0x1000' }, reasons: [{ rule: 'F2' }] }]);
-    expect((await call('GET', '/v1/quirks')).body).toEqual({ quirks: [{ vendorId: '0x15b3', deviceId: '0x1017', deviceMask: '0xffff', flags: ['ignores-nosnoop-enable'] }] });
+    const after = await call('GET', '/v1/quirks');
+    expect(after.body['quirks']).toEqual([{ vendorId: '0x15b3', deviceId: '0x1017', deviceMask: '0xffff', flags: ['ignores-nosnoop-enable'] }]);
+    expect(after.body['configured']).toMatchObject({ inForce: false });
     expectProblem(await call('PUT', '/v1/quirks', { quirks: [{ vendorId: '0x15b3', deviceId: '0x1017', flags: [] }] }), 400, 'VALIDATION_FAILED');
   });
 

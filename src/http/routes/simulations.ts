@@ -39,7 +39,8 @@ export default function simulationRoutes(app: FastifyInstance, opts: { simulator
     async (request, reply) => {
       const body = request.body;
       const source = body.reference !== undefined ? { reference: body.reference } : { text: body.trace ?? '' };
-      const result = await simulator.run(source, app.policy.quirks(), body.modes);
+      // Under the server's own defaults and quirk list, so a what-if answers for this server.
+      const result = await simulator.run(source, app.policy.quirks(), body.modes, app.policy.defaults);
       request.log.info({ simulation: result.id, trace: result.trace.name, events: result.trace.events, safe: result.summary.safe }, 'simulation done');
       reply.code(201).header('location', `/v1/simulations/${result.id}`);
       return withLinks(result);

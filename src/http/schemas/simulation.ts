@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { POLICY_MODES } from '../../domain/index.js';
+import { ON_ENABLE, POLICY_MODES } from '../../domain/index.js';
 import { REFERENCE_TRACES } from '../../sim/reference-traces.js';
 
 export const SimulationRequest = z
@@ -50,6 +50,9 @@ export const Simulation = z
       ranges: z.number().int().describe('Pinned and unpinned ranges, repeats expanded'),
       sha256: z.string().describe('SHA-256 of the JSON Lines text replayed')
     }),
+    config: z
+      .object({ onEnable: z.enum(ON_ENABLE), exemptNeedsNoSnoop: z.boolean(), quirks: z.number().int().describe('Entries in the quirk list used') })
+      .describe("The policy defaults and quirk list the trace was replayed under: the server's own"),
     modes: z.array(ModeResult),
     summary: z.object({
       safe: z.boolean().describe('No mode let the model see a hazard'),

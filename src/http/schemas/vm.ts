@@ -117,5 +117,5 @@ export const ResetBody = z
       )
   })
   .strict()
-  .optional()
+  .nullish()
   .meta({ id: 'DeviceReset', examples: [{ restoresConfig: false }] });

@@ -1,0 +1,1072 @@
+/**
+ * A whole host under the policy service, as an adversary sees it: several VMs, each with its own
+ * VMM, share one set of PCI functions and one pool of host pages, and the hardware does what
+ * hardware does, whatever the service believes.
+ *
+ * - Functions exist once on the host, by BDF: physical functions (PFs), some with virtual
+ *   functions (VFs). Each is on the host or assigned to exactly one VM, in one of that VM's IOMMU
+ *   domains or in none yet. A PF and its VF may sit in different VMs, and a PF may stay on (or go
+ *   back to) the host while its VF is assigned.
+ * - A PF's Enable No Snoop bit is a register: reset default 1 unless hardwired to 0, written only
+ *   by the VMM of the VM the PF is assigned to, or by the host while the PF is on the host. A VF's
+ *   own bit is reserved (RsvdP): the VF puts No-Snoop on the wire iff its PF's real bit is 1,
+ *   wherever that PF is, or an ignores-nosnoop-enable quirk names the VF or its PF. A PF whose
+ *   bit the VMM cannot read counts as having it set. The quirk table that is true is the one the
+ *   service acknowledged last (its start-up file, then every put-quirks), never a file it is
+ *   restarted with.
+ * - Each VMM acts on the answers meant for its own VM: it flushes what a decision demands, when it
+ *   says (before-map: before the change takes effect; after-unmap: after the IOMMU unmap, before
+ *   the pages go back to the host), and writes each hardwareValue to its own devices only, late
+ *   (queued, applied at a later step) unless told otherwise. Before it reports a device again
+ *   (a device PUT: attach, move or confirmation) it finishes its queued writes to that device, so
+ *   what it reports is what the hardware reads after every write it was told to do.
+ * - A device put into a domain whose answer carries a hardwareValue keeps bus mastering off until
+ *   its VMM has written that value (SPEC W3: "written before the guest gets the device"); nothing
+ *   else waits for the VMM. In particular a VF keeps running while its PF waits, and a device
+ *   reset without restoring config is back at once with its bit at 1.
+ * - The service may restart between any two steps, over the same store, with other server
+ *   defaults and another quirk file: it must come back with exactly the state it acknowledged.
+ *
+ * After every step, every function that can put No-Snoop on the wire in a non-coherent domain
+ * reads every page it can reach (a leak shows at once). The first time it reaches a page (again
+ * after each flush of it) the guest CPU caches the page clean and the device overwrites it with
+ * No-Snoop, so a stale line shows at release unless the service had the page flushed then.
+ */
+import fc from 'fast-check';
+import {
+  DEVCTL_NOSNOOP_EN,
+  DEVCTL_RESET_DEFAULT,
+  DomainError,
+  defaultQuirksFile,
+  parseDomainId,
+  parsePciAddress,
+  parseQuirkFile,
+  parseVmId,
+  POLICY_MODES,
+  QuirkTable,
+  type Arch,
+  type Command,
+  type Decision,
+  type DeviceInput,
+  type DomainId,
+  type MemType,
+  type NoSnoopState,
+  type OnEnable,
+  type PciAddress,
+  type PolicyDefaults,
+  type PolicyInput,
+  type PolicyMode,
+  type Quirk,
+  type VmId
+} from '../../src/domain/index.js';
+import { PolicyService, type Applied } from '../../src/service/policy-service.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { CoherencyModel } from './coherency-model.js';
+import { checkFlagInvariant, digest } from './simulation.js';
+
+// ---- the host's hardware ---------------------------------------------------------------------
+
+export type FnKind = 'igpu' | 'nic' | 'bad';
+
+/** What a VMM reads back from a VF's reserved bit: 0 (RsvdP), its PF's bit, or nothing it trusts. */
+export type VfReport = 'disabled' | 'pf-bit' | 'unknown';
+
+export interface PfSpec {
+  readonly kind: FnKind;
+  readonly hardwired: boolean;
+  /** The VMM cannot read the bit: it reports `unknown`, and the bit counts as set. */
+  readonly unreadable: boolean;
+  /** The bit as the host left it. */
+  readonly bit: 0 | 1;
+  /** One entry per VF of this PF: what the VMM reports for it. */
+  readonly vfs: readonly VfReport[];
+}
+
+/** Vendor and device ids of each kind's PF and VF (SR-IOV VFs usually have a device id of their own). */
+const IDS: Record<FnKind, { pf: readonly [number, number]; vf: readonly [number, number] }> = {
+  igpu: { pf: [0x8086, 0x9a49], vf: [0x8086, 0x9a49] }, // needs-nosnoop in the default quirk file
+  nic: { pf: [0x15b3, 0x1017], vf: [0x15b3, 0x1018] },
+  bad: { pf: [0x1d0f, 0x0001], vf: [0x1d0f, 0x0002] }
+};
+
+function quirk(ids: readonly [number, number], flag: Quirk['flags'][number]): Quirk {
+  return { vendorId: ids[0], deviceId: ids[1], deviceMask: 0xffff, flags: [flag] };
+}
+
+const DEFAULT_QUIRKS = parseQuirkFile(defaultQuirksFile);
+const BAD_PF_IGNORES = quirk(IDS.bad.pf, 'ignores-nosnoop-enable');
+const BAD_VF_IGNORES = quirk(IDS.bad.vf, 'ignores-nosnoop-enable');
+const NIC_PF_IGNORES = quirk(IDS.nic.pf, 'ignores-nosnoop-enable');
+
+/**
+ * The quirk tables a service may start with, be restarted with, or be given by put-quirks. Table
+ * 0 quirks only the bad PF (its VFs follow it); table 4 quirks the NIC PF, whose VFs may sit in
+ * other VMs; table 3 is empty, not even the iGPU is needs-nosnoop.
+ */
+export const HOST_QUIRK_TABLES: readonly (readonly Quirk[])[] = [
+  [...DEFAULT_QUIRKS, BAD_PF_IGNORES],
+  DEFAULT_QUIRKS,
+  [...DEFAULT_QUIRKS, BAD_PF_IGNORES, BAD_VF_IGNORES, quirk(IDS.nic.pf, 'needs-nosnoop'), quirk(IDS.nic.vf, 'needs-nosnoop')],
+  [],
+  [...DEFAULT_QUIRKS, NIC_PF_IGNORES]
+];
+
+export const VM_IDS: readonly VmId[] = ['vm0', 'vm1', 'vm2'].map(parseVmId);
+const ARCHES: readonly Arch[] = ['x86_64', 'aarch64', 'x86_64'];
+export const DOMAIN_IDS: readonly DomainId[] = ['d0', 'd1', 'd2'].map(parseDomainId);
+/** How many functions the generated topologies have: PF0 with 2 VFs, PF1 with 1, PF2 with none. */
+export const FUNCTIONS = 6;
+const RAM_BASE = 0x1000;
+const MMIO_BASE = 0x10_0000;
+const DEVCTL_BCR_FLR = 0x8000;
+
+/** One PCI function of the host, as the hardware has it. */
+interface HostFn {
+  readonly index: number;
+  readonly bdf: PciAddress;
+  readonly fn: 'pf' | 'vf';
+  /** A VF's PF. */
+  readonly pf: HostFn | null;
+  readonly vendorId: number;
+  readonly deviceId: number;
+  readonly hardwired: boolean;
+  readonly unreadable: boolean;
+  /** A VF: what its VMM reports for it. */
+  readonly report: VfReport | null;
+  /** A PF: the real Enable No Snoop bit. */
+  bit: 0 | 1;
+  /** A PF: the real DEVCTL register. */
+  devctl: number;
+  /** The VM it is assigned to (index into VM_IDS); null: on the host. */
+  vm: number | null;
+  /** Its IOMMU domain in that VM; null: none yet. */
+  domain: number | null;
+  /** Handed to the guest: bus mastering may be on. */
+  live: boolean;
+}
+
+interface HostVm {
+  exists: boolean;
+  /** Domain index -> enforces cache coherency. */
+  readonly domains: Map<number, boolean>;
+}
+
+interface HostPin {
+  readonly vm: number;
+  readonly iova: number;
+  readonly pages: number;
+  readonly hpa: number;
+  readonly mmio: boolean;
+  /** The domains it maps into; null: every domain of the VM, present and future (VFIO type1). */
+  domains: number[] | null;
+  /** Pages the adversary has already cached clean and overwritten with No-Snoop. */
+  readonly probed: Set<number>;
+}
+
+interface PendingWrite {
+  readonly fn: HostFn;
+  /** The VM whose VMM owes the write. */
+  readonly vm: number;
+  readonly value: number;
+  /** The write that ends the bus-mastering-off window after a device is put into a domain. */
+  readonly attach: boolean;
+}
+
+// ---- what the VMM reads from an answer --------------------------------------------------------
+
+/**
+ * The parts of a decision a VMM acts on, typed here so this model reads fields the core may add
+ * (`flush.when`, `devices`) whatever its Decision type says today.
+ */
+interface VmmDecision {
+  readonly flush: {
+    readonly required: boolean;
+    readonly ranges: readonly { readonly hpa: number; readonly pages: number }[];
+    readonly cause: string | null;
+    readonly when?: 'before-map' | 'after-unmap' | null;
+  };
+  readonly devctl?: { readonly decision: string; readonly hardwareValue: number; readonly guestValue: number };
+  readonly devices?: readonly { readonly bdf: string; readonly decision: string; readonly hardwareValue: number; readonly guestValue: number }[];
+}
+
+function whenOf(flush: VmmDecision['flush']): 'before-map' | 'after-unmap' | null {
+  if (!flush.required) return null;
+  if (flush.when !== undefined && flush.when !== null) return flush.when;
+  return flush.cause === 'pin' || flush.cause === 'replay' ? 'before-map' : 'after-unmap';
+}
+
+// ---- events ------------------------------------------------------------------------------------
+
+export type HostEvent =
+  /** put-vm: create, or change a live VM's policy. A null field is left to the server defaults. */
+  | { t: 'vm'; vm: number; mode: PolicyMode | null; onEnable: OnEnable | null; exempt: boolean | null }
+  | { t: 'delete-vm'; vm: number }
+  /** put-domain: create, or flip coherent <-> non-coherent. */
+  | { t: 'domain'; vm: number; dom: number; coherent: boolean }
+  | { t: 'delete-domain'; vm: number; dom: number }
+  /** Put a function into a VM and domain (null: none), from the host, another VM, or another domain. */
+  | { t: 'assign'; fn: number; vm: number; dom: number | null }
+  /** delete-device: the function goes back to the host. */
+  | { t: 'unassign'; fn: number }
+  /** The host sets the bit of a PF that is on the host. */
+  | { t: 'host-bit'; fn: number; bit: 0 | 1 }
+  /** A guest DEVCTL write (nosnoopEnable, or a whole 16-bit value), or its dry run. */
+  | { t: 'devctl'; fn: number; enable: boolean; dryRun: boolean; value: number | null }
+  | { t: 'reset'; fn: number; restoresConfig: boolean }
+  /** A VMM performs the oldest queued write to one device. */
+  | { t: 'hw-write'; pick: number }
+  /** A VMM finishes its writes to a device and reports what it reads back (device PUT). */
+  | { t: 'confirm'; fn: number }
+  | { t: 'pin'; vm: number; slot: number; pages: number; doms: number[] | null; mmio: MemType | null }
+  | { t: 'unpin'; vm: number; pick: number; how: 'exact' | 'span' | 'random' }
+  | { t: 'dma'; fn: number; pick: number; off: number; write: boolean; ns: boolean }
+  | { t: 'cpu'; vm: number; pick: number; off: number; write: boolean }
+  | { t: 'evict'; page: number }
+  | { t: 'quirks'; table: number }
+  /** The service restarts over the same store with these server defaults and quirk file. */
+  | { t: 'restart'; defaults: PolicyDefaults; table: number };
+
+export interface HostConfig {
+  /** Server defaults the service starts with. */
+  readonly defaults: PolicyDefaults;
+  /** Index into HOST_QUIRK_TABLES: the quirk file the service starts with. */
+  readonly table: number;
+}
+
+export interface Scenario {
+  readonly pfs: readonly PfSpec[];
+  readonly config: HostConfig;
+  readonly events: readonly HostEvent[];
+}
+
+export interface HostOptions {
+  /** Index of the demanded flush to skip, to show the model notices. */
+  readonly drop?: number;
+  /** 'late' (default): hardware writes wait in the VMM's queue for a later step; 'immediate': done at once. */
+  readonly writes?: 'late' | 'immediate';
+  /** A lying VMM: it reports a clear as done (device PUT, disabled) before writing it. */
+  readonly earlyConfirm?: boolean;
+}
+
+/** What a run counts, to show the sequences exercise what they claim to. */
+export interface HostStats {
+  restarts: number;
+  lateWrites: number;
+  confirms: number;
+  coldResets: number;
+  quirkChanges: number;
+  /** Attaches whose answer made the device wait for its VMM's write. */
+  attachWaits: number;
+  /** Steps with a VF handed to a guest whose PF is in another VM or on the host. */
+  split: number;
+  /** Writes an answer asked of a VMM for a device that is not in its VM (it cannot do them). */
+  foreignWrites: number;
+  policyChanges: number;
+}
+
+export class HostSimulation {
+  readonly model = new CoherencyModel();
+  /** Pages of every demanded flush, in order, the dropped one included. */
+  readonly flushes: number[] = [];
+  /** Answers that break a rule outright, whether or not the hardware noticed. */
+  readonly ruleViolations: string[] = [];
+  /** Restarts after which the service held another state than the one it had acknowledged. */
+  readonly restartMismatches: string[] = [];
+  /** Commands the service refused, by error code. */
+  readonly rejected = new Map<string, number>();
+  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, foreignWrites: 0, policyChanges: 0 };
+  /** The last accepted command's answer (for the named cases). */
+  last: Applied | undefined;
+
+  readonly #store = new MemoryStore();
+  #service: PolicyService;
+  readonly #fns: HostFn[] = [];
+  readonly #byBdf = new Map<string, HostFn>();
+  readonly #vms: HostVm[] = VM_IDS.map(() => ({ exists: false, domains: new Map<number, boolean>() }));
+  #pins: HostPin[] = [];
+  #queue: PendingWrite[] = [];
+  /** Devices a lying VMM is about to report clear. */
+  #lies: HostFn[] = [];
+  #lying = false;
+  /** The quirk table that is true: the one the service acknowledged last. */
+  #quirks: QuirkTable;
+  #free: number[] = [];
+  #nextRam = RAM_BASE;
+  #nextMmio = MMIO_BASE;
+  #now = 0;
+  readonly #drop: number;
+  readonly #writes: 'late' | 'immediate';
+  readonly #earlyConfirm: boolean;
+
+  constructor(pfs: readonly PfSpec[], config: HostConfig, options: HostOptions = {}) {
+    this.#drop = options.drop ?? -1;
+    this.#writes = options.writes ?? 'late';
+    this.#earlyConfirm = options.earlyConfirm ?? false;
+    pfs.forEach((spec, p) => {
+      const pf = this.#addFn(`0000:0${p + 1}:00.0`, 'pf', null, IDS[spec.kind].pf, spec, null);
+      spec.vfs.forEach((report, v) => this.#addFn(`0000:0${p + 1}:00.${v + 1}`, 'vf', pf, IDS[spec.kind].vf, spec, report));
+    });
+    const quirks = tableOf(config.table);
+    this.#quirks = new QuirkTable(quirks);
+    this.#service = this.#newService(config.defaults, quirks);
+  }
+
+  /** Plays a whole scenario and tears every VM down, so every page goes back to the host and is checked. */
+  static async play(scenario: Scenario, options: HostOptions = {}): Promise<HostSimulation> {
+    const sim = new HostSimulation(scenario.pfs, scenario.config, options);
+    await sim.run(scenario.events);
+    await sim.finish();
+    return sim;
+  }
+
+  get service(): PolicyService {
+    return this.#service;
+  }
+
+  /** The BDF of function `index` (PFs first, each followed by its VFs). */
+  bdf(index: number): PciAddress {
+    return this.#fn(index).bdf;
+  }
+
+  /** No leak, no stale line, no broken rule, no restart that changed the state. */
+  get clean(): boolean {
+    return this.model.violations.length === 0 && this.ruleViolations.length === 0 && this.restartMismatches.length === 0;
+  }
+
+  async run(events: readonly HostEvent[]): Promise<this> {
+    for (const e of events) await this.step(e);
+    return this;
+  }
+
+  async step(e: HostEvent): Promise<void> {
+    // A service with a store answers nothing before it has loaded it (here: an empty log).
+    if (!this.#service.ready.state) await this.#service.restore();
+    await this.#dispatch(e);
+    await this.#tellLies();
+    this.#checkBeliefs();
+    this.#sweep();
+  }
+
+  async finish(): Promise<this> {
+    if (!this.#service.ready.state) await this.#service.restore();
+    for (let vm = 0; vm < VM_IDS.length; vm++) if (this.#vms[vm]?.exists === true) await this.#deleteVm(vm);
+    return this;
+  }
+
+  #addFn(bdf: string, fn: 'pf' | 'vf', pf: HostFn | null, ids: readonly [number, number], spec: PfSpec, report: VfReport | null): HostFn {
+    const hardwired = fn === 'pf' && spec.hardwired;
+    const bit = hardwired ? 0 : spec.bit;
+    const f: HostFn = {
+      index: this.#fns.length,
+      bdf: parsePciAddress(bdf),
+      fn,
+      pf,
+      vendorId: ids[0],
+      deviceId: ids[1],
+      hardwired,
+      unreadable: fn === 'pf' && spec.unreadable,
+      report,
+      bit,
+      devctl: bit === 1 ? DEVCTL_RESET_DEFAULT : DEVCTL_RESET_DEFAULT & ~DEVCTL_NOSNOOP_EN,
+      vm: null,
+      domain: null,
+      live: false
+    };
+    this.#fns.push(f);
+    this.#byBdf.set(f.bdf, f);
+    return f;
+  }
+
+  #newService(defaults: PolicyDefaults, quirks: readonly Quirk[]): PolicyService {
+    // One clock across restarts: a restarted service must not go back in time.
+    return new PolicyService({ defaults, quirks, store: this.#store, clock: () => ++this.#now });
+  }
+
+  #fn(index: number): HostFn {
+    return this.#fns[index % this.#fns.length] as HostFn;
+  }
+
+  #vm(index: number): HostVm {
+    return this.#vms[index % this.#vms.length] as HostVm;
+  }
+
+  // ---- what the hardware does ------------------------------------------------------------------
+
+  #ignores(f: HostFn): boolean {
+    return this.#quirks.flagsFor(f.vendorId, f.deviceId).has('ignores-nosnoop-enable');
+  }
+
+  /** A PF's bit as the hardware has it; one the VMM cannot read counts as set. */
+  #bitSet(pf: HostFn): boolean {
+    return pf.unreadable || (!pf.hardwired && pf.bit === 1);
+  }
+
+  /** Whether the function may set the No-Snoop attribute on its transactions. */
+  #emits(f: HostFn): boolean {
+    if (this.#ignores(f)) return true;
+    if (f.pf !== null) return this.#ignores(f.pf) || this.#bitSet(f.pf);
+    return this.#bitSet(f);
+  }
+
+  /** Handed to a guest, in a domain that does not force snooping, and able to emit No-Snoop. */
+  #noSnoops(f: HostFn): boolean {
+    if (!f.live || f.vm === null || f.domain === null) return false;
+    return this.#vm(f.vm).domains.get(f.domain) === false && this.#emits(f);
+  }
+
+  #maps(pin: HostPin, vm: number, domain: number): boolean {
+    return pin.vm === vm && this.#vm(vm).domains.has(domain) && (pin.domains === null || pin.domains.includes(domain));
+  }
+
+  /** RAM pins the function's DMA reaches. */
+  #reachable(f: HostFn): HostPin[] {
+    const vm = f.vm;
+    const domain = f.domain;
+    if (!f.live || vm === null || domain === null) return [];
+    return this.#pins.filter((p) => !p.mmio && this.#maps(p, vm, domain));
+  }
+
+  /** What the VMM reads back from the function. */
+  #readBack(f: HostFn): NoSnoopState {
+    if (f.pf !== null) {
+      if (f.report === 'pf-bit') return this.#readBack(f.pf);
+      return f.report ?? 'unknown';
+    }
+    if (f.unreadable) return 'unknown';
+    if (f.hardwired) return 'hardwired-zero';
+    return f.bit === 1 ? 'enabled' : 'disabled';
+  }
+
+  #deviceInput(f: HostFn, domain: number | null, lie?: NoSnoopState): DeviceInput {
+    const readable = f.fn === 'pf' && !f.unreadable;
+    const devctl = lie === undefined ? f.devctl : f.devctl & ~DEVCTL_NOSNOOP_EN;
+    return {
+      bdf: f.bdf,
+      domainId: domain === null ? null : (DOMAIN_IDS[domain] as DomainId),
+      vendorId: f.vendorId,
+      deviceId: f.deviceId,
+      function: f.fn,
+      physfn: f.pf?.bdf ?? null,
+      nosnoop: lie ?? this.#readBack(f),
+      ...(readable ? { devctl } : {})
+    };
+  }
+
+  // ---- events ----------------------------------------------------------------------------------
+
+  async #dispatch(e: HostEvent): Promise<void> {
+    switch (e.t) {
+      case 'vm':
+        return this.#putVm(e);
+      case 'delete-vm':
+        return this.#deleteVm(e.vm % VM_IDS.length);
+      case 'domain':
+        return this.#putDomain(e);
+      case 'delete-domain':
+        return this.#deleteDomain(e);
+      case 'assign':
+        return this.#assign(this.#fn(e.fn), e.vm % VM_IDS.length, e.dom);
+      case 'unassign':
+        return this.#unassign(this.#fn(e.fn));
+      case 'host-bit': {
+        // Only while the PF is on the host: then nobody's VMM owns it, and the host may set anything.
+        const f = this.#fn(e.fn);
+        if (f.fn === 'pf' && f.vm === null && !f.hardwired) this.#setBit(f, e.bit === 1 ? f.devctl | DEVCTL_NOSNOOP_EN : f.devctl & ~DEVCTL_NOSNOOP_EN);
+        return;
+      }
+      case 'devctl':
+        return this.#devctl(e);
+      case 'reset':
+        return this.#reset(e);
+      case 'hw-write': {
+        const owing = [...new Set(this.#queue.map((w) => w.fn))];
+        const f = owing[e.pick % Math.max(1, owing.length)];
+        const w = this.#queue.find((x) => x.fn === f);
+        if (w !== undefined) this.#perform(w);
+        return;
+      }
+      case 'confirm': {
+        const f = this.#fn(e.fn);
+        if (f.vm === null) return;
+        this.stats.confirms++;
+        return this.#put(f, f.vm, f.domain);
+      }
+      case 'pin':
+        return this.#pin(e);
+      case 'unpin':
+        return this.#unpin(e);
+      case 'dma':
+        return this.#dma(e);
+      case 'cpu': {
+        const vmId = VM_IDS[e.vm % VM_IDS.length] as VmId;
+        const pin = pick(this.#pins.filter((p) => p.vm === e.vm % VM_IDS.length && !p.mmio), e.pick);
+        if (pin === undefined) return;
+        const page = pin.hpa + (e.off % pin.pages);
+        if (e.write) this.model.cpuWrite(page, vmId);
+        else this.model.cpuRead(page);
+        return;
+      }
+      case 'evict':
+        this.model.evict(RAM_BASE + (e.page % Math.max(1, this.#nextRam - RAM_BASE)));
+        return;
+      case 'quirks':
+        return this.#putQuirks(e.table);
+      case 'restart':
+        return this.#restart(e.defaults, e.table);
+    }
+  }
+
+  /** Runs a command on the service; a refusal (DomainError) changes nothing, on either side. */
+  async #command(cmd: Command): Promise<Applied | undefined> {
+    try {
+      this.last = await this.#service.apply(cmd);
+      return this.last;
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      this.rejected.set(err.code, (this.rejected.get(err.code) ?? 0) + 1);
+      return undefined;
+    }
+  }
+
+  /**
+   * Carries out answers, each for the VMM of its VM: the before-map flushes, then the change
+   * itself (`change` returns the pins it unmapped), then the after-unmap flushes, then the pages
+   * go back to the host, then the device writes the answers ask of each VMM are queued.
+   */
+  #act(answers: readonly (readonly [number, Decision])[], change: () => readonly HostPin[] = () => []): void {
+    const decisions = answers.map(([vm, d]) => [vm, d as VmmDecision] as const);
+    for (const [, d] of decisions) if (whenOf(d.flush) === 'before-map') this.#flush(d.flush);
+    const unmapped = change();
+    for (const [, d] of decisions) if (whenOf(d.flush) === 'after-unmap') this.#flush(d.flush);
+    for (const pin of unmapped) {
+      if (pin.mmio) continue;
+      for (let p = pin.hpa; p < pin.hpa + pin.pages; p++) {
+        this.model.release(p);
+        this.#free.push(p);
+      }
+    }
+    for (const [vm, d] of decisions) {
+      for (const w of d.devices ?? []) {
+        const f = this.#byBdf.get(w.bdf);
+        if (f === undefined) this.ruleViolations.push(`an answer asks VM ${VM_IDS[vm]} to write ${w.bdf}, which is no function of this host`);
+        else if (f.vm !== vm) this.stats.foreignWrites++;
+        else this.#queueWrite(f, vm, w.hardwareValue, false);
+      }
+    }
+  }
+
+  #flush(flush: VmmDecision['flush']): void {
+    const index = this.flushes.length;
+    this.flushes.push(flush.ranges.reduce((n, r) => n + r.pages, 0));
+    if (index === this.#drop) return;
+    for (const r of flush.ranges) {
+      for (let p = r.hpa; p < r.hpa + r.pages; p++) this.model.flush(p);
+      // A flushed page has no line left: let the adversary cache it clean and overwrite it again.
+      for (const pin of this.#pins) {
+        if (pin.hpa < r.hpa + r.pages && r.hpa < pin.hpa + pin.pages) for (let p = r.hpa; p < r.hpa + r.pages; p++) pin.probed.delete(p);
+      }
+    }
+  }
+
+  // ---- the VMM's device writes -------------------------------------------------------------------
+
+  #queueWrite(f: HostFn, vm: number, value: number, attach: boolean): void {
+    if ((value & DEVCTL_NOSNOOP_EN) !== 0 && this.#readBack(f) === 'hardwired-zero') {
+      this.ruleViolations.push(`hardwareValue 0x${value.toString(16)} sets bit 11 on ${f.bdf}, which is hardwired-zero`);
+    }
+    const w: PendingWrite = { fn: f, vm, value, attach };
+    this.#queue.push(w);
+    if (this.#writes === 'immediate') {
+      this.#perform(w);
+      return;
+    }
+    const lie = this.#earlyConfirm && !this.#lying && !attach && (value & DEVCTL_NOSNOOP_EN) === 0;
+    if (lie && f.fn === 'pf' && !f.unreadable && !f.hardwired && f.bit === 1) this.#lies.push(f);
+  }
+
+  /** The VMM writes DEVCTL: a VF's bit is reserved, a hardwired bit does not stick, Initiate FLR is never stored. */
+  #perform(w: PendingWrite): void {
+    this.#queue = this.#queue.filter((x) => x !== w);
+    const f = w.fn;
+    if (f.vm !== w.vm) return;
+    if (this.#writes === 'late') this.stats.lateWrites++;
+    if (f.fn === 'pf') this.#setBit(f, w.value);
+    if (w.attach && f.domain !== null && !this.#queue.some((x) => x.fn === f && x.attach)) f.live = true;
+  }
+
+  #setBit(f: HostFn, value: number): void {
+    const bit = f.hardwired || (value & DEVCTL_NOSNOOP_EN) === 0 ? 0 : 1;
+    f.bit = bit;
+    f.devctl = (value & ~(DEVCTL_BCR_FLR | DEVCTL_NOSNOOP_EN)) | (bit === 1 ? DEVCTL_NOSNOOP_EN : 0);
+  }
+
+  /** The VMM finishes every write it owes the device, oldest first. */
+  #drain(f: HostFn): void {
+    for (let w = this.#queue.find((x) => x.fn === f); w !== undefined; w = this.#queue.find((x) => x.fn === f)) this.#perform(w);
+  }
+
+  /** A lying VMM reports each clear it was told to write as done, before writing it. */
+  async #tellLies(): Promise<void> {
+    while (this.#lies.length > 0) {
+      const f = this.#lies.shift() as HostFn;
+      if (f.vm === null) continue;
+      this.#lying = true;
+      try {
+        await this.#put(f, f.vm, f.domain, 'disabled');
+      } finally {
+        this.#lying = false;
+      }
+    }
+  }
+
+  #toHost(f: HostFn): void {
+    // The VMM closed the device: what it still owed the device, it will never write.
+    this.#queue = this.#queue.filter((w) => w.fn !== f);
+    f.vm = null;
+    f.domain = null;
+    f.live = false;
+  }
+
+  // ---- commands, each with what the real world does around it ----------------------------------
+
+  async #putVm(e: Extract<HostEvent, { t: 'vm' }>): Promise<void> {
+    const vm = e.vm % VM_IDS.length;
+    const policy: PolicyInput = {
+      ...(e.mode === null ? {} : { mode: e.mode }),
+      ...(e.onEnable === null ? {} : { onEnable: e.onEnable }),
+      ...(e.exempt === null ? {} : { exemptNeedsNoSnoop: e.exempt })
+    };
+    const existed = this.#vm(vm).exists;
+    const result = await this.#command({ type: 'put-vm', vmId: VM_IDS[vm] as VmId, arch: ARCHES[vm] as Arch, policy });
+    if (result === undefined) return;
+    if (existed) this.stats.policyChanges++;
+    this.#act([[vm, result.decision]], () => {
+      this.#vm(vm).exists = true;
+      return [];
+    });
+  }
+
+  async #deleteVm(vm: number): Promise<void> {
+    const result = await this.#command({ type: 'delete-vm', vmId: VM_IDS[vm] as VmId });
+    if (result === undefined) return;
+    this.#act([[vm, result.decision]], () => {
+      for (const f of this.#fns) if (f.vm === vm) this.#toHost(f);
+      this.#vm(vm).exists = false;
+      this.#vm(vm).domains.clear();
+      return this.#unmap((p) => p.vm === vm);
+    });
+  }
+
+  async #putDomain(e: Extract<HostEvent, { t: 'domain' }>): Promise<void> {
+    const vm = e.vm % VM_IDS.length;
+    const dom = e.dom % DOMAIN_IDS.length;
+    const result = await this.#command({ type: 'put-domain', vmId: VM_IDS[vm] as VmId, domainId: DOMAIN_IDS[dom] as DomainId, enforceCacheCoherency: e.coherent });
+    if (result === undefined) return;
+    // A flip to non-coherent exposes at once: its replay flush comes first (#act), then the flip.
+    this.#act([[vm, result.decision]], () => {
+      this.#vm(vm).domains.set(dom, e.coherent);
+      return [];
+    });
+  }
+
+  async #deleteDomain(e: Extract<HostEvent, { t: 'delete-domain' }>): Promise<void> {
+    const vm = e.vm % VM_IDS.length;
+    const dom = e.dom % DOMAIN_IDS.length;
+    const result = await this.#command({ type: 'delete-domain', vmId: VM_IDS[vm] as VmId, domainId: DOMAIN_IDS[dom] as DomainId });
+    if (result === undefined) return;
+    this.#act([[vm, result.decision]], () => {
+      for (const f of this.#fns) {
+        if (f.vm !== vm || f.domain !== dom) continue;
+        this.ruleViolations.push(`domain ${DOMAIN_IDS[dom]} of ${VM_IDS[vm]} was removed with ${f.bdf} still attached`);
+        f.domain = null;
+        f.live = false;
+      }
+      const domains = this.#vm(vm).domains;
+      domains.delete(dom);
+      // The last domain unmaps everything (VFIO type1); otherwise only pins that named nothing else.
+      return this.#unmap((p) => {
+        if (p.vm !== vm) return false;
+        if (domains.size === 0) return true;
+        if (p.domains === null) return false;
+        p.domains = p.domains.filter((d) => d !== dom);
+        return p.domains.length === 0;
+      });
+    });
+  }
+
+  async #assign(f: HostFn, vm: number, dom: number | null): Promise<void> {
+    if (f.vm !== null && f.vm !== vm) {
+      await this.#unassign(f);
+      if (f.vm !== null) return;
+    }
+    await this.#put(f, vm, dom);
+  }
+
+  /**
+   * A device PUT: attach (from the host), move to another domain, or report again. The VMM first
+   * finishes what it owes the device, then reports what it reads (a lying VMM reports `lie`).
+   */
+  async #put(f: HostFn, vm: number, dom: number | null, lie?: NoSnoopState): Promise<void> {
+    if (lie === undefined) this.#drain(f);
+    const attach = dom !== null && (f.vm !== vm || f.domain !== dom);
+    const result = await this.#command({ type: 'put-device', vmId: VM_IDS[vm] as VmId, device: this.#deviceInput(f, dom, lie) });
+    if (result === undefined) return;
+    const out = (result.decision as VmmDecision).devctl;
+    this.#act([[vm, result.decision]], () => {
+      f.vm = vm;
+      f.domain = dom;
+      // Put into a domain with a value to write: bus mastering stays off until the VMM wrote it.
+      if (dom === null) f.live = false;
+      else if (attach) f.live = out === undefined;
+      return [];
+    });
+    if (out === undefined) return;
+    if (attach) this.stats.attachWaits++;
+    this.#queueWrite(f, vm, out.hardwareValue, attach);
+  }
+
+  async #unassign(f: HostFn): Promise<void> {
+    const vm = f.vm;
+    if (vm === null) return;
+    const result = await this.#command({ type: 'delete-device', vmId: VM_IDS[vm] as VmId, bdf: f.bdf });
+    if (result === undefined) return;
+    // Back on the host the PF keeps the bit it had; a host-bit event may change it from there.
+    this.#act([[vm, result.decision]], () => {
+      this.#toHost(f);
+      return [];
+    });
+  }
+
+  async #devctl(e: Extract<HostEvent, { t: 'devctl' }>): Promise<void> {
+    const f = this.#fn(e.fn);
+    const vm = f.vm;
+    if (vm === null) return;
+    const write = e.value === null ? { nosnoopEnable: e.enable } : { value: e.enable ? e.value | DEVCTL_NOSNOOP_EN : e.value & ~DEVCTL_NOSNOOP_EN };
+    const cmd: Command = { type: 'devctl', vmId: VM_IDS[vm] as VmId, bdf: f.bdf, write, dryRun: e.dryRun };
+    if (e.dryRun) {
+      const before = this.#snapshot();
+      const result = await this.#command(cmd);
+      if (result !== undefined && this.#snapshot() !== before) this.ruleViolations.push(`a dry-run devctl on ${f.bdf} changed the state`);
+      return;
+    }
+    const result = await this.#command(cmd);
+    if (result === undefined) return;
+    const out = (result.decision as VmmDecision).devctl;
+    // An allowed enable replays first (#act): the bit reaches the hardware only after the flush.
+    this.#act([[vm, result.decision]]);
+    if (out === undefined) {
+      this.ruleViolations.push(`a devctl decision for ${f.bdf} without a devctl outcome`);
+      return;
+    }
+    this.#queueWrite(f, vm, out.hardwareValue, false);
+  }
+
+  async #reset(e: Extract<HostEvent, { t: 'reset' }>): Promise<void> {
+    const f = this.#fn(e.fn);
+    const vm = f.vm;
+    if (vm === null) return;
+    const cmd = { type: 'reset-device', vmId: VM_IDS[vm] as VmId, bdf: f.bdf, restoresConfig: e.restoresConfig } as Command;
+    const result = await this.#command(cmd);
+    if (result === undefined) return;
+    if (!e.restoresConfig) this.stats.coldResets++;
+    // vfio-pci restores config around its own resets (the bit keeps its value, no DMA meanwhile);
+    // a reset that does not restore it leaves a PF's bit at its default 1 (a VF's FLR leaves the PF alone).
+    this.#act([[vm, result.decision]], () => {
+      if (!e.restoresConfig && f.fn === 'pf') this.#setBit(f, DEVCTL_RESET_DEFAULT);
+      return [];
+    });
+    const out = (result.decision as VmmDecision).devctl;
+    if (out !== undefined) this.#queueWrite(f, vm, out.hardwareValue, false);
+  }
+
+  async #pin(e: Extract<HostEvent, { t: 'pin' }>): Promise<void> {
+    const vm = e.vm % VM_IDS.length;
+    const vmId = VM_IDS[vm] as VmId;
+    const mmio = e.mmio !== null;
+    const hpa = mmio ? this.#allocMmio(e.pages) : this.#allocRam(e.pages);
+    // The host hands the pages over zeroed through the cache: dirty lines, old data in DRAM.
+    if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.model.hostZero(p, vmId);
+    const iova = e.slot * 3;
+    const domains = e.doms === null ? null : [...new Set(e.doms.map((d) => d % DOMAIN_IDS.length))];
+    const result = await this.#command({
+      type: 'pin',
+      vmId,
+      ranges: [{ iova, pages: e.pages, hpa, mmio, memType: e.mmio ?? 'WB', domains: domains?.map((d) => DOMAIN_IDS[d] as DomainId) ?? null }]
+    });
+    if (result === undefined) {
+      if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#free.push(p);
+      return;
+    }
+    this.#act([[vm, result.decision]], () => {
+      this.#pins.push({ vm, iova, pages: e.pages, hpa, mmio, domains, probed: new Set() });
+      return [];
+    });
+  }
+
+  async #unpin(e: Extract<HostEvent, { t: 'unpin' }>): Promise<void> {
+    const vm = e.vm % VM_IDS.length;
+    const mine = this.#pins.filter((p) => p.vm === vm).sort((a, b) => a.iova - b.iova);
+    let iova = e.pick % 100;
+    let pages = 1 + (e.pick % 3);
+    const a = pick(mine, e.pick);
+    if (e.how !== 'random' && a !== undefined) {
+      iova = a.iova;
+      pages = a.pages;
+      const b = mine[mine.indexOf(a) + 1];
+      if (e.how === 'span' && b !== undefined) pages = b.iova + b.pages - a.iova;
+    }
+    const result = await this.#command({ type: 'unpin', vmId: VM_IDS[vm] as VmId, ranges: [{ iova, pages }] });
+    if (result === undefined) return;
+    this.#act([[vm, result.decision]], () => this.#unmap((p) => p.vm === vm && p.iova >= iova && p.iova + p.pages <= iova + pages));
+  }
+
+  /** Removes the pins `gone` selects from the IOMMU; they are released once #act has flushed. */
+  #unmap(gone: (p: HostPin) => boolean): HostPin[] {
+    const out: HostPin[] = [];
+    this.#pins = this.#pins.filter((p) => {
+      if (!gone(p)) return true;
+      out.push(p);
+      return false;
+    });
+    return out;
+  }
+
+  #dma(e: Extract<HostEvent, { t: 'dma' }>): void {
+    const f = this.#fn(e.fn);
+    const pin = pick(this.#reachable(f), e.pick);
+    if (pin === undefined || f.vm === null) return;
+    const page = pin.hpa + (e.off % pin.pages);
+    const noSnoop = e.ns && this.#noSnoops(f);
+    const vmId = VM_IDS[f.vm] as VmId;
+    if (e.write) this.model.dmaWrite(page, vmId, noSnoop);
+    else this.model.dmaRead(page, vmId, noSnoop);
+  }
+
+  async #putQuirks(table: number): Promise<void> {
+    const quirks = tableOf(table);
+    const result = await this.#command({ type: 'put-quirks', quirks });
+    if (result === undefined) return;
+    this.stats.quirkChanges++;
+    const answers = [...(result.vms ?? new Map<VmId, Decision>())].map(([id, d]) => [VM_IDS.indexOf(id), d] as const);
+    // The table is the truth about the devices: it takes effect after the replays it causes.
+    this.#act(answers, () => {
+      this.#quirks = new QuirkTable(quirks);
+      return [];
+    });
+  }
+
+  async #restart(defaults: PolicyDefaults, table: number): Promise<void> {
+    const before = this.#snapshot();
+    const service = this.#newService(defaults, tableOf(table));
+    try {
+      await service.restore();
+    } catch (err) {
+      // The old instance stands in, so the run goes on; the failure is recorded.
+      this.restartMismatches.push(`restore failed: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    this.#service = service;
+    this.stats.restarts++;
+    const after = this.#snapshot();
+    if (after !== before) {
+      const why = differences(JSON.parse(before), JSON.parse(after), '', []).slice(0, 6).join('; ');
+      this.restartMismatches.push(`restart with defaults ${JSON.stringify(defaults)} and quirk table ${table % HOST_QUIRK_TABLES.length}: ${why}`);
+    }
+  }
+
+  /** Everything a restart must keep: the core's state, each VM's view, the pinned ranges, the quirk list. */
+  #snapshot(): string {
+    const s = this.#service;
+    const vms: Record<string, unknown> = {};
+    for (const id of [...s.state.vms.keys()].sort()) vms[id] = { view: s.vm(id), pins: s.pins(id, 0, 1_000_000) };
+    return JSON.stringify({ core: digest(s.state), quirks: s.quirks(), vms });
+  }
+
+  // ---- after every step ------------------------------------------------------------------------
+
+  /** The service's own bookkeeping: every range mapped into a domain it calls exposed is flagged. */
+  #checkBeliefs(): void {
+    try {
+      checkFlagInvariant(this.#service.state);
+    } catch (err) {
+      this.ruleViolations.push(err instanceof Error ? err.message : String(err));
+    }
+    if (this.#fns.some((f) => f.live && f.pf !== null && f.pf.vm !== f.vm)) this.stats.split++;
+  }
+
+  /**
+   * The strongest reader: every function that can put No-Snoop on the wire reads every page it
+   * reaches. The first time it reaches a page, the guest caches it clean and the device
+   * overwrites DRAM with No-Snoop: only a flush before release removes that stale line.
+   */
+  #sweep(): void {
+    for (const f of this.#fns) {
+      if (f.vm === null || !this.#noSnoops(f)) continue;
+      const vmId = VM_IDS[f.vm] as VmId;
+      for (const pin of this.#reachable(f)) {
+        for (let p = pin.hpa; p < pin.hpa + pin.pages; p++) {
+          this.model.dmaRead(p, vmId, true);
+          if (pin.probed.has(p)) continue;
+          pin.probed.add(p);
+          this.model.cpuRead(p);
+          this.model.dmaWrite(p, vmId, true);
+        }
+      }
+    }
+  }
+
+  // ---- host memory -------------------------------------------------------------------------------
+
+  /** Reuses released pages first, so a leak shows another VM's data. */
+  #allocRam(pages: number): number {
+    const free = [...new Set(this.#free)].sort((x, y) => x - y);
+    for (let i = 0; i + pages <= free.length; i++) {
+      const start = free[i] as number;
+      if ((free[i + pages - 1] as number) - start === pages - 1) {
+        this.#free = free.filter((p) => p < start || p >= start + pages);
+        return start;
+      }
+    }
+    const start = this.#nextRam;
+    this.#nextRam += pages;
+    return start;
+  }
+
+  #allocMmio(pages: number): number {
+    const start = this.#nextMmio;
+    this.#nextMmio += pages;
+    return start;
+  }
+}
+
+function tableOf(index: number): readonly Quirk[] {
+  return HOST_QUIRK_TABLES[index % HOST_QUIRK_TABLES.length] ?? [];
+}
+
+function pick<T>(list: readonly T[], n: number): T | undefined {
+  return list.length === 0 ? undefined : list[n % list.length];
+}
+
+/** Paths where two JSON values differ, with both values (shortened), for a readable failure. */
+function differences(a: unknown, b: unknown, path: string, out: string[]): string[] {
+  if (JSON.stringify(a) === JSON.stringify(b)) return out;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && path.split('.').length < 6) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of keys) differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`, out);
+    return out;
+  }
+  const show = (v: unknown): string => (JSON.stringify(v) ?? 'undefined').slice(0, 120);
+  out.push(`${path}: ${show(a)} -> ${show(b)}`);
+  return out;
+}
+
+// ---- generators --------------------------------------------------------------------------------
+
+const vmIdx = fc.nat(VM_IDS.length - 1);
+const domIdx = fc.nat(DOMAIN_IDS.length - 1);
+const fnIdx = fc.nat(FUNCTIONS - 1);
+const onEnables = fc.constantFrom<OnEnable>('allow', 'deny', 'allow-needs-nosnoop');
+const tableIdx = fc.nat(HOST_QUIRK_TABLES.length - 1);
+
+function weighted<T>(often: T, rarely: T, weight = 5): fc.Arbitrary<T> {
+  return fc.oneof({ weight, arbitrary: fc.constant(often) }, { weight: 1, arbitrary: fc.constant(rarely) });
+}
+
+/** A value one time in three, null otherwise. */
+function sometimes<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> {
+  return fc.oneof({ weight: 1, arbitrary: arb }, { weight: 2, arbitrary: fc.constant(null) });
+}
+
+/** PF0 with 2 VFs, PF1 with 1, PF2 with none (FUNCTIONS = 6): kinds, hardwired and unreadable bits, VF reports. */
+export function topology(): fc.Arbitrary<PfSpec[]> {
+  const pf = (vfs: number): fc.Arbitrary<PfSpec> =>
+    fc.record({
+      kind: fc.constantFrom<FnKind>('igpu', 'nic', 'bad'),
+      hardwired: weighted(false, true),
+      unreadable: weighted(false, true, 7),
+      bit: fc.constantFrom<0 | 1>(0, 1),
+      vfs: fc.array(fc.constantFrom<VfReport>('disabled', 'pf-bit', 'unknown'), { minLength: vfs, maxLength: vfs })
+    });
+  return fc.tuple(pf(2), pf(1), pf(0)).map((t) => [...t]);
+}
+
+export function policyDefaults(mode?: PolicyMode): fc.Arbitrary<PolicyDefaults> {
+  return fc.record({ mode: mode === undefined ? fc.constantFrom(...POLICY_MODES) : fc.constant(mode), onEnable: onEnables, exemptNeedsNoSnoop: fc.boolean() });
+}
+
+export interface EventWeights {
+  readonly restart?: number;
+}
+
+/** Any event, valid or not, weighted towards the ones that make hazards; live policy changes favour `mode`. */
+export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbitrary<HostEvent> {
+  const modes = fc.oneof({ weight: 3, arbitrary: fc.constant(mode) }, { weight: 2, arbitrary: fc.constantFrom(...POLICY_MODES) });
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ t: fc.constant('vm' as const), vm: vmIdx, mode: sometimes(modes), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()) }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-vm' as const), vm: vmIdx }) },
+    { weight: 5, arbitrary: fc.record({ t: fc.constant('domain' as const), vm: vmIdx, dom: domIdx, coherent: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: vmIdx, dom: domIdx }) },
+    { weight: 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('unassign' as const), fn: fnIdx }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('host-bit' as const), fn: fnIdx, bit: fc.constantFrom<0 | 1>(0, 1) }) },
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        t: fc.constant('devctl' as const),
+        fn: fnIdx,
+        enable: fc.boolean(),
+        dryRun: weighted(false, true, 4),
+        value: sometimes(fc.constantFrom(0x2010, 0x0010, 0x20f0, 0xa010, 0x2210))
+      })
+    },
+    { weight: 3, arbitrary: fc.record({ t: fc.constant('reset' as const), fn: fnIdx, restoresConfig: fc.boolean() }) },
+    { weight: 6, arbitrary: fc.record({ t: fc.constant('hw-write' as const), pick: fc.nat() }) },
+    { weight: 5, arbitrary: fc.record({ t: fc.constant('confirm' as const), fn: fnIdx }) },
+    {
+      weight: 10,
+      arbitrary: fc.record({
+        t: fc.constant('pin' as const),
+        vm: vmIdx,
+        slot: fc.nat(31),
+        pages: fc.integer({ min: 1, max: 4 }),
+        doms: fc.option(fc.uniqueArray(domIdx, { minLength: 1, maxLength: 2 }), { freq: 4, nil: null }),
+        mmio: fc.option(fc.constantFrom<MemType>('WB', 'UC', 'WC', 'UC-', 'WT'), { freq: 6, nil: null })
+      })
+    },
+    { weight: 5, arbitrary: fc.record({ t: fc.constant('unpin' as const), vm: vmIdx, pick: fc.nat(), how: fc.constantFrom<'exact' | 'span' | 'random'>('exact', 'exact', 'span', 'random') }) },
+    { weight: 6, arbitrary: fc.record({ t: fc.constant('dma' as const), fn: fnIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean(), ns: fc.boolean() }) },
+    { weight: 3, arbitrary: fc.record({ t: fc.constant('cpu' as const), vm: vmIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('evict' as const), page: fc.nat() }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('quirks' as const), table: tableIdx }) },
+    { weight: weights.restart ?? 1, arbitrary: fc.record({ t: fc.constant('restart' as const), defaults: policyDefaults(), table: tableIdx }) }
+  );
+}
+
+/**
+ * A host whose three VMs start in `mode` (by the server defaults or explicitly), each with a
+ * non-coherent d0 and a d1 of either kind, and most functions already assigned somewhere (a PF
+ * and its VFs often in different VMs), then random events.
+ */
+export function hostScenario(mode: PolicyMode, options: { maxLength?: number } & EventWeights = {}): fc.Arbitrary<Scenario> {
+  const vmSetup = fc.record({ explicit: fc.boolean(), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()), coherent: fc.boolean() });
+  const placement = fc.option(fc.tuple(vmIdx, fc.nat(1)), { freq: 4, nil: null });
+  return fc
+    .record({
+      pfs: topology(),
+      config: fc.record({ defaults: policyDefaults(mode), table: tableIdx }),
+      vms: fc.array(vmSetup, { minLength: VM_IDS.length, maxLength: VM_IDS.length }),
+      placements: fc.array(placement, { minLength: FUNCTIONS, maxLength: FUNCTIONS }),
+      tail: fc.array(hostEvent(mode, options), { minLength: 20, maxLength: options.maxLength ?? 70, size: 'max' })
+    })
+    .map(({ pfs, config, vms, placements, tail }) => {
+      const head: HostEvent[] = [];
+      vms.forEach((v, vm) => {
+        head.push({ t: 'vm', vm, mode: v.explicit ? mode : null, onEnable: v.onEnable, exempt: v.exempt });
+        head.push({ t: 'domain', vm, dom: 0, coherent: false }, { t: 'domain', vm, dom: 1, coherent: v.coherent });
+      });
+      placements.forEach((p, fn) => {
+        if (p !== null) head.push({ t: 'assign', fn, vm: p[0], dom: p[1] });
+      });
+      return { pfs, config, events: [...head, ...tail] };
+    });
+}
