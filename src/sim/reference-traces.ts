@@ -204,13 +204,15 @@ function server1TiB(seed: number): GeneratedTrace {
     { t: 'domain', vm, domain: 'coherent', coherent: true },
     { t: 'domain', vm, domain: 'accel', coherent: false },
     { t: 'device', vm, bdf: nicVf, domain: 'coherent', vendorId: '0x8086', deviceId: '0x1889', function: 'vf', nosnoop: 'disabled' },
-    // An accelerator whose driver keeps No Snoop off; a reset turns it back on (R1).
+    // An accelerator whose driver keeps No Snoop off. A reset vfio-pci performs restores config
+    // space (the bit stays off); one the device does by itself (firmware recovery) does not, and
+    // turns the bit back on (R1).
     { t: 'device', vm, bdf: acc, domain: 'accel', vendorId: '0x10de', deviceId: '0x2330', nosnoop: 'disabled' },
     // Boot: 1 TiB as 2 MiB pages on scattered host huge pages (every other 2 MiB).
     { t: 'pin', vm, iova: '0x0', hpa: hex(0x100_0000_0000), length: hex(2 * MiB), repeat: { count: RANGES, hpaStride: hex(4 * MiB) } },
     { t: 'reset', vm, bdf: acc },
     { t: 'devctl', vm, bdf: acc, nosnoopEnable: false },
-    { t: 'reset', vm, bdf: acc },
+    { t: 'reset', vm, bdf: acc, restoresConfig: false },
     { t: 'devctl', vm, bdf: acc, nosnoopEnable: false },
     { t: 'delete-vm', vm }
   ];
@@ -220,7 +222,7 @@ function server1TiB(seed: number): GeneratedTrace {
       version: TRACE_VERSION,
       name: 'server-1tib',
       seed,
-      description: '1 TiB server VM pinned as 524,288 x 2 MiB at boot; a NIC VF in a coherent domain; an accelerator in a non-coherent domain reset twice, its driver clearing No Snoop after each; teardown'
+      description: '1 TiB server VM pinned as 524,288 x 2 MiB at boot; a NIC VF in a coherent domain; an accelerator in a non-coherent domain reset twice (once by vfio-pci, config restored; once by itself, not), its driver clearing No Snoop after each; teardown'
     },
     lines
   };

@@ -262,6 +262,8 @@ export interface HostStats {
   /** Writes an answer asked of a VMM for a device that is not in its VM (it cannot do them). */
   foreignWrites: number;
   policyChanges: number;
+  /** Pages a device cached clean and overwrote with No-Snoop: each needs a flush before release. */
+  probes: number;
 }
 
 export class HostSimulation {
@@ -274,7 +276,7 @@ export class HostSimulation {
   readonly restartMismatches: string[] = [];
   /** Commands the service refused, by error code. */
   readonly rejected = new Map<string, number>();
-  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, foreignWrites: 0, policyChanges: 0 };
+  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, foreignWrites: 0, policyChanges: 0, probes: 0 };
   /** The last accepted command's answer (for the named cases). */
   last: Applied | undefined;
 
@@ -908,6 +910,7 @@ export class HostSimulation {
           this.model.dmaRead(p, vmId, true);
           if (pin.probed.has(p)) continue;
           pin.probed.add(p);
+          this.stats.probes++;
           this.model.cpuRead(p);
           this.model.dmaWrite(p, vmId, true);
         }
@@ -974,7 +977,12 @@ function weighted<T>(often: T, rarely: T, weight = 5): fc.Arbitrary<T> {
 
 /** A value one time in three, null otherwise. */
 function sometimes<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> {
-  return fc.oneof({ weight: 1, arbitrary: arb }, { weight: 2, arbitrary: fc.constant(null) });
+  return rarely(arb, 3);
+}
+
+/** A value one time in `n`, null otherwise. */
+function rarely<T>(arb: fc.Arbitrary<T>, n: number): fc.Arbitrary<T | null> {
+  return fc.oneof({ weight: 1, arbitrary: arb }, { weight: n - 1, arbitrary: fc.constant(null) });
 }
 
 /** PF0 with 2 VFs, PF1 with 1, PF2 with none (FUNCTIONS = 6): kinds, hardwired and unreadable bits, VF reports. */
@@ -1006,7 +1014,7 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-vm' as const), vm: vmIdx }) },
     { weight: 5, arbitrary: fc.record({ t: fc.constant('domain' as const), vm: vmIdx, dom: domIdx, coherent: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: vmIdx, dom: domIdx }) },
-    { weight: 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) },
+    { weight: 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) }, // null 1 in 6
     { weight: 2, arbitrary: fc.record({ t: fc.constant('unassign' as const), fn: fnIdx }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('host-bit' as const), fn: fnIdx, bit: fc.constantFrom<0 | 1>(0, 1) }) },
     {
@@ -1029,8 +1037,8 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
         vm: vmIdx,
         slot: fc.nat(31),
         pages: fc.integer({ min: 1, max: 4 }),
-        doms: fc.option(fc.uniqueArray(domIdx, { minLength: 1, maxLength: 2 }), { freq: 4, nil: null }),
-        mmio: fc.option(fc.constantFrom<MemType>('WB', 'UC', 'WC', 'UC-', 'WT'), { freq: 6, nil: null })
+        doms: rarely(fc.uniqueArray(domIdx, { minLength: 1, maxLength: 2 }), 3),
+        mmio: rarely(fc.constantFrom<MemType>('WB', 'UC', 'WC', 'UC-', 'WT'), 6)
       })
     },
     { weight: 5, arbitrary: fc.record({ t: fc.constant('unpin' as const), vm: vmIdx, pick: fc.nat(), how: fc.constantFrom<'exact' | 'span' | 'random'>('exact', 'exact', 'span', 'random') }) },
@@ -1049,14 +1057,15 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
  */
 export function hostScenario(mode: PolicyMode, options: { maxLength?: number } & EventWeights = {}): fc.Arbitrary<Scenario> {
   const vmSetup = fc.record({ explicit: fc.boolean(), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()), coherent: fc.boolean() });
-  const placement = fc.option(fc.tuple(vmIdx, fc.nat(1)), { freq: 4, nil: null });
+  const placement = fc.option(fc.tuple(vmIdx, fc.nat(1)), { freq: 4, nil: null }); // on the host 1 in 4
   return fc
     .record({
       pfs: topology(),
       config: fc.record({ defaults: policyDefaults(mode), table: tableIdx }),
-      vms: fc.array(vmSetup, { minLength: VM_IDS.length, maxLength: VM_IDS.length }),
-      placements: fc.array(placement, { minLength: FUNCTIONS, maxLength: FUNCTIONS }),
-      tail: fc.array(hostEvent(mode, options), { minLength: 20, maxLength: options.maxLength ?? 70, size: 'max' })
+      // Lengths may shrink to nothing, so a counterexample keeps only the events it needs.
+      vms: fc.array(vmSetup, { minLength: 1, maxLength: VM_IDS.length, size: 'max' }),
+      placements: fc.array(placement, { maxLength: FUNCTIONS, size: 'max' }),
+      tail: fc.array(hostEvent(mode, options), { maxLength: options.maxLength ?? 160, size: 'max' })
     })
     .map(({ pfs, config, vms, placements, tail }) => {
       const head: HostEvent[] = [];

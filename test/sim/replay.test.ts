@@ -4,7 +4,7 @@
  * soon as one demanded flush is skipped, so the model is shown to look.
  */
 import { describe, expect, it } from 'vitest';
-import { defaultQuirksFile, parseQuirkFile, POLICY_MODES, type PolicyMode } from '../../src/domain/index.js';
+import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile, POLICY_MODES, type PolicyMode } from '../../src/domain/index.js';
 import { CacheModel } from '../../src/sim/coherency-model.js';
 import { replay, type ModeResult } from '../../src/sim/replay.js';
 import { Simulator } from '../../src/sim/simulator.js';
@@ -68,19 +68,26 @@ describe('replay', () => {
 
   it('sees a leak when the pin flush is skipped and a stale line when the unpin flush is', () => {
     const trace = parseTrace(smallTrace('enabled', [PIN, UNPIN]));
-    const safe = replay(trace, 'trap', { quirks });
+    // Under the built-in trap policy the enabled FPGA is cleared at attach: nothing to flush.
+    expect(replay(trace, 'trap', { quirks }).flush.jobs).toBe(0);
+    // A server whose default onEnable is allow leaves it enabled.
+    const allow = { quirks, defaults: { ...DEFAULT_POLICY, onEnable: 'allow' as const } };
+    const safe = replay(trace, 'trap', allow);
     expect(safe.flush.jobs).toBe(2);
     expect(safe.violations.total).toBe(0);
-    const noPinFlush = replay(trace, 'trap', { quirks, dropFlush: 0 });
+    const noPinFlush = replay(trace, 'trap', { ...allow, dropFlush: 0 });
     expect(noPinFlush.violations).toMatchObject({ total: 1, leakPages: 512, stalePages: 0 });
     expect(noPinFlush.violations.samples[0]).toMatchObject({ kind: 'leak', event: 4, vm: 'vm1', pages: 512 });
-    const noUnpinFlush = replay(trace, 'trap', { quirks, dropFlush: 1 });
+    const noUnpinFlush = replay(trace, 'trap', { ...allow, dropFlush: 1 });
     expect(noUnpinFlush.violations).toMatchObject({ total: 1, leakPages: 0, stalePages: 512 });
     expect(noUnpinFlush.violations.samples[0]).toMatchObject({ kind: 'stale', event: 5 });
   });
 
   it('sees a leak when a replay is skipped and a stale line when teardown skips a flush', () => {
-    const trace = parseTrace(smallTrace('disabled', [PIN, '{"t":"reset","vm":"vm1","bdf":"0000:00:05.0"}', '{"t":"delete-vm","vm":"vm1"}']));
+    // A reset that restores config (what vfio-pci does) replays nothing; one that does not, does.
+    const restored = parseTrace(smallTrace('disabled', [PIN, '{"t":"reset","vm":"vm1","bdf":"0000:00:05.0"}', '{"t":"delete-vm","vm":"vm1"}']));
+    expect(replay(restored, 'trap', { quirks }).flush.bytes).toBe(0);
+    const trace = parseTrace(smallTrace('disabled', [PIN, '{"t":"reset","vm":"vm1","bdf":"0000:00:05.0","restoresConfig":false}', '{"t":"delete-vm","vm":"vm1"}']));
     const safe = replay(trace, 'pessimistic', { quirks });
     expect(safe.flush.byCause).toEqual({ pin: MiB2, unpin: 0, replay: 0, teardown: MiB2 });
     expect(safe.violations.total).toBe(0);
