@@ -108,7 +108,7 @@ export class FlushJobs {
     this.#maxBatchPages = options.maxBatchPages ?? 16 * 262_144; // 16 GiB
     this.#maxPending = options.maxPending ?? 10_000;
     this.#history = options.history ?? 100_000;
-    this.#chunkPages = options.chunkPages ?? 262_144; // 1 GiB
+    this.#chunkPages = options.chunkPages ?? CHUNK_PAGES;
     this.#clock = options.clock ?? Date.now;
     this.#onState = options.onState ?? (() => undefined);
     this.#persist = options.persist ?? (() => Promise.resolve());
@@ -155,12 +155,18 @@ export class FlushJobs {
     if (this.#closed || this.#pending >= this.#maxPending) throw new OverloadedError(1);
   }
 
-  /** Adds a decision's flush to the open job of its VM and cause, or opens one. Returns the job id. */
+  /**
+   * Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns
+   * the job id. The method is chosen per demanded flush: WBINVD only for a flush above the VM's
+   * threshold (such flushes share one job, one WBINVD); smaller ones join a per-line job even when
+   * together they would pass it, since WBINVD stalls every CPU.
+   */
   submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
-    const key = `${vmId}\u0000${cause}\u0000${policy.flushMethod}\u0000${policy.wbinvdAbovePages ?? ''}`;
-    let batch = this.#open.get(key);
     let pages = 0;
     for (const r of ranges) pages += r.pages;
+    const wbinvd = usesWbinvd(arch, policy, pages);
+    const key = `${vmId}\u0000${cause}\u0000${wbinvd ? 'wbinvd' : policy.flushMethod}`;
+    let batch = this.#open.get(key);
     if (batch !== undefined && batch.job.requestedPages + pages > this.#maxBatchPages && batch.job.requestedPages > 0) {
       this.#dispatch(key, batch);
       batch = undefined;
@@ -182,7 +188,9 @@ export class FlushJobs {
         ranges: null,
         error: null
       };
-      batch = { job, pairs: new Float64Array(Math.max(16, 2 * ranges.length)), length: 0, wbinvdAbovePages: policy.wbinvdAbovePages, timer: null };
+      // A WBINVD job is planned with a zero threshold (it is WBINVD whatever it holds); a per-line
+      // job with none.
+      batch = { job, pairs: new Float64Array(Math.max(16, 2 * ranges.length)), length: 0, wbinvdAbovePages: wbinvd ? 0 : null, timer: null };
       this.#open.set(key, batch);
       this.#register(job);
       const opened = batch;
@@ -314,6 +322,14 @@ export class FlushJobs {
     }
   }
 }
+
+/** Whether one demanded flush of `pages` uses WBINVD under the VM's policy (x86 only, above its threshold). */
+export function usesWbinvd(arch: Arch, policy: { wbinvdAbovePages: number | null }, pages: number): boolean {
+  return arch === 'x86_64' && policy.wbinvdAbovePages !== null && pages > policy.wbinvdAbovePages;
+}
+
+/** Flush chunk the planner splits ranges into (1 GiB), unless configured otherwise. */
+export const CHUNK_PAGES = 262_144;
 
 function append(batch: OpenBatch, ranges: readonly HostRange[]): void {
   const need = batch.length + 2 * ranges.length;

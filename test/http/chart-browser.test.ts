@@ -44,7 +44,8 @@ describe('simulation chart in a real browser', () => {
     expect(pessimistic?.bytes).toBeGreaterThan(0);
     expect(vz?.bytes).toBe(0);
     expect(pessimistic?.height).toBeGreaterThan(10 * (vz?.height ?? 0));
-    expect(trap?.height).toBeCloseTo(pessimistic?.height ?? 0, 0);
+    // Trap's default onEnable denies the accelerator's bit, so its attach clears it: no flush.
+    expect(trap?.height).toBeCloseTo(vz?.height ?? 0, 0);
 
     // Read the pixels back from a screenshot of the rendered page.
     const png = await page.screenshot({ type: 'png' });

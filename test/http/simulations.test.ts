@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY } from '../../src/domain/index.js';
+import { createRuntime } from '../../src/service/runtime.js';
 import { build, json } from '../helpers/app.js';
 
 const TRACE = [
@@ -23,15 +25,30 @@ describe('simulations', () => {
     await app.close();
   });
 
+  it("replays under the server's own defaults and quirk list, and says which", async () => {
+    const allowing = await build({ runtime: createRuntime({ defaults: { ...DEFAULT_POLICY, onEnable: 'allow' }, quirks: [], threads: 1, simThreads: 0 }) });
+    try {
+      const res = await allowing.inject({ method: 'POST', url: '/v1/simulations', headers: json, payload: { trace: TRACE, modes: ['trap'] } });
+      expect(res.statusCode).toBe(201);
+      const body = res.json<{ config: unknown; modes: { flush: { bytes: number } }[] }>();
+      expect(body.config).toEqual({ onEnable: 'allow', exemptNeedsNoSnoop: true, quirks: 0 });
+      // The server allows the FPGA's bit: its pin and unpin are flushed, as this server would.
+      expect(body.modes[0]?.flush.bytes).toBe(4 * 2 ** 20);
+    } finally {
+      await allowing.close();
+    }
+  });
+
   it('replays an uploaded trace under every mode and keeps the result', async () => {
     const res = await app.inject({ method: 'POST', url: '/v1/simulations', headers: json, payload: { trace: TRACE } });
     expect(res.statusCode).toBe(201);
     const body = res.json<{ id: string; modes: { mode: string; flush: { bytes: number; jobs: number }; violations: { total: number } }[]; trace: { name: string; events: number }; links: { self: string; chart: string } }>();
     expect(res.headers.location).toBe(`/v1/simulations/${body.id}`);
     expect(body.trace).toMatchObject({ name: 'uploaded', events: 5 });
+    // Under the built-in defaults trap denies the FPGA's bit, so its attach clears it: no flush.
     expect(body.modes.map((m) => [m.mode, m.flush.bytes, m.flush.jobs, m.violations.total])).toEqual([
       ['pessimistic', 4 * 2 ** 20, 2, 0],
-      ['trap', 4 * 2 ** 20, 2, 0],
+      ['trap', 0, 0, 0],
       ['virtualize-zero', 0, 0, 0]
     ]);
     const again = await app.inject({ method: 'GET', url: body.links.self });

@@ -38,6 +38,24 @@ describe('flush jobs', () => {
     expect(job.json()).toMatchObject({ id: body.flush.jobId, vmId: 'vm1', cause: 'pin', state: 'done', decisions: 1, requestedBytes: '0x200000000', receipt: { method: 'clflushopt' } });
   });
 
+  it('WBINVD only where one demanded flush is above the threshold: two 768 MiB pins together stay per-line, each receipt its own', async () => {
+    const a = await start({ windowMs: 50 });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1', headers: json, payload: { arch: 'x86_64', policy: { mode: 'pessimistic', wbinvdAbove: '0x40000000' } } });
+    await a.inject({ method: 'PUT', url: '/v1/vms/vm1/domains/d0', headers: json, payload: { enforceCacheCoherency: false } });
+    const MiB768 = 0x30000000;
+    const pin = (iova: number, hpa: number, length: number) =>
+      a.inject({ method: 'POST', url: '/v1/vms/vm1/pins?wait=true', headers: json, payload: { iova, hpa, length } }).then((r) => r.json<FlushAnswer>());
+    const [x, y] = await Promise.all([pin(0, 0x100000000, MiB768), pin(MiB768, 0x200000000, MiB768)]);
+    expect(x.flush.jobId).toBe(y.flush.jobId);
+    for (const answer of [x, y]) {
+      expect(answer.flush.receipt).toMatchObject({ method: 'clflushopt', bytes: '0x30000000', jobBytes: '0x60000000', jobDecisions: 2 });
+    }
+    // One pin above the threshold is a WBINVD of its own, in a job of its own.
+    const big = await pin(0x100000000, 0x300000000, 0x80000000);
+    expect(big.flush.receipt).toMatchObject({ method: 'wbinvd', bytes: '0x80000000', jobDecisions: 1 });
+    expect(big.flush.jobId).not.toBe(x.flush.jobId);
+  });
+
   it('400 concurrent single-page pins to one VM become far fewer jobs, and every pin is in exactly one job', async () => {
     const a = await start({ windowMs: 20 });
     await gpuVm(a);

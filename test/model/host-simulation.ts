@@ -20,10 +20,11 @@
  *   (queued, applied at a later step) unless told otherwise. Before it reports a device again
  *   (a device PUT: attach, move or confirmation) it finishes its queued writes to that device, so
  *   what it reports is what the hardware reads after every write it was told to do.
- * - A device put into a domain whose answer carries a hardwareValue keeps bus mastering off until
- *   its VMM has written that value (SPEC W3: "written before the guest gets the device"); nothing
- *   else waits for the VMM. In particular a VF keeps running while its PF waits, and a device
- *   reset without restoring config is back at once with its bit at 1.
+ * - A device new to a VM, put into a domain with an answer that carries a hardwareValue, keeps bus
+ *   mastering off until its VMM has written that value (SPEC W3: "written before the guest gets
+ *   the device"); nothing else waits for the VMM. A device moved between domains of its VM keeps
+ *   running (iommufd can replace a live device's domain), a VF keeps running while its PF waits,
+ *   and a device reset without restoring config is back at once with its bit at 1.
  * - The service may restart between any two steps, over the same store, with other server
  *   defaults and another quirk file: it must come back with exactly the state it acknowledged.
  *
@@ -710,16 +711,18 @@ export class HostSimulation {
    */
   async #put(f: HostFn, vm: number, dom: number | null, lie?: NoSnoopState): Promise<void> {
     if (lie === undefined) this.#drain(f);
-    const attach = dom !== null && (f.vm !== vm || f.domain !== dom);
+    const attach = dom !== null && f.vm !== vm;
+    const move = dom !== null && f.vm === vm && f.domain !== dom;
     const result = await this.#command({ type: 'put-device', vmId: VM_IDS[vm] as VmId, device: this.#deviceInput(f, dom, lie) });
     if (result === undefined) return;
     const out = (result.decision as VmmDecision).devctl;
     this.#act([[vm, result.decision]], () => {
       f.vm = vm;
       f.domain = dom;
-      // Put into a domain with a value to write: bus mastering stays off until the VMM wrote it.
+      // New to the VM with a value to write: bus mastering stays off until the VMM wrote it.
       if (dom === null) f.live = false;
       else if (attach) f.live = out === undefined;
+      else if (move) f.live = true;
       return [];
     });
     if (out === undefined) return;
@@ -966,13 +969,15 @@ function differences(a: unknown, b: unknown, path: string, out: string[]): strin
 // ---- generators --------------------------------------------------------------------------------
 
 const vmIdx = fc.nat(VM_IDS.length - 1);
-const domIdx = fc.nat(DOMAIN_IDS.length - 1);
+/** d0 and d1 exist from the start; d2 only once an event creates it. */
+const domIdx = fc.constantFrom(0, 0, 1, 1, 2);
 const fnIdx = fc.nat(FUNCTIONS - 1);
 const onEnables = fc.constantFrom<OnEnable>('allow', 'deny', 'allow-needs-nosnoop');
 const tableIdx = fc.nat(HOST_QUIRK_TABLES.length - 1);
 
-function weighted<T>(often: T, rarely: T, weight = 5): fc.Arbitrary<T> {
-  return fc.oneof({ weight, arbitrary: fc.constant(often) }, { weight: 1, arbitrary: fc.constant(rarely) });
+/** `usual` `weight` times as often as `unusual`. */
+function weighted<T>(usual: T, unusual: T, weight = 5): fc.Arbitrary<T> {
+  return fc.oneof({ weight, arbitrary: fc.constant(usual) }, { weight: 1, arbitrary: fc.constant(unusual) });
 }
 
 /** A value one time in three, null otherwise. */
@@ -992,7 +997,8 @@ export function topology(): fc.Arbitrary<PfSpec[]> {
       kind: fc.constantFrom<FnKind>('igpu', 'nic', 'bad'),
       hardwired: weighted(false, true),
       unreadable: weighted(false, true, 7),
-      bit: fc.constantFrom<0 | 1>(0, 1),
+      // Enable No Snoop resets to 1 and most devices keep it ("NoSnoop+" in lspci).
+      bit: weighted<0 | 1>(1, 0, 3),
       vfs: fc.array(fc.constantFrom<VfReport>('disabled', 'pf-bit', 'unknown'), { minLength: vfs, maxLength: vfs })
     });
   return fc.tuple(pf(2), pf(1), pf(0)).map((t) => [...t]);
@@ -1016,7 +1022,7 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
     { weight: 2, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: vmIdx, dom: domIdx }) },
     { weight: 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) }, // null 1 in 6
     { weight: 2, arbitrary: fc.record({ t: fc.constant('unassign' as const), fn: fnIdx }) },
-    { weight: 2, arbitrary: fc.record({ t: fc.constant('host-bit' as const), fn: fnIdx, bit: fc.constantFrom<0 | 1>(0, 1) }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('host-bit' as const), fn: fnIdx, bit: fc.constantFrom<0 | 1>(0, 1) }) },
     {
       weight: 8,
       arbitrary: fc.record({
@@ -1028,10 +1034,10 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
       })
     },
     { weight: 3, arbitrary: fc.record({ t: fc.constant('reset' as const), fn: fnIdx, restoresConfig: fc.boolean() }) },
-    { weight: 6, arbitrary: fc.record({ t: fc.constant('hw-write' as const), pick: fc.nat() }) },
-    { weight: 5, arbitrary: fc.record({ t: fc.constant('confirm' as const), fn: fnIdx }) },
+    { weight: 4, arbitrary: fc.record({ t: fc.constant('hw-write' as const), pick: fc.nat() }) },
+    { weight: 3, arbitrary: fc.record({ t: fc.constant('confirm' as const), fn: fnIdx }) },
     {
-      weight: 10,
+      weight: 12,
       arbitrary: fc.record({
         t: fc.constant('pin' as const),
         vm: vmIdx,
@@ -1043,21 +1049,22 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
     },
     { weight: 5, arbitrary: fc.record({ t: fc.constant('unpin' as const), vm: vmIdx, pick: fc.nat(), how: fc.constantFrom<'exact' | 'span' | 'random'>('exact', 'exact', 'span', 'random') }) },
     { weight: 6, arbitrary: fc.record({ t: fc.constant('dma' as const), fn: fnIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean(), ns: fc.boolean() }) },
-    { weight: 3, arbitrary: fc.record({ t: fc.constant('cpu' as const), vm: vmIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean() }) },
-    { weight: 2, arbitrary: fc.record({ t: fc.constant('evict' as const), page: fc.nat() }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('cpu' as const), vm: vmIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean() }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('evict' as const), page: fc.nat() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('quirks' as const), table: tableIdx }) },
     { weight: weights.restart ?? 1, arbitrary: fc.record({ t: fc.constant('restart' as const), defaults: policyDefaults(), table: tableIdx }) }
   );
 }
 
 /**
- * A host whose three VMs start in `mode` (by the server defaults or explicitly), each with a
- * non-coherent d0 and a d1 of either kind, and most functions already assigned somewhere (a PF
- * and its VFs often in different VMs), then random events.
+ * A host whose VMs (up to three) start in `mode` (by the server defaults or explicitly), each with
+ * a non-coherent d0 and a d1 of either kind, and most functions already assigned somewhere (a VF
+ * half the time in its PF's VM, otherwise anywhere), then random events.
  */
 export function hostScenario(mode: PolicyMode, options: { maxLength?: number } & EventWeights = {}): fc.Arbitrary<Scenario> {
   const vmSetup = fc.record({ explicit: fc.boolean(), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()), coherent: fc.boolean() });
-  const placement = fc.option(fc.tuple(vmIdx, fc.nat(1)), { freq: 4, nil: null }); // on the host 1 in 4
+  // On the host 1 in 4; a VF with `withPf` goes to its PF's VM.
+  const placement = fc.option(fc.record({ vm: vmIdx, dom: fc.nat(1), withPf: fc.boolean() }), { freq: 4, nil: null });
   return fc
     .record({
       pfs: topology(),
@@ -1065,7 +1072,7 @@ export function hostScenario(mode: PolicyMode, options: { maxLength?: number } &
       // Lengths may shrink to nothing, so a counterexample keeps only the events it needs.
       vms: fc.array(vmSetup, { minLength: 1, maxLength: VM_IDS.length, size: 'max' }),
       placements: fc.array(placement, { maxLength: FUNCTIONS, size: 'max' }),
-      tail: fc.array(hostEvent(mode, options), { maxLength: options.maxLength ?? 160, size: 'max' })
+      tail: fc.array(hostEvent(mode, options), { maxLength: options.maxLength ?? 300, size: 'max' })
     })
     .map(({ pfs, config, vms, placements, tail }) => {
       const head: HostEvent[] = [];
@@ -1073,9 +1080,17 @@ export function hostScenario(mode: PolicyMode, options: { maxLength?: number } &
         head.push({ t: 'vm', vm, mode: v.explicit ? mode : null, onEnable: v.onEnable, exempt: v.exempt });
         head.push({ t: 'domain', vm, dom: 0, coherent: false }, { t: 'domain', vm, dom: 1, coherent: v.coherent });
       });
-      placements.forEach((p, fn) => {
-        if (p !== null) head.push({ t: 'assign', fn, vm: p[0], dom: p[1] });
-      });
+      // Functions are numbered PF first, then its VFs (HostSimulation's constructor).
+      let pfVm: number | null = null;
+      let fn = 0;
+      for (const pf of pfs) {
+        for (let i = 0; i <= pf.vfs.length; i++, fn++) {
+          const p = placements[fn] ?? null;
+          const vm: number | null = p === null ? null : i > 0 && p.withPf && pfVm !== null ? pfVm : p.vm;
+          if (i === 0) pfVm = vm;
+          if (p !== null && vm !== null) head.push({ t: 'assign', fn, vm, dom: p.dom });
+        }
+      }
       return { pfs, config, events: [...head, ...tail] };
     });
 }

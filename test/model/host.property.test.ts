@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, DEVCTL_NOSNOOP_EN, POLICY_MODES, type PolicyDefaults, type VmId } from '../../src/domain/index.js';
+import { DEFAULT_POLICY, DEVCTL_NOSNOOP_EN, POLICY_MODES, type PolicyDefaults, type PolicyMode, type VmId } from '../../src/domain/index.js';
 import { HOST_QUIRK_TABLES, HostSimulation, hostScenario, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
 
 /** Sequences per mode (and for each other property); PROPERTY_RUNS overrides. */
@@ -69,8 +69,16 @@ describe('host model: every demanded flush applied, device writes late, restarts
   });
 });
 
+/** Hazards of `sim` that `baseline` does not have: what a change to the VMM alone caused. */
+function newHazards(sim: HostSimulation, baseline: HostSimulation): number {
+  const seen = new Set(baseline.model.violations.map((v) => `${v.kind}@${v.page}`));
+  return sim.model.violations.filter((v) => !seen.has(`${v.kind}@${v.page}`)).length;
+}
+
+// Both compare a faithful VMM with a faulty one on the same sequence, so they measure the model
+// whatever the core gets wrong elsewhere.
 describe('host model has teeth', () => {
-  const runs = Math.max(50, Math.floor(RUNS / 2));
+  const runs = Math.max(100, Math.floor(RUNS / 2));
 
   it('dropping one demanded flush is noticed in a good share of the sequences that flush', async () => {
     let tried = 0;
@@ -78,32 +86,32 @@ describe('host model has teeth', () => {
     await fc.assert(
       fc.asyncProperty(hostScenario('trap'), fc.nat(), async (scenario, n) => {
         const full = await HostSimulation.play(scenario, { writes: 'immediate' });
-        if (!full.clean || full.flushes.length === 0) return;
+        if (full.flushes.length === 0) return;
         tried++;
         const dropped = await HostSimulation.play(scenario, { writes: 'immediate', drop: n % full.flushes.length });
-        if (dropped.model.violations.length > 0) noticed++;
+        if (newHazards(dropped, full) > 0) noticed++;
       }),
       { numRuns: runs }
     );
-    expect(tried).toBeGreaterThan(runs / 4);
-    expect(noticed).toBeGreaterThan(tried / 4);
+    expect(tried).toBeGreaterThan(runs / 2);
+    expect(noticed).toBeGreaterThan(tried / 3);
   });
 
-  it('a VMM that reports a clear before writing it (device still emitting) is caught in some sequences', async () => {
-    let tried = 0;
+  // A lie shows only when a pin lands between it and the real write (a few percent of sequences):
+  // this one needs its 300 runs. It also needs a core that waits for confirmations at all.
+  it('a VMM that reports a clear before it has written it is caught in some sequences', async () => {
+    const lieRuns = Math.max(300, RUNS);
     let caught = 0;
+    const scenarios = fc.constantFrom<PolicyMode>('trap', 'virtualize-zero').chain((mode) => hostScenario(mode));
     await fc.assert(
-      fc.asyncProperty(hostScenario('trap'), async (scenario) => {
-        const honest = await HostSimulation.play(scenario, { writes: 'immediate' });
-        if (!honest.clean) return;
-        tried++;
+      fc.asyncProperty(scenarios, async (scenario) => {
+        const honest = await HostSimulation.play(scenario, { writes: 'late' });
         const liar = await HostSimulation.play(scenario, { writes: 'late', earlyConfirm: true });
-        if (liar.model.violations.length > 0) caught++;
+        if (newHazards(liar, honest) > 0) caught++;
       }),
-      { numRuns: runs }
+      { numRuns: lieRuns }
     );
-    expect(tried).toBeGreaterThan(runs / 4);
-    expect(caught).toBeGreaterThan(0);
+    expect(caught).toBeGreaterThan(lieRuns / 100);
   });
 });
 

@@ -3,13 +3,13 @@
  * that an operator greps for: VM, command, rules, flush bytes, job.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { formatPages, type VmId } from '../../domain/index.js';
-import type { FlushJob } from '../../jobs/flush-jobs.js';
+import { formatPages, planFlush, type Decision, type FlushReceipt, type VmId } from '../../domain/index.js';
+import { CHUNK_PAGES, type FlushJob } from '../../jobs/flush-jobs.js';
 import type { Applied } from '../../service/policy-service.js';
 import { decisionWire } from '../wire.js';
 
-export function receiptWire(job: FlushJob) {
-  const r = job.receipt;
+export function receiptWire(job: FlushJob, own?: FlushReceipt) {
+  const r = own ?? job.receipt;
   return {
     jobId: job.id,
     state: job.state,
@@ -20,8 +20,24 @@ export function receiptWire(job: FlushJob) {
     fences: r?.fences ?? 0,
     chunks: r?.chunks ?? 0,
     modeledCycles: r?.modeledCycles ?? 0,
-    modeledNs: r?.modeledNs ?? 0
+    modeledNs: r?.modeledNs ?? 0,
+    ...(own === undefined ? {} : { jobBytes: formatPages(job.receipt?.pages ?? 0), jobDecisions: job.decisions })
   };
+}
+
+/**
+ * The receipt of one answer's own flush: its ranges priced with the method chosen for it (the
+ * job's: a job holds flushes of one method), whatever else shares the job.
+ */
+function ownReceipt(job: FlushJob, decision: Decision): FlushReceipt {
+  const ranges = decision.flush.ranges;
+  const pairs = new Float64Array(2 * ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as (typeof ranges)[number];
+    pairs[2 * i] = r.hpa;
+    pairs[2 * i + 1] = r.pages;
+  }
+  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: job.receipt?.method === 'wbinvd' ? 0 : null }, CHUNK_PAGES);
 }
 
 export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
@@ -49,7 +65,7 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
   const flush = { ...answer.flush, jobId: result.jobId };
   if (wait && app.policy.jobs !== undefined) {
     const job = await app.policy.jobs.wait(result.jobId);
-    return { ...answer, flush: { ...flush, receipt: receiptWire(job) } };
+    return { ...answer, flush: { ...flush, receipt: receiptWire(job, ownReceipt(job, d)) } };
   }
   return { ...answer, flush };
 }

@@ -54,7 +54,9 @@ export const Receipt = z
     fences: z.number().int(),
     chunks: z.number().int(),
     modeledCycles: z.number().int(),
-    modeledNs: z.number().int()
+    modeledNs: z.number().int(),
+    jobBytes: HexOut.optional().describe("In an answer's receipt: bytes of the whole job, which may carry other decisions' flushes (the other figures are this answer's own)"),
+    jobDecisions: z.number().int().optional().describe("In an answer's receipt: decisions the job carries")
   })
   .meta({ id: 'FlushReceipt', description: 'What the planned flush costs under the cost model' });
 
