@@ -260,8 +260,6 @@ export interface HostStats {
   attachWaits: number;
   /** Steps with a VF handed to a guest whose PF is in another VM or on the host. */
   split: number;
-  /** Writes an answer asked of a VMM for a device that is not in its VM (it cannot do them). */
-  foreignWrites: number;
   policyChanges: number;
   /** Pages a device cached clean and overwrote with No-Snoop: each needs a flush before release. */
   probes: number;
@@ -277,7 +275,7 @@ export class HostSimulation {
   readonly restartMismatches: string[] = [];
   /** Commands the service refused, by error code. */
   readonly rejected = new Map<string, number>();
-  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, foreignWrites: 0, policyChanges: 0, probes: 0 };
+  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, policyChanges: 0, probes: 0 };
   /** The last accepted command's answer (for the named cases). */
   last: Applied | undefined;
 
@@ -551,8 +549,8 @@ export class HostSimulation {
     for (const [vm, d] of decisions) {
       for (const w of d.devices ?? []) {
         const f = this.#byBdf.get(w.bdf);
-        if (f === undefined) this.ruleViolations.push(`an answer asks VM ${VM_IDS[vm]} to write ${w.bdf}, which is no function of this host`);
-        else if (f.vm !== vm) this.stats.foreignWrites++;
+        // A VMM cannot write another VM's device: an answer that asks it to misplaces the device.
+        if (f === undefined || f.vm !== vm) this.ruleViolations.push(`an answer asks the VMM of ${VM_IDS[vm]} to write ${w.bdf}, which is not in that VM`);
         else this.#queueWrite(f, vm, w.hardwareValue, false);
       }
     }
@@ -889,13 +887,32 @@ export class HostSimulation {
 
   // ---- after every step ------------------------------------------------------------------------
 
-  /** The service's own bookkeeping: every range mapped into a domain it calls exposed is flagged. */
+  /**
+   * The service's own bookkeeping (every range mapped into a domain it calls exposed is flagged),
+   * and where it places things: the same devices in the same domains, the same pinned ranges, as
+   * the host has. A difference there would make every other check meaningless.
+   */
   #checkBeliefs(): void {
+    const state = this.#service.state;
     try {
-      checkFlagInvariant(this.#service.state);
+      checkFlagInvariant(state);
     } catch (err) {
       this.ruleViolations.push(err instanceof Error ? err.message : String(err));
     }
+    VM_IDS.forEach((id, vm) => {
+      const core = state.vms.get(id);
+      const devices = (entries: [string, string | null][]): string => JSON.stringify(entries.sort());
+      const host = devices(this.#fns.filter((f) => f.vm === vm).map((f) => [f.bdf, f.domain === null ? null : (DOMAIN_IDS[f.domain] ?? null)]));
+      const held = devices([...(core?.devices.values() ?? [])].map((d) => [d.bdf, d.domainId]));
+      if (host !== held) this.ruleViolations.push(`${id}: the service holds devices ${held}, the host has ${host}`);
+      const pins: string[] = [];
+      core?.pins.forEach((start, pages, hpa) => {
+        pins.push(`${start}+${pages}@${hpa}`);
+        return undefined;
+      });
+      const mine = this.#pins.filter((p) => p.vm === vm).map((p) => `${p.iova}+${p.pages}@${p.hpa}`);
+      if (JSON.stringify(pins.sort()) !== JSON.stringify(mine.sort())) this.ruleViolations.push(`${id}: the service holds pins ${pins.join(' ')}, the host maps ${mine.join(' ')}`);
+    });
     if (this.#fns.some((f) => f.live && f.pf !== null && f.pf.vm !== f.vm)) this.stats.split++;
   }
 
