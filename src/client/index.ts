@@ -8,9 +8,9 @@ import type { z } from 'zod';
 import type { Problem } from '../http/schemas/common.js';
 import type { Decision, DevctlDecision, DeviceDecision } from '../http/schemas/decision.js';
 import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../http/schemas/pin.js';
-import type { PutQuirksAnswer, QuirkList } from '../http/schemas/quirk.js';
+import type { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../http/schemas/quirk.js';
 import type { Simulation, SimulationRequest } from '../http/schemas/simulation.js';
-import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, Vm } from '../http/schemas/vm.js';
+import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, ResetBody, Vm } from '../http/schemas/vm.js';
 
 export type VmState = z.output<typeof Vm>;
 export type DecisionAnswer = z.output<typeof Decision>;
@@ -26,6 +26,7 @@ export type PinRequest = z.input<typeof PinBody>;
 export type UnpinRequest = z.input<typeof UnpinBody>;
 export type FlushQueryRequest = z.input<typeof FlushQueryBody>;
 export type DevctlRequest = z.input<typeof DevctlBody>;
+export type ResetRequest = NonNullable<z.input<typeof ResetBody>>;
 export type QuirkListBody = z.input<typeof QuirkList>;
 export type PutQuirksResult = z.output<typeof PutQuirksAnswer>;
 export type SimulationRequestBody = z.input<typeof SimulationRequest>;
@@ -132,8 +133,9 @@ export class CoherencyClient {
   deleteDevice(vmId: string, bdf: string): Promise<DeviceDecisionAnswer> {
     return this.#call('DELETE', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`);
   }
-  resetDevice(vmId: string, bdf: string): Promise<DeviceDecisionAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/reset`);
+  /** R1. By default the reset restores config space (as vfio-pci's do); `{restoresConfig: false}` for one that does not. */
+  resetDevice(vmId: string, bdf: string, body?: ResetRequest): Promise<DeviceDecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/reset`, body ?? undefined);
   }
   devctl(vmId: string, bdf: string, body: DevctlRequest): Promise<DevctlAnswer> {
     return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/devctl`, body);
@@ -171,7 +173,7 @@ export class CoherencyClient {
   }
 
   // ---- quirks, policy, health ----
-  getQuirks(): Promise<z.output<typeof QuirkList>> {
+  getQuirks(): Promise<z.output<typeof QuirkListAnswer>> {
     return this.#call('GET', '/v1/quirks');
   }
   putQuirks(body: QuirkListBody): Promise<PutQuirksResult> {
