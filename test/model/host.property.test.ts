@@ -231,6 +231,21 @@ describe('the issue, case by case (a VMM that writes at once unless the case say
     expect(findings(sim)).toEqual(NONE);
   });
 
+  it('a VF attached after its PF, before the VMM has written the PF attach-time clear: the VF domain is exposed', async () => {
+    // Found by the host property: the PF's bus mastering is off until the VMM writes the clear,
+    // but its VF is not, and the VF follows the PF's real bit, still 1 until that write.
+    const defaults: PolicyDefaults = { mode: 'trap', onEnable: 'deny', exemptNeedsNoSnoop: true };
+    const sim = new HostSimulation(host({ bit: 1 }), { defaults, table: TABLE_DEFAULT }, { writes: 'late' });
+    await sim.run([vm(0), { t: 'domain', vm: 0, dom: 0, coherent: false }, pin(0, 0), { t: 'assign', fn: PF0, vm: 0, dom: 0 }]);
+    expect(sim.last?.decision.devctl?.decision).toBe('deny');
+    await sim.step({ t: 'assign', fn: VF0A, vm: 0, dom: 0 });
+    expect(exposed(sim, 0, 'd0')).toBe(true);
+    await sim.step(pin(0, 5));
+    expect(flushRequired(sim)).toBe(true);
+    await sim.finish();
+    expect(findings(sim)).toEqual(NONE);
+  });
+
   it('restart with other defaults: a trap VM created under onEnable allow keeps it, its domain stays exposed, pins still flush', async () => {
     const defaults: PolicyDefaults = { mode: 'trap', onEnable: 'allow', exemptNeedsNoSnoop: true };
     const sim = new HostSimulation(host(), { defaults, table: TABLE_DEFAULT }, { writes: 'immediate' });
