@@ -4,11 +4,13 @@
  * act on. Every flush a decision demands must be done before the change takes effect.
  *
  * Where the rules live:
- *   F1 pin ................ pin()                 F3 unpin ............ release()
- *   F2 replay ............. exposureTransition()  F4 mmio skip ........ isFlushExempt() (state.ts)
- *   F5 teardown ........... deleteVm(), deleteDomain()
- *   C1, W1-W7 ............. devctl.ts, exposure.ts
+ *   F1, F2, F3, F4, C1 .... ranges.ts: the one range classifier (pins, replays, releases, query)
+ *   F1 pin ................ mapRanges()           F3 unpin ............ release()
+ *   F2 replay ............. exposureTransition()  F5 teardown ......... deleteVm(), deleteDomain()
+ *   C1, W1-W7 ............. devctl.ts, exposure.ts (VFs and their PFs: governingFunction())
+ *   W3, W4 set bits ....... applyPolicyToBit() (attach, reset), applyPolicyToSetBits() (changes)
  *   R1 reset .............. resetDevice()         K1 .................. kvmTransition()
+ *   pending clears ........ decideState(): exposure grows when decided, shrinks when confirmed
  */
 import { checkSpan, formatPages } from './address.js';
 import { DecisionBuilder, type Decision, type DevctlOutcome, type FlushCause } from './decision.js';
