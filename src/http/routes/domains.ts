@@ -17,7 +17,8 @@ export default function domainRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['domains'],
         summary: 'Attach or change an IOMMU domain',
-        description: 'A domain that does not enforce cache coherency and becomes exposed triggers the F2 replay of pinned ranges.',
+        description:
+          'A domain that does not enforce cache coherency and becomes exposed triggers the F2 replay of pinned ranges. A coherency change that makes the policy deny a bit already set lists the device in `devices` with the value that clears it.',
         params: DomainParams,
         body: PutDomainBody,
         response: { 200: Decision, 201: Decision, ...problems }

@@ -19,7 +19,7 @@ export default function pinRoutes(app: FastifyInstance): void {
         tags: ['pins'],
         summary: 'Pin and map one range or a batch (F1)',
         description:
-          'Perform `flush` before the range becomes reachable by DMA. A batch (`{"ranges": [...]}`, at most the batch limit, 10,000 by default) is all or nothing. Overlaps are refused with 409 PIN_OVERLAP.',
+          'Perform `flush` (`when: before-map`) before the range is mapped and reachable by DMA. A batch (`{"ranges": [...]}`, at most the batch limit, 10,000 by default) is all or nothing. Overlaps are refused with 409 PIN_OVERLAP.',
         params: VmParams,
         querystring: WaitQuery,
         body: PinBody,
@@ -39,7 +39,7 @@ export default function pinRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['pins'],
         summary: 'Unmap and unpin one range or a batch (F3)',
-        description: 'Perform `flush` before the pages are released. Whole pinned ranges only: cutting one in two is refused with 409 UNPIN_BISECTS; a range with nothing pinned is 404 UNKNOWN_RANGE.',
+        description: 'Unmap from the IOMMU, perform `flush` (`when: after-unmap`), then release the pages. Whole pinned ranges only: cutting one in two is refused with 409 UNPIN_BISECTS; a range with nothing pinned is 404 UNKNOWN_RANGE.',
         params: VmParams,
         querystring: WaitQuery,
         body: UnpinBody,

@@ -38,7 +38,8 @@ export default function vmRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['vms'],
         summary: 'Create a VM or replace its policy',
-        description: 'The policy is the server default overlaid with `policy`. Making a policy stricter (e.g. to pessimistic) can expose domains: the answer then carries the F2 replay flush.',
+        description:
+          'The policy is the server default overlaid with `policy`, resolved now and kept as resolved: a restart under other server defaults does not change it. Making a policy stricter (e.g. to pessimistic) can expose domains: the answer then carries the F2 replay flush. A policy that now denies a bit already set lists the device in `devices` with the value that clears it; its exposure ends once the VMM reports the bit clear.',
         params: VmParams,
         body: PutVmBody,
         response: { 200: VmDecision, 201: VmDecision, ...problems }
