@@ -392,7 +392,7 @@ function deleteDomain(state: CoherencyState, cmd: { vmId: VmId; domainId: Domain
  */
 function decideState(device: Device, next: NoSnoopState, devctl: number): Device {
   if (stateMayNoSnoop(device.nosnoop) && !stateMayNoSnoop(next)) return { ...device, pendingNosnoop: next, devctl };
-  return { ...device, nosnoop: next, pendingNosnoop: null, devctl };
+  return { ...device, nosnoop: next, pendingNosnoop: null, quietUntilReported: false, devctl };
 }
 
 function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: number): CommandResult {
@@ -422,6 +422,7 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
     physfn,
     nosnoop: input.nosnoop,
     pendingNosnoop: null,
+    quietUntilReported: false,
     pci: input.pci ?? true,
     devctl: (input.devctl ?? devctlFor(input.nosnoop, base)) & ~DEVCTL_BCR_FLR
   };
@@ -431,12 +432,13 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
   if (attached) {
     outcome = applyPolicyToBit(state, vm, device, out, existing === undefined ? 'attach' : 'move');
     if (outcome?.decision === 'deny') {
-      // A device new to the VM has bus mastering off until the VMM hands it to the guest, after
-      // writing hardwareValue: the bit is clear before the device can DMA, so nothing is replayed.
-      // A device already in the VM may be live: the clear counts once the VMM reports it.
-      // So is a PF whose VFs already in the VM follow its bit.
-      const quiet = existing === undefined && governedVfs(vm, device).length === 0;
-      device = quiet ? { ...device, nosnoop: 'disabled', devctl: outcome.hardwareValue } : decideState(device, 'disabled', outcome.hardwareValue);
+      // The clear counts once the VMM reports it. But a device new to the VM has bus mastering
+      // off until the VMM hands it to the guest, after writing hardwareValue: the function itself
+      // cannot DMA before its bit is clear, so its own domain is not exposed and nothing is
+      // replayed. A VF (already here or attached later) follows the bit as the hardware holds it
+      // until that write, and a device already in the VM may be live: they count it as set.
+      device = decideState(device, 'disabled', outcome.hardwareValue);
+      if (existing === undefined) device = { ...device, quietUntilReported: true };
       vm.devices.set(device.bdf, device);
     }
   }
@@ -540,6 +542,7 @@ function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAddress; 
     ...device,
     nosnoop: hardwired ? 'hardwired-zero' : 'enabled',
     pendingNosnoop: null,
+    quietUntilReported: false,
     devctl: hardwired ? DEVCTL_RESET_DEFAULT & ~DEVCTL_NOSNOOP_EN : DEVCTL_RESET_DEFAULT
   };
   vm.devices.set(reset.bdf, reset);

@@ -44,6 +44,9 @@ export function effectiveNoSnoop(vm: Vm, device: Device, override?: NoSnoopOverr
   const governing = governingFunction(vm, device);
   if (governing === null) return 'unknown';
   if (override !== undefined && override.bdf === governing.bdf) return override.nosnoop;
+  // Bus mastering is off until the VMM writes the clear it was told: the function itself cannot
+  // DMA meanwhile, but a VF already follows the bit the hardware holds.
+  if (governing === device && device.quietUntilReported && device.pendingNosnoop !== null) return device.pendingNosnoop;
   return governing.nosnoop;
 }
 

@@ -40,6 +40,13 @@ export interface Device {
    * reports that the hardware reads it (a device PUT with its state). Null: nothing pending.
    */
   readonly pendingNosnoop: NoSnoopState | null;
+  /**
+   * Attached with bus mastering off and told to clear its bit: the function itself cannot DMA
+   * before the VMM has written that value, so for its own DMA it counts as `pendingNosnoop`. Its
+   * VFs follow the bit as the hardware holds it, so for them it counts as `nosnoop` until the VMM
+   * reports the write.
+   */
+  readonly quietUntilReported: boolean;
   /** False for a device without PCI config space: it always counts as able to no-snoop. */
   readonly pci: boolean;
   /** Last known hardware DEVCTL value (16 bits). */
