@@ -63,6 +63,7 @@ import {
 import { PolicyService, type Applied } from '../../src/service/policy-service.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { CoherencyModel } from './coherency-model.js';
+import { HostPages } from './host-pages.js';
 import { checkFlagInvariant, digest } from './simulation.js';
 
 // ---- the host's hardware ---------------------------------------------------------------------
@@ -117,8 +118,6 @@ const ARCHES: readonly Arch[] = ['x86_64', 'aarch64', 'x86_64'];
 export const DOMAIN_IDS: readonly DomainId[] = ['d0', 'd1', 'd2'].map(parseDomainId);
 /** How many functions the generated topologies have: PF0 with 2 VFs, PF1 with 1, PF2 with none. */
 export const FUNCTIONS = 6;
-const RAM_BASE = 0x1000;
-const MMIO_BASE = 0x10_0000;
 const DEVCTL_BCR_FLR = 0x8000;
 
 /** One PCI function of the host, as the hardware has it. */
@@ -267,6 +266,8 @@ export interface HostStats {
 
 export class HostSimulation {
   readonly model = new CoherencyModel();
+  /** Released pages are reused first, so a leak shows another VM's data. */
+  readonly #pages = new HostPages();
   /** Pages of every demanded flush, in order, the dropped one included. */
   readonly flushes: number[] = [];
   /** Answers that break a rule outright, whether or not the hardware noticed. */
@@ -291,9 +292,6 @@ export class HostSimulation {
   #lying = false;
   /** The quirk table that is true: the one the service acknowledged last. */
   #quirks: QuirkTable;
-  #free: number[] = [];
-  #nextRam = RAM_BASE;
-  #nextMmio = MMIO_BASE;
   #now = 0;
   readonly #drop: number;
   readonly #writes: 'late' | 'immediate';
@@ -508,7 +506,7 @@ export class HostSimulation {
         return;
       }
       case 'evict':
-        this.model.evict(RAM_BASE + (e.page % Math.max(1, this.#nextRam - RAM_BASE)));
+        this.model.evict(this.#pages.anyRam(e.page));
         return;
       case 'quirks':
         return this.#putQuirks(e.table);
@@ -543,7 +541,7 @@ export class HostSimulation {
       if (pin.mmio) continue;
       for (let p = pin.hpa; p < pin.hpa + pin.pages; p++) {
         this.model.release(p);
-        this.#free.push(p);
+        this.#pages.release(p);
       }
     }
     for (const [vm, d] of decisions) {
@@ -786,7 +784,7 @@ export class HostSimulation {
     const vm = e.vm % VM_IDS.length;
     const vmId = VM_IDS[vm] as VmId;
     const mmio = e.mmio !== null;
-    const hpa = mmio ? this.#allocMmio(e.pages) : this.#allocRam(e.pages);
+    const hpa = mmio ? this.#pages.mmio(e.pages) : this.#pages.ram(e.pages);
     // The host hands the pages over zeroed through the cache: dirty lines, old data in DRAM.
     if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.model.hostZero(p, vmId);
     const iova = e.slot * 3;
@@ -797,7 +795,7 @@ export class HostSimulation {
       ranges: [{ iova, pages: e.pages, hpa, mmio, memType: e.mmio ?? 'WB', domains: domains?.map((d) => DOMAIN_IDS[d] as DomainId) ?? null }]
     });
     if (result === undefined) {
-      if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#free.push(p);
+      if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#pages.release(p);
       return;
     }
     this.#act([[vm, result.decision]], () => {
@@ -936,29 +934,6 @@ export class HostSimulation {
         }
       }
     }
-  }
-
-  // ---- host memory -------------------------------------------------------------------------------
-
-  /** Reuses released pages first, so a leak shows another VM's data. */
-  #allocRam(pages: number): number {
-    const free = [...new Set(this.#free)].sort((x, y) => x - y);
-    for (let i = 0; i + pages <= free.length; i++) {
-      const start = free[i] as number;
-      if ((free[i + pages - 1] as number) - start === pages - 1) {
-        this.#free = free.filter((p) => p < start || p >= start + pages);
-        return start;
-      }
-    }
-    const start = this.#nextRam;
-    this.#nextRam += pages;
-    return start;
-  }
-
-  #allocMmio(pages: number): number {
-    const start = this.#nextMmio;
-    this.#nextMmio += pages;
-    return start;
   }
 }
 

@@ -35,6 +35,7 @@ import {
   type VmId
 } from '../../src/domain/index.js';
 import { CoherencyModel } from './coherency-model.js';
+import { HostPages } from './host-pages.js';
 
 export type DeviceKind = 'igpu' | 'nic' | 'bad';
 
@@ -84,8 +85,6 @@ const VM_IDS = [parseVmId('vm0'), parseVmId('vm1')];
 const ARCHES: readonly Arch[] = ['x86_64', 'aarch64'];
 const DOMAIN_IDS = [parseDomainId('d0'), parseDomainId('d1'), parseDomainId('d2')];
 const BDFS = [0, 1, 2, 3].map((i) => parsePciAddress(`0000:0${i}:00.0`));
-const RAM_BASE = 0x1000;
-const MMIO_BASE = 0x10_0000;
 
 interface SimDevice {
   readonly vm: VmId;
@@ -130,19 +129,16 @@ export class Simulation {
   /** Commands the core rejected, by error code. */
   readonly rejected = new Map<string, number>();
   readonly #drop: number;
-  readonly #reuse: boolean;
+  readonly #pages: HostPages;
   readonly #confirm: boolean;
   readonly #devices = new Map<string, SimDevice>();
   #pins: SimPin[] = [];
-  #free: number[] = [];
-  #nextRam = RAM_BASE;
-  #nextMmio = MMIO_BASE;
   #now = 0;
 
   constructor(options: SimulationOptions) {
     this.mode = options.mode;
     this.#drop = options.drop ?? -1;
-    this.#reuse = options.reuse ?? true;
+    this.#pages = new HostPages(options.reuse ?? true);
     this.#confirm = options.confirm ?? false;
   }
 
@@ -235,7 +231,7 @@ export class Simulation {
         return;
       }
       case 'evict':
-        this.model.evict(RAM_BASE + (e.page % Math.max(1, this.#nextRam - RAM_BASE)));
+        this.model.evict(this.#pages.anyRam(e.page));
         return;
       case 'quirks': {
         const result = this.#command({ type: 'put-quirks', quirks: QUIRK_TABLES[e.table % QUIRK_TABLES.length] ?? [] });
@@ -356,7 +352,7 @@ export class Simulation {
       if (pin.mmio) continue;
       for (let p = pin.hpa; p < pin.hpa + pin.pages; p++) {
         this.model.release(p);
-        this.#free.push(p);
+        this.#pages.release(p);
       }
     }
     this.#pins = kept;
@@ -436,7 +432,7 @@ export class Simulation {
 
   #pin(vmId: VmId, e: Extract<SimEvent, { t: 'pin' }>): void {
     const mmio = e.mmio !== null;
-    const hpa = mmio ? this.#allocMmio(e.pages) : this.#allocRam(e.pages);
+    const hpa = mmio ? this.#pages.mmio(e.pages) : this.#pages.ram(e.pages);
     if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.model.hostZero(p, vmId);
     const iova = e.slot * 3;
     const domains = e.doms === null ? null : e.doms.map((d) => DOMAIN_IDS[d] as DomainId);
@@ -446,7 +442,7 @@ export class Simulation {
       ranges: [{ iova, pages: e.pages, hpa, mmio, memType: e.mmio ?? 'WB', domains }]
     });
     if (result === undefined) {
-      if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#free.push(p);
+      if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#pages.release(p);
       return;
     }
     this.#pins.push({ vm: vmId, iova, pages: e.pages, hpa, mmio });
@@ -488,27 +484,6 @@ export class Simulation {
     return list.length === 0 ? undefined : list[pick % list.length];
   }
 
-  #allocRam(pages: number): number {
-    if (this.#reuse && this.#free.length >= pages) {
-      const free = [...new Set(this.#free)].sort((x, y) => x - y);
-      for (let i = 0; i + pages <= free.length; i++) {
-        if ((free[i + pages - 1] as number) - (free[i] as number) === pages - 1) {
-          const start = free[i] as number;
-          this.#free = free.filter((p) => p < start || p >= start + pages);
-          return start;
-        }
-      }
-    }
-    const start = this.#nextRam;
-    this.#nextRam += pages;
-    return start;
-  }
-
-  #allocMmio(pages: number): number {
-    const start = this.#nextMmio;
-    this.#nextMmio += pages;
-    return start;
-  }
 }
 
 function key(vm: VmId, bdf: PciAddress): string {
