@@ -108,10 +108,100 @@ function copyRange(leaf: Leaf, i: number, out: number[], n: number): number {
   return n + 1;
 }
 
+/** Operation codes of a PinJournal, and its stride: [op, start, pages, hpa, attr]. */
+export const PIN_INSERT = 1;
+export const PIN_REMOVE = 2;
+export const PIN_ATTR = 3;
+export const PIN_OP_STRIDE = 5;
+
+/**
+ * What a PinMap did, as its effects: inserts, removes and attribute changes, in order, five
+ * numbers each. The store keeps these instead of the command that caused them, so a restart
+ * applies what was decided and decides nothing again.
+ */
+export class PinJournal {
+  #d = new Float64Array(16 * PIN_OP_STRIDE);
+  #n = 0;
+
+  /** Operations recorded. */
+  get length(): number {
+    return this.#n / PIN_OP_STRIDE;
+  }
+
+  record(op: number, start: number, pages: number, hpa: number, attr: number): void {
+    if (this.#n + PIN_OP_STRIDE > this.#d.length) {
+      const grown = new Float64Array(this.#d.length * 2);
+      grown.set(this.#d);
+      this.#d = grown;
+    }
+    const d = this.#d;
+    d[this.#n++] = op;
+    d[this.#n++] = start;
+    d[this.#n++] = pages;
+    d[this.#n++] = hpa;
+    d[this.#n++] = attr;
+  }
+
+  /** The operations so far (a copy), and an empty journal. */
+  take(): Float64Array {
+    const ops = this.#d.slice(0, this.#n);
+    this.#n = 0;
+    return ops;
+  }
+}
+
 export class PinMap {
   #root: Node | Leaf = new Leaf();
   #size = 0;
   #pages = 0;
+  /** When set, every change is recorded here (the service persists them as effects). */
+  journal: PinJournal | null = null;
+
+  /** Builds a map from ranges sorted by start, four numbers each (as `toArray` writes them). */
+  static fromArray(ranges: Float64Array): PinMap {
+    const map = new PinMap();
+    for (let o = 0; o + STRIDE <= ranges.length; o += STRIDE) {
+      if (!map.insert(ranges[o] as number, ranges[o + 1] as number, ranges[o + 2] as number, ranges[o + 3] as number)) {
+        throw new Error(`pinned ranges overlap at page ${String(ranges[o])}`);
+      }
+    }
+    return map;
+  }
+
+  /** Every range in IOVA order, four numbers each: start, pages, hpa, attr. */
+  toArray(): Float64Array {
+    const out = new Float64Array(this.#size * STRIDE);
+    let w = 0;
+    for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
+      out.set(leaf.d.subarray(0, leaf.n * STRIDE), w);
+      w += leaf.n * STRIDE;
+    }
+    return out;
+  }
+
+  /** Applies recorded operations (a journal's `take()`), as they were done. */
+  apply(ops: Float64Array): void {
+    for (let o = 0; o + PIN_OP_STRIDE <= ops.length; o += PIN_OP_STRIDE) {
+      const op = ops[o] as number;
+      const start = ops[o + 1] as number;
+      if (op === PIN_INSERT) {
+        if (!this.insert(start, ops[o + 2] as number, ops[o + 3] as number, ops[o + 4] as number)) throw new Error(`stored insert at page ${start} overlaps`);
+      } else if (op === PIN_REMOVE) {
+        if (!this.remove(start)) throw new Error(`stored remove at page ${start} finds no range`);
+      } else if (op === PIN_ATTR) {
+        const attr = ops[o + 4] as number;
+        let found = false;
+        this.forEachOverlap(start, start + 1, (s) => {
+          if (s !== start) return undefined;
+          found = true;
+          return attr;
+        });
+        if (!found) throw new Error(`stored attribute change at page ${start} finds no range`);
+      } else {
+        throw new Error(`unknown stored pin operation ${op}`);
+      }
+    }
+  }
 
   /** Number of ranges. */
   get size(): number {
@@ -166,6 +256,7 @@ export class PinMap {
     leaf.n++;
     this.#size++;
     this.#pages += pages;
+    this.journal?.record(PIN_INSERT, start, pages, hpa, attr);
     if (leaf.n > LEAF_CAP) this.#splitLeaf(leaf, pos, path);
     return true;
   }
@@ -221,6 +312,7 @@ export class PinMap {
     const pos = lastAtOrBefore(leaf, start);
     if (pos < 0 || leaf.start(pos) !== start) return false;
     this.#pages -= leaf.d[pos * STRIDE + F_PAGES] as number;
+    this.journal?.record(PIN_REMOVE, start, 0, 0, 0);
     leaf.d.copyWithin(pos * STRIDE, (pos + 1) * STRIDE, leaf.n * STRIDE);
     leaf.n--;
     this.#size--;
@@ -330,7 +422,10 @@ export class PinMap {
       const o = i * STRIDE;
       const d = leaf.d;
       const attr = visit(d[o + F_START] as number, d[o + F_PAGES] as number, d[o + F_HPA] as number, d[o + F_ATTR] as number);
-      if (attr !== undefined) d[o + F_ATTR] = attr;
+      if (attr !== undefined && attr !== d[o + F_ATTR]) {
+        d[o + F_ATTR] = attr;
+        this.journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
+      }
       return true;
     });
   }
@@ -371,7 +466,10 @@ export class PinMap {
       for (let i = 0; i < leaf.n; i++) {
         const o = i * STRIDE;
         const attr = visit(d[o + F_START] as number, d[o + F_PAGES] as number, d[o + F_HPA] as number, d[o + F_ATTR] as number);
-        if (attr !== undefined) d[o + F_ATTR] = attr;
+        if (attr !== undefined && attr !== d[o + F_ATTR]) {
+          d[o + F_ATTR] = attr;
+          this.journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
+        }
       }
       leaf = leaf.next;
     }
