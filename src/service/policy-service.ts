@@ -7,6 +7,12 @@ import {
   applyCommand,
   createState,
   decidedCommand,
+  decodeVm,
+  encodeVmRecord,
+  PIN_OP_STRIDE,
+  PinJournal,
+  PinMap,
+  QuirkTable,
   parseQuirkFile,
   quirkToWire,
   DecisionBuilder,
@@ -30,7 +36,7 @@ import {
   type VmView
 } from '../domain/index.js';
 import type { FlushJobs } from '../jobs/flush-jobs.js';
-import { isShared, StoreUnavailableError, type AuditQuery, type StateStore, type StoredCommand } from '../store/state-store.js';
+import { isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -96,27 +102,42 @@ export class PolicyService {
   }
 
   /**
-   * Rebuilds the state by replaying every stored command with the time it was applied at.
-   * Returns the number of commands replayed.
+   * Rebuilds the state from the store: each VM's snapshot, then the effects stored after it, as
+   * they were decided (nothing is decided again). A store written by 0.1.0 (commands to replay)
+   * is migrated first. Returns the number of effects applied after the snapshots.
    */
   async restore(): Promise<number> {
-    if (this.#store === undefined) return 0;
+    const store = this.#store;
+    if (store === undefined) return 0;
     // The log starts from the quirk list in force when it began (the first start's), whatever
     // the configured list says now: a restart re-decides nothing.
-    const first = await this.#store.meta('quirks', JSON.stringify({ quirks: this.#quirks.map(quirkToWire) }));
-    const stored = await this.#store.load();
-    // Replay into a fresh state, swapped in only when complete.
-    const state = createState(this.#defaults, parseQuirkFile(JSON.parse(first)));
+    const first = await store.meta('quirks', JSON.stringify({ quirks: this.#quirks.map(quirkToWire) }));
+    const initial = parseQuirkFile(JSON.parse(first));
+    await this.#migrate(store, initial);
+    const loaded = await store.load();
+    // Built into a fresh state, swapped in only when complete.
+    const state = createState(this.#defaults, initial);
+    for (const s of loaded.snapshots) state.vms.set(s.vmId as VmId, decodeVm(s.record, PinMap.fromArray(s.pins)));
+    for (const e of loaded.effects) applyEffect(state, e);
+    this.#state = state;
+    this.#seq = loaded.seq;
+    this.#sinceSnapshot.clear();
+    this.#restored = true;
+    return loaded.effects.length;
+  }
+
+  /** A 0.1.0 store holds commands: replay them once through the core and keep what they decided. */
+  async #migrate(store: StateStore, initial: readonly Quirk[]): Promise<void> {
+    const legacy = await store.legacy();
+    if (legacy === null) return;
+    const state = createState(this.#defaults, initial);
     let seq = 0;
-    for (const c of stored) {
-      if (c.seq !== seq + 1) throw new StoreUnavailableError(`stored commands jump from ${seq} to ${c.seq}`);
+    for (const c of legacy) {
       stamp(state, c.command, applyCommand(state, c.command, c.at), c.seq);
       seq = c.seq;
     }
-    this.#state = state;
-    this.#seq = seq;
-    this.#restored = true;
-    return stored.length;
+    const snapshots = [...state.vms.values()].map((vm) => ({ vmId: vm.id, seq, record: encodeVmRecord(vm), pins: vm.pins.toArray() }));
+    await store.migrated(snapshots, quirkFileJson(state.quirks.quirks), seq);
   }
 
   /**
@@ -191,29 +212,57 @@ export class PolicyService {
     let seq: number;
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decide inside the store's transaction, after applying what
-      // the others stored meanwhile.
+      // the others stored meanwhile. A replica that fell behind the log's floor reloads first.
       ({ result, seq } = await this.#exclusive(async () => {
-        let decided: { result: CommandResult; seq: number } | undefined;
-        try {
-          await store.write(this.#seq, (missed) => {
-            this.#replay(missed);
-            const r = applyCommand(this.state, cmd, at);
-            decided = { result: r, seq: this.#seq + 1 };
-            this.#seq = decided.seq;
-            stamp(this.state, cmd, r, decided.seq);
-            return { seq: decided.seq, at, command: cmd, actor, rules: rulesOf(r) };
-          });
-        } catch (err) {
-          if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
-          throw err;
+        for (let attempt = 0; ; attempt++) {
+          if (this.#behind) {
+            await this.restore();
+            this.#behind = false;
+          }
+          let decided: { result: CommandResult; seq: number } | undefined;
+          let effects: StoredEffect[] = [];
+          try {
+            await store.write(this.#seq, (missed) => {
+              if (missed === null) {
+                this.#behind = true;
+                throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
+              }
+              this.#replay(missed);
+              const watched = watch(this.state, cmd);
+              let r: CommandResult;
+              try {
+                r = applyCommand(this.state, cmd, at);
+              } finally {
+                unwatch(this.state, watched);
+              }
+              decided = { result: r, seq: this.#seq + 1 };
+              this.#seq = decided.seq;
+              stamp(this.state, cmd, r, decided.seq);
+              effects = effectsOf(this.state, cmd, r, watched);
+              return { seq: decided.seq, at, command: cmd, effects, actor, rules: rulesOf(r) };
+            });
+          } catch (err) {
+            // Behind the floor: reload and decide again, once.
+            if (this.#behind && decided === undefined && attempt === 0) continue;
+            if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
+            throw err;
+          }
+          this.#snapshotIfDue(effects);
+          return decided as { result: CommandResult; seq: number };
         }
-        return decided as { result: CommandResult; seq: number };
       }));
     } else {
-      result = applyCommand(this.state, cmd, at);
+      const watched = watch(this.state, cmd);
+      try {
+        result = applyCommand(this.state, cmd, at);
+      } finally {
+        unwatch(this.state, watched);
+      }
       seq = ++this.#seq;
       stamp(this.state, cmd, result, seq);
-      await this.#persist({ seq, at, command: cmd, actor, rules: rulesOf(result) });
+      const effects = effectsOf(this.state, cmd, result, watched);
+      await this.#persist({ seq, at, command: cmd, effects, actor, rules: rulesOf(result) });
+      this.#snapshotIfDue(effects);
     }
     if (cmd.type === 'put-quirks') {
       const vmJobIds = new Map<VmId, string>();
@@ -233,7 +282,7 @@ export class PolicyService {
   }
 
   /** The audit trail: stored changes, oldest first. Empty without a store. */
-  audit(query: AuditQuery): Promise<StoredCommand[]> {
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
     return this.#store?.audit(query) ?? Promise.resolve([]);
   }
 
@@ -247,7 +296,9 @@ export class PolicyService {
     await this.#exclusive(async () => {
       if (this.#seq >= minRevision) return;
       try {
-        this.#replay(await store.since(this.#seq));
+        const missed = await store.since(this.#seq);
+        if (missed === null) await this.restore();
+        else this.#replay(missed);
       } catch (err) {
         this.#fail(err);
       }
@@ -261,6 +312,8 @@ export class PolicyService {
   }
 
   #follower: NodeJS.Timeout | null = null;
+  /** The shared log dropped effects this replica had not read: reload before the next change. */
+  #behind = false;
   #lock: Promise<unknown> = Promise.resolve();
 
   /** Runs `fn` after every earlier exclusive section of this replica has finished. */
@@ -270,11 +323,41 @@ export class PolicyService {
     return run;
   }
 
-  #replay(commands: readonly StoredCommand[]): void {
-    for (const c of commands) {
-      if (c.seq !== this.#seq + 1) throw new StoreUnavailableError(`stored commands jump from ${this.#seq} to ${c.seq}`);
-      stamp(this.state, c.command, applyCommand(this.state, c.command, c.at), c.seq);
-      this.#seq = c.seq;
+  /** Applies effects other replicas stored, as they decided them. */
+  #replay(effects: readonly EffectRow[]): void {
+    for (const e of effects) {
+      if (e.seq < this.#seq) throw new StoreUnavailableError(`stored effects go back from ${this.#seq} to ${e.seq}`);
+      applyEffect(this.state, e);
+      this.#seq = e.seq;
+    }
+  }
+
+  /**
+   * Per VM, changes and pin operations stored since its last snapshot. When they outgrow the VM
+   * (more operations than it has ranges, or many small changes) the VM is snapshotted and its
+   * effects before it dropped: the store and restart follow live state, not history.
+   */
+  readonly #sinceSnapshot = new Map<string, { changes: number; ops: number }>();
+
+  #snapshotIfDue(effects: readonly StoredEffect[]): void {
+    const store = this.#store;
+    if (store === undefined) return;
+    for (const e of effects) {
+      if (e.vmId === QUIRKS_EFFECT) continue;
+      if (e.record === null) {
+        this.#sinceSnapshot.delete(e.vmId);
+        continue;
+      }
+      const since = this.#sinceSnapshot.get(e.vmId) ?? { changes: 0, ops: 0 };
+      since.changes++;
+      since.ops += e.ops === null ? 0 : e.ops.length / PIN_OP_STRIDE;
+      this.#sinceSnapshot.set(e.vmId, since);
+      const vm = this.state.vms.get(e.vmId as VmId);
+      if (vm === undefined || (since.ops < Math.max(SNAPSHOT_MIN_OPS, vm.pins.size) && since.changes < SNAPSHOT_MAX_CHANGES)) continue;
+      this.#sinceSnapshot.delete(e.vmId);
+      // Ordered after every change already made: kept only if they are. A failure loses nothing
+      // (the effects stay); the next change tries again.
+      store.snapshot({ vmId: vm.id, seq: this.#seq, record: encodeVmRecord(vm), pins: vm.pins.toArray() }).catch(() => undefined);
     }
   }
 
@@ -284,7 +367,7 @@ export class PolicyService {
   }
 
   /** The answer waits for this: a change is acknowledged only once it is durable. */
-  async #persist(stored: StoredCommand): Promise<void> {
+  async #persist(stored: StoredChange): Promise<void> {
     if (this.#store === undefined) return;
     try {
       await this.#store.append([stored]);
@@ -349,6 +432,63 @@ function rulesOf(result: CommandResult): string[] {
   const rules = new Set(result.decision.reasons.map((r) => r.rule));
   for (const d of result.vms?.values() ?? []) for (const r of d.reasons) rules.add(r.rule);
   return [...rules];
+}
+
+/** Changes and pin operations after which a VM is snapshotted (see #snapshotIfDue). */
+const SNAPSHOT_MIN_OPS = 4096;
+const SNAPSHOT_MAX_CHANGES = 4096;
+
+/** Journals the pin maps a command may change: its VM's, or every VM's for a quirk change. */
+function watch(state: CoherencyState, cmd: Command): Map<string, PinJournal> {
+  const watched = new Map<string, PinJournal>();
+  const vms = cmd.type === 'put-quirks' ? [...state.vms.values()] : [state.vms.get(cmd.vmId)].filter((vm) => vm !== undefined);
+  for (const vm of vms) {
+    vm.pins.journal = new PinJournal();
+    watched.set(vm.id, vm.pins.journal);
+  }
+  return watched;
+}
+
+/** Detaches the journals (their operations stay in them until taken). */
+function unwatch(state: CoherencyState, watched: Map<string, PinJournal>): void {
+  for (const vmId of watched.keys()) {
+    const vm = state.vms.get(vmId as VmId);
+    if (vm !== undefined) vm.pins.journal = null;
+  }
+}
+
+/** What a change did, as the store keeps it: each touched VM's record and pin operations. */
+function effectsOf(state: CoherencyState, cmd: Command, result: CommandResult, watched: Map<string, PinJournal>): StoredEffect[] {
+  const effects: StoredEffect[] = [];
+  const touched = new Set<string>(cmd.type === 'put-quirks' ? [...(result.vms?.keys() ?? [])] : [cmd.vmId]);
+  for (const [vmId, journal] of watched) if (journal.length > 0) touched.add(vmId);
+  for (const vmId of touched) {
+    const vm = state.vms.get(vmId as VmId);
+    const journal = watched.get(vmId);
+    effects.push(vm === undefined ? { vmId, record: null, ops: null } : { vmId, record: encodeVmRecord(vm), ops: journal === undefined || journal.length === 0 ? null : journal.take() });
+  }
+  if (cmd.type === 'put-quirks') effects.push({ vmId: QUIRKS_EFFECT, record: quirkFileJson(state.quirks.quirks), ops: null });
+  return effects;
+}
+
+/** Applies a stored effect to the state, as it was decided. */
+function applyEffect(state: CoherencyState, e: EffectRow): void {
+  if (e.vmId === QUIRKS_EFFECT) {
+    state.quirks = new QuirkTable(parseQuirkFile(JSON.parse(e.record ?? '{"quirks":[]}')));
+    return;
+  }
+  const vmId = e.vmId as VmId;
+  if (e.record === null) {
+    state.vms.delete(vmId);
+    return;
+  }
+  const pins = state.vms.get(vmId)?.pins ?? new PinMap();
+  if (e.ops !== null) pins.apply(e.ops);
+  state.vms.set(vmId, decodeVm(e.record, pins));
+}
+
+function quirkFileJson(quirks: readonly Quirk[]): string {
+  return JSON.stringify({ quirks: quirks.map(quirkToWire) });
 }
 
 /** A VM's revision is the global sequence number of the last command that changed it. */

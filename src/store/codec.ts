@@ -4,7 +4,7 @@
  * 2^53).
  */
 import type { Command } from '../domain/index.js';
-import type { StoredCommand } from './state-store.js';
+import type { AuditEntry } from './state-store.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -20,13 +20,13 @@ export function decodeCommand(text: string): Command {
   return parsed.c as Command;
 }
 
-/** A flush job's [hpa page, pages] pairs as bytes for a BLOB/BYTEA column (a view, no copy). */
+/** Numbers (job range pairs, pin operations, pinned ranges) as bytes for a BLOB/BYTEA column (a view, no copy). */
 export function pairsToBytes(pairs: Float64Array | null): Buffer | null {
   return pairs === null ? null : Buffer.from(pairs.buffer, pairs.byteOffset, pairs.byteLength);
 }
 
 /** Back from bytes; copied into an aligned buffer, since a Buffer may sit at any offset of its pool. */
-export function pairsFromBytes(bytes: Buffer | null): Float64Array | null {
+export function pairsFromBytes(bytes: Buffer | Uint8Array | null): Float64Array | null {
   if (bytes === null) return null;
   const out = new Float64Array(bytes.byteLength / 8);
   new Uint8Array(out.buffer).set(bytes);
@@ -42,7 +42,7 @@ export interface AuditRow {
   rules: string | null;
 }
 
-export function auditRow(r: AuditRow): StoredCommand {
+export function auditRow(r: AuditRow): AuditEntry {
   return {
     seq: Number(r.seq),
     at: Number(r.at),

@@ -1,43 +1,95 @@
 /**
- * Keeps commands in memory: for tests, or `STORE=memory` when losing state on restart is fine.
+ * Keeps decided state in memory: for tests, or `STORE=memory` when losing state on restart is
+ * fine. Everything is copied or encoded on the way in, like a real store, so a value that would
+ * not survive one fails here too.
  */
-import type { AuditQuery, StateStore, StoredCommand, StoredJob } from './state-store.js';
-import { decodeCommand, encodeCommand } from './codec.js';
+import { auditRow, encodeCommand } from './codec.js';
+import type { AuditEntry, AuditQuery, EffectRow, LegacyCommand, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from './state-store.js';
+import { QUIRKS_EFFECT } from './state-store.js';
+
+interface AuditRecord {
+  readonly seq: number;
+  readonly at: number;
+  readonly vm: string | null;
+  readonly body: string;
+  readonly actor: string | null;
+  readonly rules: string | null;
+}
 
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
-  // Encoded, like a real store, so a command that does not survive the codec fails here too.
-  readonly #log: { seq: number; at: number; body: string; actor?: string; rules?: readonly string[] }[] = [];
+  #seq = 0;
+  #effects: EffectRow[] = [];
+  readonly #snapshots = new Map<string, VmSnapshot>();
+  readonly #audit: AuditRecord[] = [];
+  readonly #meta = new Map<string, string>();
+  readonly #jobs = new Map<string, StoredJob>();
 
-  load(): Promise<StoredCommand[]> {
-    return Promise.resolve(this.#log.map((r) => ({ seq: r.seq, at: r.at, command: decodeCommand(r.body) })));
+  load(): Promise<LoadedState> {
+    return Promise.resolve({
+      seq: this.#seq,
+      snapshots: [...this.#snapshots.values()].map((s) => ({ ...s, pins: s.pins.slice() })),
+      effects: this.#effects.map((e) => ({ ...e, ops: e.ops === null ? null : e.ops.slice() }))
+    });
   }
 
-  audit(query: AuditQuery): Promise<StoredCommand[]> {
-    const out: StoredCommand[] = [];
-    for (const r of this.#log) {
-      if (out.length >= query.limit) break;
-      if (r.seq <= (query.afterSeq ?? 0) || r.at < (query.since ?? 0)) continue;
-      const command = decodeCommand(r.body);
-      if (query.vmId !== undefined && (!('vmId' in command) || command.vmId !== query.vmId)) continue;
-      out.push({ seq: r.seq, at: r.at, command, ...(r.actor === undefined ? {} : { actor: r.actor }), ...(r.rules === undefined ? {} : { rules: r.rules }) });
-    }
-    return Promise.resolve(out);
+  legacy(): Promise<LegacyCommand[] | null> {
+    return Promise.resolve(null);
   }
 
-  append(commands: readonly StoredCommand[]): Promise<void> {
-    for (const c of commands) this.#log.push({ seq: c.seq, at: c.at, body: encodeCommand(c.command), ...(c.actor === undefined ? {} : { actor: c.actor }), ...(c.rules === undefined ? {} : { rules: c.rules }) });
+  /** Never called: a memory store has nothing written by 0.1.0 to migrate. */
+  migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
+    for (const s of snapshots) void this.snapshot(s);
+    this.#effects.push({ seq, vmId: QUIRKS_EFFECT, record: quirks, ops: null });
+    this.#seq = seq;
     return Promise.resolve();
   }
 
-  readonly #meta = new Map<string, string>();
+  append(changes: readonly StoredChange[]): Promise<void> {
+    for (const c of changes) {
+      for (const e of c.effects) {
+        // A newer quirk list makes older ones useless; a deleted VM leaves nothing behind.
+        if (e.vmId === QUIRKS_EFFECT || e.record === null) this.#effects = this.#effects.filter((x) => x.vmId !== e.vmId);
+        if (e.record === null) {
+          this.#snapshots.delete(e.vmId);
+          continue;
+        }
+        this.#effects.push({ seq: c.seq, vmId: e.vmId, record: e.record, ops: e.ops === null ? null : e.ops.slice() });
+      }
+      this.#audit.push({
+        seq: c.seq,
+        at: c.at,
+        vm: 'vmId' in c.command ? c.command.vmId : null,
+        body: encodeCommand(c.command),
+        actor: c.actor ?? null,
+        rules: c.rules === undefined ? null : JSON.stringify(c.rules)
+      });
+      this.#seq = c.seq;
+    }
+    return Promise.resolve();
+  }
+
+  snapshot(snapshot: VmSnapshot): Promise<void> {
+    this.#snapshots.set(snapshot.vmId, { ...snapshot, pins: snapshot.pins.slice() });
+    this.#effects = this.#effects.filter((e) => e.vmId !== snapshot.vmId || e.seq > snapshot.seq);
+    return Promise.resolve();
+  }
+
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
+    const out: AuditEntry[] = [];
+    for (const r of this.#audit) {
+      if (out.length >= query.limit) break;
+      if (r.seq <= (query.afterSeq ?? 0) || r.at < (query.since ?? 0)) continue;
+      if (query.vmId !== undefined && r.vm !== query.vmId) continue;
+      out.push(auditRow(r));
+    }
+    return Promise.resolve(out);
+  }
 
   meta(key: string, initial: string): Promise<string> {
     if (!this.#meta.has(key)) this.#meta.set(key, initial);
     return Promise.resolve(this.#meta.get(key) as string);
   }
-
-  readonly #jobs = new Map<string, StoredJob>();
 
   saveJob(job: StoredJob): Promise<void> {
     this.#jobs.set(job.id, { ...job, pairs: job.pairs === null ? null : job.pairs.slice() });

@@ -1,34 +1,67 @@
 /**
- * PostgreSQL, for several replicas serving the same VMs. Commands form one log with a global
- * sequence; a change is one transaction holding a store-wide advisory lock, in which the replica
- * first applies what other replicas stored since it last looked, then decides, then inserts. Two
- * replicas changing one VM at once are thus serialised: no lost updates.
+ * PostgreSQL, for several replicas serving the same VMs. The store keeps decided state as the
+ * embedded store does (state-store.ts): per VM a snapshot and the effects after it, in one log
+ * with a global sequence. A change is one transaction holding a store-wide advisory lock, in
+ * which the replica first applies the effects other replicas stored since it last looked, then
+ * decides, then inserts. Two replicas changing one VM at once are thus serialised: no lost
+ * updates. A snapshot drops its VM's effects up to it and raises the log's floor: a replica that
+ * had not read them yet reloads instead of missing them.
  */
 import pg from 'pg';
-import { auditRow, decodeCommand, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
-import { StoreUnavailableError, type AuditQuery, type SharedStateStore, type StoredCommand, type StoredJob } from './state-store.js';
+import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import {
+  QUIRKS_EFFECT,
+  StoreUnavailableError,
+  type AuditEntry,
+  type AuditQuery,
+  type EffectRow,
+  type LegacyCommand,
+  type LoadedState,
+  type SharedStateStore,
+  type StoredChange,
+  type StoredJob,
+  type VmSnapshot
+} from './state-store.js';
 
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE commands (
+/** Schema migrations, applied in order; `t` qualifies a table with the store's schema. */
+const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
+  (t) => `CREATE TABLE ${t('commands')} (
      seq  BIGINT PRIMARY KEY,
      at   BIGINT NOT NULL,
      vm   TEXT,
      body TEXT NOT NULL
    )`,
-  `CREATE TABLE jobs (
+  (t) => `CREATE TABLE ${t('jobs')} (
      id    TEXT PRIMARY KEY,
      n     BIGSERIAL,
      vm    TEXT NOT NULL,
      body  TEXT NOT NULL,
      pairs BYTEA
    )`,
-  `ALTER TABLE commands ADD COLUMN actor TEXT`,
-  `ALTER TABLE commands ADD COLUMN rules TEXT`,
-  `CREATE INDEX commands_vm ON commands (vm, seq)`,
-  `CREATE TABLE meta (
+  (t) => `ALTER TABLE ${t('commands')} ADD COLUMN actor TEXT`,
+  (t) => `ALTER TABLE ${t('commands')} ADD COLUMN rules TEXT`,
+  (t) => `CREATE INDEX commands_vm ON ${t('commands')} (vm, seq)`,
+  (t) => `CREATE TABLE ${t('meta')} (
      key   TEXT PRIMARY KEY,
      value TEXT NOT NULL
-   )`
+   )`,
+  // Decided state (0.2): effects of changes after each VM's snapshot. `commands` stays as the
+  // audit trail.
+  (t) => `CREATE TABLE ${t('effects')} (
+     n      BIGSERIAL PRIMARY KEY,
+     seq    BIGINT NOT NULL,
+     vm     TEXT NOT NULL,
+     record TEXT,
+     ops    BYTEA
+   )`,
+  (t) => `CREATE INDEX effects_seq ON ${t('effects')} (seq)`,
+  (t) => `CREATE TABLE ${t('snapshots')} (
+     vm     TEXT PRIMARY KEY,
+     seq    BIGINT NOT NULL,
+     record TEXT NOT NULL,
+     pins   BYTEA NOT NULL
+   )`,
+  (t) => `INSERT INTO ${t('meta')} (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM ${t('commands')})`
 ];
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
@@ -39,6 +72,8 @@ export interface PostgresStoreOptions {
   /** Schema holding the tables; created when missing. */
   readonly schema?: string;
 }
+
+type Row = { seq: string; vm: string; record: string | null; ops: Buffer | null };
 
 export class PostgresStore implements SharedStateStore {
   readonly kind = 'postgres' as const;
@@ -56,9 +91,7 @@ export class PostgresStore implements SharedStateStore {
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
-  #t(table: string): string {
-    return `"${this.#schema}".${table}`;
-  }
+  #t = (table: string): string => `"${this.#schema}".${table}`;
 
   /** Creates the schema and runs migrations once (retried after a failure). */
   #init(): Promise<void> {
@@ -70,10 +103,7 @@ export class PostgresStore implements SharedStateStore {
   }
 
   async #migrate(): Promise<void> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+    await this.#locked(async (client) => {
       await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.#t('schema_version')} (version INTEGER NOT NULL)`);
       const row = await client.query<{ version: number }>(`SELECT version FROM ${this.#t('schema_version')}`);
@@ -81,14 +111,27 @@ export class PostgresStore implements SharedStateStore {
       if (row.rows.length === 0) await client.query(`INSERT INTO ${this.#t('schema_version')} (version) VALUES (0)`);
       if (version > MIGRATIONS.length) throw new Error(`schema ${this.#schema} has version ${version}, newer than this service`);
       for (; version < MIGRATIONS.length; version++) {
-        const sql = (MIGRATIONS[version] as string)
-          .replace(/CREATE TABLE (\w+)/, (_m, table: string) => `CREATE TABLE ${this.#t(table)}`)
-          .replace(/ALTER TABLE (\w+)/, (_m, table: string) => `ALTER TABLE ${this.#t(table)}`)
-          .replace(/ ON (\w+) \(/, (_m, table: string) => ` ON ${this.#t(table)} (`);
-        await client.query(sql);
+        await client.query((MIGRATIONS[version] as (t: (table: string) => string) => string)(this.#t));
         await client.query(`UPDATE ${this.#t('schema_version')} SET version = $1`, [version + 1]);
       }
+    }, false);
+  }
+
+  /** Runs `fn` in a transaction holding the store-wide lock; errors are the store's unless `fn` decided them. */
+  async #locked<T>(fn: (client: pg.PoolClient) => Promise<T>, init = true): Promise<T> {
+    if (init) await this.#init();
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      const result = await fn(client);
       await client.query('COMMIT');
+      return result;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -97,28 +140,21 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  load(): Promise<StoredCommand[]> {
-    return this.since(0);
-  }
-
-  async since(afterSeq: number): Promise<StoredCommand[]> {
-    await this.#init();
-    try {
-      const res = await this.#pool.query<{ seq: string; at: string; body: string }>(`SELECT seq, at, body FROM ${this.#t('commands')} WHERE seq > $1 ORDER BY seq`, [afterSeq]);
-      return res.rows.map(decodeRow);
-    } catch (err) {
-      throw unavailable(err);
-    }
-  }
-
-  async append(commands: readonly StoredCommand[]): Promise<void> {
+  async load(): Promise<LoadedState> {
     await this.#init();
     const client = await this.#connect();
     try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-      for (const c of commands) await insert(client, this.#t('commands'), c);
+      // One consistent view of the snapshots and the effects after them.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const seq = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'seq'`);
+      const snapshots = await client.query<{ vm: string; seq: string; record: string; pins: Buffer }>(`SELECT vm, seq, record, pins FROM ${this.#t('snapshots')}`);
+      const effects = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} ORDER BY seq, n`);
       await client.query('COMMIT');
+      return {
+        seq: Number(seq.rows[0]?.value ?? 0),
+        snapshots: snapshots.rows.map((r) => ({ vmId: r.vm, seq: Number(r.seq), record: r.record, pins: pairsFromBytes(r.pins) as Float64Array })),
+        effects: effects.rows.map(effectRow)
+      };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw unavailable(err);
@@ -127,25 +163,113 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async write(afterSeq: number, decide: (missed: readonly StoredCommand[]) => StoredCommand): Promise<void> {
+  async legacy(): Promise<LegacyCommand[] | null> {
     await this.#init();
-    const client = await this.#connect();
+    try {
+      const format = await this.#pool.query(`SELECT value FROM ${this.#t('meta')} WHERE key = 'format'`);
+      if (format.rows.length > 0) return null;
+      const res = await this.#pool.query<AuditRow>(`SELECT seq, at, body, actor, rules FROM ${this.#t('commands')} ORDER BY seq`);
+      return res.rows.map(auditRow);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
+    try {
+      await this.#locked(async (client) => {
+        // Another replica may have migrated meanwhile.
+        const format = await client.query(`SELECT value FROM ${this.#t('meta')} WHERE key = 'format'`);
+        if (format.rows.length > 0) return;
+        for (const s of snapshots) await putSnapshot(client, this.#t, s);
+        await client.query(`INSERT INTO ${this.#t('effects')} (seq, vm, record, ops) VALUES ($1, $2, $3, NULL)`, [seq, QUIRKS_EFFECT, quirks]);
+        await putMeta(client, this.#t, 'seq', String(seq));
+        await putMeta(client, this.#t, 'format', '2');
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async since(afterSeq: number): Promise<EffectRow[] | null> {
+    await this.#init();
+    try {
+      const floor = await this.#pool.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
+      if (afterSeq < Number(floor.rows[0]?.value ?? 0)) return null;
+      const res = await this.#pool.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
+      return res.rows.map(effectRow);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async append(changes: readonly StoredChange[]): Promise<void> {
+    try {
+      await this.#locked(async (client) => {
+        for (const c of changes) await this.#insert(client, c);
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => StoredChange): Promise<void> {
     let deciding = false;
     try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-      const res = await client.query<{ seq: string; at: string; body: string }>(`SELECT seq, at, body FROM ${this.#t('commands')} WHERE seq > $1 ORDER BY seq`, [afterSeq]);
-      deciding = true;
-      const command = decide(res.rows.map(decodeRow));
-      deciding = false;
-      await insert(client, this.#t('commands'), command);
-      await client.query('COMMIT');
+      await this.#locked(async (client) => {
+        const floor = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
+        let missed: EffectRow[] | null = null;
+        if (afterSeq >= Number(floor.rows[0]?.value ?? 0)) {
+          const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
+          missed = res.rows.map(effectRow);
+        }
+        deciding = true;
+        const change = decide(missed);
+        deciding = false;
+        await this.#insert(client, change);
+      });
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       // A rejection by `decide` (a domain error) passes through; anything else is the store's.
       throw deciding ? err : unavailable(err);
-    } finally {
-      client.release();
+    }
+  }
+
+  async #insert(client: pg.PoolClient, c: StoredChange): Promise<void> {
+    for (const e of c.effects) {
+      // A newer quirk list supersedes older ones; a deleted VM's earlier effects are of no use
+      // to anyone (a replica that missed them applies the deletion).
+      if (e.vmId === QUIRKS_EFFECT || e.record === null) await client.query(`DELETE FROM ${this.#t('effects')} WHERE vm = $1`, [e.vmId]);
+      if (e.record === null) await client.query(`DELETE FROM ${this.#t('snapshots')} WHERE vm = $1`, [e.vmId]);
+      await client.query(`INSERT INTO ${this.#t('effects')} (seq, vm, record, ops) VALUES ($1, $2, $3, $4)`, [c.seq, e.vmId, e.record, pairsToBytes(e.ops)]);
+    }
+    await client.query(`INSERT INTO ${this.#t('commands')} (seq, at, vm, body, actor, rules) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      c.seq,
+      c.at,
+      'vmId' in c.command ? c.command.vmId : null,
+      encodeCommand(c.command),
+      c.actor ?? null,
+      c.rules === undefined ? null : JSON.stringify(c.rules)
+    ]);
+    await putMeta(client, this.#t, 'seq', String(c.seq));
+  }
+
+  async snapshot(snapshot: VmSnapshot): Promise<void> {
+    try {
+      await this.#locked(async (client) => {
+        // Only while the VM is still there and the snapshot is newer than the one kept.
+        const kept = await client.query<{ seq: string }>(`SELECT seq FROM ${this.#t('snapshots')} WHERE vm = $1`, [snapshot.vmId]);
+        if (kept.rows.length > 0 && Number(kept.rows[0]?.seq) >= snapshot.seq) return;
+        const deleted = await client.query(`SELECT 1 FROM ${this.#t('effects')} WHERE vm = $1 AND seq > $2 AND record IS NULL`, [snapshot.vmId, snapshot.seq]);
+        if (deleted.rows.length > 0) return;
+        await putSnapshot(client, this.#t, snapshot);
+        await client.query(`DELETE FROM ${this.#t('effects')} WHERE vm = $1 AND seq <= $2`, [snapshot.vmId, snapshot.seq]);
+        await client.query(
+          `INSERT INTO ${this.#t('meta')} (key, value) VALUES ('floor', $1) ON CONFLICT (key) DO UPDATE SET value = GREATEST(${this.#t('meta')}.value::bigint, excluded.value::bigint)::text`,
+          [String(snapshot.seq)]
+        );
+      });
+    } catch (err) {
+      throw unavailable(err);
     }
   }
 
@@ -185,7 +309,7 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async audit(query: AuditQuery): Promise<StoredCommand[]> {
+  async audit(query: AuditQuery): Promise<AuditEntry[]> {
     await this.#init();
     const params: unknown[] = [query.afterSeq ?? 0, query.since ?? 0, query.limit];
     if (query.vmId !== undefined) params.push(query.vmId);
@@ -213,19 +337,19 @@ export class PostgresStore implements SharedStateStore {
   }
 }
 
-function decodeRow(r: { seq: string; at: string; body: string }): StoredCommand {
-  return { seq: Number(r.seq), at: Number(r.at), command: decodeCommand(r.body) };
+function effectRow(r: Row): EffectRow {
+  return { seq: Number(r.seq), vmId: r.vm, record: r.record, ops: pairsFromBytes(r.ops) };
 }
 
-async function insert(client: pg.PoolClient, table: string, c: StoredCommand): Promise<void> {
-  await client.query(`INSERT INTO ${table} (seq, at, vm, body, actor, rules) VALUES ($1, $2, $3, $4, $5, $6)`, [
-    c.seq,
-    c.at,
-    'vmId' in c.command ? c.command.vmId : null,
-    encodeCommand(c.command),
-    c.actor ?? null,
-    c.rules === undefined ? null : JSON.stringify(c.rules)
-  ]);
+async function putSnapshot(client: pg.PoolClient, t: (table: string) => string, s: VmSnapshot): Promise<void> {
+  await client.query(
+    `INSERT INTO ${t('snapshots')} (vm, seq, record, pins) VALUES ($1, $2, $3, $4) ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins`,
+    [s.vmId, s.seq, s.record, pairsToBytes(s.pins)]
+  );
+}
+
+async function putMeta(client: pg.PoolClient, t: (table: string) => string, key: string, value: string): Promise<void> {
+  await client.query(`INSERT INTO ${t('meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
 }
 
 function unavailable(err: unknown): StoreUnavailableError {

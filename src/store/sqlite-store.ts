@@ -1,14 +1,28 @@
 /**
  * The embedded default store: SQLite (better-sqlite3) in WAL mode with synchronous=FULL under
- * DATA_DIR. Appends from one event-loop turn are committed in one transaction (group commit), and
- * each append resolves only after its transaction committed, so an answer sent after it survives
- * a crash.
+ * DATA_DIR. It keeps decided state (state-store.ts): per VM a snapshot and the effects after it,
+ * the quirk list in force, and the commands behind the changes as the audit trail. Appends and
+ * snapshots from one event-loop turn are committed in one transaction, in the order they were
+ * made (group commit); each resolves only after its transaction committed, so an answer sent
+ * after it survives a crash. Statements are prepared once.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, decodeCommand, type AuditRow } from './codec.js';
-import { StoreUnavailableError, type AuditQuery, type StateStore, type StoredCommand, type StoredJob } from './state-store.js';
+import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import {
+  QUIRKS_EFFECT,
+  StoreUnavailableError,
+  type AuditEntry,
+  type AuditQuery,
+  type EffectRow,
+  type LegacyCommand,
+  type LoadedState,
+  type StateStore,
+  type StoredChange,
+  type StoredJob,
+  type VmSnapshot
+} from './state-store.js';
 
 /** Schema migrations, applied in order; the version table records how far a file has come. */
 const MIGRATIONS: readonly string[] = [
@@ -30,8 +44,29 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE meta (
      key   TEXT PRIMARY KEY,
      value TEXT NOT NULL
-   )`
+   )`,
+  // Decided state (0.2): effects of changes after each VM's snapshot. `commands` stays as the
+  // audit trail.
+  `CREATE TABLE effects (
+     seq    INTEGER NOT NULL,
+     vm     TEXT NOT NULL,
+     record TEXT,
+     ops    BLOB
+   );
+   CREATE INDEX effects_vm ON effects (vm, seq);
+   CREATE TABLE snapshots (
+     vm     TEXT PRIMARY KEY,
+     seq    INTEGER NOT NULL,
+     record TEXT NOT NULL,
+     pins   BLOB NOT NULL
+   );
+   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`
 ];
+
+/** Meta key of the store's format: '2' holds decided state; absent with commands: a 0.1.0 log. */
+const FORMAT = 'format';
+
+type Op = { readonly kind: 'append'; readonly changes: readonly StoredChange[] } | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot };
 
 interface Waiter {
   resolve(): void;
@@ -42,9 +77,8 @@ export class SqliteStore implements StateStore {
   readonly kind = 'sqlite' as const;
   readonly path: string;
   readonly #db: Database.Database;
-  readonly #insert: Database.Statement;
-  readonly #commit: (rows: readonly StoredCommand[]) => void;
-  #pending: StoredCommand[] = [];
+  readonly #write: (ops: readonly Op[]) => void;
+  #queue: Op[] = [];
   #waiters: Waiter[] = [];
   #scheduled = false;
   /** Transactions committed, for tests of group commit. */
@@ -57,11 +91,38 @@ export class SqliteStore implements StateStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#migrate();
-    this.#insert = this.#db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#commit = this.#db.transaction((rows: readonly StoredCommand[]) => {
-      for (const r of rows) {
-        this.#insert.run(r.seq, r.at, 'vmId' in r.command ? r.command.vmId : null, encodeCommand(r.command), r.actor ?? null, r.rules === undefined ? null : JSON.stringify(r.rules));
+    const db = this.#db;
+    const insertAudit = db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
+    const insertEffect = db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, ?)');
+    const dropEffects = db.prepare('DELETE FROM effects WHERE vm = ?');
+    const dropEffectsTo = db.prepare('DELETE FROM effects WHERE vm = ? AND seq <= ?');
+    const dropSnapshot = db.prepare('DELETE FROM snapshots WHERE vm = ?');
+    const putSnapshot = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
+    const putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    this.#write = db.transaction((ops: readonly Op[]) => {
+      let seq = -1;
+      for (const op of ops) {
+        if (op.kind === 'snapshot') {
+          const s = op.snapshot;
+          putSnapshot.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
+          dropEffectsTo.run(s.vmId, s.seq);
+          continue;
+        }
+        for (const c of op.changes) {
+          for (const e of c.effects) {
+            // A newer quirk list makes older ones useless; a deleted VM leaves nothing behind.
+            if (e.vmId === QUIRKS_EFFECT || e.record === null) dropEffects.run(e.vmId);
+            if (e.record === null) {
+              dropSnapshot.run(e.vmId);
+              continue;
+            }
+            insertEffect.run(c.seq, e.vmId, e.record, pairsToBytes(e.ops));
+          }
+          insertAudit.run(c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules));
+          seq = c.seq;
+        }
       }
+      if (seq >= 0) putMeta.run('seq', String(seq));
     });
   }
 
@@ -80,12 +141,40 @@ export class SqliteStore implements StateStore {
     }
   }
 
-  load(): Promise<StoredCommand[]> {
-    const rows = this.#db.prepare('SELECT seq, at, body FROM commands ORDER BY seq').all() as { seq: number; at: number; body: string }[];
-    return Promise.resolve(rows.map((r) => ({ seq: r.seq, at: r.at, command: decodeCommand(r.body) })));
+  load(): Promise<LoadedState> {
+    const db = this.#db;
+    const seq = Number((db.prepare("SELECT value FROM meta WHERE key = 'seq'").get() as { value: string } | undefined)?.value ?? 0);
+    const snapshots = (db.prepare('SELECT vm, seq, record, pins FROM snapshots').all() as { vm: string; seq: number; record: string; pins: Buffer }[]).map((r) => ({
+      vmId: r.vm,
+      seq: r.seq,
+      record: r.record,
+      pins: pairsFromBytes(r.pins) as Float64Array
+    }));
+    const effects = (db.prepare('SELECT seq, vm, record, ops FROM effects ORDER BY seq, rowid').all() as { seq: number; vm: string; record: string | null; ops: Buffer | null }[]).map(
+      (r): EffectRow => ({ seq: r.seq, vmId: r.vm, record: r.record, ops: pairsFromBytes(r.ops) })
+    );
+    return Promise.resolve({ seq, snapshots, effects });
   }
 
-  audit(query: AuditQuery): Promise<StoredCommand[]> {
+  legacy(): Promise<LegacyCommand[] | null> {
+    if (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(FORMAT) !== undefined) return Promise.resolve(null);
+    const rows = this.#db.prepare('SELECT seq, at, body, actor, rules FROM commands ORDER BY seq').all() as AuditRow[];
+    return Promise.resolve(rows.map(auditRow));
+  }
+
+  migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
+    const db = this.#db;
+    db.transaction(() => {
+      const put = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
+      for (const s of snapshots) put.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
+      db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, NULL)').run(seq, QUIRKS_EFFECT, quirks);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(seq));
+      db.prepare("INSERT INTO meta (key, value) VALUES (?, '2') ON CONFLICT(key) DO UPDATE SET value = '2'").run(FORMAT);
+    })();
+    return Promise.resolve();
+  }
+
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
     const rows = this.#db
       .prepare(
         `SELECT seq, at, body, actor, rules FROM commands WHERE seq > ? AND at >= ? ${query.vmId === undefined ? '' : 'AND vm = ?'} ORDER BY seq LIMIT ?`
@@ -94,9 +183,17 @@ export class SqliteStore implements StateStore {
     return Promise.resolve(rows.map(auditRow));
   }
 
-  append(commands: readonly StoredCommand[]): Promise<void> {
+  append(changes: readonly StoredChange[]): Promise<void> {
+    return this.#enqueue({ kind: 'append', changes });
+  }
+
+  snapshot(snapshot: VmSnapshot): Promise<void> {
+    return this.#enqueue({ kind: 'snapshot', snapshot });
+  }
+
+  #enqueue(op: Op): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push(...commands);
+      this.#queue.push(op);
       this.#waiters.push({ resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
@@ -105,16 +202,16 @@ export class SqliteStore implements StateStore {
     });
   }
 
-  /** One transaction for everything appended since the last flush. */
+  /** One transaction for everything queued since the last flush, in order. */
   #flush(): void {
-    const rows = this.#pending;
+    const ops = this.#queue;
     const waiters = this.#waiters;
-    this.#pending = [];
+    this.#queue = [];
     this.#waiters = [];
     this.#scheduled = false;
-    if (rows.length === 0) return;
+    if (ops.length === 0) return;
     try {
-      this.#commit(rows);
+      this.#write(ops);
       this.transactions++;
     } catch (err) {
       const error = new StoreUnavailableError(`the store could not commit: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -150,5 +247,3 @@ export class SqliteStore implements StateStore {
     return Promise.resolve();
   }
 }
-
-

@@ -1,21 +1,69 @@
 /**
- * Where acknowledged changes live. The state is rebuilt at start by replaying every stored
- * command through the decision core, with the time each was applied at, so a restart loses
- * nothing that was acknowledged. Every implementation passes test/store/state-store.contract.ts.
+ * Where acknowledged changes live. A store holds decided state, not requests to decide again:
+ * per VM a snapshot (its record and pinned ranges) and the effects of the changes after it (the
+ * VM's record as it became, and its pin map's operations), plus the quirk list in force. Loading
+ * applies them as they were decided; nothing is decided again, so a restart under other server
+ * defaults or another quirk file changes nothing, and its cost follows the live state: a VM's
+ * effects before its snapshot are dropped. The command behind each change is kept apart, for the
+ * audit trail only. Every implementation passes test/store/state-store.contract.ts.
  */
 import type { Command } from '../domain/index.js';
 
-export interface StoredCommand {
+/** One VM's part of a change, or a new quirk list (`vmId` empty). */
+export interface StoredEffect {
+  readonly vmId: string;
+  /** The VM's record after the change (encodeVmRecord), the quirk file JSON, or null: the VM was deleted. */
+  readonly record: string | null;
+  /** The VM's pin map operations (PinJournal), if any. */
+  readonly ops: Float64Array | null;
+}
+
+/** An accepted change as stored: its effects, and the command behind it for the audit trail. */
+export interface StoredChange {
   /** Position in the log, from 1, without gaps. */
   readonly seq: number;
-  /** The time the command was applied at (ms since the epoch); replays use it. */
+  /** The time the change was applied at (ms since the epoch). */
   readonly at: number;
+  readonly effects: readonly StoredEffect[];
   readonly command: Command;
   /** Who made the change (a token id, or "anonymous" without tokens), for the audit trail. */
   readonly actor?: string;
   /** Rule ids the decision named, for the audit trail. */
   readonly rules?: readonly string[];
 }
+
+/** An effect as loaded back, with the sequence number of its change. */
+export interface EffectRow extends StoredEffect {
+  readonly seq: number;
+}
+
+/** A VM as of change `seq`: its record and its pinned ranges (PinMap.toArray). */
+export interface VmSnapshot {
+  readonly vmId: string;
+  readonly seq: number;
+  readonly record: string;
+  readonly pins: Float64Array;
+}
+
+export interface LoadedState {
+  /** The last change stored (0 for none). */
+  readonly seq: number;
+  readonly snapshots: readonly VmSnapshot[];
+  /** Effects after each VM's snapshot, and quirk lists, in change order. */
+  readonly effects: readonly EffectRow[];
+}
+
+/** A change of the audit trail: the command as decided, who made it and the rules it named. */
+export interface AuditEntry {
+  readonly seq: number;
+  readonly at: number;
+  readonly command: Command;
+  readonly actor?: string;
+  readonly rules?: readonly string[];
+}
+
+/** A command of a store written by 0.1.0 (a log of commands to replay), to migrate. */
+export type LegacyCommand = AuditEntry;
 
 export interface AuditQuery {
   readonly vmId?: string;
@@ -38,16 +86,31 @@ export interface StoredJob {
 
 export interface StateStore {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
-  /** Every stored command, in order. */
-  load(): Promise<StoredCommand[]>;
-  /** Appends durably: resolves only once the commands survive a crash. */
-  append(commands: readonly StoredCommand[]): Promise<void>;
+  /** The decided state: snapshots and the effects after them. */
+  load(): Promise<LoadedState>;
+  /**
+   * A store written by 0.1.0 holds commands to replay instead of decided state: they are given
+   * here once, to be replayed by the core and stored as snapshots (`migrated`). Null otherwise.
+   */
+  legacy(): Promise<LegacyCommand[] | null>;
+  /**
+   * The legacy commands are now stored as snapshots up to `seq`, with the quirk list they left
+   * in force: they stay as the audit trail only.
+   */
+  migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void>;
+  /** Appends durably: resolves only once the changes survive a crash. */
+  append(changes: readonly StoredChange[]): Promise<void>;
+  /**
+   * Keeps a VM's snapshot and drops its effects up to `snapshot.seq`. Ordered after every append
+   * made before it: it is kept only if they are.
+   */
+  snapshot(snapshot: VmSnapshot): Promise<void>;
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */
   loadJobs(): Promise<StoredJob[]>;
   /** Stored changes matching the query, oldest first: the audit trail. */
-  audit(query: AuditQuery): Promise<StoredCommand[]>;
+  audit(query: AuditQuery): Promise<AuditEntry[]>;
   /**
    * The value kept under `key`, storing `initial` first when there is none: the first writer
    * wins, later starts read what it kept (the quirk list the log starts from).
@@ -58,14 +121,15 @@ export interface StateStore {
 
 /**
  * A store several replicas share. Every change is one transaction under a store-wide lock:
- * `decide` first receives the commands other replicas stored after `afterSeq` (so the replica
- * applies them before deciding: no lost updates), then returns the command to store, or throws
- * to store nothing.
+ * `decide` first receives the effects other replicas stored after `afterSeq` (so the replica
+ * applies them before deciding: no lost updates), then returns the change to store, or throws
+ * to store nothing. A replica that fell behind the log's floor (effects dropped for snapshots)
+ * reloads instead: `decide` then receives null.
  */
 export interface SharedStateStore extends StateStore {
-  write(afterSeq: number, decide: (missed: readonly StoredCommand[]) => StoredCommand): Promise<void>;
-  /** Commands stored after `afterSeq`, in order. */
-  since(afterSeq: number): Promise<StoredCommand[]>;
+  write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => StoredChange): Promise<void>;
+  /** Effects stored after `afterSeq`, in order; null when some were already dropped (reload). */
+  since(afterSeq: number): Promise<EffectRow[] | null>;
 }
 
 export function isShared(store: StateStore): store is SharedStateStore {
@@ -77,3 +141,6 @@ export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
   readonly code = 'STORE_UNAVAILABLE';
 }
+
+/** The quirk list effect's `vmId`: not a VM id (those start with a letter or digit). */
+export const QUIRKS_EFFECT = '';

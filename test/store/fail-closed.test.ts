@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { AuditQuery, StateStore, StoredCommand, StoredJob } from '../../src/store/state-store.js';
+import type { AuditEntry, AuditQuery, LegacyCommand, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from '../../src/store/state-store.js';
 import { build, json } from '../helpers/app.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -16,23 +16,35 @@ class FlakyStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly inner = new MemoryStore();
   down = false;
-  load(): Promise<StoredCommand[]> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.load();
+  #up<T>(fn: () => Promise<T>): Promise<T> {
+    return this.down ? Promise.reject(new Error('connection refused')) : fn();
   }
-  append(commands: readonly StoredCommand[]): Promise<void> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.append(commands);
+  load(): Promise<LoadedState> {
+    return this.#up(() => this.inner.load());
+  }
+  legacy(): Promise<LegacyCommand[] | null> {
+    return this.#up(() => this.inner.legacy());
+  }
+  migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
+    return this.#up(() => this.inner.migrated(snapshots, quirks, seq));
+  }
+  append(changes: readonly StoredChange[]): Promise<void> {
+    return this.#up(() => this.inner.append(changes));
+  }
+  snapshot(snapshot: VmSnapshot): Promise<void> {
+    return this.#up(() => this.inner.snapshot(snapshot));
   }
   saveJob(job: StoredJob): Promise<void> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.saveJob(job);
+    return this.#up(() => this.inner.saveJob(job));
   }
   loadJobs(): Promise<StoredJob[]> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.loadJobs();
+    return this.#up(() => this.inner.loadJobs());
   }
-  audit(query: AuditQuery): Promise<StoredCommand[]> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.audit(query);
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.#up(() => this.inner.audit(query));
   }
   meta(key: string, initial: string): Promise<string> {
-    return this.down ? Promise.reject(new Error('connection refused')) : this.inner.meta(key, initial);
+    return this.#up(() => this.inner.meta(key, initial));
   }
   close(): Promise<void> {
     return this.inner.close();

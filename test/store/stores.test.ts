@@ -38,7 +38,7 @@ describe('sqlite store', () => {
     await store.close();
     const db = new Database(join(d, 'coherency.db'), { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: 6 });
+    expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: 7 });
     db.close();
     const probe = new Database(join(d, 'coherency.db'));
     probe.pragma('synchronous = FULL');
@@ -49,9 +49,9 @@ describe('sqlite store', () => {
   it('group commit: appends from one event-loop turn share one transaction', async () => {
     const store = new SqliteStore(tempDir());
     const vmId = parseVmId('vm1');
-    await Promise.all(Array.from({ length: 200 }, (_, i) => store.append([{ seq: i + 1, at: i, command: { type: 'delete-vm', vmId } }])));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.append([{ seq: i + 1, at: i, command: { type: 'delete-vm', vmId }, effects: [] }])));
     expect(store.transactions).toBe(1);
-    await store.append([{ seq: 201, at: 201, command: { type: 'delete-vm', vmId } }]);
+    await store.append([{ seq: 201, at: 201, command: { type: 'delete-vm', vmId }, effects: [] }]);
     expect(store.transactions).toBe(2);
     await store.close();
   });
