@@ -4,7 +4,7 @@
  * the pin map's operations, never the commands that led to them, so loading them decides nothing.
  */
 import type { DomainId, PciAddress, VmId } from './ids.js';
-import { PinMap } from './pin-map.js';
+import type { PinMap } from './pin-map.js';
 import type { Arch, Policy } from './policy.js';
 import type { Device, IommuDomain, Vm } from './state.js';
 
