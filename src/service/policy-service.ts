@@ -149,22 +149,26 @@ export class PolicyService {
   }
 
   /**
-   * After a store failure memory may hold a change that is not durable. Until the state is
-   * rebuilt from the store, changes are refused and decisions fail closed; this retries the
-   * rebuild every second, and the service recovers by itself when the store returns.
+   * After a store failure memory may hold a change that is not durable. Until the store takes a
+   * real write again and the state is rebuilt from it, changes are refused and decisions fail
+   * closed; this retries every second, and the service recovers by itself when the store does.
    */
   #startRecovery(): void {
-    if (this.#recovery !== null || this.#store === undefined) return;
+    const store = this.#store;
+    if (this.#recovery !== null || store === undefined) return;
     const attempt = (): void => {
-      this.restore().then(
-        () => {
-          this.#failure = null;
-          this.#recovery = null;
-        },
-        () => {
-          this.#recovery = setTimeout(attempt, 1000).unref();
-        }
-      );
+      store
+        .probe()
+        .then(() => this.restore())
+        .then(
+          () => {
+            this.#failure = null;
+            this.#recovery = null;
+          },
+          () => {
+            this.#recovery = setTimeout(attempt, 1000).unref();
+          }
+        );
     };
     this.#recovery = setTimeout(attempt, 1000).unref();
   }

@@ -91,6 +91,10 @@ export class MemoryStore implements StateStore {
     return Promise.resolve(this.#meta.get(key) as string);
   }
 
+  probe(): Promise<void> {
+    return Promise.resolve();
+  }
+
   saveJob(job: StoredJob): Promise<void> {
     this.#jobs.set(job.id, { ...job, pairs: job.pairs === null ? null : job.pairs.slice() });
     return Promise.resolve();

@@ -273,6 +273,16 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
+  async probe(): Promise<void> {
+    try {
+      await this.#locked(async (client) => {
+        await putMeta(client, this.#t, 'probe', String(Date.now()));
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   async meta(key: string, initial: string): Promise<string> {
     await this.#init();
     try {

@@ -1,21 +1,19 @@
 /**
- * The embedded default store: SQLite (better-sqlite3) in WAL mode with synchronous=FULL under
- * DATA_DIR. It keeps decided state (state-store.ts): per VM a snapshot and the effects after it,
- * the quirk list in force, and the commands behind the changes as the audit trail. Appends and
- * snapshots from one event-loop turn are committed in one transaction, in the order they were
- * made (group commit); each resolves only after its transaction committed, so an answer sent
- * after it survives a crash. Statements are prepared once.
+ * The embedded default store: SQLite under DATA_DIR, in WAL mode with synchronous=FULL, owned by
+ * one worker thread (sqlite-writer.ts) so that no commit, fsync or read of the store runs on the
+ * event loop. Appends and snapshots made close together share one transaction (group commit);
+ * each resolves only once its transaction committed, so an answer sent after it survives a
+ * crash. The schema is checked and migrated here, once, before the worker starts, so a data
+ * file this service cannot use stops the start with a clear message.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import { Piscina } from 'piscina';
+import { workerFile } from '../jobs/worker-file.js';
+import { SqliteEngine } from './sqlite-engine.js';
+import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
-  QUIRKS_EFFECT,
   StoreUnavailableError,
   type AuditEntry,
   type AuditQuery,
-  type EffectRow,
   type LegacyCommand,
   type LoadedState,
   type StateStore,
@@ -24,226 +22,89 @@ import {
   type VmSnapshot
 } from './state-store.js';
 
-/** Schema migrations, applied in order; the version table records how far a file has come. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE commands (
-     seq  INTEGER PRIMARY KEY,
-     at   INTEGER NOT NULL,
-     vm   TEXT,
-     body TEXT NOT NULL
-   )`,
-  `CREATE TABLE jobs (
-     id    TEXT PRIMARY KEY,
-     vm    TEXT NOT NULL,
-     body  TEXT NOT NULL,
-     pairs BLOB
-   )`,
-  `ALTER TABLE commands ADD COLUMN actor TEXT`,
-  `ALTER TABLE commands ADD COLUMN rules TEXT`,
-  `CREATE INDEX commands_vm ON commands (vm, seq)`,
-  `CREATE TABLE meta (
-     key   TEXT PRIMARY KEY,
-     value TEXT NOT NULL
-   )`,
-  // Decided state (0.2): effects of changes after each VM's snapshot. `commands` stays as the
-  // audit trail.
-  `CREATE TABLE effects (
-     seq    INTEGER NOT NULL,
-     vm     TEXT NOT NULL,
-     record TEXT,
-     ops    BLOB
-   );
-   CREATE INDEX effects_vm ON effects (vm, seq);
-   CREATE TABLE snapshots (
-     vm     TEXT PRIMARY KEY,
-     seq    INTEGER NOT NULL,
-     record TEXT NOT NULL,
-     pins   BLOB NOT NULL
-   );
-   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`
-];
-
-/** Meta key of the store's format: '2' holds decided state; absent with commands: a 0.1.0 log. */
-const FORMAT = 'format';
-
-type Op = { readonly kind: 'append'; readonly changes: readonly StoredChange[] } | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot };
-
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
 export class SqliteStore implements StateStore {
   readonly kind = 'sqlite' as const;
   readonly path: string;
-  readonly #db: Database.Database;
-  readonly #write: (ops: readonly Op[]) => void;
-  #queue: Op[] = [];
-  #waiters: Waiter[] = [];
-  #scheduled = false;
+  readonly #pool: Piscina;
+  #closed = false;
   /** Transactions committed, for tests of group commit. */
   transactions = 0;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.path = join(dataDir, 'coherency.db');
-    this.#db = new Database(this.path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
-    this.#migrate();
-    const db = this.#db;
-    const insertAudit = db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
-    const insertEffect = db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, ?)');
-    const dropEffects = db.prepare('DELETE FROM effects WHERE vm = ?');
-    const dropEffectsTo = db.prepare('DELETE FROM effects WHERE vm = ? AND seq <= ?');
-    const dropSnapshot = db.prepare('DELETE FROM snapshots WHERE vm = ?');
-    const putSnapshot = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
-    const putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-    this.#write = db.transaction((ops: readonly Op[]) => {
-      let seq = -1;
-      for (const op of ops) {
-        if (op.kind === 'snapshot') {
-          const s = op.snapshot;
-          putSnapshot.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
-          dropEffectsTo.run(s.vmId, s.seq);
-          continue;
-        }
-        for (const c of op.changes) {
-          for (const e of c.effects) {
-            // A newer quirk list makes older ones useless; a deleted VM leaves nothing behind.
-            if (e.vmId === QUIRKS_EFFECT || e.record === null) dropEffects.run(e.vmId);
-            if (e.record === null) {
-              dropSnapshot.run(e.vmId);
-              continue;
-            }
-            insertEffect.run(c.seq, e.vmId, e.record, pairsToBytes(e.ops));
-          }
-          insertAudit.run(c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules));
-          seq = c.seq;
-        }
-      }
-      if (seq >= 0) putMeta.run('seq', String(seq));
+    // Migrates the schema (or refuses a newer one) before anything else.
+    const engine = new SqliteEngine(dataDir);
+    this.path = engine.path;
+    engine.close();
+    // One thread owns the connection; it takes every request at once so that writes arriving
+    // together share a transaction. A thread that dies fails what it had not answered (the
+    // service then fails closed until it has reloaded) and is replaced on the next request.
+    this.#pool = new Piscina({
+      ...workerFile(import.meta.url, 'sqlite-writer'),
+      workerData: { dataDir },
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: 1_000_000,
+      idleTimeout: Number.POSITIVE_INFINITY
     });
   }
 
-  #migrate(): void {
-    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
-    const row = this.#db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
-    let version = row?.version ?? 0;
-    if (row === undefined) this.#db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-    if (version > MIGRATIONS.length) throw new Error(`${this.path} has schema version ${version}, newer than this service (${MIGRATIONS.length})`);
-    for (; version < MIGRATIONS.length; version++) {
-      const sql = MIGRATIONS[version] as string;
-      this.#db.transaction(() => {
-        this.#db.exec(sql);
-        this.#db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
-      })();
+  async #call<T>(request: WriterRequest): Promise<T> {
+    if (this.#closed) throw new StoreUnavailableError('the store is closed');
+    let reply: WriterReply;
+    try {
+      reply = (await this.#pool.run(request)) as WriterReply;
+    } catch (err) {
+      throw new StoreUnavailableError(`the store could not complete: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+    this.transactions = reply.transactions;
+    return reply.value as T;
   }
 
   load(): Promise<LoadedState> {
-    const db = this.#db;
-    const seq = Number((db.prepare("SELECT value FROM meta WHERE key = 'seq'").get() as { value: string } | undefined)?.value ?? 0);
-    const snapshots = (db.prepare('SELECT vm, seq, record, pins FROM snapshots').all() as { vm: string; seq: number; record: string; pins: Buffer }[]).map((r) => ({
-      vmId: r.vm,
-      seq: r.seq,
-      record: r.record,
-      pins: pairsFromBytes(r.pins) as Float64Array
-    }));
-    const effects = (db.prepare('SELECT seq, vm, record, ops FROM effects ORDER BY seq, rowid').all() as { seq: number; vm: string; record: string | null; ops: Buffer | null }[]).map(
-      (r): EffectRow => ({ seq: r.seq, vmId: r.vm, record: r.record, ops: pairsFromBytes(r.ops) })
-    );
-    return Promise.resolve({ seq, snapshots, effects });
+    return this.#call({ op: 'load' });
   }
 
   legacy(): Promise<LegacyCommand[] | null> {
-    if (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(FORMAT) !== undefined) return Promise.resolve(null);
-    const rows = this.#db.prepare('SELECT seq, at, body, actor, rules FROM commands ORDER BY seq').all() as AuditRow[];
-    return Promise.resolve(rows.map(auditRow));
+    return this.#call({ op: 'legacy' });
   }
 
   migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
-    const db = this.#db;
-    db.transaction(() => {
-      const put = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
-      for (const s of snapshots) put.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
-      db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, NULL)').run(seq, QUIRKS_EFFECT, quirks);
-      db.prepare("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(seq));
-      db.prepare("INSERT INTO meta (key, value) VALUES (?, '2') ON CONFLICT(key) DO UPDATE SET value = '2'").run(FORMAT);
-    })();
-    return Promise.resolve();
-  }
-
-  audit(query: AuditQuery): Promise<AuditEntry[]> {
-    const rows = this.#db
-      .prepare(
-        `SELECT seq, at, body, actor, rules FROM commands WHERE seq > ? AND at >= ? ${query.vmId === undefined ? '' : 'AND vm = ?'} ORDER BY seq LIMIT ?`
-      )
-      .all(...[query.afterSeq ?? 0, query.since ?? 0, ...(query.vmId === undefined ? [] : [query.vmId]), query.limit]) as AuditRow[];
-    return Promise.resolve(rows.map(auditRow));
+    return this.#call({ op: 'migrated', snapshots, quirks, seq });
   }
 
   append(changes: readonly StoredChange[]): Promise<void> {
-    return this.#enqueue({ kind: 'append', changes });
+    return this.#call({ op: 'write', write: { kind: 'append', changes } });
   }
 
   snapshot(snapshot: VmSnapshot): Promise<void> {
-    return this.#enqueue({ kind: 'snapshot', snapshot });
+    return this.#call({ op: 'write', write: { kind: 'snapshot', snapshot } });
   }
 
-  #enqueue(op: Op): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push(op);
-      this.#waiters.push({ resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
+  probe(): Promise<void> {
+    return this.#call({ op: 'write', write: { kind: 'probe', at: Date.now() } });
   }
 
-  /** One transaction for everything queued since the last flush, in order. */
-  #flush(): void {
-    const ops = this.#queue;
-    const waiters = this.#waiters;
-    this.#queue = [];
-    this.#waiters = [];
-    this.#scheduled = false;
-    if (ops.length === 0) return;
-    try {
-      this.#write(ops);
-      this.transactions++;
-    } catch (err) {
-      const error = new StoreUnavailableError(`the store could not commit: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      for (const w of waiters) w.reject(error);
-      return;
-    }
-    for (const w of waiters) w.resolve();
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.#call({ op: 'audit', query });
   }
 
   meta(key: string, initial: string): Promise<string> {
-    this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, initial);
-    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string };
-    return Promise.resolve(row.value);
+    return this.#call({ op: 'meta', key, initial });
   }
 
   saveJob(job: StoredJob): Promise<void> {
-    const pairs = pairsToBytes(job.pairs);
-    this.#db
-      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
-      .run(job.id, job.vmId, job.body, pairs);
-    return Promise.resolve();
+    return this.#call({ op: 'saveJob', job });
   }
 
   loadJobs(): Promise<StoredJob[]> {
-    // An upsert keeps its row, so rowid is creation order.
-    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
-    return Promise.resolve(rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })));
+    return this.#call({ op: 'loadJobs' });
   }
 
-  close(): Promise<void> {
-    if (this.#scheduled) this.#flush();
-    this.#db.close();
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // Everything queued is committed before the connection closes.
+    await this.#call({ op: 'close' }).catch(() => undefined);
+    this.#closed = true;
+    await this.#pool.close();
   }
 }

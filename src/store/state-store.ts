@@ -105,6 +105,11 @@ export interface StateStore {
    * made before it: it is kept only if they are.
    */
   snapshot(snapshot: VmSnapshot): Promise<void>;
+  /**
+   * A real write (a transaction that commits), ordered after every write before it: how the
+   * service learns that the store takes changes again after a failure, rather than by a read.
+   */
+  probe(): Promise<void>;
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */

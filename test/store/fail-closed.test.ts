@@ -43,6 +43,9 @@ class FlakyStore implements StateStore {
   audit(query: AuditQuery): Promise<AuditEntry[]> {
     return this.#up(() => this.inner.audit(query));
   }
+  probe(): Promise<void> {
+    return this.#up(() => this.inner.probe());
+  }
   meta(key: string, initial: string): Promise<string> {
     return this.#up(() => this.inner.meta(key, initial));
   }

@@ -1,0 +1,203 @@
+/**
+ * The SQLite engine behind the embedded store (better-sqlite3, WAL, synchronous=FULL): the
+ * tables, their migrations and every statement, prepared once. It is synchronous; the store
+ * (sqlite-store.ts) runs it in a worker thread so that no commit or fsync blocks the event loop.
+ * It keeps decided state (state-store.ts): per VM a snapshot and the effects after it, the quirk
+ * list in force, and the commands behind the changes as the audit trail. Appends and snapshots
+ * queued together are committed in one transaction, in order (group commit).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import { QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedState, type StoredChange, type StoredJob, type VmSnapshot } from './state-store.js';
+
+/** Schema migrations, applied in order; the version table records how far a file has come. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE commands (
+     seq  INTEGER PRIMARY KEY,
+     at   INTEGER NOT NULL,
+     vm   TEXT,
+     body TEXT NOT NULL
+   )`,
+  `CREATE TABLE jobs (
+     id    TEXT PRIMARY KEY,
+     vm    TEXT NOT NULL,
+     body  TEXT NOT NULL,
+     pairs BLOB
+   )`,
+  `ALTER TABLE commands ADD COLUMN actor TEXT`,
+  `ALTER TABLE commands ADD COLUMN rules TEXT`,
+  `CREATE INDEX commands_vm ON commands (vm, seq)`,
+  `CREATE TABLE meta (
+     key   TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   )`,
+  // Decided state (0.2): effects of changes after each VM's snapshot. `commands` stays as the
+  // audit trail.
+  `CREATE TABLE effects (
+     seq    INTEGER NOT NULL,
+     vm     TEXT NOT NULL,
+     record TEXT,
+     ops    BLOB
+   );
+   CREATE INDEX effects_vm ON effects (vm, seq);
+   CREATE TABLE snapshots (
+     vm     TEXT PRIMARY KEY,
+     seq    INTEGER NOT NULL,
+     record TEXT NOT NULL,
+     pins   BLOB NOT NULL
+   );
+   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`
+];
+
+/** Meta key of the store's format: '2' holds decided state; absent with commands: a 0.1.0 log. */
+const FORMAT = 'format';
+
+/** A write the engine commits in order with the others queued with it. */
+export type WriteOp =
+  | { readonly kind: 'append'; readonly changes: readonly StoredChange[] }
+  | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot }
+  | { readonly kind: 'probe'; readonly at: number };
+
+export function dataFile(dataDir: string): string {
+  return join(dataDir, 'coherency.db');
+}
+
+export class SqliteEngine {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #write: (ops: readonly WriteOp[]) => void;
+  /** Transactions committed, for tests of group commit. */
+  transactions = 0;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.path = dataFile(dataDir);
+    this.#db = new Database(this.path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#migrate();
+    const db = this.#db;
+    const insertAudit = db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
+    const insertEffect = db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, ?)');
+    const dropEffects = db.prepare('DELETE FROM effects WHERE vm = ?');
+    const dropEffectsTo = db.prepare('DELETE FROM effects WHERE vm = ? AND seq <= ?');
+    const dropSnapshot = db.prepare('DELETE FROM snapshots WHERE vm = ?');
+    const putSnapshot = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
+    const putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    this.#write = db.transaction((ops: readonly WriteOp[]) => {
+      let seq = -1;
+      for (const op of ops) {
+        if (op.kind === 'probe') {
+          putMeta.run('probe', String(op.at));
+          continue;
+        }
+        if (op.kind === 'snapshot') {
+          const s = op.snapshot;
+          putSnapshot.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
+          dropEffectsTo.run(s.vmId, s.seq);
+          continue;
+        }
+        for (const c of op.changes) {
+          for (const e of c.effects) {
+            // A newer quirk list makes older ones useless; a deleted VM leaves nothing behind.
+            if (e.vmId === QUIRKS_EFFECT || e.record === null) dropEffects.run(e.vmId);
+            if (e.record === null) {
+              dropSnapshot.run(e.vmId);
+              continue;
+            }
+            insertEffect.run(c.seq, e.vmId, e.record, pairsToBytes(e.ops));
+          }
+          insertAudit.run(c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules));
+          seq = c.seq;
+        }
+      }
+      if (seq >= 0) putMeta.run('seq', String(seq));
+    });
+  }
+
+  #migrate(): void {
+    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const row = this.#db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    let version = row?.version ?? 0;
+    if (row === undefined) this.#db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+    if (version > MIGRATIONS.length) throw new Error(`${this.path} has schema version ${version}, newer than this service (${MIGRATIONS.length})`);
+    for (; version < MIGRATIONS.length; version++) {
+      const sql = MIGRATIONS[version] as string;
+      this.#db.transaction(() => {
+        this.#db.exec(sql);
+        this.#db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+      })();
+    }
+  }
+
+  load(): LoadedState {
+    const db = this.#db;
+    const seq = Number((db.prepare("SELECT value FROM meta WHERE key = 'seq'").get() as { value: string } | undefined)?.value ?? 0);
+    const snapshots = (db.prepare('SELECT vm, seq, record, pins FROM snapshots').all() as { vm: string; seq: number; record: string; pins: Buffer }[]).map((r) => ({
+      vmId: r.vm,
+      seq: r.seq,
+      record: r.record,
+      pins: pairsFromBytes(r.pins) as Float64Array
+    }));
+    const effects = (db.prepare('SELECT seq, vm, record, ops FROM effects ORDER BY seq, rowid').all() as { seq: number; vm: string; record: string | null; ops: Buffer | null }[]).map(
+      (r): EffectRow => ({ seq: r.seq, vmId: r.vm, record: r.record, ops: pairsFromBytes(r.ops) })
+    );
+    return { seq, snapshots, effects };
+  }
+
+  legacy(): LegacyCommand[] | null {
+    if (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(FORMAT) !== undefined) return null;
+    const rows = this.#db.prepare('SELECT seq, at, body, actor, rules FROM commands ORDER BY seq').all() as AuditRow[];
+    return rows.map(auditRow);
+  }
+
+  migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): void {
+    const db = this.#db;
+    db.transaction(() => {
+      const put = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
+      for (const s of snapshots) put.run(s.vmId, s.seq, s.record, pairsToBytes(s.pins));
+      db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, NULL)').run(seq, QUIRKS_EFFECT, quirks);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(seq));
+      db.prepare("INSERT INTO meta (key, value) VALUES (?, '2') ON CONFLICT(key) DO UPDATE SET value = '2'").run(FORMAT);
+    })();
+  }
+
+  audit(query: AuditQuery): AuditEntry[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT seq, at, body, actor, rules FROM commands WHERE seq > ? AND at >= ? ${query.vmId === undefined ? '' : 'AND vm = ?'} ORDER BY seq LIMIT ?`
+      )
+      .all(...[query.afterSeq ?? 0, query.since ?? 0, ...(query.vmId === undefined ? [] : [query.vmId]), query.limit]) as AuditRow[];
+    return rows.map(auditRow);
+  }
+
+  /** Commits `ops` in one transaction, in order; throws (and keeps none of them) when it cannot. */
+  write(ops: readonly WriteOp[]): void {
+    this.#write(ops);
+    this.transactions++;
+  }
+
+  meta(key: string, initial: string): string {
+    this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, initial);
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string };
+    return row.value;
+  }
+
+  saveJob(job: StoredJob): void {
+    this.#db
+      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
+      .run(job.id, job.vmId, job.body, pairsToBytes(job.pairs));
+  }
+
+  loadJobs(): StoredJob[] {
+    // An upsert keeps its row, so rowid is creation order.
+    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
+    return rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) }));
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
