@@ -23,6 +23,9 @@ const EnvSchema = z.object({
   QUIRKS_FILE: z.string().min(1).optional(),
   FLUSH_WINDOW_MS: z.coerce.number().min(0).max(60_000).default(2),
   MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(10_000),
+  FLUSH_JOB_HISTORY: z.coerce.number().int().min(1).default(10_000),
+  FLUSH_JOB_MAX_AGE: z.coerce.number().int().min(1).default(86_400),
+  AUDIT_RETENTION: z.coerce.number().int().min(1).default(30),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   SIM_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   AUTH_TOKENS_FILE: z.string().min(1).optional(),
@@ -51,6 +54,12 @@ export interface Config {
   readonly flushWindowMs: number;
   /** Flush jobs queued or running beyond which decisions are refused with 503. */
   readonly maxPendingJobs: number;
+  /** Finished flush jobs kept (in memory and in the store), at most this many... */
+  readonly flushJobHistory: number;
+  /** ...and for at most this many seconds after they finished. */
+  readonly flushJobMaxAgeSeconds: number;
+  /** Days the audit trail keeps a change. */
+  readonly auditRetentionDays: number;
   /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
   readonly poolThreads: number | undefined;
   /** Worker threads for what-if simulations, started on demand; absent: CPU count; 0: inline. */
@@ -104,6 +113,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     quirksFile: e.QUIRKS_FILE,
     flushWindowMs: e.FLUSH_WINDOW_MS,
     maxPendingJobs: e.MAX_PENDING_JOBS,
+    flushJobHistory: e.FLUSH_JOB_HISTORY,
+    flushJobMaxAgeSeconds: e.FLUSH_JOB_MAX_AGE,
+    auditRetentionDays: e.AUDIT_RETENTION,
     poolThreads: e.POOL_THREADS,
     simThreads: e.SIM_THREADS,
     authTokensFile: e.AUTH_TOKENS_FILE,

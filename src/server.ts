@@ -49,6 +49,9 @@ const runtime = createRuntime({
   store,
   windowMs: config.flushWindowMs,
   maxPending: config.maxPendingJobs,
+  jobHistory: config.flushJobHistory,
+  jobMaxAgeMs: config.flushJobMaxAgeSeconds * 1000,
+  auditRetentionMs: config.auditRetentionDays * 86_400_000,
   ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }),
   ...(config.simThreads === undefined ? {} : { simThreads: config.simThreads })
 });
@@ -89,6 +92,8 @@ if (!runtime.service.configuredQuirks().inForce) {
 }
 // With a shared store, pick up other replicas' changes continuously.
 runtime.service.follow();
+// The audit trail keeps AUDIT_RETENTION days; older changes are forgotten now and every hour.
+runtime.service.trimAudit();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');
 if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FILE: /v1 is open to anyone who can reach this address');
 

@@ -160,12 +160,17 @@ export class PinMap {
   /** Builds a map from ranges sorted by start, four numbers each (as `toArray` writes them). */
   static fromArray(ranges: Float64Array): PinMap {
     const map = new PinMap();
+    map.insertMany(ranges);
+    return map;
+  }
+
+  /** Inserts ranges given four numbers each (start, pages, hpa, attr); throws on an overlap. */
+  insertMany(ranges: Float64Array): void {
     for (let o = 0; o + STRIDE <= ranges.length; o += STRIDE) {
-      if (!map.insert(ranges[o] as number, ranges[o + 1] as number, ranges[o + 2] as number, ranges[o + 3] as number)) {
+      if (!this.insert(ranges[o] as number, ranges[o + 1] as number, ranges[o + 2] as number, ranges[o + 3] as number)) {
         throw new Error(`pinned ranges overlap at page ${String(ranges[o])}`);
       }
     }
-    return map;
   }
 
   /** Every range in IOVA order, four numbers each: start, pages, hpa, attr. */

@@ -10,7 +10,7 @@
  * - Each submitted flush's ranges belong to exactly one job.
  */
 import { randomUUID } from 'node:crypto';
-import type { Arch, FlushCause, FlushMethod, FlushReceipt, HostRange, VmId } from '../domain/index.js';
+import { coalescePairs, type Arch, type FlushCause, type FlushMethod, type FlushReceipt, type HostRange, type VmId } from '../domain/index.js';
 import type { JobPool } from './job-pool.js';
 
 export type FlushJobState = 'queued' | 'running' | 'done' | 'failed';
@@ -45,6 +45,10 @@ export interface FlushJobsOptions {
   readonly maxPending?: number;
   /** Finished jobs kept for GET, oldest forgotten first. */
   readonly history?: number;
+  /** Finished jobs older than this (ms since they finished) are forgotten too. */
+  readonly maxAgeMs?: number;
+  /** Called with the ids of forgotten jobs, so their records go too. */
+  readonly onForget?: (ids: readonly string[]) => void;
   readonly chunkPages?: number;
   readonly clock?: () => number;
   /** Called on every state change, for metrics. */
@@ -72,11 +76,26 @@ export class OverloadedError extends Error {
 }
 
 interface OpenBatch {
+  readonly key: string;
   readonly job: FlushJob;
   pairs: Float64Array;
   length: number;
   readonly wbinvdAbovePages: number | null;
   timer: NodeJS.Timeout | null;
+  /** Flushes promised to this job (reserve) whose ranges have not come yet (fill or cancel). */
+  reserved: number;
+  /** Its window closed (or it is full) while flushes were still promised: dispatch once they come. */
+  due: boolean;
+}
+
+/** What a job is, for its durable record: enough to rebuild it from its ranges after a restart. */
+export interface JobHeader {
+  readonly vmId: VmId;
+  readonly arch: Arch;
+  readonly method: FlushMethod;
+  readonly cause: FlushCause;
+  readonly wbinvdAbovePages: number | null;
+  readonly createdAt: number;
 }
 
 interface Settled {
@@ -96,7 +115,13 @@ export class FlushJobs {
   readonly #persist: NonNullable<FlushJobsOptions['persist']>;
   readonly #jobs = new Map<string, FlushJob>();
   readonly #byVm = new Map<VmId, string[]>();
+  /** Batches still taking flushes, by VM, cause and method. */
   readonly #open = new Map<string, OpenBatch>();
+  /** Every batch not dispatched yet (open, or sealed while flushes are promised), by job id. */
+  readonly #batches = new Map<string, OpenBatch>();
+  readonly #maxAgeMs: number;
+  readonly #onForget: (ids: readonly string[]) => void;
+  #sweeper: NodeJS.Timeout | null = null;
   readonly #settled = new Map<string, Settled>();
   readonly #inflight = new Set<Promise<unknown>>();
   #pending = 0;
@@ -107,16 +132,20 @@ export class FlushJobs {
     this.#windowMs = options.windowMs ?? 2;
     this.#maxBatchPages = options.maxBatchPages ?? 16 * 262_144; // 16 GiB
     this.#maxPending = options.maxPending ?? 10_000;
-    this.#history = options.history ?? 100_000;
+    this.#history = options.history ?? 10_000;
     this.#chunkPages = options.chunkPages ?? CHUNK_PAGES;
     this.#clock = options.clock ?? Date.now;
     this.#onState = options.onState ?? (() => undefined);
     this.#persist = options.persist ?? (() => Promise.resolve());
+    this.#maxAgeMs = options.maxAgeMs ?? 24 * 3600 * 1000;
+    this.#onForget = options.onForget ?? (() => undefined);
+    // Old jobs go even when no new ones come.
+    this.#sweeper = setInterval(() => this.#forgetOld(), 60_000).unref();
   }
 
   /**
-   * After a restart: finished jobs are listed again; unfinished ones (their ranges were kept when
-   * they were dispatched) are planned again.
+   * After a restart: finished jobs are listed again, with their ranges; unfinished ones (their
+   * ranges were kept with the changes they belong to) are planned again.
    */
   resume(stored: readonly ResumableJob[]): number {
     let resumed = 0;
@@ -124,6 +153,7 @@ export class FlushJobs {
       if (this.#jobs.has(job.id)) continue;
       const finished = job.state === 'done' || job.state === 'failed';
       if (finished) {
+        if (job.ranges === null && pairs !== null) job.ranges = coalescePairs(pairs);
         this.#jobs.set(job.id, job);
         const list = this.#byVm.get(job.vmId) ?? [];
         list.push(job.id);
@@ -132,12 +162,12 @@ export class FlushJobs {
       }
       job.state = 'queued';
       this.#register(job);
-      const batch: OpenBatch = { job, pairs: pairs ?? new Float64Array(0), length: pairs?.length ?? 0, wbinvdAbovePages, timer: null };
-      const key = `resume\u0000${job.id}`;
-      this.#open.set(key, batch);
-      this.#dispatch(key, batch);
+      const batch: OpenBatch = { key: `resume\u0000${job.id}`, job, pairs: pairs ?? new Float64Array(0), length: pairs?.length ?? 0, wbinvdAbovePages, timer: null, reserved: 0, due: true };
+      this.#batches.set(job.id, batch);
+      this.#dispatch(batch);
       resumed++;
     }
+    this.#forgetOld();
     return resumed;
   }
 
@@ -155,20 +185,30 @@ export class FlushJobs {
     if (this.#closed || this.#pending >= this.#maxPending) throw new OverloadedError(1);
   }
 
-  /**
-   * Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns
-   * the job id. The method is chosen per demanded flush: WBINVD only for a flush above the VM's
-   * threshold (such flushes share one job, one WBINVD); smaller ones join a per-line job even when
-   * together they would pass it, since WBINVD stalls every CPU.
-   */
+  /** Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns the job id. */
   submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
     let pages = 0;
     for (const r of ranges) pages += r.pages;
+    const id = this.reserve(vmId, arch, policy, cause, pages).id;
+    this.fill(id, ranges);
+    return id;
+  }
+
+  /**
+   * Promises a decision's flush of `pages` to the open job of its VM, cause and method (opening
+   * one), before the change is durable: the answer can then name a job id that is stored with
+   * the change. The job is not dispatched until every promised flush has come (`fill`) or been
+   * withdrawn (`cancel`, when the change could not be kept). The method is chosen per demanded
+   * flush: WBINVD only for a flush above the VM's threshold (such flushes share one job, one
+   * WBINVD); smaller ones join a per-line job even when together they would pass it, since
+   * WBINVD stalls every CPU.
+   */
+  reserve(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, pages: number): { id: string; header: JobHeader } {
     const wbinvd = usesWbinvd(arch, policy, pages);
     const key = `${vmId}\u0000${cause}\u0000${wbinvd ? 'wbinvd' : policy.flushMethod}`;
     let batch = this.#open.get(key);
     if (batch !== undefined && batch.job.requestedPages + pages > this.#maxBatchPages && batch.job.requestedPages > 0) {
-      this.#dispatch(key, batch);
+      this.#seal(batch);
       batch = undefined;
     }
     if (batch === undefined) {
@@ -190,18 +230,71 @@ export class FlushJobs {
       };
       // A WBINVD job is planned with a zero threshold (it is WBINVD whatever it holds); a per-line
       // job with none.
-      batch = { job, pairs: new Float64Array(Math.max(16, 2 * ranges.length)), length: 0, wbinvdAbovePages: wbinvd ? 0 : null, timer: null };
-      this.#open.set(key, batch);
+      const opened: OpenBatch = { key, job, pairs: new Float64Array(16), length: 0, wbinvdAbovePages: wbinvd ? 0 : null, timer: null, reserved: 0, due: false };
+      this.#open.set(key, opened);
+      this.#batches.set(job.id, opened);
       this.#register(job);
-      const opened = batch;
-      opened.timer = setTimeout(() => this.#dispatch(key, opened), this.#windowMs);
+      opened.timer = setTimeout(() => this.#seal(opened), this.#windowMs);
+      batch = opened;
     }
+    batch.reserved++;
+    const job = batch.job;
+    return { id: job.id, header: { vmId, arch, method: job.method, cause, wbinvdAbovePages: batch.wbinvdAbovePages, createdAt: job.createdAt } };
+  }
+
+  /** The flush promised to job `id` (reserve), now that its change is durable. */
+  fill(id: string, ranges: readonly HostRange[]): void {
+    const batch = this.#batches.get(id);
+    if (batch === undefined) throw new Error(`flush job ${id} is not open`);
+    let pages = 0;
+    for (const r of ranges) pages += r.pages;
     append(batch, ranges);
     batch.job.decisions++;
     batch.job.requestedPages += pages;
-    const id = batch.job.id;
-    if (batch.job.requestedPages >= this.#maxBatchPages) this.#dispatch(key, batch);
-    return id;
+    batch.reserved--;
+    if (batch.job.requestedPages >= this.#maxBatchPages) this.#seal(batch);
+    else if (batch.due && batch.reserved === 0) this.#dispatch(batch);
+  }
+
+  /** Withdraws a flush promised to job `id`: its change was not kept. */
+  cancel(id: string): void {
+    const batch = this.#batches.get(id);
+    if (batch === undefined) return;
+    batch.reserved--;
+    if (batch.reserved > 0) return;
+    if (batch.job.decisions === 0) {
+      // Nobody was told about this job: it never existed.
+      this.#drop(batch);
+    } else if (batch.due) {
+      this.#dispatch(batch);
+    }
+  }
+
+  /** Takes no more flushes; dispatched once every promised one has come. */
+  #seal(batch: OpenBatch): void {
+    if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
+    if (batch.timer !== null) clearTimeout(batch.timer);
+    batch.timer = null;
+    batch.due = true;
+    if (batch.reserved > 0) return;
+    if (batch.job.decisions === 0) this.#drop(batch);
+    else this.#dispatch(batch);
+  }
+
+  #drop(batch: OpenBatch): void {
+    if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
+    if (batch.timer !== null) clearTimeout(batch.timer);
+    this.#batches.delete(batch.job.id);
+    const job = batch.job;
+    this.#jobs.delete(job.id);
+    const list = this.#byVm.get(job.vmId);
+    if (list !== undefined) {
+      const i = list.indexOf(job.id);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.#byVm.delete(job.vmId);
+    }
+    this.#pending--;
+    this.#settled.delete(job.id);
   }
 
   get(id: string): FlushJob | undefined {
@@ -235,13 +328,15 @@ export class FlushJobs {
 
   /** Dispatches every open batch now and waits for every accepted job to finish. */
   async drain(): Promise<void> {
-    for (const [key, batch] of [...this.#open]) this.#dispatch(key, batch);
+    for (const batch of [...this.#batches.values()]) this.#seal(batch);
     while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
   }
 
   /** Stops accepting, finishes what was accepted, closes the pool. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    this.#sweeper = null;
     await this.drain();
     await this.#pool.close();
   }
@@ -264,16 +359,17 @@ export class FlushJobs {
     this.#forgetOld();
   }
 
-  #dispatch(key: string, batch: OpenBatch): void {
-    if (this.#open.get(key) !== batch) return;
-    this.#open.delete(key);
+  #dispatch(batch: OpenBatch): void {
+    if (this.#batches.get(batch.job.id) !== batch) return;
+    this.#batches.delete(batch.job.id);
+    if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
     const job = batch.job;
     const pairs = batch.pairs.slice(0, batch.length);
     job.state = 'running';
     job.startedAt = this.#clock();
     this.#onState(job);
-    this.#keep(job, pairs, batch.wbinvdAbovePages);
+    this.#keep(job, batch.wbinvdAbovePages);
     const run = this.#pool
       .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
       .then(
@@ -291,7 +387,7 @@ export class FlushJobs {
         job.finishedAt = this.#clock();
         this.#pending--;
         this.#onState(job);
-        this.#keep(job, null, batch.wbinvdAbovePages);
+        this.#keep(job, batch.wbinvdAbovePages);
         this.#settled.get(job.id)?.resolve(job);
         this.#settled.delete(job.id);
         this.#inflight.delete(run);
@@ -299,20 +395,31 @@ export class FlushJobs {
     this.#inflight.add(run);
   }
 
-  #keep(job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null): void {
-    // A copy: the ranges themselves are about to be transferred to a worker thread.
-    const saved = this.#persist({ ...job, ranges: null }, pairs === null ? null : pairs.slice(), wbinvdAbovePages).catch(() => undefined);
+  /**
+   * Keeps the job's state record (its ranges are stored with the changes it carries). A record
+   * that cannot be kept fails nothing: after a restart the job is planned again from its ranges.
+   */
+  #keep(job: FlushJob, wbinvdAbovePages: number | null): void {
+    const saved = this.#persist({ ...job, ranges: null }, null, wbinvdAbovePages).catch(() => undefined);
     this.#inflight.add(saved);
     void saved.then(() => this.#inflight.delete(saved));
   }
 
-  /** Keeps at most `history` jobs; finished ones are forgotten oldest first. */
+  /**
+   * Keeps at most `history` finished jobs, none finished longer ago than `maxAgeMs`; the others
+   * are forgotten oldest first, here and in the store.
+   */
   #forgetOld(): void {
-    if (this.#jobs.size <= this.#history) return;
+    const oldest = this.#clock() - this.#maxAgeMs;
+    const forgotten: string[] = [];
     for (const [id, job] of this.#jobs) {
-      if (this.#jobs.size <= this.#history) break;
+      if (this.#jobs.size <= this.#history && (job.finishedAt === null || job.finishedAt >= oldest)) {
+        if (job.state === 'done' || job.state === 'failed') break;
+        continue;
+      }
       if (job.state !== 'done' && job.state !== 'failed') continue;
       this.#jobs.delete(id);
+      forgotten.push(id);
       const list = this.#byVm.get(job.vmId);
       if (list !== undefined) {
         const i = list.indexOf(id);
@@ -320,6 +427,7 @@ export class FlushJobs {
         if (list.length === 0) this.#byVm.delete(job.vmId);
       }
     }
+    if (forgotten.length > 0) this.#onForget(forgotten);
   }
 }
 

@@ -31,12 +31,13 @@ import {
   type PolicyDefaults,
   type Quirk,
   type Decision,
+  type HostRange,
   type Vm,
   type VmId,
   type VmView
 } from '../domain/index.js';
-import type { FlushJobs } from '../jobs/flush-jobs.js';
-import { isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect } from '../store/state-store.js';
+import type { FlushJobs, JobHeader } from '../jobs/flush-jobs.js';
+import { isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -49,6 +50,8 @@ export interface PolicyServiceOptions {
   readonly onDecision?: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
   /** Where acknowledged changes are kept; without one, state lives in memory only. */
   readonly store?: StateStore;
+  /** How long the audit trail keeps a change (ms); default 30 days. */
+  readonly auditRetentionMs?: number;
 }
 
 /** A command's result plus the flush jobs its decisions joined. */
@@ -85,6 +88,28 @@ export class PolicyService {
     this.#onDecision = options.onDecision ?? (() => undefined);
     this.#store = options.store;
     this.#restored = options.store === undefined;
+    this.auditRetentionMs = options.auditRetentionMs ?? 30 * 86_400_000;
+  }
+
+  /** How long the audit trail keeps a change (ms). */
+  readonly auditRetentionMs: number;
+  #trimmer: NodeJS.Timeout | null = null;
+
+  /** The oldest time the audit trail still covers: changes before it were forgotten. */
+  get auditKeptSince(): number {
+    return this.#clock() - this.auditRetentionMs;
+  }
+
+  /** Forgets audit entries past their retention now, then every hour. */
+  trimAudit(): void {
+    const store = this.#store;
+    if (store === undefined || this.#trimmer !== null) return;
+    const trim = (): void => {
+      // A failure is retried at the next round; the trail only keeps a little longer.
+      store.trimAudit(this.auditKeptSince).catch(() => undefined);
+    };
+    trim();
+    this.#trimmer = setInterval(trim, 3_600_000).unref();
   }
 
   get state(): CoherencyState {
@@ -115,10 +140,19 @@ export class PolicyService {
     const initial = parseQuirkFile(JSON.parse(first));
     await this.#migrate(store, initial);
     const loaded = await store.load();
-    // Built into a fresh state, swapped in only when complete.
+    // Built into a fresh state, swapped in only when complete, in slices that leave the event
+    // loop free (liveness probes answer throughout a restore of millions of ranges).
     const state = createState(this.#defaults, initial);
-    for (const s of loaded.snapshots) state.vms.set(s.vmId as VmId, decodeVm(s.record, PinMap.fromArray(s.pins)));
-    for (const e of loaded.effects) applyEffect(state, e);
+    for (const s of loaded.snapshots) state.vms.set(s.vmId as VmId, decodeVm(s.record, await pinsOf(s.pins)));
+    let applied = 0;
+    for (const e of loaded.effects) {
+      applyEffect(state, e);
+      applied += e.ops === null ? 1 : e.ops.length / PIN_OP_STRIDE;
+      if (applied >= RESTORE_SLICE) {
+        applied = 0;
+        await yieldToLoop();
+      }
+    }
     this.#state = state;
     this.#seq = loaded.seq;
     this.#sinceSnapshot.clear();
@@ -135,6 +169,7 @@ export class PolicyService {
     for (const c of legacy) {
       stamp(state, c.command, applyCommand(state, c.command, c.at), c.seq);
       seq = c.seq;
+      if (seq % 1000 === 0) await yieldToLoop();
     }
     const snapshots = [...state.vms.values()].map((vm) => ({ vmId: vm.id, seq, record: encodeVmRecord(vm), pins: vm.pins.toArray() }));
     await store.migrated(snapshots, quirkFileJson(state.quirks.quirks), seq);
@@ -185,6 +220,8 @@ export class PolicyService {
   /** Stops background recovery and following (on shutdown). */
   stop(): void {
     if (this.#recovery !== null) clearTimeout(this.#recovery);
+    if (this.#trimmer !== null) clearInterval(this.#trimmer);
+    this.#trimmer = null;
     if (this.#follower !== null) clearInterval(this.#follower);
     this.#recovery = null;
     this.#follower = null;
@@ -214,6 +251,9 @@ export class PolicyService {
     const store = this.#store;
     let result: CommandResult;
     let seq: number;
+    // The flush jobs the decisions join are promised before the change is stored and stored with
+    // it: no answer names a job a crash could lose. Their ranges join them once it is durable.
+    let reserved: Reservation[] = [];
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decide inside the store's transaction, after applying what
       // the others stored meanwhile. A replica that fell behind the log's floor reloads first.
@@ -243,9 +283,12 @@ export class PolicyService {
               this.#seq = decided.seq;
               stamp(this.state, cmd, r, decided.seq);
               effects = effectsOf(this.state, cmd, r, watched);
-              return { seq: decided.seq, at, command: cmd, effects, actor, rules: rulesOf(r) };
+              reserved = this.#reserve(cmd, r, before);
+              return { seq: decided.seq, at, command: cmd, effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(r) };
             });
           } catch (err) {
+            for (const r of reserved) this.jobs?.cancel(r.id);
+            reserved = [];
             // Behind the floor: reload and decide again, once.
             if (this.#behind && decided === undefined && attempt === 0) continue;
             if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
@@ -265,23 +308,28 @@ export class PolicyService {
       seq = ++this.#seq;
       stamp(this.state, cmd, result, seq);
       const effects = effectsOf(this.state, cmd, result, watched);
-      await this.#persist({ seq, at, command: cmd, effects, actor, rules: rulesOf(result) });
+      reserved = this.#reserve(cmd, result, before);
+      try {
+        await this.#persist({ seq, at, command: cmd, effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) });
+      } catch (err) {
+        for (const r of reserved) this.jobs?.cancel(r.id);
+        throw err;
+      }
       this.#snapshotIfDue(effects);
     }
+    const jobIds = new Map<VmId, string>();
+    for (const r of reserved) {
+      this.jobs?.fill(r.id, r.ranges);
+      jobIds.set(r.vmId, r.id);
+    }
     if (cmd.type === 'put-quirks') {
-      const vmJobIds = new Map<VmId, string>();
-      for (const [vmId, decision] of result.vms ?? []) {
-        const vm = getVm(this.state, vmId);
-        this.#onDecision(vm, decision);
-        const jobId = this.#submit(vm, decision);
-        if (jobId !== undefined) vmJobIds.set(vmId, jobId);
-      }
-      return { ...result, revision: seq, vmJobIds };
+      for (const [vmId, decision] of result.vms ?? []) this.#onDecision(getVm(this.state, vmId), decision);
+      return { ...result, revision: seq, vmJobIds: jobIds };
     }
     const vm = this.state.vms.get(cmd.vmId) ?? before;
     if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
-    const jobId = this.#submit(vm, result.decision);
+    const jobId = jobIds.get(cmd.vmId);
     return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }) };
   }
 
@@ -382,10 +430,20 @@ export class PolicyService {
     }
   }
 
-  #submit(vm: Vm, decision: Decision): string | undefined {
-    const flush = decision.flush;
-    if (this.jobs === undefined || !flush.required || flush.cause === null) return undefined;
-    return this.jobs.submit(vm.id, vm.arch, vm.policy, flush.cause, flush.ranges);
+  /** Promises each required flush of the command's decisions to a job (see `apply`). */
+  #reserve(cmd: Command, result: CommandResult, before: Vm | undefined): Reservation[] {
+    const jobs = this.jobs;
+    if (jobs === undefined) return [];
+    const decisions: [Vm | undefined, Decision][] =
+      cmd.type === 'put-quirks' ? [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => [this.state.vms.get(vmId), d]) : [[this.state.vms.get(cmd.vmId) ?? before, result.decision]];
+    const out: Reservation[] = [];
+    for (const [vm, decision] of decisions) {
+      const flush = decision.flush;
+      if (vm === undefined || !flush.required || flush.cause === null || flush.ranges.length === 0) continue;
+      const { id, header } = jobs.reserve(vm.id, vm.arch, vm.policy, flush.cause, flush.pages);
+      out.push({ id, vmId: vm.id, header, ranges: flush.ranges });
+    }
+    return out;
   }
 
   /**
@@ -436,6 +494,41 @@ function rulesOf(result: CommandResult): string[] {
   const rules = new Set(result.decision.reasons.map((r) => r.rule));
   for (const d of result.vms?.values() ?? []) for (const r of d.reasons) rules.add(r.rule);
   return [...rules];
+}
+
+/** Ranges (or pin operations) restored between two turns of the event loop. */
+const RESTORE_SLICE = 65_536;
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A VM's pin map from its snapshot, built in slices (see `restore`). */
+async function pinsOf(ranges: Float64Array): Promise<PinMap> {
+  const pins = new PinMap();
+  for (let from = 0; from < ranges.length; from += 4 * RESTORE_SLICE) {
+    pins.insertMany(ranges.subarray(from, from + 4 * RESTORE_SLICE));
+    if (from + 4 * RESTORE_SLICE < ranges.length) await yieldToLoop();
+  }
+  return pins;
+}
+
+/** A flush promised to a job before its change is durable. */
+interface Reservation {
+  readonly id: string;
+  readonly vmId: VmId;
+  readonly header: JobHeader;
+  readonly ranges: readonly HostRange[];
+}
+
+/** A reservation as stored with its change: the job's header and this decision's ranges. */
+function jobPart(r: Reservation): StoredJobPart {
+  const pairs = new Float64Array(2 * r.ranges.length);
+  r.ranges.forEach((x, i) => {
+    pairs[2 * i] = x.hpa;
+    pairs[2 * i + 1] = x.pages;
+  });
+  return { id: r.id, vmId: r.vmId, header: JSON.stringify(r.header), pairs };
 }
 
 /** Changes and pin operations after which a VM is snapshotted (see #snapshotIfDue). */

@@ -3,12 +3,12 @@
  * the policy service. `close()` finishes accepted jobs, then stops the pool.
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
-import { FlushJobs, type FlushJob } from '../jobs/flush-jobs.js';
+import { FlushJobs, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
 import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
-import type { StateStore } from '../store/state-store.js';
+import type { LoadedJob, StateStore } from '../store/state-store.js';
 
 export interface RuntimeOptions {
   readonly defaults: PolicyDefaults;
@@ -22,6 +22,12 @@ export interface RuntimeOptions {
   readonly store?: StateStore;
   /** Worker threads for what-if simulations (started on demand, stopped when idle); 0: inline. */
   readonly simThreads?: number;
+  /** Finished flush jobs kept, at most (default 10,000)... */
+  readonly jobHistory?: number;
+  /** ...and for at most this long after they finished (ms; default a day). */
+  readonly jobMaxAgeMs?: number;
+  /** How long the audit trail keeps a change (ms; default 30 days). */
+  readonly auditRetentionMs?: number;
 }
 
 export interface Runtime {
@@ -39,6 +45,38 @@ interface JobBody {
   readonly wbinvdAbovePages: number | null;
 }
 
+/**
+ * A stored job as the flush jobs take it back: its last state record, or (a job whose change
+ * was kept but which was never dispatched before the stop) one rebuilt from its header.
+ */
+function resumable(s: LoadedJob): ResumableJob[] {
+  if (s.body !== null) {
+    const body = JSON.parse(s.body) as JobBody;
+    return [{ job: body.job, pairs: s.pairs, wbinvdAbovePages: body.wbinvdAbovePages }];
+  }
+  if (s.header === null || s.pairs === null) return [];
+  const header = JSON.parse(s.header) as JobHeader;
+  let pages = 0;
+  for (let i = 1; i < s.pairs.length; i += 2) pages += s.pairs[i] as number;
+  const job: FlushJob = {
+    id: s.id,
+    vmId: header.vmId,
+    arch: header.arch,
+    method: header.method,
+    cause: header.cause,
+    state: 'queued',
+    decisions: s.parts,
+    requestedPages: pages,
+    createdAt: header.createdAt,
+    startedAt: null,
+    finishedAt: null,
+    receipt: null,
+    ranges: null,
+    error: null
+  };
+  return [{ job, pairs: s.pairs, wbinvdAbovePages: header.wbinvdAbovePages }];
+}
+
 export function createRuntime(options: RuntimeOptions): Runtime {
   const metrics = new Metrics();
   const pool = createJobPool({ ...(options.threads === undefined ? {} : { threads: options.threads }), maxQueue: options.maxPending ?? 10_000 });
@@ -49,11 +87,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
     ...(options.maxBatchPages === undefined ? {} : { maxBatchPages: options.maxBatchPages }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.jobHistory === undefined ? {} : { history: options.jobHistory }),
+    ...(options.jobMaxAgeMs === undefined ? {} : { maxAgeMs: options.jobMaxAgeMs }),
     ...(options.store === undefined
       ? {}
       : {
           persist: (job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null) =>
-            (options.store as StateStore).saveJob({ id: job.id, vmId: job.vmId, body: JSON.stringify({ job, wbinvdAbovePages } satisfies JobBody), pairs })
+            (options.store as StateStore).saveJob({ id: job.id, vmId: job.vmId, body: JSON.stringify({ job, wbinvdAbovePages } satisfies JobBody), pairs }),
+          onForget: (ids: readonly string[]) => {
+            // A record that could not be dropped now is dropped with the next ones.
+            (options.store as StateStore).forgetJobs(ids).catch(() => undefined);
+          }
         })
   });
   metrics.watch(jobs);
@@ -63,7 +107,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     jobs,
     onDecision: metrics.onDecision,
     ...(options.store === undefined ? {} : { store: options.store }),
-    ...(options.clock === undefined ? {} : { clock: options.clock })
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
   });
   const simulator = new Simulator(options.simThreads === undefined ? {} : { threads: options.simThreads });
   return {
@@ -74,12 +119,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     start: async () => {
       const replayed = await service.restore();
       const stored = (await options.store?.loadJobs()) ?? [];
-      jobs.resume(
-        stored.map((s) => {
-          const body = JSON.parse(s.body) as JobBody;
-          return { job: body.job, pairs: s.pairs, wbinvdAbovePages: body.wbinvdAbovePages };
-        })
-      );
+      jobs.resume(stored.flatMap((s) => resumable(s)));
       return replayed;
     },
     close: async () => {

@@ -4,8 +4,8 @@
  * not survive one fails here too.
  */
 import { auditRow, encodeCommand } from './codec.js';
-import type { AuditEntry, AuditQuery, EffectRow, LegacyCommand, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from './state-store.js';
-import { QUIRKS_EFFECT } from './state-store.js';
+import type { AuditEntry, AuditQuery, EffectRow, LegacyCommand, LoadedJob, LoadedState, StateStore, StoredChange, StoredJob, StoredJobPart, VmSnapshot } from './state-store.js';
+import { mergeJobs, QUIRKS_EFFECT } from './state-store.js';
 
 interface AuditRecord {
   readonly seq: number;
@@ -24,6 +24,7 @@ export class MemoryStore implements StateStore {
   readonly #audit: AuditRecord[] = [];
   readonly #meta = new Map<string, string>();
   readonly #jobs = new Map<string, StoredJob>();
+  #parts: StoredJobPart[] = [];
 
   load(): Promise<LoadedState> {
     return Promise.resolve({
@@ -56,6 +57,7 @@ export class MemoryStore implements StateStore {
         }
         this.#effects.push({ seq: c.seq, vmId: e.vmId, record: e.record, ops: e.ops === null ? null : e.ops.slice() });
       }
+      for (const j of c.jobs ?? []) this.#parts.push({ ...j, pairs: j.pairs.slice() });
       this.#audit.push({
         seq: c.seq,
         at: c.at,
@@ -96,12 +98,29 @@ export class MemoryStore implements StateStore {
   }
 
   saveJob(job: StoredJob): Promise<void> {
-    this.#jobs.set(job.id, { ...job, pairs: job.pairs === null ? null : job.pairs.slice() });
+    // Ranges given once are kept: a record without them replaces only the state.
+    const pairs = job.pairs === null ? (this.#jobs.get(job.id)?.pairs ?? null) : job.pairs.slice();
+    this.#jobs.set(job.id, { ...job, pairs });
     return Promise.resolve();
   }
 
-  loadJobs(): Promise<StoredJob[]> {
-    return Promise.resolve([...this.#jobs.values()]);
+  loadJobs(): Promise<LoadedJob[]> {
+    return Promise.resolve(mergeJobs([...this.#jobs.values()], this.#parts));
+  }
+
+  forgetJobs(ids: readonly string[]): Promise<void> {
+    const gone = new Set(ids);
+    for (const id of ids) this.#jobs.delete(id);
+    this.#parts = this.#parts.filter((p) => !gone.has(p.id));
+    return Promise.resolve();
+  }
+
+  trimAudit(at: number): Promise<number> {
+    const before = this.#audit.length;
+    const kept = this.#audit.filter((r) => r.at >= at);
+    this.#audit.length = 0;
+    this.#audit.push(...kept);
+    return Promise.resolve(before - kept.length);
   }
 
   close(): Promise<void> {

@@ -10,12 +10,14 @@
 import pg from 'pg';
 import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
 import {
+  mergeJobs,
   QUIRKS_EFFECT,
   StoreUnavailableError,
   type AuditEntry,
   type AuditQuery,
   type EffectRow,
   type LegacyCommand,
+  type LoadedJob,
   type LoadedState,
   type SharedStateStore,
   type StoredChange,
@@ -61,7 +63,18 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
      record TEXT NOT NULL,
      pins   BYTEA NOT NULL
    )`,
-  (t) => `INSERT INTO ${t('meta')} (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM ${t('commands')})`
+  (t) => `INSERT INTO ${t('meta')} (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM ${t('commands')})`,
+  // Each decision's part of a flush job, stored with its change; `jobs` keeps the job's state.
+  (t) => `CREATE TABLE ${t('job_parts')} (
+     n      BIGSERIAL PRIMARY KEY,
+     job    TEXT NOT NULL,
+     seq    BIGINT NOT NULL,
+     vm     TEXT NOT NULL,
+     header TEXT NOT NULL,
+     pairs  BYTEA NOT NULL
+   )`,
+  (t) => `CREATE INDEX job_parts_job ON ${t('job_parts')} (job)`,
+  (t) => `CREATE INDEX commands_at ON ${t('commands')} (at)`
 ];
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
@@ -242,6 +255,9 @@ export class PostgresStore implements SharedStateStore {
       if (e.record === null) await client.query(`DELETE FROM ${this.#t('snapshots')} WHERE vm = $1`, [e.vmId]);
       await client.query(`INSERT INTO ${this.#t('effects')} (seq, vm, record, ops) VALUES ($1, $2, $3, $4)`, [c.seq, e.vmId, e.record, pairsToBytes(e.ops)]);
     }
+    for (const j of c.jobs ?? []) {
+      await client.query(`INSERT INTO ${this.#t('job_parts')} (job, seq, vm, header, pairs) VALUES ($1, $2, $3, $4, $5)`, [j.id, c.seq, j.vmId, j.header, pairsToBytes(j.pairs)]);
+    }
     await client.query(`INSERT INTO ${this.#t('commands')} (seq, at, vm, body, actor, rules) VALUES ($1, $2, $3, $4, $5, $6)`, [
       c.seq,
       c.at,
@@ -298,7 +314,8 @@ export class PostgresStore implements SharedStateStore {
     await this.#init();
     const pairs = pairsToBytes(job.pairs);
     try {
-      await this.#pool.query(`INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs`, [
+      // Ranges given once are kept (COALESCE): a record without them replaces only the state.
+      await this.#pool.query(`INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, ${this.#t('jobs')}.pairs)`, [
         job.id,
         job.vmId,
         job.body,
@@ -309,11 +326,34 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async loadJobs(): Promise<StoredJob[]> {
+  async loadJobs(): Promise<LoadedJob[]> {
     await this.#init();
     try {
-      const res = await this.#pool.query<{ id: string; vm: string; body: string; pairs: Buffer | null }>(`SELECT id, vm, body, pairs FROM ${this.#t('jobs')} ORDER BY n`);
-      return res.rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) }));
+      const records = await this.#pool.query<{ id: string; vm: string; body: string; pairs: Buffer | null }>(`SELECT id, vm, body, pairs FROM ${this.#t('jobs')} ORDER BY n`);
+      const parts = await this.#pool.query<{ job: string; vm: string; header: string; pairs: Buffer }>(`SELECT job, vm, header, pairs FROM ${this.#t('job_parts')} ORDER BY n`);
+      return mergeJobs(
+        records.rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })),
+        parts.rows.map((p) => ({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array }))
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async forgetJobs(ids: readonly string[]): Promise<void> {
+    await this.#init();
+    try {
+      await this.#pool.query(`DELETE FROM ${this.#t('jobs')} WHERE id = ANY($1)`, [ids]);
+      await this.#pool.query(`DELETE FROM ${this.#t('job_parts')} WHERE job = ANY($1)`, [ids]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async trimAudit(at: number): Promise<number> {
+    await this.#init();
+    try {
+      return (await this.#pool.query(`DELETE FROM ${this.#t('commands')} WHERE at < $1`, [at])).rowCount ?? 0;
     } catch (err) {
       throw unavailable(err);
     }

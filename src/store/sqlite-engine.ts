@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
-import { QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedState, type StoredChange, type StoredJob, type VmSnapshot } from './state-store.js';
+import { mergeJobs, QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedJob, type LoadedState, type StoredChange, type StoredJob, type VmSnapshot } from './state-store.js';
 
 /** Schema migrations, applied in order; the version table records how far a file has come. */
 const MIGRATIONS: readonly string[] = [
@@ -48,7 +48,17 @@ const MIGRATIONS: readonly string[] = [
      record TEXT NOT NULL,
      pins   BLOB NOT NULL
    );
-   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`
+   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`,
+  // Each decision's part of a flush job, stored with its change; `jobs` keeps the job's state.
+  `CREATE TABLE job_parts (
+     job    TEXT NOT NULL,
+     seq    INTEGER NOT NULL,
+     vm     TEXT NOT NULL,
+     header TEXT NOT NULL,
+     pairs  BLOB NOT NULL
+   );
+   CREATE INDEX job_parts_job ON job_parts (job);
+   CREATE INDEX commands_at ON commands (at)`
 ];
 
 /** Meta key of the store's format: '2' holds decided state; absent with commands: a 0.1.0 log. */
@@ -86,6 +96,7 @@ export class SqliteEngine {
     const dropSnapshot = db.prepare('DELETE FROM snapshots WHERE vm = ?');
     const putSnapshot = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
     const putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    const insertPart = db.prepare('INSERT INTO job_parts (job, seq, vm, header, pairs) VALUES (?, ?, ?, ?, ?)');
     this.#write = db.transaction((ops: readonly WriteOp[]) => {
       let seq = -1;
       for (const op of ops) {
@@ -109,6 +120,7 @@ export class SqliteEngine {
             }
             insertEffect.run(c.seq, e.vmId, e.record, pairsToBytes(e.ops));
           }
+          for (const j of c.jobs ?? []) insertPart.run(j.id, c.seq, j.vmId, j.header, pairsToBytes(j.pairs));
           insertAudit.run(c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules));
           seq = c.seq;
         }
@@ -186,15 +198,35 @@ export class SqliteEngine {
   }
 
   saveJob(job: StoredJob): void {
+    // Ranges given once are kept (COALESCE): a record without them replaces only the state.
     this.#db
-      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = excluded.pairs')
+      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, jobs.pairs)')
       .run(job.id, job.vmId, job.body, pairsToBytes(job.pairs));
   }
 
-  loadJobs(): StoredJob[] {
-    // An upsert keeps its row, so rowid is creation order.
-    const rows = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
-    return rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) }));
+  loadJobs(): LoadedJob[] {
+    const records = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
+    const parts = this.#db.prepare('SELECT job, vm, header, pairs FROM job_parts ORDER BY rowid').all() as { job: string; vm: string; header: string; pairs: Buffer }[];
+    return mergeJobs(
+      records.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })),
+      parts.map((p) => ({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array }))
+    );
+  }
+
+  forgetJobs(ids: readonly string[]): void {
+    const db = this.#db;
+    const dropRecord = db.prepare('DELETE FROM jobs WHERE id = ?');
+    const dropParts = db.prepare('DELETE FROM job_parts WHERE job = ?');
+    db.transaction(() => {
+      for (const id of ids) {
+        dropRecord.run(id);
+        dropParts.run(id);
+      }
+    })();
+  }
+
+  trimAudit(at: number): number {
+    return this.#db.prepare('DELETE FROM commands WHERE at < ?').run(at).changes;
   }
 
   close(): void {

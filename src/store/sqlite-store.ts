@@ -15,6 +15,7 @@ import {
   type AuditEntry,
   type AuditQuery,
   type LegacyCommand,
+  type LoadedJob,
   type LoadedState,
   type StateStore,
   type StoredChange,
@@ -96,8 +97,16 @@ export class SqliteStore implements StateStore {
     return this.#call({ op: 'saveJob', job });
   }
 
-  loadJobs(): Promise<StoredJob[]> {
+  loadJobs(): Promise<LoadedJob[]> {
     return this.#call({ op: 'loadJobs' });
+  }
+
+  forgetJobs(ids: readonly string[]): Promise<void> {
+    return this.#call({ op: 'forgetJobs', ids });
+  }
+
+  trimAudit(at: number): Promise<number> {
+    return this.#call({ op: 'trimAudit', at });
   }
 
   async close(): Promise<void> {

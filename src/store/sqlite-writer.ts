@@ -15,7 +15,9 @@ export type WriterRequest =
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
   | { readonly op: 'meta'; readonly key: string; readonly initial: string }
-  | { readonly op: 'saveJob'; readonly job: StoredJob };
+  | { readonly op: 'saveJob'; readonly job: StoredJob }
+  | { readonly op: 'forgetJobs'; readonly ids: readonly string[] }
+  | { readonly op: 'trimAudit'; readonly at: number };
 
 /** What a request answers, and how many transactions the engine has committed (for tests). */
 export interface WriterReply {
@@ -67,6 +69,11 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
       return undefined;
     case 'loadJobs':
       return engine.loadJobs();
+    case 'forgetJobs':
+      engine.forgetJobs(request.ids);
+      return undefined;
+    case 'trimAudit':
+      return engine.trimAudit(request.at);
     case 'close':
       engine.close();
       return undefined;

@@ -18,6 +18,14 @@ export interface StoredEffect {
   readonly ops: Float64Array | null;
 }
 
+/** One decision's flush as part of a job: the job's header (JSON) and the decision's [hpa page, pages] pairs. */
+export interface StoredJobPart {
+  readonly id: string;
+  readonly vmId: string;
+  readonly header: string;
+  readonly pairs: Float64Array;
+}
+
 /** An accepted change as stored: its effects, and the command behind it for the audit trail. */
 export interface StoredChange {
   /** Position in the log, from 1, without gaps. */
@@ -25,6 +33,8 @@ export interface StoredChange {
   /** The time the change was applied at (ms since the epoch). */
   readonly at: number;
   readonly effects: readonly StoredEffect[];
+  /** The flush jobs the change's decisions joined: their ids are in the answer, so they are kept with the change. */
+  readonly jobs?: readonly StoredJobPart[];
   readonly command: Command;
   /** Who made the change (a token id, or "anonymous" without tokens), for the audit trail. */
   readonly actor?: string;
@@ -74,13 +84,27 @@ export interface AuditQuery {
   readonly limit: number;
 }
 
-/** A flush job as stored: its JSON, and its ranges while it is unfinished (to resume it). */
+/** A flush job's state record: its JSON (without ranges), replaced as it moves on. */
 export interface StoredJob {
   readonly id: string;
   readonly vmId: string;
   /** JSON of the job without its ranges. */
   readonly body: string;
-  /** [hpa page, pages] pairs, kept while the job is unfinished. */
+  /** [hpa page, pages] pairs (records of 0.1.0 carry them; newer ones keep them in parts). */
+  readonly pairs: Float64Array | null;
+}
+
+/** A flush job as loaded back: its last state record, if any, and every range it was given. */
+export interface LoadedJob {
+  readonly id: string;
+  readonly vmId: string;
+  /** The last state record (null: the job was never dispatched before the stop). */
+  readonly body: string | null;
+  /** The header of its first part (null for a job of 0.1.0). */
+  readonly header: string | null;
+  /** Parts (decisions) it carries. */
+  readonly parts: number;
+  /** Its [hpa page, pages] pairs: every part's, in order. */
   readonly pairs: Float64Array | null;
 }
 
@@ -113,7 +137,11 @@ export interface StateStore {
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */
-  loadJobs(): Promise<StoredJob[]>;
+  loadJobs(): Promise<LoadedJob[]>;
+  /** Forgets flush jobs (records and ranges): they are past their retention. */
+  forgetJobs(ids: readonly string[]): Promise<void>;
+  /** Forgets the audit trail's changes made before `at` (ms since the epoch); says how many. */
+  trimAudit(at: number): Promise<number>;
   /** Stored changes matching the query, oldest first: the audit trail. */
   audit(query: AuditQuery): Promise<AuditEntry[]>;
   /**
@@ -149,3 +177,33 @@ export class StoreUnavailableError extends Error {
 
 /** The quirk list effect's `vmId`: not a VM id (those start with a letter or digit). */
 export const QUIRKS_EFFECT = '';
+
+/**
+ * Flush jobs as loaded: state records and parts joined by job id, in order of first appearance
+ * (records first: they are older, or carry their ranges themselves).
+ */
+export function mergeJobs(records: readonly StoredJob[], parts: readonly StoredJobPart[]): LoadedJob[] {
+  const byId = new Map<string, { id: string; vmId: string; body: string | null; header: string | null; parts: Float64Array[]; own: Float64Array | null }>();
+  for (const r of records) byId.set(r.id, { id: r.id, vmId: r.vmId, body: r.body, header: null, parts: [], own: r.pairs });
+  for (const p of parts) {
+    let job = byId.get(p.id);
+    if (job === undefined) {
+      job = { id: p.id, vmId: p.vmId, body: null, header: p.header, parts: [], own: null };
+      byId.set(p.id, job);
+    }
+    job.header ??= p.header;
+    job.parts.push(p.pairs);
+  }
+  return [...byId.values()].map((j) => {
+    let pairs = j.own;
+    if (j.parts.length > 0) {
+      pairs = new Float64Array(j.parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of j.parts) {
+        pairs.set(p, at);
+        at += p.length;
+      }
+    }
+    return { id: j.id, vmId: j.vmId, body: j.body, header: j.header, parts: j.parts.length, pairs };
+  });
+}

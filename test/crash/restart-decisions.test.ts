@@ -74,6 +74,7 @@ describe('restarts re-decide nothing', () => {
     const empty = join(dir, 'no-quirks.json');
     writeFileSync(empty, JSON.stringify({ quirks: [] }));
     const second = await start({ DATA_DIR: dataDir, QUIRKS_FILE: empty });
+    for (let i = 0; i < 50 && !second.log.some((line) => line.includes('configured quirk list differs')); i++) await new Promise((r) => setTimeout(r, 100));
     expect(second.log.some((line) => line.includes('configured quirk list differs'))).toBe(true);
     const quirks = (await call(second, 'GET', '/v1/quirks')).body;
     expect(quirks['quirks']).toEqual(shipped['quirks']);

@@ -13,7 +13,7 @@ export interface ServerProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -40,7 +40,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     });
   });
   // The server listens before it has replayed the store; wait until it says it is ready.
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < (options.waitReady === false ? 0 : 300); i++) {
     const res = await fetch(`${url}/readyz`).catch(() => undefined);
     if (res?.status === 200) break;
     await new Promise((r) => setTimeout(r, 100));

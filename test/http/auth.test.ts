@@ -192,7 +192,10 @@ describe('audit trail', () => {
       const page1 = vmOnly.json<{ items: { revision: number }[]; nextCursor?: string }>();
       expect(page1.items.map((i) => i.revision)).toEqual([1, 2]);
       const page2 = await audited.inject({ method: 'GET', url: `/v1/audit?vmId=vm-a1&limit=2&cursor=${page1.nextCursor ?? ''}`, headers: as(ADMIN) });
-      expect(page2.json<{ items: { revision: number }[]; nextCursor?: string }>()).toEqual({ items: [expect.objectContaining({ revision: 3 })] });
+      const last = page2.json<{ items: { revision: number }[]; nextCursor?: string; retention: { days: number; keptSince: string } }>();
+      expect(last).toEqual({ items: [expect.objectContaining({ revision: 3 })], retention: { days: 30, keptSince: expect.any(String) as unknown } });
+      // It says what it no longer has: changes older than AUDIT_RETENTION days.
+      expect(Date.now() - Date.parse(last.retention.keptSince)).toBeGreaterThan(29 * 86_400_000);
       expect((await audited.inject({ method: 'GET', url: '/v1/audit', headers: as(VMM_A) })).statusCode).toBe(403);
     } finally {
       await audited.close();

@@ -179,7 +179,7 @@ describe('flush jobs after a restart', () => {
     await store.saveJob({
       id: 'fj-done',
       vmId: 'vm1',
-      body: JSON.stringify({ job: { ...base, id: 'fj-done', state: 'done', requestedPages: 1, finishedAt: 3, receipt: { method: 'clflushopt', ranges: 1, pages: 1, lines: 64, fences: 2, chunks: 1, modeledCycles: 602, modeledNs: 134 } }, wbinvdAbovePages: null }),
+      body: JSON.stringify({ job: { ...base, id: 'fj-done', state: 'done', requestedPages: 1, finishedAt: Date.now(), receipt: { method: 'clflushopt', ranges: 1, pages: 1, lines: 64, fences: 2, chunks: 1, modeledCycles: 602, modeledNs: 134 } }, wbinvdAbovePages: null }),
       pairs: null
     });
     const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store, threads: 1 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { AuditEntry, AuditQuery, LegacyCommand, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from '../../src/store/state-store.js';
+import type { AuditEntry, AuditQuery, LegacyCommand, LoadedJob, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from '../../src/store/state-store.js';
 import { build, json } from '../helpers/app.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -37,8 +37,14 @@ class FlakyStore implements StateStore {
   saveJob(job: StoredJob): Promise<void> {
     return this.#up(() => this.inner.saveJob(job));
   }
-  loadJobs(): Promise<StoredJob[]> {
+  loadJobs(): Promise<LoadedJob[]> {
     return this.#up(() => this.inner.loadJobs());
+  }
+  forgetJobs(ids: readonly string[]): Promise<void> {
+    return this.#up(() => this.inner.forgetJobs(ids));
+  }
+  trimAudit(at: number): Promise<number> {
+    return this.#up(() => this.inner.trimAudit(at));
   }
   audit(query: AuditQuery): Promise<AuditEntry[]> {
     return this.#up(() => this.inner.audit(query));

@@ -121,18 +121,40 @@ export function runStoreContract(factory: StoreFactory): void {
     await store.close();
   });
 
-  it('keeps flush job records: replaced in place, ranges kept while given', async () => {
+  it('keeps flush job records: the state replaced in place, ranges kept once given', async () => {
     const store = factory.open();
     await store.saveJob({ id: 'j1', vmId: 'vm1', body: '{"state":"running"}', pairs: new Float64Array([1, 2, 2 ** 52 - 1, 3]) });
     await store.saveJob({ id: 'j2', vmId: 'vm2', body: '{"state":"queued"}', pairs: null });
     await store.saveJob({ id: 'j1', vmId: 'vm1', body: '{"state":"done"}', pairs: null });
     const jobs = await store.loadJobs();
     expect(jobs.map((j) => [j.id, j.body, j.pairs === null ? null : [...j.pairs]])).toEqual([
-      ['j1', '{"state":"done"}', null],
+      ['j1', '{"state":"done"}', [1, 2, 2 ** 52 - 1, 3]],
       ['j2', '{"state":"queued"}', null]
     ]);
-    await store.saveJob({ id: 'j3', vmId: 'vm1', body: '{}', pairs: new Float64Array([5, 6]) });
-    expect([...((await store.loadJobs()).find((j) => j.id === 'j3')?.pairs ?? [])]).toEqual([5, 6]);
+    await store.close();
+  });
+
+  it('keeps each decision part of a job with its change, joins them on load, forgets them with the job', async () => {
+    const store = factory.open();
+    const part = (id: string, pairs: number[]) => ({ id, vmId: 'vm1', header: `{"job":"${id}"}`, pairs: new Float64Array(pairs) });
+    await store.append([{ ...change(1), jobs: [part('ja', [1, 2])] }]);
+    await store.append([{ ...change(2), jobs: [part('ja', [5, 1]), part('jb', [9, 9])] }]);
+    await store.saveJob({ id: 'ja', vmId: 'vm1', body: '{"state":"done"}', pairs: null });
+    const loaded = await store.loadJobs();
+    expect(loaded.map((j) => [j.id, j.body, j.header, j.parts, [...(j.pairs ?? [])]])).toEqual([
+      ['ja', '{"state":"done"}', '{"job":"ja"}', 2, [1, 2, 5, 1]],
+      ['jb', null, '{"job":"jb"}', 1, [9, 9]]
+    ]);
+    await store.forgetJobs(['ja']);
+    expect((await store.loadJobs()).map((j) => j.id)).toEqual(['jb']);
+    await store.close();
+  });
+
+  it('forgets audit entries older than its retention, and says how many', async () => {
+    const store = factory.open();
+    await store.append(changes(1, 10));
+    expect(await store.trimAudit(1_700_000_000_000 + 6)).toBe(5);
+    expect((await store.audit({ limit: 100 })).map((c) => c.seq)).toEqual([6, 7, 8, 9, 10]);
     await store.close();
   });
 

@@ -38,7 +38,7 @@ describe('sqlite store', () => {
     await store.close();
     const db = new Database(join(d, 'coherency.db'), { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: 7 });
+    expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: 8 });
     db.close();
     const probe = new Database(join(d, 'coherency.db'));
     probe.pragma('synchronous = FULL');

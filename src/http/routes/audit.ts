@@ -1,12 +1,13 @@
 /**
  * The audit trail: every accepted change (VM, domain, device, reset, devctl decision, pins,
- * quirk list), who made it, the rules its decision named and its revision. Kept by the store.
+ * quirk list), who made it, the rules its decision named and its revision. Kept by the store
+ * for AUDIT_RETENTION days; each page says since when it has them.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpError } from '../errors.js';
-import { page, problems } from '../schemas/common.js';
+import { problems } from '../schemas/common.js';
 import { decodeCursor, encodeCursor } from '../wire.js';
 
 const AuditEntry = z
@@ -34,7 +35,18 @@ export default function auditRoutes(app: FastifyInstance): void {
           limit: z.coerce.number().int().min(1).max(1000).default(100),
           cursor: z.string().max(200).optional()
         }),
-        response: { 200: page(AuditEntry, 'AuditPage'), 400: problems[400] }
+        response: {
+          200: z
+            .object({
+              items: z.array(AuditEntry),
+              nextCursor: z.string().optional(),
+              retention: z
+                .object({ days: z.number(), keptSince: z.string().describe('Changes made before this time are no longer kept (AUDIT_RETENTION)') })
+                .describe('What the trail no longer has')
+            })
+            .meta({ id: 'AuditPage' }),
+          400: problems[400]
+        }
       }
     },
     async (request) => {
@@ -62,7 +74,8 @@ export default function auditRoutes(app: FastifyInstance): void {
             change: change
           };
         }),
-        ...(rows.length > q.limit && last !== undefined ? { nextCursor: encodeCursor(String(last.seq)) } : {})
+        ...(rows.length > q.limit && last !== undefined ? { nextCursor: encodeCursor(String(last.seq)) } : {}),
+        retention: { days: app.policy.auditRetentionMs / 86_400_000, keptSince: new Date(app.policy.auditKeptSince).toISOString() }
       };
     }
   );
