@@ -32,6 +32,24 @@ const domainRestrictedImports = {
   ]
 };
 
+/**
+ * The layers around the core, outermost first: http (talks to the service only), service (owns
+ * the state, persistence and jobs), and the parts behind it (store, jobs, sim), which know the
+ * core and nothing of each other or of the layers above them. Types may cross (allowTypeImports)
+ * where they describe what a layer hands on; code may not.
+ */
+function layer(message, groups) {
+  return ['error', { patterns: [{ group: groups, message, allowTypeImports: true }] }];
+}
+const outer = ['**/server', '**/server.js', '**/config', '**/config.js'];
+const layerRules = {
+  'src/http/**/*.ts': layer('src/http talks to the service (src/service) only, never to the store or the flush jobs behind it.', ['**/store/**', '**/jobs/**', ...outer]),
+  'src/service/**/*.ts': layer('src/service must not depend on the HTTP layer.', ['**/http/**', ...outer]),
+  'src/store/**/*.ts': layer('src/store keeps state: it knows the core, not the layers that use it.', ['**/http/**', '**/service/**', '**/jobs/**', '**/sim/**', ...outer]),
+  'src/jobs/**/*.ts': layer('src/jobs plans flushes: it knows the core, not the layers that use it.', ['**/http/**', '**/service/**', '**/store/**', '**/sim/**', ...outer]),
+  'src/sim/**/*.ts': layer('src/sim simulates on the core alone: no HTTP, service, store or flush jobs.', ['**/http/**', '**/service/**', '**/store/**', '**/jobs/**', ...outer])
+};
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'data/'] },
   js.configs.recommended,
@@ -56,6 +74,7 @@ export default tseslint.config(
       'no-restricted-globals': ['error', { name: 'Date', message: 'time is passed in to the core' }, { name: 'process', message: 'the core reads no environment' }]
     }
   },
+  ...Object.entries(layerRules).map(([glob, rule]) => ({ files: [glob], rules: { '@typescript-eslint/no-restricted-imports': rule } })),
   {
     files: ['bench/**/*.ts', 'scripts/**/*.ts'],
     rules: { 'no-console': 'off' }

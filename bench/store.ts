@@ -1,148 +1,294 @@
 /**
- * Store benchmark (npm run bench:store): acknowledged pins per second through the policy
- * service (decision + durable store, no HTTP), single pins and 1,000-range batches, for the
- * memory store (the baseline), SQLite and PostgreSQL in one run; and the restart time of a VM
- * with 1 M pinned ranges (load + replay).
+ * Store benchmark (npm run bench:store): the durable path as users run it, each server in its
+ * own process on 127.0.0.1, the load from autocannon in this one.
  *
- * Targets: SQLite batched pins >= 50% of memory throughput; restart of 1 M ranges <= 5 s.
+ * (a) Durable single-page pin+unpin req/s on SQLite (32 connections, each pinning a page and
+ *     unpinning it again) against the read-only decision route alone (one-range map questions),
+ *     same server, same run. Target: >= 0.8x.
+ * (b) Decision p99 while those writes run, against its p99 alone (4 connections asking).
+ *     Target: <= 2x.
+ * (c) Growth: 20,000 churn batches (2,000,000 range operations) through the service on SQLite,
+ *     leaving 1,000 live ranges, against a data directory that only ever held those 1,000:
+ *     directory size (target <= live-only + 32 MB) and restart of a server to /readyz (target
+ *     <= live-only + 1 s).
+ * (d) RSS of a server under steady durable writes: after 20 s of warm-up, growth over a further
+ *     60 s. Target: <= 15%.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import autocannon from 'autocannon';
 import { DEFAULT_POLICY, parseDomainId, parseVmId, type PinInput } from '../src/domain/index.js';
 import { PolicyService } from '../src/service/policy-service.js';
-import { MemoryStore } from '../src/store/memory-store.js';
-import { PostgresStore } from '../src/store/postgres-store.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
-import type { StateStore } from '../src/store/state-store.js';
 import { fmt, header, median } from './machine.js';
 
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
-const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const SINGLE = 2_000;
-const BATCHES = 100;
-const RESTART_RANGES = 1_000_000;
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const PORT = Number(process.env['BENCH_PORT'] ?? 18_961);
+const WRITE_CONNECTIONS = 32;
+const READ_CONNECTIONS = 4;
+const SECONDS = 5;
+const CHURN_BATCHES = 20_000;
+const CHURN_RANGES = 100;
+const LIVE = 1_000;
+const RSS_WARMUP_S = 20;
+const RSS_MEASURE_S = 60;
+const DEADLINE_MS = 20 * 60_000;
 const vmId = parseVmId('bench');
 
 header('npm run bench:store  (node --import tsx bench/store.ts)');
 
-const cleanups: (() => Promise<void>)[] = [];
-let schemaCount = 0;
+// The servers run the built service, as `npm start` does.
+execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 
-function makeStore(kind: 'memory' | 'sqlite' | 'postgres'): StateStore {
-  if (kind === 'memory') return new MemoryStore();
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'coherency-bench-'));
-    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
-    return new SqliteStore(dir);
-  }
-  const schema = `bench_${process.pid}_${schemaCount++}`;
-  cleanups.push(async () => {
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await client.end();
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+function stopAll(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+process.on('exit', stopAll);
+setTimeout(() => {
+  process.stderr.write(`bench:store did not finish within ${DEADLINE_MS / 60_000} minutes; stopping\n`);
+  stopAll();
+  process.exit(1);
+}, DEADLINE_MS).unref();
+
+function tempDir(name: string): string {
+  const d = mkdtempSync(join(tmpdir(), `coherency-bench-${name}-`));
+  dirs.push(d);
+  return d;
+}
+
+/** A server process on `dataDir`; resolves once /readyz answers 200, with the time that took. */
+async function startServer(dataDir: string): Promise<{ child: ChildProcess; readyMs: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['dist/server.js'], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), STORE: 'sqlite', DATA_DIR: dataDir, RATE_LIMIT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' },
+    stdio: ['ignore', 'ignore', 'inherit']
   });
-  return new PostgresStore({ connectionString: PG_URL, schema });
+  children.add(child);
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    const res = await fetch(`http://127.0.0.1:${PORT}/readyz`).catch(() => undefined);
+    if (res?.status === 200) return { child, readyMs: performance.now() - started };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('server did not become ready in 12 s');
 }
 
-async function service(store: StateStore): Promise<PolicyService> {
-  const s = new PolicyService({ defaults: DEFAULT_POLICY, quirks: [], store });
-  await s.restore();
-  await s.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'pessimistic' } });
-  await s.apply({ type: 'put-domain', vmId, domainId: parseDomainId('d0'), enforceCacheCoherency: false });
-  return s;
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  children.delete(child);
 }
+
+async function call(method: string, path: string, body?: unknown): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${PORT}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+}
+
+/** A VM whose one non-coherent domain has a device that may no-snoop: every pin is flushed. */
+async function setUp(): Promise<void> {
+  await call('PUT', '/v1/vms/bench', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+  await call('PUT', '/v1/vms/bench/domains/d0', { enforceCacheCoherency: false });
+  await call('PUT', '/v1/vms/bench/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x10ee', deviceId: '0x903f', function: 'pf', nosnoop: 'enabled' });
+}
+
+interface Load {
+  reqPerSec: number;
+  p99: number;
+  errors: number;
+}
+
+/** Each connection pins a page of its own and unpins it again, over and over. */
+function writes(seconds: number, connections = WRITE_CONNECTIONS): Promise<Load> {
+  let connection = 0;
+  return run({
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/vms/bench/pins',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
+          context['page'] ??= 0x100000 + 16 * connection++;
+          const page = context['page'] as number;
+          return { ...req, body: `{"iova":"0x${(page * 4096).toString(16)}","hpa":"0x${(page * 8192).toString(16)}","length":"0x1000"}` };
+        }
+      },
+      {
+        method: 'POST',
+        path: '/v1/vms/bench/unpins',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => ({ ...req, body: `{"iova":"0x${((context['page'] as number) * 4096).toString(16)}","length":"0x1000"}` })
+      }
+    ]
+  });
+}
+
+/** One-range map questions about a page never pinned: answered as a pin of it would be. */
+function decisions(seconds: number, connections: number): Promise<Load> {
+  return run({
+    connections,
+    duration: seconds,
+    method: 'POST',
+    path: '/v1/vms/bench/decisions/flush',
+    headers: { 'content-type': 'application/json' },
+    body: '{"op":"map","ranges":[{"iova":"0x7000000000","length":"0x1000","hpa":"0x9000000000"}]}'
+  });
+}
+
+async function run(options: Record<string, unknown>): Promise<Load> {
+  const result = await autocannon({ url: `http://127.0.0.1:${PORT}`, ...options });
+  const bad = result.non2xx + result.errors;
+  return { reqPerSec: result.requests.total / result.duration, p99: result.latency.p99, errors: bad };
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const f of readdirSync(dir)) total += statSync(join(dir, f)).size;
+  return total;
+}
+
+function rssOf(child: ChildProcess): number {
+  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+// ---- (a) and (b) ----------------------------------------------------------------------------
+
+const ratio: number[] = [];
+const writeRates: number[] = [];
+const readRates: number[] = [];
+const p99Alone: number[] = [];
+const p99Loaded: number[] = [];
+{
+  const { child } = await startServer(tempDir('ab'));
+  await setUp();
+  await writes(2);
+  await decisions(2, WRITE_CONNECTIONS);
+  for (let i = 0; i < RUNS; i++) {
+    const w = await writes(SECONDS);
+    const r = await decisions(SECONDS, WRITE_CONNECTIONS);
+    if (w.errors > 0 || r.errors > 0) throw new Error(`errors under load: ${w.errors} writes, ${r.errors} decisions`);
+    writeRates.push(w.reqPerSec);
+    readRates.push(r.reqPerSec);
+    ratio.push(w.reqPerSec / r.reqPerSec);
+    p99Alone.push((await decisions(SECONDS, READ_CONNECTIONS)).p99);
+    const [, loaded] = await Promise.all([writes(SECONDS, WRITE_CONNECTIONS - READ_CONNECTIONS), decisions(SECONDS, READ_CONNECTIONS)]);
+    p99Loaded.push(loaded.p99);
+  }
+  await stop(child);
+}
+
+// ---- (c) growth -------------------------------------------------------------------------------
 
 function batch(start: number, n: number): PinInput[] {
   return Array.from({ length: n }, (_, k) => ({ iova: (start + k) * 2, pages: 1, hpa: start + k }));
 }
 
-/** Acknowledged single pins/s: 16 in flight at a time, as concurrent requests would be. */
-async function singles(kind: 'memory' | 'sqlite' | 'postgres'): Promise<number> {
-  const store = makeStore(kind);
-  const s = await service(store);
-  const t = performance.now();
-  for (let i = 0; i < SINGLE; i += 16) {
-    await Promise.all(Array.from({ length: 16 }, (_, k) => s.apply({ type: 'pin', vmId, ranges: batch(i + k, 1) })));
+/** Drives the service on a SQLite store as the server would; `churn` batches of pins and unpins first. */
+async function fill(dataDir: string, churn: number): Promise<void> {
+  const store = new SqliteStore(dataDir);
+  const s = new PolicyService({ defaults: DEFAULT_POLICY, quirks: [], store });
+  await s.restore();
+  await s.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'pessimistic' } });
+  await s.apply({ type: 'put-domain', vmId, domainId: parseDomainId('d0'), enforceCacheCoherency: false });
+  const base = 10_000_000;
+  for (let b = 0; b < churn; b += 2) {
+    // Every batch pins 100 ranges and the next unpins them: 2 x 100 range operations.
+    await s.apply({ type: 'pin', vmId, ranges: batch(base, CHURN_RANGES) });
+    await s.apply({ type: 'unpin', vmId, ranges: batch(base, CHURN_RANGES) });
   }
-  const rate = SINGLE / ((performance.now() - t) / 1000);
+  await s.apply({ type: 'pin', vmId, ranges: batch(0, LIVE) });
   await store.close();
-  return rate;
 }
 
-/** Acknowledged pins/s in 1,000-range batches, `inflight` batches at a time. */
-async function batches(kind: 'memory' | 'sqlite' | 'postgres', inflight: number): Promise<number> {
-  const store = makeStore(kind);
-  const s = await service(store);
-  const t = performance.now();
-  for (let b = 0; b < BATCHES; b += inflight) {
-    await Promise.all(Array.from({ length: inflight }, (_, k) => s.apply({ type: 'pin', vmId, ranges: batch((b + k) * 1000, 1000) })));
+const churned = tempDir('churned');
+const churnStarted = performance.now();
+await fill(churned, CHURN_BATCHES);
+const churnSeconds = (performance.now() - churnStarted) / 1000;
+const live = tempDir('live');
+await fill(live, 0);
+const sizes = { churned: dirBytes(churned), live: dirBytes(live) };
+const restartChurned: number[] = [];
+const restartLive: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  for (const [dir, out] of [
+    [churned, restartChurned],
+    [live, restartLive]
+  ] as const) {
+    const { child, readyMs } = await startServer(dir);
+    out.push(readyMs);
+    await stop(child);
   }
-  const rate = (BATCHES * 1000) / ((performance.now() - t) / 1000);
-  await store.close();
-  return rate;
 }
 
-/** Time to load and replay a VM of 1 M pinned ranges (10,000-range batches) from SQLite. */
-async function restart(kind: 'sqlite' | 'postgres'): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'coherency-restart-'));
-  cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
-  const schema = `bench_restart_${process.pid}_${schemaCount++}`;
-  const open = (): StateStore => (kind === 'sqlite' ? new SqliteStore(dir) : new PostgresStore({ connectionString: PG_URL, schema }));
-  if (kind === 'postgres') {
-    cleanups.push(async () => {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    });
+// ---- (d) RSS under steady writes ------------------------------------------------------------
+
+const rss: { warm: number; end: number } = { warm: 0, end: 0 };
+{
+  const { child } = await startServer(tempDir('rss'));
+  await setUp();
+  await writes(RSS_WARMUP_S);
+  rss.warm = rssOf(child);
+  const samples: number[] = [];
+  for (let t = 0; t < RSS_MEASURE_S; t += 10) {
+    await writes(10);
+    samples.push(rssOf(child));
   }
-  const first = open();
-  const s = await service(first);
-  for (let i = 0; i < RESTART_RANGES; i += 10_000) await s.apply({ type: 'pin', vmId, ranges: batch(i, 10_000) });
-  await first.close();
-  const second = open();
-  const t = performance.now();
-  const fresh = new PolicyService({ defaults: DEFAULT_POLICY, quirks: [], store: second });
-  await fresh.restore();
-  const ms = performance.now() - t;
-  if (fresh.vm(vmId).pinned.ranges !== RESTART_RANGES) throw new Error('restart lost ranges');
-  await second.close();
-  return ms;
+  rss.end = median(samples.slice(-3));
+  await stop(child);
 }
 
-const kinds = ['memory', 'sqlite', 'postgres'] as const;
-const single: Record<string, number[]> = { memory: [], sqlite: [], postgres: [] };
-const batched: Record<string, number[]> = { memory: [], sqlite: [], postgres: [] };
-const sequential: Record<string, number[]> = { memory: [], sqlite: [], postgres: [] };
-const restarts: Record<string, number[]> = { sqlite: [], postgres: [] };
-try {
-  for (let run = 0; run < RUNS; run++) {
-    for (const kind of kinds) {
-      single[kind]?.push(await singles(kind));
-      batched[kind]?.push(await batches(kind, 4));
-      sequential[kind]?.push(await batches(kind, 1));
-    }
-    restarts['sqlite']?.push(await restart('sqlite'));
-    restarts['postgres']?.push(await restart('postgres'));
-  }
-} finally {
-  for (const c of cleanups) await c();
-}
+// ---- report ---------------------------------------------------------------------------------
 
-const base = { single: median(single['memory'] ?? []), batched: median(batched['memory'] ?? []), sequential: median(sequential['memory'] ?? []) };
+const MB = 1024 * 1024;
+const r = median(ratio);
+const p = median(p99Loaded) / Math.max(1, median(p99Alone));
+const growth = rss.end / rss.warm - 1;
 console.log('');
-console.log(`acknowledged pins/s through the policy service (pessimistic mode: every pin decided and flushed); median of ${RUNS}`);
+console.log(`(a, b) SQLite, server in its own process; autocannon ${SECONDS} s windows; median of ${RUNS}`);
 console.log('');
-console.log('| store | single pins/s (16 in flight) | vs memory | pins/s, 1,000-range batches (4 in flight) | vs memory | pins/s, 1,000-range batches one at a time | vs memory |');
-console.log('|---|---:|---:|---:|---:|---:|---:|');
-for (const kind of kinds) {
-  const s = median(single[kind] ?? []);
-  const b = median(batched[kind] ?? []);
-  const q = median(sequential[kind] ?? []);
-  console.log(`| ${kind}${kind === 'memory' ? ' (baseline)' : ''} | ${fmt(s)} | ${(s / base.single).toFixed(2)}x | ${fmt(b)} | ${(b / base.batched).toFixed(2)}x | ${fmt(q)} | ${(q / base.sequential).toFixed(2)}x |`);
-}
+console.log('| figure | median | per run | target |');
+console.log('|---|---:|---|---|');
+console.log(`| durable pin+unpin req/s, ${WRITE_CONNECTIONS} connections | ${fmt(median(writeRates))} | ${writeRates.map(fmt).join(', ')} | |`);
+console.log(`| read-only decisions req/s alone, ${WRITE_CONNECTIONS} connections (baseline) | ${fmt(median(readRates))} | ${readRates.map(fmt).join(', ')} | |`);
+console.log(`| writes / decisions | ${r.toFixed(2)}x | ${ratio.map((x) => x.toFixed(2)).join(', ')} | >= 0.8x |`);
+console.log(`| decision p99 alone, ${READ_CONNECTIONS} connections (ms) | ${fmt(median(p99Alone))} | ${p99Alone.map(fmt).join(', ')} | |`);
+console.log(`| decision p99 while ${WRITE_CONNECTIONS - READ_CONNECTIONS} connections write (ms) | ${fmt(median(p99Loaded))} | ${p99Loaded.map(fmt).join(', ')} | |`);
+console.log(`| p99 loaded / alone | ${p.toFixed(2)}x | | <= 2x |`);
 console.log('');
-console.log(`restart (load + replay) of a VM with ${RESTART_RANGES.toLocaleString('en-US')} pinned ranges: SQLite ${fmt(median(restarts['sqlite'] ?? []))} ms, PostgreSQL ${fmt(median(restarts['postgres'] ?? []))} ms (median of ${RUNS})`);
+console.log(
+  `(c) ${CHURN_BATCHES.toLocaleString('en-US')} churn batches of ${CHURN_RANGES} ranges (${((CHURN_BATCHES * CHURN_RANGES) / 1e6).toFixed(0)} M range operations, ${churnSeconds.toFixed(1)} s through the service), ${LIVE.toLocaleString('en-US')} live ranges left`
+);
+console.log('');
+console.log('| data directory | size | restart to /readyz (median) | per run |');
+console.log('|---|---:|---:|---|');
+console.log(`| live state only (baseline) | ${(sizes.live / MB).toFixed(2)} MB | ${fmt(median(restartLive))} ms | ${restartLive.map(fmt).join(', ')} |`);
+console.log(`| after the churn | ${(sizes.churned / MB).toFixed(2)} MB | ${fmt(median(restartChurned))} ms | ${restartChurned.map(fmt).join(', ')} |`);
+console.log(`| difference (target <= 32 MB, <= 1,000 ms) | ${((sizes.churned - sizes.live) / MB).toFixed(2)} MB | ${fmt(median(restartChurned) - median(restartLive))} ms | |`);
+console.log('');
+console.log(`(d) server RSS under steady durable writes (${WRITE_CONNECTIONS} connections): ${(rss.warm / MB).toFixed(0)} MB after ${RSS_WARMUP_S} s of warm-up, ${(rss.end / MB).toFixed(0)} MB after a further ${RSS_MEASURE_S} s: ${(growth * 100).toFixed(1)}% (target <= 15%)`);
+console.log(
+  `FIGURES ${JSON.stringify([
+    { id: 'durable-writes-vs-decisions', label: 'Durable single-page pin+unpin req/s on SQLite / read-only decision req/s', value: r, display: `${r.toFixed(2)}x`, target: '>= 0.8x', met: r >= 0.8 },
+    { id: 'decision-p99-under-writes', label: 'Decision p99 while writes run / alone', value: p, display: `${p.toFixed(2)}x`, target: '<= 2x', met: p <= 2 },
+    {
+      id: 'churn-growth',
+      label: 'Data directory after 2 M range operations (1,000 live) minus live-only',
+      value: (sizes.churned - sizes.live) / MB,
+      display: `${((sizes.churned - sizes.live) / MB).toFixed(2)} MB, restart +${fmt(median(restartChurned) - median(restartLive))} ms`,
+      target: '<= 32 MB, <= 1 s',
+      met: sizes.churned - sizes.live <= 32 * MB && median(restartChurned) - median(restartLive) <= 1000
+    },
+    { id: 'rss-growth', label: 'Server RSS growth over a minute of steady writes', value: growth, display: `${(growth * 100).toFixed(1)}%`, target: '<= 15%', met: growth <= 0.15 }
+  ])}`
+);
+stopAll();
+process.exit(0);

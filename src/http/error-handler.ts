@@ -6,10 +6,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
-import { OverloadedError } from '../jobs/flush-jobs.js';
+import { OverloadedError, StoreUnavailableError } from '../service/errors.js';
 import { SimulatorBusyError } from '../sim/simulator.js';
 import { TraceError } from '../sim/trace.js';
-import { StoreUnavailableError } from '../store/state-store.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
 
 interface ProblemBody {

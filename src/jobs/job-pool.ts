@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { PlanResult, PlanTask } from './flush-worker.js';
-import { workerFile } from './worker-file.js';
+import { workerFile } from '../worker-file.js';
 
 export interface JobPool {
   plan(task: PlanTask): Promise<PlanResult>;

@@ -12,6 +12,7 @@ import {
   PIN_OP_STRIDE,
   PinJournal,
   PinMap,
+  planFlush,
   QuirkTable,
   parseQuirkFile,
   quirkToWire,
@@ -31,12 +32,15 @@ import {
   type PolicyDefaults,
   type Quirk,
   type Decision,
+  type FlushReceipt,
   type HostRange,
   type Vm,
   type VmId,
   type VmView
 } from '../domain/index.js';
-import type { FlushJobs, JobHeader } from '../jobs/flush-jobs.js';
+import { CHUNK_PAGES, type FlushJob, type FlushJobs, type JobHeader } from '../jobs/flush-jobs.js';
+
+export type { FlushJob } from '../jobs/flush-jobs.js';
 import { isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
@@ -54,8 +58,11 @@ export interface PolicyServiceOptions {
   readonly auditRetentionMs?: number;
 }
 
-/** A command's result plus the flush jobs its decisions joined. */
-export interface Applied extends CommandResult {
+/**
+ * A command's result as the HTTP layer gets it (without the state: it asks the service), plus
+ * the flush jobs its decisions joined and the revision the change got.
+ */
+export interface Applied extends Omit<CommandResult, 'state'> {
   /** Set when the answer failed closed (the state could not be vouched for). */
   readonly failClosed?: 'STORE_UNAVAILABLE';
   /** The job carrying `decision.flush`, when a flush is required. */
@@ -214,7 +221,7 @@ export class PolicyService {
     const cleared = value & ~DEVCTL_NOSNOOP_EN;
     const out = new DecisionBuilder();
     out.reason('W4', 'fail closed: the state store is unavailable or the state is not loaded, so Enable No Snoop is denied');
-    return { state: this.state, decision: out.build(true, { decision: 'deny', hardwareValue: cleared, guestValue: cleared }), failClosed: 'STORE_UNAVAILABLE' };
+    return { decision: out.build(true, { decision: 'deny', hardwareValue: cleared, guestValue: cleared }), failClosed: 'STORE_UNAVAILABLE' };
   }
 
   /** Stops background recovery and following (on shutdown). */
@@ -247,7 +254,10 @@ export class PolicyService {
     // Teardown removes the VM: remember how it flushes before it is gone.
     const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
     const at = this.#clock();
-    if (dryRun) return applyCommand(this.state, cmd, at);
+    if (dryRun) {
+      const { decision } = applyCommand(this.state, cmd, at);
+      return { decision, revision: 'vmId' in cmd ? this.revisionOf(cmd.vmId) : 0 };
+    }
     const store = this.#store;
     let result: CommandResult;
     let seq: number;
@@ -331,6 +341,34 @@ export class PolicyService {
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
     return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }) };
+  }
+
+  // ---- flush jobs, for the HTTP layer (which talks to this service only) -------------------
+
+  /** A flush job, or undefined when unknown (or forgotten). */
+  flushJob(id: string): FlushJob | undefined {
+    return this.jobs?.get(id);
+  }
+
+  /** Resolves once the job is done or failed (its ranges planned); undefined for an unknown job. */
+  async settledFlushJob(id: string): Promise<FlushJob | undefined> {
+    if (this.jobs?.get(id) === undefined) return undefined;
+    return this.jobs.wait(id);
+  }
+
+  /** A VM's flush jobs, oldest first, after job `afterId`. */
+  flushJobs(vmId: VmId, afterId: string | undefined, limit: number): FlushJob[] {
+    return this.jobs?.list(vmId, afterId, limit) ?? [];
+  }
+
+  /** A VM's revision (0 for a VM that does not exist). */
+  revisionOf(vmId: VmId): number {
+    return this.state.vms.get(vmId)?.revision ?? 0;
+  }
+
+  /** Ids of the VM's flush jobs not finished yet. */
+  openFlushJobs(vmId: VmId): string[] {
+    return this.jobs?.open(vmId).map((j) => j.id) ?? [];
   }
 
   /** The audit trail: stored changes, oldest first. Empty without a store. */
@@ -599,4 +637,19 @@ function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: 
   }
   const vm = state.vms.get(cmd.vmId);
   if (vm !== undefined) vm.revision = seq;
+}
+
+/**
+ * The receipt of one answer's own flush: its ranges priced with the method chosen for it (the
+ * job's: a job holds flushes of one method), whatever else shares the job.
+ */
+export function answerReceipt(job: FlushJob, decision: Decision): FlushReceipt {
+  const ranges = decision.flush.ranges;
+  const pairs = new Float64Array(2 * ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as (typeof ranges)[number];
+    pairs[2 * i] = r.hpa;
+    pairs[2 * i + 1] = r.pages;
+  }
+  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: job.receipt?.method === 'wbinvd' ? 0 : null }, CHUNK_PAGES);
 }

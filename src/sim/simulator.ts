@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { DEFAULT_POLICY, POLICY_MODES, quirkToWire, type OnEnable, type PolicyDefaults, type PolicyMode, type Quirk } from '../domain/index.js';
-import { workerFile } from '../jobs/worker-file.js';
+import { workerFile } from '../worker-file.js';
 import type { ModeResult } from './replay.js';
 import { simulateTask, type SimulateOutcome, type SimulateTask, type TraceInfo, type TraceSource } from './simulate.js';
 import { TraceError } from './trace.js';

@@ -7,7 +7,7 @@
  * file this service cannot use stops the start with a clear message.
  */
 import { Piscina } from 'piscina';
-import { workerFile } from '../jobs/worker-file.js';
+import { workerFile } from '../worker-file.js';
 import { SqliteEngine } from './sqlite-engine.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import {

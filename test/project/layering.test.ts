@@ -24,6 +24,30 @@ describe('layering', () => {
     expect(config.rules?.['no-restricted-imports']).toBeUndefined();
   });
 
+  it('lint keeps each outer layer to its own: http to the service, store, jobs and sim to the core', async () => {
+    const eslint = new ESLint({ overrideConfig: [tseslint.configs.disableTypeChecked] });
+    const cases: [string, string, boolean][] = [
+      ['src/http/probe.ts', '../store/state-store.js', true],
+      ['src/http/probe.ts', '../jobs/flush-jobs.js', true],
+      ['src/http/probe.ts', '../service/policy-service.js', false],
+      ['src/service/probe.ts', '../http/app.js', true],
+      ['src/service/probe.ts', '../store/state-store.js', false],
+      ['src/store/probe.ts', '../service/policy-service.js', true],
+      ['src/store/probe.ts', '../jobs/flush-jobs.js', true],
+      ['src/jobs/probe.ts', '../store/state-store.js', true],
+      ['src/sim/probe.ts', '../jobs/flush-jobs.js', true],
+      ['src/sim/probe.ts', '../domain/index.js', false]
+    ];
+    for (const [file, spec, refused] of cases) {
+      const [result] = await eslint.lintText(`import { x } from '${spec}';\nexport const y = x;\n`, { filePath: file });
+      const hits = (result?.messages ?? []).filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports');
+      expect(hits.length > 0, `${file} importing ${spec}`).toBe(refused);
+    }
+    // A type may cross where it describes what a layer hands on.
+    const [typed] = await eslint.lintText(`import type { X } from '../store/state-store.js';\nexport type Y = X;\n`, { filePath: 'src/http/probe.ts' });
+    expect((typed?.messages ?? []).filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports')).toEqual([]);
+  });
+
   it('no file in src/domain imports anything but its siblings and zod', () => {
     const dir = join(import.meta.dirname, '../../src/domain');
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {

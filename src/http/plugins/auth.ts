@@ -42,7 +42,7 @@ function auth(app: FastifyInstance, opts: { tokens: TokenTable | undefined }): v
     }
     request.principal = principal;
     const params = request.params as { vmId?: string; jobId?: string };
-    const vmId = params.vmId ?? (params.jobId === undefined ? undefined : app.policy.jobs?.get(params.jobId)?.vmId);
+    const vmId = params.vmId ?? (params.jobId === undefined ? undefined : app.policy.flushJob(params.jobId)?.vmId);
     const scope = required(request);
     if (!allows(principal, scope, vmId)) {
       return sendProblem(request, reply, 'FORBIDDEN', `token ${principal.id} may not ${scope === 'read' ? 'read' : 'do'} this${vmId === undefined ? '' : ` for VM ${vmId}`}`);

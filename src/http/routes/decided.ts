@@ -3,9 +3,8 @@
  * that an operator greps for: VM, command, rules, flush bytes, job.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { formatPages, planFlush, type Decision, type FlushReceipt, type VmId } from '../../domain/index.js';
-import { CHUNK_PAGES, type FlushJob } from '../../jobs/flush-jobs.js';
-import type { Applied } from '../../service/policy-service.js';
+import { formatPages, type FlushReceipt, type VmId } from '../../domain/index.js';
+import { answerReceipt, type Applied, type FlushJob } from '../../service/policy-service.js';
 import { decisionWire } from '../wire.js';
 
 export function receiptWire(job: FlushJob, own?: FlushReceipt) {
@@ -25,25 +24,9 @@ export function receiptWire(job: FlushJob, own?: FlushReceipt) {
   };
 }
 
-/**
- * The receipt of one answer's own flush: its ranges priced with the method chosen for it (the
- * job's: a job holds flushes of one method), whatever else shares the job.
- */
-function ownReceipt(job: FlushJob, decision: Decision): FlushReceipt {
-  const ranges = decision.flush.ranges;
-  const pairs = new Float64Array(2 * ranges.length);
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i] as (typeof ranges)[number];
-    pairs[2 * i] = r.hpa;
-    pairs[2 * i + 1] = r.pages;
-  }
-  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: job.receipt?.method === 'wbinvd' ? 0 : null }, CHUNK_PAGES);
-}
-
 export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
   const result = await applied;
-  const vm = result.state.vms.get(vmId);
-  const revision = result.revision ?? vm?.revision ?? 0;
+  const revision = result.revision ?? app.policy.revisionOf(vmId);
   const d = result.decision;
   request.log.info(
     {
@@ -63,9 +46,9 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
   const answer = decisionWire(d, revision);
   if (result.jobId === undefined) return answer;
   const flush = { ...answer.flush, jobId: result.jobId };
-  if (wait && app.policy.jobs !== undefined) {
-    const job = await app.policy.jobs.wait(result.jobId);
-    return { ...answer, flush: { ...flush, receipt: receiptWire(job, ownReceipt(job, d)) } };
+  if (wait) {
+    const job = await app.policy.settledFlushJob(result.jobId);
+    if (job !== undefined) return { ...answer, flush: { ...flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
   }
   return { ...answer, flush };
 }

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { formatPages } from '../../domain/index.js';
-import type { FlushJob as Job } from '../../jobs/flush-jobs.js';
+import type { FlushJob as Job } from '../../service/policy-service.js';
 import { HttpError } from '../errors.js';
 import { HexOut, HostRange, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
@@ -56,7 +56,7 @@ export default function flushJobRoutes(app: FastifyInstance): void {
     '/v1/flush-jobs/:jobId',
     { schema: { tags: ['flush-jobs'], summary: 'A flush job and its receipt', params: z.object({ jobId: z.string().max(100) }), response: { 200: FlushJob, 404: problems[404] } } },
     (request) => {
-      const job = app.policy.jobs?.get(request.params.jobId);
+      const job = app.policy.flushJob(request.params.jobId);
       if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
       return jobWire(job);
     }
@@ -75,9 +75,8 @@ export default function flushJobRoutes(app: FastifyInstance): void {
       }
     },
     async (request) => {
-      const jobs = app.policy.jobs;
-      if (jobs?.get(request.params.jobId) === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
-      const job = await jobs.wait(request.params.jobId);
+      const job = await app.policy.settledFlushJob(request.params.jobId);
+      if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
       const pairs = job.ranges ?? new Float64Array(0);
       const from = request.query.cursor === undefined ? 0 : Number(decodeCursor(request.query.cursor));
       if (!Number.isSafeInteger(from) || from < 0) throw new HttpError('INVALID_CURSOR', 'cursor is not one this service issued');
@@ -95,7 +94,7 @@ export default function flushJobRoutes(app: FastifyInstance): void {
       const vmId = vmIdOf(request.params);
       app.policy.vm(vmId); // 404 for an unknown VM
       const after = decodeCursor(request.query.cursor);
-      const jobs = app.policy.jobs?.list(vmId, after, request.query.limit + 1) ?? [];
+      const jobs = app.policy.flushJobs(vmId, after, request.query.limit + 1);
       const shown = jobs.slice(0, request.query.limit);
       const last = shown[shown.length - 1];
       return { items: shown.map(jobWire), ...(jobs.length > request.query.limit && last !== undefined ? { nextCursor: encodeCursor(last.id) } : {}) };

@@ -53,7 +53,7 @@ export default function quirkRoutes(app: FastifyInstance): void {
       const result = await app.policy.apply({ type: 'put-quirks', quirks }, actorOf(request));
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
-        const answer = decisionWire(d, result.state.vms.get(vmId)?.revision ?? 0);
+        const answer = decisionWire(d, result.revision ?? app.policy.revisionOf(vmId));
         const jobId = result.vmJobIds?.get(vmId);
         return { vmId, ...answer, flush: jobId === undefined ? answer.flush : { ...answer.flush, jobId } };
       });

@@ -11,7 +11,7 @@ import { decided } from './decided.js';
 
 /** Ids of the VM's flush jobs not finished yet. */
 function openJobs(app: FastifyInstance, vmId: VmId): string[] {
-  return app.policy.jobs?.open(vmId).map((j) => j.id) ?? [];
+  return app.policy.openFlushJobs(vmId);
 }
 
 const VmDecision = z.object({ ...Decision.shape, vm: Vm }).meta({ id: 'VmDecision' });
