@@ -104,9 +104,11 @@ interface Load {
   errors: number;
 }
 
+/** Pages handed to connections, never twice (a run may end between a pin and its unpin). */
+let nextPage = 0x100000;
+
 /** Each connection pins a page of its own and unpins it again, over and over. */
 function writes(seconds: number, connections = WRITE_CONNECTIONS): Promise<Load> {
-  let connection = 0;
   return run({
     connections,
     duration: seconds,
@@ -116,7 +118,7 @@ function writes(seconds: number, connections = WRITE_CONNECTIONS): Promise<Load>
         path: '/v1/vms/bench/pins',
         headers: { 'content-type': 'application/json' },
         setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
-          context['page'] ??= 0x100000 + 16 * connection++;
+          context['page'] ??= nextPage += 16;
           const page = context['page'] as number;
           return { ...req, body: `{"iova":"0x${(page * 4096).toString(16)}","hpa":"0x${(page * 8192).toString(16)}","length":"0x1000"}` };
         }
@@ -136,10 +138,14 @@ function decisions(seconds: number, connections: number): Promise<Load> {
   return run({
     connections,
     duration: seconds,
-    method: 'POST',
-    path: '/v1/vms/bench/decisions/flush',
-    headers: { 'content-type': 'application/json' },
-    body: '{"op":"map","ranges":[{"iova":"0x7000000000","length":"0x1000","hpa":"0x9000000000"}]}'
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/vms/bench/decisions/flush',
+        headers: { 'content-type': 'application/json' },
+        body: '{"op":"map","ranges":[{"iova":"0x7000000000","length":"0x1000","hpa":"0x9000000000"}]}'
+      }
+    ]
   });
 }
 
