@@ -132,12 +132,12 @@ export class FlushJobs {
     this.#windowMs = options.windowMs ?? 2;
     this.#maxBatchPages = options.maxBatchPages ?? 16 * 262_144; // 16 GiB
     this.#maxPending = options.maxPending ?? 10_000;
-    this.#history = options.history ?? 10_000;
+    this.#history = options.history ?? 1_000;
     this.#chunkPages = options.chunkPages ?? CHUNK_PAGES;
     this.#clock = options.clock ?? Date.now;
     this.#onState = options.onState ?? (() => undefined);
     this.#persist = options.persist ?? (() => Promise.resolve());
-    this.#maxAgeMs = options.maxAgeMs ?? 24 * 3600 * 1000;
+    this.#maxAgeMs = options.maxAgeMs ?? 3_600_000;
     this.#onForget = options.onForget ?? (() => undefined);
     // Old jobs go even when no new ones come.
     this.#sweeper = setInterval(() => this.#forgetOld(), 60_000).unref();

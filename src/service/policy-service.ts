@@ -41,7 +41,7 @@ import {
 import { CHUNK_PAGES, type FlushJob, type FlushJobs, type JobHeader } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
-import { isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
+import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -294,7 +294,7 @@ export class PolicyService {
               stamp(this.state, cmd, r, decided.seq);
               effects = effectsOf(this.state, cmd, r, watched);
               reserved = this.#reserve(cmd, r, before);
-              return { seq: decided.seq, at, command: cmd, effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(r) };
+              return { seq: decided.seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(r) };
             });
           } catch (err) {
             for (const r of reserved) this.jobs?.cancel(r.id);
@@ -320,7 +320,7 @@ export class PolicyService {
       const effects = effectsOf(this.state, cmd, result, watched);
       reserved = this.#reserve(cmd, result, before);
       try {
-        await this.#persist({ seq, at, command: cmd, effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) });
+        await this.#persist({ seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) });
       } catch (err) {
         for (const r of reserved) this.jobs?.cancel(r.id);
         throw err;

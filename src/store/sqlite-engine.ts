@@ -68,7 +68,8 @@ const FORMAT = 'format';
 export type WriteOp =
   | { readonly kind: 'append'; readonly changes: readonly StoredChange[] }
   | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot }
-  | { readonly kind: 'probe'; readonly at: number };
+  | { readonly kind: 'probe'; readonly at: number }
+  | { readonly kind: 'job'; readonly job: StoredJob };
 
 export function dataFile(dataDir: string): string {
   return join(dataDir, 'coherency.db');
@@ -97,11 +98,17 @@ export class SqliteEngine {
     const putSnapshot = db.prepare('INSERT INTO snapshots (vm, seq, record, pins) VALUES (?, ?, ?, ?) ON CONFLICT(vm) DO UPDATE SET seq = excluded.seq, record = excluded.record, pins = excluded.pins');
     const putMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     const insertPart = db.prepare('INSERT INTO job_parts (job, seq, vm, header, pairs) VALUES (?, ?, ?, ?, ?)');
+    // Ranges given once are kept (COALESCE): a record without them replaces only the state.
+    const putJob = db.prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, jobs.pairs)');
     this.#write = db.transaction((ops: readonly WriteOp[]) => {
       let seq = -1;
       for (const op of ops) {
         if (op.kind === 'probe') {
           putMeta.run('probe', String(op.at));
+          continue;
+        }
+        if (op.kind === 'job') {
+          putJob.run(op.job.id, op.job.vmId, op.job.body, pairsToBytes(op.job.pairs));
           continue;
         }
         if (op.kind === 'snapshot') {

@@ -8,7 +8,7 @@
  */
 import { Piscina } from 'piscina';
 import { workerFile } from '../worker-file.js';
-import { SqliteEngine } from './sqlite-engine.js';
+import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
   StoreUnavailableError,
@@ -45,7 +45,10 @@ export class SqliteStore implements StateStore {
       minThreads: 1,
       maxThreads: 1,
       concurrentTasksPerWorker: 1_000_000,
-      idleTimeout: Number.POSITIVE_INFINITY
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // The thread's own event loop runs the group commit (setImmediate): it must not sleep in
+      // Atomics.wait between tasks, as piscina's default does.
+      atomics: 'disabled'
     });
   }
 
@@ -74,15 +77,49 @@ export class SqliteStore implements StateStore {
   }
 
   append(changes: readonly StoredChange[]): Promise<void> {
-    return this.#call({ op: 'write', write: { kind: 'append', changes } });
+    return this.#write({ kind: 'append', changes });
   }
 
   snapshot(snapshot: VmSnapshot): Promise<void> {
-    return this.#call({ op: 'write', write: { kind: 'snapshot', snapshot } });
+    return this.#write({ kind: 'snapshot', snapshot });
   }
 
   probe(): Promise<void> {
-    return this.#call({ op: 'write', write: { kind: 'probe', at: Date.now() } });
+    return this.#write({ kind: 'probe', at: Date.now() });
+  }
+
+  #writes: WriteOp[] = [];
+  #waiting: { resolve(): void; reject(err: Error): void }[] = [];
+  #sending = false;
+  /** The last batch of writes sent, settled or not. */
+  #sent: Promise<void> = Promise.resolve();
+
+  /**
+   * Writes made in one turn of the event loop travel to the writer thread as one message (and
+   * commit in one transaction), in the order they were made; each resolves once committed.
+   */
+  #write(op: WriteOp): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#writes.push(op);
+      this.#waiting.push({ resolve, reject });
+      if (this.#sending) return;
+      this.#sending = true;
+      setImmediate(() => {
+        const writes = this.#writes;
+        const waiting = this.#waiting;
+        this.#writes = [];
+        this.#waiting = [];
+        this.#sending = false;
+        this.#sent = this.#call({ op: 'write', writes }).then(
+          () => {
+            for (const w of waiting) w.resolve();
+          },
+          (err: unknown) => {
+            for (const w of waiting) w.reject(err as Error);
+          }
+        );
+      });
+    });
   }
 
   audit(query: AuditQuery): Promise<AuditEntry[]> {
@@ -93,8 +130,9 @@ export class SqliteStore implements StateStore {
     return this.#call({ op: 'meta', key, initial });
   }
 
+  /** Job records travel with the writes of their turn (one message, one transaction). */
   saveJob(job: StoredJob): Promise<void> {
-    return this.#call({ op: 'saveJob', job });
+    return this.#write({ kind: 'job', job });
   }
 
   loadJobs(): Promise<LoadedJob[]> {
@@ -111,6 +149,9 @@ export class SqliteStore implements StateStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Writes made before the close are sent and committed first.
+    if (this.#sending) await new Promise((resolve) => setImmediate(resolve));
+    await this.#sent;
     // Everything queued is committed before the connection closes.
     await this.#call({ op: 'close' }).catch(() => undefined);
     this.#closed = true;

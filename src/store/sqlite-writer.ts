@@ -10,7 +10,7 @@ import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
 import type { AuditQuery, StoredJob, VmSnapshot } from './state-store.js';
 
 export type WriterRequest =
-  | { readonly op: 'write'; readonly write: WriteOp }
+  | { readonly op: 'write'; readonly writes: readonly WriteOp[] }
   | { readonly op: 'load' | 'legacy' | 'loadJobs' | 'close' }
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
@@ -80,16 +80,24 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
   }
 }
 
-/** One request. Writes wait for the transaction that commits them with the others queued. */
+/**
+ * One request. Writes (the ones a turn of the service's event loop made, sent together) wait
+ * for the transaction that commits them with the others queued here.
+ */
 export default async function handle(request: WriterRequest): Promise<WriterReply> {
   if (request.op === 'write') {
-    await new Promise<void>((resolve, reject) => {
-      queue.push({ write: request.write, resolve, reject });
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(commit);
-      }
-    });
+    await Promise.all(
+      request.writes.map(
+        (write) =>
+          new Promise<void>((resolve, reject) => {
+            queue.push({ write, resolve, reject });
+            if (!scheduled) {
+              scheduled = true;
+              setImmediate(commit);
+            }
+          })
+      )
+    );
     return { value: undefined, transactions: engine.transactions };
   }
   commit();

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseVmId } from '../../src/domain/index.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { AUDIT_RANGES, auditOf } from '../../src/store/state-store.js';
 import { runStoreContract } from './state-store.contract.js';
 
 const dirs: string[] = [];
@@ -63,5 +64,15 @@ describe('sqlite store', () => {
     db.prepare('UPDATE schema_version SET version = 99').run();
     db.close();
     expect(() => new SqliteStore(d)).toThrow(/newer than this service/);
+  });
+});
+
+describe('audit entries', () => {
+  it('keep a small batch whole and summarise a large one: count, pages, IOVA span', () => {
+    const vmId = parseVmId('vm1');
+    const small = { type: 'pin' as const, vmId, ranges: [{ iova: 4, pages: 2, hpa: 9 }] };
+    expect(auditOf(small)).toBe(small);
+    const big = { type: 'unpin' as const, vmId, ranges: Array.from({ length: AUDIT_RANGES + 1 }, (_, i) => ({ iova: 100 + 4 * i, pages: 2 })) };
+    expect(auditOf(big)).toEqual({ type: 'unpin', vmId: 'vm1', summary: { ranges: AUDIT_RANGES + 1, pages: 2 * (AUDIT_RANGES + 1), iovaFrom: 100, iovaTo: 100 + 4 * AUDIT_RANGES + 2 } });
   });
 });
