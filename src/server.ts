@@ -77,7 +77,7 @@ const started = performance.now();
 for (;;) {
   try {
     const replayed = await runtime.start();
-    app.log.info({ store: config.store, dataDir: config.dataDir, commands: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
+    app.log.info({ store: config.store, dataDir: config.dataDir, effects: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
     break;
   } catch (err) {
     app.log.error({ err }, `cannot load the state from the ${config.store} store; retrying in 2 s`);

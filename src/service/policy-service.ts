@@ -80,7 +80,7 @@ export class PolicyService {
   readonly #clock: () => number;
   readonly #onDecision: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
   readonly #store: StateStore | undefined;
-  /** Last stored command. */
+  /** The last change stored (its sequence number). */
   #seq = 0;
   /** Set when the store failed: the in-memory state may be ahead of what is durable. */
   #failure: Error | null = null;

@@ -22,9 +22,9 @@ export interface RuntimeOptions {
   readonly store?: StateStore;
   /** Worker threads for what-if simulations (started on demand, stopped when idle); 0: inline. */
   readonly simThreads?: number;
-  /** Finished flush jobs kept, at most (default 10,000)... */
+  /** Finished flush jobs kept, at most (default 1,000)... */
   readonly jobHistory?: number;
-  /** ...and for at most this long after they finished (ms; default a day). */
+  /** ...and for at most this long after they finished (ms; default an hour). */
   readonly jobMaxAgeMs?: number;
   /** How long the audit trail keeps a change (ms; default 30 days). */
   readonly auditRetentionMs?: number;
@@ -35,7 +35,7 @@ export interface Runtime {
   readonly jobs: FlushJobs;
   readonly metrics: Metrics;
   readonly simulator: Simulator;
-  /** Rebuilds the state from the store and resumes unfinished flush jobs; returns the commands replayed. */
+  /** Rebuilds the state from the store and resumes unfinished flush jobs; returns the effects applied after the snapshots. */
   start(): Promise<number>;
   close(): Promise<void>;
 }
