@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startServer, type ServerProcess } from '../helpers/server-process.js';
+import { callServer, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'coherency-full-'));
 let mounted = false;
@@ -29,13 +29,7 @@ afterAll(async () => {
   rmSync(mountPoint, { recursive: true, force: true });
 });
 
-async function call(server: ServerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = callServer;
 
 /** Fills the file system with one file until it is full; returns its path. */
 function fill(dir: string): string {

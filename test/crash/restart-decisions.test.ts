@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startServer, type ServerProcess } from '../helpers/server-process.js';
+import { callServer, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coherency-restart-'));
 const running: ServerProcess[] = [];
@@ -23,13 +23,7 @@ async function start(env: Record<string, string>): Promise<ServerProcess> {
   return server;
 }
 
-async function call(server: ServerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = callServer;
 
 describe('restarts re-decide nothing', () => {
   it('a trap VM created under DEFAULT_ON_ENABLE=allow keeps its allowed bit after a restart with deny', async () => {

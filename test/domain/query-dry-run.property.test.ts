@@ -15,6 +15,7 @@ import {
   parseDomainId,
   parsePciAddress,
   POLICY_MODES,
+  type Decision,
   type FlushQueryAnswer,
   type MemType,
   type NoSnoopState,
@@ -85,7 +86,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   }
 );
 
-function outcome(fn: () => FlushQueryAnswer['decision'] | FlushQueryAnswer): { code: string } | { value: unknown } {
+type Outcome = { code: string } | { value: unknown };
+
+function outcome(fn: () => Decision | FlushQueryAnswer): Outcome {
   try {
     return { value: fn() };
   } catch (err) {
@@ -149,45 +152,40 @@ describe('the flush query is a dry run of its change', () => {
           }
           const vm = getVm(core.state, core.vm);
           const before = digest(core.state);
+          let query: Outcome;
+          let run: () => Decision;
           if (s.t === 'pin') {
             const asked = s.ranges.map((r) => ({ ...r, domains: r.domains === null ? null : r.domains.map((d) => parseDomainId(d)) }));
             // A range overlapping a pinned one is a replay question for the query, a conflict for the pin.
             if (asked.some((r) => vm.pins.overlaps(r.iova, r.iova + r.pages))) continue;
-            const query = outcome(() => mustFlush(core.state, core.vm, 'map', asked));
-            expect(digest(core.state)).toBe(before);
-            const change = outcome(() => core.pinBatch(s.ranges.map((r) => ({ ...r, domains: r.domains ?? undefined }))));
-            compared++;
-            if ('code' in change) {
-              refused++;
-              expect(query).toEqual(change);
-              continue;
-            }
-            const answer = (query as { value: FlushQueryAnswer }).value;
-            const decision = change.value as FlushQueryAnswer['decision'];
-            expect(answer.decision.flush.ranges).toEqual(decision.flush.ranges);
-            expect(answer.decision.flush.required).toBe(decision.flush.required);
-            if (decision.flush.required) flushed++;
-            const pinned = listPins(getVm(core.state, core.vm), 0, 1000);
-            answer.results.forEach((res) => {
-              const flag = pinned.find((p) => p.iova === res.iova)?.flushOnUnpin;
-              expect(flag, `range at ${res.iova}: ${res.rule}`).toBe(res.required || res.rule === 'F4');
-            });
+            query = outcome(() => mustFlush(core.state, core.vm, 'map', asked));
+            run = () => core.pinBatch(s.ranges.map((r) => ({ ...r, domains: r.domains ?? undefined })));
           } else {
-            const query = outcome(() => mustFlush(core.state, core.vm, 'unmap', s.ranges));
-            expect(digest(core.state)).toBe(before);
-            const change = outcome(() => core.run({ type: 'unpin', vmId: core.vm, ranges: s.ranges }).decision);
-            compared++;
-            if ('code' in change) {
-              refused++;
-              expect(query).toEqual(change);
-              continue;
-            }
-            const answer = (query as { value: FlushQueryAnswer }).value;
-            const decision = change.value as FlushQueryAnswer['decision'];
-            expect(answer.decision.flush.ranges).toEqual(decision.flush.ranges);
-            expect(answer.decision.flush.required).toBe(decision.flush.required);
-            expect(answer.results.some((r) => r.required)).toBe(decision.flush.required);
+            query = outcome(() => mustFlush(core.state, core.vm, 'unmap', s.ranges));
+            run = () => core.run({ type: 'unpin', vmId: core.vm, ranges: s.ranges }).decision;
           }
+          // The question changed nothing; the change then answers what it previewed.
+          expect(digest(core.state)).toBe(before);
+          const change = outcome(run);
+          compared++;
+          if ('code' in change) {
+            refused++;
+            expect(query).toEqual(change);
+            continue;
+          }
+          const answer = (query as { value: FlushQueryAnswer }).value;
+          const decision = change.value as Decision;
+          expect(answer.decision.flush.ranges).toEqual(decision.flush.ranges);
+          expect(answer.decision.flush.required).toBe(decision.flush.required);
+          expect(answer.results.some((r) => r.required)).toBe(decision.flush.required);
+          if (decision.flush.required) flushed++;
+          if (s.t !== 'pin') continue;
+          // Each pinned range carries flushOnUnpin exactly when the query said it would.
+          const pinned = listPins(getVm(core.state, core.vm), 0, 1000);
+          answer.results.forEach((res) => {
+            const flag = pinned.find((p) => p.iova === res.iova)?.flushOnUnpin;
+            expect(flag, `range at ${res.iova}: ${res.rule}`).toBe(res.required || res.rule === 'F4');
+          });
         }
       }),
       { numRuns: RUNS }

@@ -57,3 +57,12 @@ export async function startServer(env: Record<string, string>, options: { waitRe
     }
   };
 }
+
+/** One JSON request to a server process: its status and parsed body. */
+export async function callServer(server: ServerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
