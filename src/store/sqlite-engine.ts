@@ -204,13 +204,6 @@ export class SqliteEngine {
     return row.value;
   }
 
-  saveJob(job: StoredJob): void {
-    // Ranges given once are kept (COALESCE): a record without them replaces only the state.
-    this.#db
-      .prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, jobs.pairs)')
-      .run(job.id, job.vmId, job.body, pairsToBytes(job.pairs));
-  }
-
   loadJobs(): LoadedJob[] {
     const records = this.#db.prepare('SELECT id, vm, body, pairs FROM jobs ORDER BY rowid').all() as { id: string; vm: string; body: string; pairs: Buffer | null }[];
     const parts = this.#db.prepare('SELECT job, vm, header, pairs FROM job_parts ORDER BY rowid').all() as { job: string; vm: string; header: string; pairs: Buffer }[];

@@ -1,13 +1,13 @@
 /**
  * Worker-thread entry of the embedded store (a one-thread piscina pool that takes many requests
  * at once): owns the SQLite connection, so commits and their fsyncs never run on the service's
- * event loop. Writes (appends and snapshots) that arrive together are committed in one
+ * event loop. Writes (changes, snapshots, job records) that arrive together are committed in one
  * transaction, in order (group commit); any other request first commits what is queued, so it
  * sees every write made before it.
  */
 import { workerData } from 'node:worker_threads';
 import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
-import type { AuditQuery, StoredJob, VmSnapshot } from './state-store.js';
+import type { AuditQuery, VmSnapshot } from './state-store.js';
 
 export type WriterRequest =
   | { readonly op: 'write'; readonly writes: readonly WriteOp[] }
@@ -15,7 +15,6 @@ export type WriterRequest =
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
   | { readonly op: 'meta'; readonly key: string; readonly initial: string }
-  | { readonly op: 'saveJob'; readonly job: StoredJob }
   | { readonly op: 'forgetJobs'; readonly ids: readonly string[] }
   | { readonly op: 'trimAudit'; readonly at: number };
 
@@ -64,9 +63,6 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
       return engine.audit(request.query);
     case 'meta':
       return engine.meta(request.key, request.initial);
-    case 'saveJob':
-      engine.saveJob(request.job);
-      return undefined;
     case 'loadJobs':
       return engine.loadJobs();
     case 'forgetJobs':
