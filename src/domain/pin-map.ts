@@ -157,13 +157,6 @@ export class PinMap {
   /** When set, every change is recorded here (the service persists them as effects). */
   journal: PinJournal | null = null;
 
-  /** Builds a map from ranges sorted by start, four numbers each (as `toArray` writes them). */
-  static fromArray(ranges: Float64Array): PinMap {
-    const map = new PinMap();
-    map.insertMany(ranges);
-    return map;
-  }
-
   /** Inserts ranges given four numbers each (start, pages, hpa, attr); throws on an overlap. */
   insertMany(ranges: Float64Array): void {
     for (let o = 0; o + STRIDE <= ranges.length; o += STRIDE) {

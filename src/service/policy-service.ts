@@ -274,7 +274,7 @@ export class PolicyService {
             this.#behind = false;
           }
           let decided: { result: CommandResult; seq: number } | undefined;
-          let effects: StoredEffect[] = [];
+          let effects: readonly StoredEffect[] = [];
           try {
             await store.write(this.#seq, (missed) => {
               if (missed === null) {
@@ -282,19 +282,11 @@ export class PolicyService {
                 throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
               }
               this.#replay(missed);
-              const watched = watch(this.state, cmd);
-              let r: CommandResult;
-              try {
-                r = applyCommand(this.state, cmd, at);
-              } finally {
-                unwatch(this.state, watched);
-              }
-              decided = { result: r, seq: this.#seq + 1 };
-              this.#seq = decided.seq;
-              stamp(this.state, cmd, r, decided.seq);
-              effects = effectsOf(this.state, cmd, r, watched);
-              reserved = this.#reserve(cmd, r, before);
-              return { seq: decided.seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(r) };
+              const d = this.#decide(cmd, at, actor, before);
+              decided = d;
+              effects = d.change.effects;
+              reserved = d.reserved;
+              return d.change;
             });
           } catch (err) {
             for (const r of reserved) this.jobs?.cancel(r.id);
@@ -309,18 +301,11 @@ export class PolicyService {
         }
       }));
     } else {
-      const watched = watch(this.state, cmd);
+      const d = this.#decide(cmd, at, actor, before);
+      ({ result, seq, reserved } = d);
+      const effects = d.change.effects;
       try {
-        result = applyCommand(this.state, cmd, at);
-      } finally {
-        unwatch(this.state, watched);
-      }
-      seq = ++this.#seq;
-      stamp(this.state, cmd, result, seq);
-      const effects = effectsOf(this.state, cmd, result, watched);
-      reserved = this.#reserve(cmd, result, before);
-      try {
-        await this.#persist({ seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) });
+        await this.#persist(d.change);
       } catch (err) {
         for (const r of reserved) this.jobs?.cancel(r.id);
         throw err;
@@ -466,6 +451,26 @@ export class PolicyService {
       this.#fail(err);
       throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not keep the change', { cause: err });
     }
+  }
+
+  /**
+   * Decides `cmd` on the current state and records what the store keeps: its effects (the pin
+   * maps' journals and the VMs' records), the flush jobs promised for its decisions and its audit
+   * entry, under the next sequence number.
+   */
+  #decide(cmd: Command, at: number, actor: string, before: Vm | undefined): { result: CommandResult; seq: number; reserved: Reservation[]; change: StoredChange } {
+    const watched = watch(this.state, cmd);
+    let result: CommandResult;
+    try {
+      result = applyCommand(this.state, cmd, at);
+    } finally {
+      unwatch(this.state, watched);
+    }
+    const seq = ++this.#seq;
+    stamp(this.state, cmd, result, seq);
+    const effects = effectsOf(this.state, cmd, result, watched);
+    const reserved = this.#reserve(cmd, result, before);
+    return { result, seq, reserved, change: { seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) } };
   }
 
   /** Promises each required flush of the command's decisions to a job (see `apply`). */
