@@ -43,6 +43,29 @@ export function encodeVmRecord(vm: Vm): string {
   return JSON.stringify(record);
 }
 
+/**
+ * What a change that only pins or unpins does to the record, besides its pin operations: the
+ * revision, the time and the flagged pages, as `~revision,updatedAt,flaggedPages`. Far smaller
+ * and cheaper than the whole record, which such a change leaves as it was otherwise.
+ */
+export function encodeVmDelta(vm: Vm): string {
+  return `~${vm.revision},${vm.updatedAt},${vm.flaggedPages}`;
+}
+
+/** Whether a stored record is a delta (encodeVmDelta) rather than a whole record. */
+export function isVmDelta(text: string): boolean {
+  return text.charCodeAt(0) === 0x7e;
+}
+
+/** Applies a delta (encodeVmDelta) to the VM it was made for. */
+export function applyVmDelta(vm: Vm, text: string): void {
+  const [revision, updatedAt, flaggedPages] = text.slice(1).split(',').map(Number);
+  if (!Number.isSafeInteger(revision) || !Number.isSafeInteger(updatedAt) || !Number.isSafeInteger(flaggedPages)) throw new Error(`stored VM delta is malformed: ${text}`);
+  vm.revision = revision as number;
+  vm.updatedAt = updatedAt as number;
+  vm.flaggedPages = flaggedPages as number;
+}
+
 /** A VM from its record and pinned ranges (an existing PinMap is kept as it is). */
 export function decodeVm(text: string, pins: PinMap): Vm {
   const r = JSON.parse(text) as VmRecordJson;

@@ -54,8 +54,8 @@ export interface FlushJobsOptions {
   /** Called on every state change, for metrics. */
   readonly onState?: (job: FlushJob) => void;
   /**
-   * Keeps job records: called when a job is dispatched (with its ranges, so it can be resumed)
-   * and when it finishes (without). A failure to keep a record does not fail the job.
+   * Keeps a job's record when it finishes (its ranges are kept with the changes it carries). A
+   * failure to keep a record does not fail the job.
    */
   readonly persist?: (job: FlushJob, pairs: Float64Array | null, wbinvdAbovePages: number | null) => Promise<void>;
 }
@@ -369,7 +369,8 @@ export class FlushJobs {
     job.state = 'running';
     job.startedAt = this.#clock();
     this.#onState(job);
-    this.#keep(job, batch.wbinvdAbovePages);
+    // No record yet: until it finishes, the job is rebuilt after a restart from the ranges kept
+    // with its changes, and planned again.
     const run = this.#pool
       .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
       .then(

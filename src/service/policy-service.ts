@@ -9,6 +9,9 @@ import {
   decidedCommand,
   decodeVm,
   encodeVmRecord,
+  encodeVmDelta,
+  isVmDelta,
+  applyVmDelta,
   PIN_OP_STRIDE,
   PinJournal,
   PinMap,
@@ -460,6 +463,8 @@ export class PolicyService {
    */
   #decide(cmd: Command, at: number, actor: string, before: Vm | undefined): { result: CommandResult; seq: number; reserved: Reservation[]; change: StoredChange } {
     const watched = watch(this.state, cmd);
+    // A pin that adds no subset of domains, or an unpin, changes only pins and counters.
+    const pinsOnly = cmd.type === 'unpin' || cmd.type === 'pin' ? { vmId: cmd.vmId, subsets: this.state.vms.get(cmd.vmId)?.subsets.length ?? -1 } : null;
     let result: CommandResult;
     try {
       result = applyCommand(this.state, cmd, at);
@@ -468,7 +473,7 @@ export class PolicyService {
     }
     const seq = ++this.#seq;
     stamp(this.state, cmd, result, seq);
-    const effects = effectsOf(this.state, cmd, result, watched);
+    const effects = effectsOf(this.state, cmd, result, watched, pinsOnly);
     const reserved = this.#reserve(cmd, result, before);
     return { result, seq, reserved, change: { seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) } };
   }
@@ -597,15 +602,30 @@ function unwatch(state: CoherencyState, watched: Map<string, PinJournal>): void 
   }
 }
 
-/** What a change did, as the store keeps it: each touched VM's record and pin operations. */
-function effectsOf(state: CoherencyState, cmd: Command, result: CommandResult, watched: Map<string, PinJournal>): StoredEffect[] {
+/**
+ * What a change did, as the store keeps it: each touched VM's record and pin operations. A
+ * change that only pinned or unpinned (`pinsOnly`: its VM and the VM's subsets of domains before
+ * it, unchanged) keeps a delta of the record instead of the whole.
+ */
+function effectsOf(
+  state: CoherencyState,
+  cmd: Command,
+  result: CommandResult,
+  watched: Map<string, PinJournal>,
+  pinsOnly: { readonly vmId: VmId; readonly subsets: number } | null
+): StoredEffect[] {
   const effects: StoredEffect[] = [];
   const touched = new Set<string>(cmd.type === 'put-quirks' ? [...(result.vms?.keys() ?? [])] : [cmd.vmId]);
   for (const [vmId, journal] of watched) if (journal.length > 0) touched.add(vmId);
   for (const vmId of touched) {
     const vm = state.vms.get(vmId as VmId);
     const journal = watched.get(vmId);
-    effects.push(vm === undefined ? { vmId, record: null, ops: null } : { vmId, record: encodeVmRecord(vm), ops: journal === undefined || journal.length === 0 ? null : journal.take() });
+    if (vm === undefined) {
+      effects.push({ vmId, record: null, ops: null });
+      continue;
+    }
+    const delta = pinsOnly !== null && pinsOnly.vmId === vmId && pinsOnly.subsets === vm.subsets.length;
+    effects.push({ vmId, record: delta ? encodeVmDelta(vm) : encodeVmRecord(vm), ops: journal === undefined || journal.length === 0 ? null : journal.take() });
   }
   if (cmd.type === 'put-quirks') effects.push({ vmId: QUIRKS_EFFECT, record: quirkFileJson(state.quirks.quirks), ops: null });
   return effects;
@@ -620,6 +640,13 @@ function applyEffect(state: CoherencyState, e: EffectRow): void {
   const vmId = e.vmId as VmId;
   if (e.record === null) {
     state.vms.delete(vmId);
+    return;
+  }
+  if (isVmDelta(e.record)) {
+    const vm = state.vms.get(vmId);
+    if (vm === undefined) throw new Error(`stored effect ${e.seq} changes VM ${vmId}, which the store does not hold`);
+    if (e.ops !== null) vm.pins.apply(e.ops);
+    applyVmDelta(vm, e.record);
     return;
   }
   const pins = state.vms.get(vmId)?.pins ?? new PinMap();

@@ -69,7 +69,8 @@ export type WriteOp =
   | { readonly kind: 'append'; readonly changes: readonly StoredChange[] }
   | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot }
   | { readonly kind: 'probe'; readonly at: number }
-  | { readonly kind: 'job'; readonly job: StoredJob };
+  | { readonly kind: 'job'; readonly job: StoredJob }
+  | { readonly kind: 'forget'; readonly ids: readonly string[] };
 
 export function dataFile(dataDir: string): string {
   return join(dataDir, 'coherency.db');
@@ -79,6 +80,7 @@ export class SqliteEngine {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #write: (ops: readonly WriteOp[]) => void;
+  readonly #forget: (ids: readonly string[]) => void;
   /** Transactions committed, for tests of group commit. */
   transactions = 0;
 
@@ -100,6 +102,14 @@ export class SqliteEngine {
     const insertPart = db.prepare('INSERT INTO job_parts (job, seq, vm, header, pairs) VALUES (?, ?, ?, ?, ?)');
     // Ranges given once are kept (COALESCE): a record without them replaces only the state.
     const putJob = db.prepare('INSERT INTO jobs (id, vm, body, pairs) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, jobs.pairs)');
+    const dropJob = db.prepare('DELETE FROM jobs WHERE id = ?');
+    const dropParts = db.prepare('DELETE FROM job_parts WHERE job = ?');
+    this.#forget = (ids) => {
+      for (const id of ids) {
+        dropJob.run(id);
+        dropParts.run(id);
+      }
+    };
     this.#write = db.transaction((ops: readonly WriteOp[]) => {
       let seq = -1;
       for (const op of ops) {
@@ -109,6 +119,10 @@ export class SqliteEngine {
         }
         if (op.kind === 'job') {
           putJob.run(op.job.id, op.job.vmId, op.job.body, pairsToBytes(op.job.pairs));
+          continue;
+        }
+        if (op.kind === 'forget') {
+          this.#forget(op.ids);
           continue;
         }
         if (op.kind === 'snapshot') {
@@ -211,18 +225,6 @@ export class SqliteEngine {
       records.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })),
       parts.map((p) => ({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array }))
     );
-  }
-
-  forgetJobs(ids: readonly string[]): void {
-    const db = this.#db;
-    const dropRecord = db.prepare('DELETE FROM jobs WHERE id = ?');
-    const dropParts = db.prepare('DELETE FROM job_parts WHERE job = ?');
-    db.transaction(() => {
-      for (const id of ids) {
-        dropRecord.run(id);
-        dropParts.run(id);
-      }
-    })();
   }
 
   trimAudit(at: number): number {

@@ -6,10 +6,10 @@
  * crash. The schema is checked and migrated here, once, before the worker starts, so a data
  * file this service cannot use stops the start with a clear message.
  */
-import { Piscina } from 'piscina';
-import { workerFile } from '../worker-file.js';
+import { Worker } from 'node:worker_threads';
+import { workerEntry } from '../worker-file.js';
 import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
-import type { WriterReply, WriterRequest } from './sqlite-writer.js';
+import type { WriterMessage, WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
   StoreUnavailableError,
   type AuditEntry,
@@ -26,7 +26,10 @@ import {
 export class SqliteStore implements StateStore {
   readonly kind = 'sqlite' as const;
   readonly path: string;
-  readonly #pool: Piscina;
+  readonly #dataDir: string;
+  #worker: Worker | null = null;
+  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  #nextId = 0;
   #closed = false;
   /** Transactions committed, for tests of group commit. */
   transactions = 0;
@@ -36,32 +39,57 @@ export class SqliteStore implements StateStore {
     const engine = new SqliteEngine(dataDir);
     this.path = engine.path;
     engine.close();
-    // One thread owns the connection; it takes every request at once so that writes arriving
-    // together share a transaction. A thread that dies fails what it had not answered (the
-    // service then fails closed until it has reloaded) and is replaced on the next request.
-    this.#pool = new Piscina({
-      ...workerFile(import.meta.url, 'sqlite-writer'),
-      workerData: { dataDir },
-      minThreads: 1,
-      maxThreads: 1,
-      concurrentTasksPerWorker: 1_000_000,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      // The thread's own event loop runs the group commit (setImmediate): it must not sleep in
-      // Atomics.wait between tasks, as piscina's default does.
-      atomics: 'disabled'
+    this.#dataDir = dataDir;
+  }
+
+  /**
+   * The thread that owns the connection, started on first use. A thread that dies fails what it
+   * had not answered (the service then fails closed until it has reloaded) and is replaced on
+   * the next request.
+   */
+  #thread(): Worker {
+    if (this.#worker !== null) return this.#worker;
+    const entry = workerEntry(import.meta.url, 'sqlite-writer');
+    const worker = new Worker(entry.script, { eval: entry.eval, workerData: { dataDir: this.#dataDir } });
+    worker.on('message', (reply: WriterReply) => {
+      const waiting = this.#pending.get(reply.id);
+      if (waiting === undefined) return;
+      this.#pending.delete(reply.id);
+      // An idle thread does not keep the process alive (a busy one does, until it answers).
+      if (this.#pending.size === 0) worker.unref();
+      if ('error' in reply) {
+        waiting.reject(new Error(reply.error));
+        return;
+      }
+      this.transactions = reply.transactions;
+      waiting.resolve(reply.value);
     });
+    const lost = (why: string): void => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      const err = new Error(why);
+      for (const waiting of this.#pending.values()) waiting.reject(err);
+      this.#pending.clear();
+    };
+    worker.on('error', (err) => lost(`the store's writer thread failed: ${err.message}`));
+    worker.on('exit', (code) => lost(`the store's writer thread exited (${code})`));
+    this.#worker = worker;
+    return worker;
   }
 
   async #call<T>(request: WriterRequest): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the store is closed');
-    let reply: WriterReply;
     try {
-      reply = (await this.#pool.run(request)) as WriterReply;
+      return (await new Promise<unknown>((resolve, reject) => {
+        const id = ++this.#nextId;
+        this.#pending.set(id, { resolve, reject });
+        const thread = this.#thread();
+        if (this.#pending.size === 1) thread.ref();
+        thread.postMessage({ id, request } satisfies WriterMessage);
+      })) as T;
     } catch (err) {
       throw new StoreUnavailableError(`the store could not complete: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    this.transactions = reply.transactions;
-    return reply.value as T;
   }
 
   load(): Promise<LoadedState> {
@@ -139,8 +167,9 @@ export class SqliteStore implements StateStore {
     return this.#call({ op: 'loadJobs' });
   }
 
+  /** Forgotten jobs go with the writes of their turn too. */
   forgetJobs(ids: readonly string[]): Promise<void> {
-    return this.#call({ op: 'forgetJobs', ids });
+    return this.#write({ kind: 'forget', ids });
   }
 
   trimAudit(at: number): Promise<number> {
@@ -155,6 +184,7 @@ export class SqliteStore implements StateStore {
     // Everything queued is committed before the connection closes.
     await this.#call({ op: 'close' }).catch(() => undefined);
     this.#closed = true;
-    await this.#pool.close();
+    await this.#worker?.terminate();
+    this.#worker = null;
   }
 }

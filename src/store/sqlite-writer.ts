@@ -1,11 +1,13 @@
 /**
- * Worker-thread entry of the embedded store (a one-thread piscina pool that takes many requests
- * at once): owns the SQLite connection, so commits and their fsyncs never run on the service's
- * event loop. Writes (changes, snapshots, job records) that arrive together are committed in one
- * transaction, in order (group commit); any other request first commits what is queued, so it
- * sees every write made before it.
+ * Worker-thread entry of the embedded store: owns the SQLite connection, so commits and their
+ * fsyncs never run on the service's event loop. Writes (changes, snapshots, job records) that
+ * arrive together are committed in one transaction, in order (group commit); any other request
+ * first commits what is queued, so it sees every write made before it.
+ *
+ * The protocol is one message each way: `{ id, request }` in, `{ id, value, transactions }` or
+ * `{ id, error }` out.
  */
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
 import type { AuditQuery, VmSnapshot } from './state-store.js';
 
@@ -15,39 +17,40 @@ export type WriterRequest =
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
   | { readonly op: 'meta'; readonly key: string; readonly initial: string }
-  | { readonly op: 'forgetJobs'; readonly ids: readonly string[] }
   | { readonly op: 'trimAudit'; readonly at: number };
 
-/** What a request answers, and how many transactions the engine has committed (for tests). */
-export interface WriterReply {
-  readonly value: unknown;
-  readonly transactions: number;
+export interface WriterMessage {
+  readonly id: number;
+  readonly request: WriterRequest;
 }
 
+/** What a request answers (or why it failed), and how many transactions the engine has committed. */
+export type WriterReply = { readonly id: number; readonly value: unknown; readonly transactions: number } | { readonly id: number; readonly error: string };
+
+if (parentPort === null) throw new Error('sqlite-writer runs in a worker thread');
+const port = parentPort;
 const engine = new SqliteEngine((workerData as { dataDir: string }).dataDir);
 
-interface Queued {
-  readonly write: WriteOp;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-let queue: Queued[] = [];
+/** Writes waiting for the next transaction, and the requests they came in. */
+let queue: WriteOp[] = [];
+let ids: number[] = [];
 let scheduled = false;
 
-/** Commits everything queued in one transaction; every write of it resolves or fails together. */
+/** Commits everything queued in one transaction; every write of it is kept or fails together. */
 function commit(): void {
   scheduled = false;
   const batch = queue;
+  const waiting = ids;
   queue = [];
-  if (batch.length === 0) return;
+  ids = [];
+  if (waiting.length === 0) return;
+  let error: string | null = null;
   try {
-    engine.write(batch.map((q) => q.write));
+    engine.write(batch);
   } catch (err) {
-    for (const q of batch) q.reject(err);
-    return;
+    error = err instanceof Error ? err.message : String(err);
   }
-  for (const q of batch) q.resolve();
+  for (const id of waiting) port.postMessage(error === null ? { id, value: undefined, transactions: engine.transactions } : { id, error });
 }
 
 function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
@@ -65,9 +68,6 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
       return engine.meta(request.key, request.initial);
     case 'loadJobs':
       return engine.loadJobs();
-    case 'forgetJobs':
-      engine.forgetJobs(request.ids);
-      return undefined;
     case 'trimAudit':
       return engine.trimAudit(request.at);
     case 'close':
@@ -76,26 +76,24 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
   }
 }
 
-/**
- * One request. Writes (the ones a turn of the service's event loop made, sent together) wait
- * for the transaction that commits them with the others queued here.
- */
-export default async function handle(request: WriterRequest): Promise<WriterReply> {
+port.on('message', ({ id, request }: WriterMessage) => {
   if (request.op === 'write') {
-    await Promise.all(
-      request.writes.map(
-        (write) =>
-          new Promise<void>((resolve, reject) => {
-            queue.push({ write, resolve, reject });
-            if (!scheduled) {
-              scheduled = true;
-              setImmediate(commit);
-            }
-          })
-      )
-    );
-    return { value: undefined, transactions: engine.transactions };
+    // Messages arriving before the next turn of this thread's loop share the transaction.
+    for (const w of request.writes) queue.push(w);
+    ids.push(id);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(commit);
+    }
+    return;
   }
   commit();
-  return { value: run(request), transactions: engine.transactions };
-}
+  let reply: WriterReply;
+  try {
+    reply = { id, value: run(request), transactions: engine.transactions };
+  } catch (err) {
+    reply = { id, error: err instanceof Error ? err.message : String(err) };
+  }
+  port.postMessage(reply);
+  if (request.op === 'close') port.close();
+});

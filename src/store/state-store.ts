@@ -12,7 +12,7 @@ import type { Command } from '../domain/index.js';
 /** One VM's part of a change, or a new quirk list (`vmId` empty). */
 export interface StoredEffect {
   readonly vmId: string;
-  /** The VM's record after the change (encodeVmRecord), the quirk file JSON, or null: the VM was deleted. */
+  /** The VM's record after the change (encodeVmRecord, or encodeVmDelta after a change of its pins only), the quirk file JSON, or null: the VM was deleted. */
   readonly record: string | null;
   /** The VM's pin map operations (PinJournal), if any. */
   readonly ops: Float64Array | null;

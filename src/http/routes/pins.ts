@@ -8,6 +8,7 @@ import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../schemas/pin.js';
 import { batchOf, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
 import { decided, wants } from './decided.js';
 import { HttpError } from '../errors.js';
+import { decisionSerializerCompiler, rangeBodyValidatorCompiler } from '../compiled-wire.js';
 
 export default function pinRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -24,7 +25,9 @@ export default function pinRoutes(app: FastifyInstance): void {
         querystring: WaitQuery,
         body: PinBody,
         response: { 200: Decision, ...problems }
-      }
+      },
+      validatorCompiler: rangeBodyValidatorCompiler(true),
+      serializerCompiler: decisionSerializerCompiler
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
@@ -44,7 +47,9 @@ export default function pinRoutes(app: FastifyInstance): void {
         querystring: WaitQuery,
         body: UnpinBody,
         response: { 200: Decision, ...problems }
-      }
+      },
+      validatorCompiler: rangeBodyValidatorCompiler(false),
+      serializerCompiler: decisionSerializerCompiler
     },
     async (request) => {
       const vmId = vmIdOf(request.params);

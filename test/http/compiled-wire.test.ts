@@ -1,0 +1,146 @@
+/**
+ * The compiled serializers and body shortcuts of the pin and unpin routes (src/http/compiled-wire.ts)
+ * must be invisible: the compiled serializer writes exactly the zod serializer's bytes for any
+ * answer the Decision schema admits, and a body taken as plain is one zod accepts unchanged.
+ */
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { RULE_IDS } from '../../src/domain/index.js';
+import { compileSerializer, isPlainRangeBody } from '../../src/http/compiled-wire.js';
+import { Decision } from '../../src/http/schemas/decision.js';
+import { PinBody, UnpinBody } from '../../src/http/schemas/pin.js';
+import { build, json } from '../helpers/app.js';
+
+const zodSerialize = serializerCompiler({ schema: Decision, method: 'POST', url: '/v1/vms/:vmId/pins' });
+const compiled = compileSerializer(Decision);
+
+const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
+const hex16 = fc.integer({ min: 0, max: 0xffff }).map((n) => `0x${n.toString(16).padStart(4, '0')}`);
+const int = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+/** Any text, quotes, backslashes, controls and non-ASCII included. */
+const text = fc.string({ unit: 'binary', maxLength: 40 });
+const receipt = fc.record(
+  {
+    jobId: text,
+    state: fc.constantFrom('queued', 'running', 'done', 'failed'),
+    method: fc.constantFrom('clflushopt', 'clflush', 'wbinvd', 'dc-civac'),
+    bytes: hex,
+    ranges: int,
+    lines: int,
+    fences: int,
+    chunks: int,
+    modeledCycles: int,
+    modeledNs: int,
+    jobBytes: hex,
+    jobDecisions: int
+  },
+  { requiredKeys: ['jobId', 'state', 'method', 'bytes', 'ranges', 'lines', 'fences', 'chunks', 'modeledCycles', 'modeledNs'] }
+);
+const decision = fc.record(
+  {
+    flush: fc.record(
+      {
+        required: fc.boolean(),
+        bytes: hex,
+        ranges: fc.array(fc.record({ hpa: hex, length: hex }), { maxLength: 5 }),
+        rangeCount: int,
+        rangesTruncated: fc.boolean(),
+        cause: fc.constantFrom('pin', 'unpin', 'replay', 'teardown'),
+        when: fc.constantFrom('before-map', 'after-unmap'),
+        jobId: text,
+        receipt
+      },
+      { requiredKeys: ['required', 'bytes', 'ranges', 'rangeCount', 'rangesTruncated'] }
+    ),
+    reasons: fc.array(fc.record({ rule: fc.constantFrom(...RULE_IDS), message: text }), { maxLength: 4 }),
+    kvmNoncoherentDma: fc.boolean(),
+    revision: int,
+    devices: fc.array(fc.record({ bdf: text, decision: fc.constantFrom('allow', 'deny'), hardwareValue: hex16, guestValue: hex16 }), { maxLength: 3 })
+  },
+  { requiredKeys: ['flush', 'reasons', 'kvmNoncoherentDma', 'revision'] }
+);
+
+describe('the compiled Decision serializer', () => {
+  it('writes exactly what the zod serializer writes, for any answer the schema admits', () => {
+    fc.assert(
+      fc.property(decision, (d) => {
+        expect(compiled(d)).toBe(zodSerialize(d));
+      }),
+      { numRuns: 2000 }
+    );
+  });
+
+  it('leaves out what the schema does not name, as zod does', () => {
+    const d = { flush: { required: false, bytes: '0x0', ranges: [], rangeCount: 0, rangesTruncated: false, extra: 1 }, reasons: [], kvmNoncoherentDma: false, revision: 3, state: {} };
+    expect(compiled(d)).toBe(zodSerialize(d));
+    expect(compiled(d)).toBe('{"flush":{"required":false,"bytes":"0x0","ranges":[],"rangeCount":0,"rangesTruncated":false},"reasons":[],"kvmNoncoherentDma":false,"revision":3}');
+  });
+});
+
+const address = fc.oneof(fc.string({ maxLength: 24 }), fc.integer({ min: -5, max: Number.MAX_SAFE_INTEGER }), fc.constant(null), fc.double());
+const rangeLike = fc.dictionary(fc.constantFrom('iova', 'hpa', 'length', 'memType', 'mmio', 'domains', 'x'), address, { maxKeys: 4 });
+const bodyLike = fc.oneof(rangeLike, fc.record({ ranges: fc.array(rangeLike, { maxLength: 3 }) }), fc.dictionary(fc.constantFrom('ranges', 'iova', 'x'), fc.array(rangeLike, { maxLength: 2 })));
+
+describe('plain pin and unpin bodies', () => {
+  it('are bodies zod accepts unchanged (pins with hpa, unpins without)', () => {
+    fc.assert(
+      fc.property(bodyLike, fc.boolean(), (body, hpa) => {
+        if (!isPlainRangeBody(body, hpa)) return;
+        const parsed = (hpa ? PinBody : UnpinBody).safeParse(body);
+        expect(parsed.success).toBe(true);
+        expect(parsed.data).toEqual(body);
+      }),
+      { numRuns: 5000 }
+    );
+  });
+
+  it('are the commonest forms: one range, or a batch of them', () => {
+    expect(isPlainRangeBody({ iova: '0x0', hpa: '0x1000', length: '0x1000' }, true)).toBe(true);
+    expect(isPlainRangeBody({ ranges: [{ iova: 0, hpa: 4096, length: 4096 }] }, true)).toBe(true);
+    expect(isPlainRangeBody({ iova: '0x0', length: '0x1000' }, false)).toBe(true);
+    expect(isPlainRangeBody({ ranges: [{ iova: '0x0', length: '0x1000' }] }, false)).toBe(true);
+    // Anything else is left to zod: a missing hpa, an empty batch, extra keys, a negative number.
+    expect(isPlainRangeBody({ iova: '0x0', length: '0x1000' }, true)).toBe(false);
+    expect(isPlainRangeBody({ ranges: [] }, false)).toBe(false);
+    expect(isPlainRangeBody({ iova: '0x0', length: '0x1000', memType: 'WB' }, false)).toBe(false);
+    expect(isPlainRangeBody({ iova: -1, length: '0x1000' }, false)).toBe(false);
+  });
+});
+
+let app: FastifyInstance | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+describe('pin and unpin answers', () => {
+  it('are the zod serializer bytes, with a flush job, and errors keep their problem form', async () => {
+    const a = await build();
+    app = a;
+    for (const [method, url, payload] of [
+      ['PUT', '/v1/vms/vm1', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } }],
+      ['PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false }],
+      ['PUT', '/v1/vms/vm1/devices/0000:00:02.0', { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' }]
+    ] as const) {
+      expect([200, 201]).toContain((await a.inject({ method, url, headers: json, payload })).statusCode);
+    }
+    const pin = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', hpa: '0x100000', length: '0x2000' } });
+    expect(pin.statusCode).toBe(200);
+    const answer = JSON.parse(pin.body) as z.output<typeof Decision>;
+    expect(answer.flush.jobId).toMatch(/^fj-/);
+    expect(answer.flush.ranges).toEqual([{ hpa: '0x100000', length: '0x2000' }]);
+    expect(pin.body).toBe(zodSerialize(answer));
+    const unpin = await a.inject({ method: 'POST', url: '/v1/vms/vm1/unpins?wait=true', headers: json, payload: { ranges: [{ iova: '0x0', length: '0x2000' }] } });
+    expect(unpin.statusCode).toBe(200);
+    const released = JSON.parse(unpin.body) as z.output<typeof Decision>;
+    expect(released.flush.receipt?.state).toBe('done');
+    expect(unpin.body).toBe(zodSerialize(released));
+    const bad = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', length: '0x1000' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.headers['content-type']).toMatch(/problem\+json/);
+    expect((JSON.parse(bad.body) as { code: string }).code).toBe('VALIDATION_FAILED');
+  });
+});
