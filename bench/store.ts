@@ -33,6 +33,8 @@ const LIVE = 1_000;
 const RSS_WARMUP_S = 20;
 const RSS_MEASURE_S = 60;
 const DEADLINE_MS = 20 * 60_000;
+/** BENCH_PARTS=ab (or c, d): only those parts, for a quick look; the bar runs them all. */
+const PARTS = process.env['BENCH_PARTS'] ?? 'abcd';
 
 header('npm run bench:store  (node --import tsx bench/store.ts)');
 
@@ -195,7 +197,7 @@ const writeRates: number[] = [];
 const readRates: number[] = [];
 const p99Alone: number[] = [];
 const p99Loaded: number[] = [];
-{
+if (PARTS.includes('a')) {
   const { child } = await startServer(tempDir('ab'));
   await setUp();
   await writes(2);
@@ -244,30 +246,35 @@ async function fill(dataDir: string, churn: number): Promise<void> {
   await stop(child);
 }
 
-const churned = tempDir('churned');
-const churnStarted = performance.now();
-await fill(churned, CHURN_BATCHES);
-const churnSeconds = (performance.now() - churnStarted) / 1000;
-const live = tempDir('live');
-await fill(live, 0);
-const sizes = { churned: dirBytes(churned), live: dirBytes(live) };
+const sizes = { churned: 0, live: 0 };
 const restartChurned: number[] = [];
 const restartLive: number[] = [];
-for (let i = 0; i < RUNS; i++) {
-  for (const [dir, out] of [
-    [churned, restartChurned],
-    [live, restartLive]
-  ] as const) {
-    const { child, readyMs } = await startServer(dir);
-    out.push(readyMs);
-    await stop(child);
+let churnSeconds = 0;
+if (PARTS.includes('c')) {
+  const churned = tempDir('churned');
+  const churnStarted = performance.now();
+  await fill(churned, CHURN_BATCHES);
+  churnSeconds = (performance.now() - churnStarted) / 1000;
+  const live = tempDir('live');
+  await fill(live, 0);
+  sizes.churned = dirBytes(churned);
+  sizes.live = dirBytes(live);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [dir, out] of [
+      [churned, restartChurned],
+      [live, restartLive]
+    ] as const) {
+      const { child, readyMs } = await startServer(dir);
+      out.push(readyMs);
+      await stop(child);
+    }
   }
 }
 
 // ---- (d) RSS under steady writes ------------------------------------------------------------
 
 const rss: { warm: number; end: number } = { warm: 0, end: 0 };
-{
+if (PARTS.includes('d')) {
   const { child } = await startServer(tempDir('rss'));
   await setUp();
   await writes(RSS_WARMUP_S);

@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { workerEntry } from '../worker-file.js';
-import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
+import { packWrites, SqliteEngine, type WriteOp } from './sqlite-engine.js';
 import type { WriterMessage, WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
   StoreUnavailableError,
@@ -77,7 +77,7 @@ export class SqliteStore implements StateStore {
     return worker;
   }
 
-  async #call<T>(request: WriterRequest): Promise<T> {
+  async #call<T>(request: WriterRequest, transfer: readonly ArrayBuffer[] = []): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the store is closed');
     try {
       return (await new Promise<unknown>((resolve, reject) => {
@@ -85,7 +85,7 @@ export class SqliteStore implements StateStore {
         this.#pending.set(id, { resolve, reject });
         const thread = this.#thread();
         if (this.#pending.size === 1) thread.ref();
-        thread.postMessage({ id, request } satisfies WriterMessage);
+        thread.postMessage({ id, request } satisfies WriterMessage, transfer);
       })) as T;
     } catch (err) {
       throw new StoreUnavailableError(`the store could not complete: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -138,7 +138,15 @@ export class SqliteStore implements StateStore {
         this.#writes = [];
         this.#waiting = [];
         this.#sending = false;
-        this.#sent = this.#call({ op: 'write', writes }).then(
+        let sent: Promise<void>;
+        try {
+          // Packed here, once per turn: one message of strings and numbers, its numbers moved.
+          const packed = packWrites(writes);
+          sent = this.#call({ op: 'write', writes: packed }, [packed.floats.buffer as ArrayBuffer]);
+        } catch (err) {
+          sent = Promise.reject(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not take the writes', { cause: err }));
+        }
+        this.#sent = sent.then(
           () => {
             for (const w of waiting) w.resolve();
           },

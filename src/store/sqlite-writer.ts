@@ -8,11 +8,11 @@
  * `{ id, error }` out.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteEngine, type WriteOp } from './sqlite-engine.js';
+import { SqliteEngine, type PackedWrites } from './sqlite-engine.js';
 import type { AuditQuery, VmSnapshot } from './state-store.js';
 
 export type WriterRequest =
-  | { readonly op: 'write'; readonly writes: readonly WriteOp[] }
+  | { readonly op: 'write'; readonly writes: PackedWrites }
   | { readonly op: 'load' | 'legacy' | 'loadJobs' | 'close' }
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
@@ -32,7 +32,7 @@ const port = parentPort;
 const engine = new SqliteEngine((workerData as { dataDir: string }).dataDir);
 
 /** Writes waiting for the next transaction, and the requests they came in. */
-let queue: WriteOp[] = [];
+let queue: PackedWrites[] = [];
 let ids: number[] = [];
 let scheduled = false;
 
@@ -46,7 +46,7 @@ function commit(): void {
   if (waiting.length === 0) return;
   let error: string | null = null;
   try {
-    engine.write(batch);
+    engine.writePacked(batch);
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
   }
@@ -79,7 +79,7 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
 port.on('message', ({ id, request }: WriterMessage) => {
   if (request.op === 'write') {
     // Messages arriving before the next turn of this thread's loop share the transaction.
-    for (const w of request.writes) queue.push(w);
+    queue.push(request.writes);
     ids.push(id);
     if (!scheduled) {
       scheduled = true;
