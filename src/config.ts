@@ -26,6 +26,8 @@ const EnvSchema = z.object({
   FLUSH_JOB_HISTORY: z.coerce.number().int().min(1).default(1_000),
   FLUSH_JOB_MAX_AGE: z.coerce.number().int().min(1).default(3_600),
   AUDIT_RETENTION: z.coerce.number().int().min(1).default(30),
+  FLUSH_ACKS: z.enum(['required', 'answered']).default('required'),
+  FLUSH_ACK_TIMEOUT: z.coerce.number().min(0).max(3_600).default(10),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   SIM_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   AUTH_TOKENS_FILE: z.string().min(1).optional(),
@@ -60,6 +62,10 @@ export interface Config {
   readonly flushJobMaxAgeSeconds: number;
   /** Days the audit trail keeps a change. */
   readonly auditRetentionDays: number;
+  /** `required`: a flush job is pending until its VMM acknowledges it; `answered`: done once answered (weaker). */
+  readonly flushAcks: 'required' | 'answered';
+  /** How long ?wait=true waits for earlier flushes to be acknowledged (s). */
+  readonly flushAckTimeoutSeconds: number;
   /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
   readonly poolThreads: number | undefined;
   /** Worker threads for what-if simulations, started on demand; absent: CPU count; 0: inline. */
@@ -116,6 +122,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushJobHistory: e.FLUSH_JOB_HISTORY,
     flushJobMaxAgeSeconds: e.FLUSH_JOB_MAX_AGE,
     auditRetentionDays: e.AUDIT_RETENTION,
+    flushAcks: e.FLUSH_ACKS,
+    flushAckTimeoutSeconds: e.FLUSH_ACK_TIMEOUT,
     poolThreads: e.POOL_THREADS,
     simThreads: e.SIM_THREADS,
     authTokensFile: e.AUTH_TOKENS_FILE,

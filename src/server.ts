@@ -52,6 +52,7 @@ const runtime = createRuntime({
   jobHistory: config.flushJobHistory,
   jobMaxAgeMs: config.flushJobMaxAgeSeconds * 1000,
   auditRetentionMs: config.auditRetentionDays * 86_400_000,
+  flushAcks: config.flushAcks,
   ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }),
   ...(config.simThreads === undefined ? {} : { simThreads: config.simThreads })
 });
@@ -59,6 +60,7 @@ const app = await buildApp({
   runtime,
   logger: { level: config.logLevel },
   batchLimit: config.batchLimit,
+  flushAckTimeoutMs: config.flushAckTimeoutSeconds * 1000,
   bodyLimit: config.bodyLimit,
   rateLimit: config.rateLimit,
   maxEventLoopDelayMs: config.maxEventLoopDelayMs,

@@ -31,6 +31,8 @@ export interface AppOptions {
   readonly runtime?: Runtime;
   readonly logger?: FastifyServerOptions['logger'];
   readonly batchLimit?: number;
+  /** How long ?wait=true waits for earlier flushes to be acknowledged (ms; default 10 s). */
+  readonly flushAckTimeoutMs?: number;
   /** Largest accepted request body in bytes; a 10,000-range batch is about 1 MiB. */
   readonly bodyLimit?: number;
   /** Bearer tokens; without them /v1 is open (the server then listens on loopback only). */
@@ -84,7 +86,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     done();
   });
 
-  const limits: Limits = { batchLimit: options.batchLimit ?? 10_000 };
+  const limits: Limits = { batchLimit: options.batchLimit ?? 10_000, flushAckTimeoutMs: options.flushAckTimeoutMs ?? 10_000 };
   const runtime = options.runtime ?? createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
   // Accepted flush jobs finish before the app is closed.
   app.addHook('onClose', () => runtime.close());

@@ -6,7 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
-import { OverloadedError, StoreUnavailableError } from '../service/errors.js';
+import { FlushAckTimeoutError, OverloadedError, StoreUnavailableError } from '../service/errors.js';
 import { SimulatorBusyError } from '../sim/simulator.js';
 import { TraceError } from '../sim/trace.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
@@ -108,6 +108,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (err instanceof OverloadedError) {
       reply.header('retry-after', String(err.retryAfterSeconds));
       return sendProblem(request, reply, 'OVERLOADED', err.message);
+    }
+    if (err instanceof FlushAckTimeoutError) {
+      reply.header('retry-after', '1');
+      return sendProblem(request, reply, 'FLUSH_ACK_TIMEOUT', err.message, { details: { after: [...err.jobIds], timeoutMs: err.timeoutMs } });
     }
     if (err instanceof TraceError) {
       return sendProblem(request, reply, 'INVALID_TRACE', err.message, { details: { line: err.line } });

@@ -22,6 +22,7 @@ export type HttpErrorCode =
   | 'RATE_LIMITED'
   | 'OVERLOADED'
   | 'STORE_UNAVAILABLE'
+  | 'FLUSH_ACK_TIMEOUT'
   | 'INTERNAL';
 
 export type ErrorCode = DomainErrorCode | HttpErrorCode;
@@ -63,7 +64,8 @@ export const STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   INTERNAL: 500,
   OVERLOADED: 503,
-  STORE_UNAVAILABLE: 503
+  STORE_UNAVAILABLE: 503,
+  FLUSH_ACK_TIMEOUT: 503
 };
 
 export class HttpError extends Error {

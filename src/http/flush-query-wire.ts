@@ -148,6 +148,7 @@ export function stringifyFlushQueryAnswer(a: Answer): string | undefined {
   s += `],"rangeCount":${f.rangeCount},"rangesTruncated":${f.rangesTruncated}`;
   if (f.cause !== undefined) s += `,"cause":"${f.cause}"`;
   if (f.when !== undefined) s += `,"when":"${f.when}"`;
+  if (f.after !== undefined) s += `,"after":${JSON.stringify(f.after)}`;
   s += '},"reasons":[';
   for (let i = 0; i < a.reasons.length; i++) {
     const r = a.reasons[i] as (typeof a.reasons)[number];

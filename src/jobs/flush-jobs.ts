@@ -1,7 +1,10 @@
 /**
  * Flush jobs: every decision that requires a flush joins a job. Flushes for one VM and cause
  * arriving within a short window (default 2 ms) join the same job, up to a size cap; when the
- * window closes the job is planned and priced in the worker pool and keeps its receipt.
+ * window closes the job is planned and priced and keeps its receipt. The flush itself is the
+ * VMM's: a planned job is `pending` until that VM's VMM acknowledges it (`acknowledge`), and
+ * until then it is outstanding: answers that are safe only once it is done name it. Where acks
+ * are not required (`acks: 'answered'`, the weaker guarantee) a planned job is `done` at once.
  *
  * Invariants:
  * - A job accepted (an id handed out) is never dropped: it ends `done` or `failed`, and `drain()`
@@ -13,7 +16,18 @@ import { randomUUID } from 'node:crypto';
 import { coalescePairs, type Arch, type FlushCause, type FlushMethod, type FlushReceipt, type HostRange, type VmId } from '../domain/index.js';
 import type { JobPool } from './job-pool.js';
 
-export type FlushJobState = 'queued' | 'running' | 'done' | 'failed';
+export type FlushJobState = 'queued' | 'running' | 'pending' | 'acknowledged' | 'done' | 'failed';
+
+/** What the VMM reported with its acknowledgement (both optional). */
+export interface VmmReport {
+  /** Pages it flushed. */
+  readonly flushedPages?: number;
+  /** How long the flush took, in nanoseconds. */
+  readonly durationNs?: number;
+}
+
+/** Whether flushes must be acknowledged by the VMM, or count as done once answered (weaker). */
+export type FlushAcks = 'required' | 'answered';
 
 export interface FlushJob {
   readonly id: string;
@@ -33,6 +47,19 @@ export interface FlushJob {
   /** Coalesced [hpa page, pages] pairs once planned; forgotten with the job. */
   ranges: Float64Array | null;
   error: string | null;
+  /** When the VMM acknowledged the flush (ms since the epoch), and what it reported. */
+  acknowledgedAt?: number | null;
+  report?: VmmReport | null;
+}
+
+/** Planned: its ranges and receipt are known (whether or not the VMM has acknowledged it). */
+export function isPlanned(job: FlushJob): boolean {
+  return job.state !== 'queued' && job.state !== 'running';
+}
+
+/** Finished for good: nothing more is expected of it (it may be forgotten). */
+export function isSettled(job: FlushJob): boolean {
+  return job.state === 'done' || job.state === 'failed' || job.state === 'acknowledged';
 }
 
 export interface FlushJobsOptions {
@@ -53,6 +80,8 @@ export interface FlushJobsOptions {
   readonly clock?: () => number;
   /** Called on every state change, for metrics. */
   readonly onState?: (job: FlushJob) => void;
+  /** Whether the VMM acknowledges flushes (default) or they count as done once answered. */
+  readonly acks?: FlushAcks;
   /**
    * Keeps a job's record when it finishes (its ranges are kept with the changes it carries). A
    * failure to keep a record does not fail the job.
@@ -65,6 +94,18 @@ export interface ResumableJob {
   readonly job: FlushJob;
   readonly pairs: Float64Array | null;
   readonly wbinvdAbovePages: number | null;
+}
+
+/** A change that waits for earlier flushes (?wait=true) did not see them acknowledged in time. */
+export class FlushAckTimeoutError extends Error {
+  override readonly name = 'FlushAckTimeoutError';
+  readonly code = 'FLUSH_ACK_TIMEOUT';
+  constructor(
+    readonly jobIds: readonly string[],
+    readonly timeoutMs: number
+  ) {
+    super(`flush job(s) ${jobIds.join(', ')} were not acknowledged within ${timeoutMs} ms; nothing was changed`);
+  }
 }
 
 export class OverloadedError extends Error {
@@ -123,6 +164,9 @@ export class FlushJobs {
   readonly #onForget: (ids: readonly string[]) => void;
   #sweeper: NodeJS.Timeout | null = null;
   readonly #settled = new Map<string, Settled>();
+  /** Waiters for acknowledgements, by job id. */
+  readonly #ackWaiters = new Map<string, Settled>();
+  readonly acks: FlushAcks;
   readonly #inflight = new Set<Promise<unknown>>();
   #pending = 0;
   #closed = false;
@@ -139,6 +183,7 @@ export class FlushJobs {
     this.#persist = options.persist ?? (() => Promise.resolve());
     this.#maxAgeMs = options.maxAgeMs ?? 3_600_000;
     this.#onForget = options.onForget ?? (() => undefined);
+    this.acks = options.acks ?? 'required';
     // Old jobs go even when no new ones come.
     this.#sweeper = setInterval(() => this.#forgetOld(), 60_000).unref();
   }
@@ -151,8 +196,8 @@ export class FlushJobs {
     let resumed = 0;
     for (const { job, pairs, wbinvdAbovePages } of stored) {
       if (this.#jobs.has(job.id)) continue;
-      const finished = job.state === 'done' || job.state === 'failed';
-      if (finished) {
+      // Planned jobs come back as they were, pending ones still waiting for their VMM.
+      if (isPlanned(job)) {
         if (job.ranges === null && pairs !== null) job.ranges = coalescePairs(pairs);
         this.#jobs.set(job.id, job);
         const list = this.#byVm.get(job.vmId) ?? [];
@@ -314,15 +359,77 @@ export class FlushJobs {
   open(vmId: VmId): FlushJob[] {
     return (this.#byVm.get(vmId) ?? []).flatMap((id) => {
       const job = this.#jobs.get(id);
-      return job !== undefined && (job.state === 'queued' || job.state === 'running') ? [job] : [];
+      return job !== undefined && !isSettled(job) ? [job] : [];
     });
   }
+
+  /**
+   * Jobs of a VM whose flush the service cannot count as done: not acknowledged by the VMM yet
+   * (none where acks are not required: flushes count as done once answered), of `cause` if given.
+   */
+  outstanding(vmId: VmId, cause?: FlushCause): FlushJob[] {
+    if (this.acks === 'answered') return [];
+    return this.open(vmId).filter((job) => cause === undefined || job.cause === cause);
+  }
+
+  /**
+   * The VMM reports the job's flush performed. A job still taking flushes is closed first (a
+   * flush joining it later would not be covered); one still being planned is acknowledged once
+   * planned. Acknowledging again changes nothing. Undefined for an unknown job; the promise
+   * resolves once the record is kept.
+   */
+  acknowledge(id: string, report: VmmReport): { job: FlushJob; saved: Promise<void> } | undefined {
+    const job = this.#jobs.get(id);
+    if (job === undefined) return undefined;
+    if (isSettled(job) || (job.acknowledgedAt ?? null) !== null) return { job, saved: Promise.resolve() };
+    job.acknowledgedAt = this.#clock();
+    job.report = report;
+    const batch = this.#batches.get(id);
+    if (batch !== undefined) this.#seal(batch);
+    if (job.state !== 'pending') return { job, saved: this.#planned(id) };
+    return { job, saved: this.#acknowledged(job) };
+  }
+
+  /** Resolves once job `id` is acknowledged (or settled otherwise, or forgotten). */
+  acked(id: string): Promise<void> {
+    const job = this.#jobs.get(id);
+    if (job === undefined || isSettled(job)) return Promise.resolve();
+    let waiter = this.#ackWaiters.get(id);
+    if (waiter === undefined) {
+      let resolve!: (job: FlushJob) => void;
+      const promise = new Promise<FlushJob>((r) => {
+        resolve = r;
+      });
+      waiter = { promise, resolve };
+      this.#ackWaiters.set(id, waiter);
+    }
+    return waiter.promise.then(() => undefined);
+  }
+
+  /** Resolves once job `id` is planned and its acknowledgement (if any) kept. */
+  async #planned(id: string): Promise<void> {
+    await this.wait(id);
+  }
+
+  #acknowledged(job: FlushJob): Promise<void> {
+    job.state = 'acknowledged';
+    this.#onState(job);
+    this.#ackWaiters.get(job.id)?.resolve(job);
+    this.#ackWaiters.delete(job.id);
+    const saved = this.#persist({ ...job, ranges: null }, null, this.#wbinvd.get(job.id) ?? null);
+    this.#wbinvd.delete(job.id);
+    this.#forgetOld();
+    return saved;
+  }
+
+  /** The planning threshold of pending jobs, for their records. */
+  readonly #wbinvd = new Map<string, number | null>();
 
   /** Resolves once the job is done or failed. */
   wait(id: string): Promise<FlushJob> {
     const job = this.#jobs.get(id);
     if (job === undefined) return Promise.reject(new Error(`unknown flush job ${id}`));
-    if (job.state === 'done' || job.state === 'failed') return Promise.resolve(job);
+    if (isPlanned(job)) return Promise.resolve(job);
     return (this.#settled.get(id) as Settled).promise;
   }
 
@@ -377,20 +484,27 @@ export class FlushJobs {
         (result) => {
           job.receipt = result.receipt;
           job.ranges = result.ranges;
-          job.state = 'done';
+          job.state = this.acks === 'required' ? 'pending' : 'done';
         },
         (err: unknown) => {
+          // The model failed, not the flush: the VMM still has the ranges it was answered.
           job.error = err instanceof Error ? err.message : String(err);
-          job.state = 'failed';
+          job.state = this.acks === 'required' ? 'pending' : 'failed';
         }
       )
-      .then(() => {
+      .then(async () => {
         job.finishedAt = this.#clock();
         this.#pending--;
         this.#onState(job);
-        this.#keep(job, batch.wbinvdAbovePages);
         this.#settled.get(job.id)?.resolve(job);
         this.#settled.delete(job.id);
+        if (job.state === 'pending' && (job.acknowledgedAt ?? null) !== null) {
+          // Acknowledged while it was being planned.
+          await this.#acknowledged(job).catch(() => undefined);
+        } else {
+          if (job.state === 'pending') this.#wbinvd.set(job.id, batch.wbinvdAbovePages);
+          this.#keep(job, batch.wbinvdAbovePages);
+        }
         this.#inflight.delete(run);
       });
     this.#inflight.add(run);
@@ -415,10 +529,11 @@ export class FlushJobs {
     const forgotten: string[] = [];
     for (const [id, job] of this.#jobs) {
       if (this.#jobs.size <= this.#history && (job.finishedAt === null || job.finishedAt >= oldest)) {
-        if (job.state === 'done' || job.state === 'failed') break;
+        if (isSettled(job)) break;
         continue;
       }
-      if (job.state !== 'done' && job.state !== 'failed') continue;
+      // A job its VMM has not acknowledged is never forgotten.
+      if (!isSettled(job)) continue;
       this.#jobs.delete(id);
       forgotten.push(id);
       const list = this.#byVm.get(job.vmId);

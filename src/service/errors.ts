@@ -2,5 +2,5 @@
  * The errors the service answers with besides the core's: the HTTP layer maps them to problems
  * and imports them from here, never from the layers behind the service.
  */
-export { OverloadedError } from '../jobs/flush-jobs.js';
+export { FlushAckTimeoutError, OverloadedError } from '../jobs/flush-jobs.js';
 export { StoreUnavailableError } from '../store/state-store.js';

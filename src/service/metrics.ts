@@ -77,7 +77,8 @@ export class Metrics {
 
   readonly onJobState = (job: FlushJob): void => {
     this.#jobs.inc({ cause: job.cause, state: job.state });
-    if (job.state !== 'done' || job.receipt === null) return;
+    // Counted once, when planned: `pending` (the VMM will acknowledge it) or `done`.
+    if ((job.state !== 'done' && job.state !== 'pending') || job.receipt === null) return;
     const labels = { arch: job.arch, method: job.receipt.method };
     this.#flushed.inc(labels, toNumber(job.receipt.pages));
     this.#cycles.inc(labels, job.receipt.modeledCycles);

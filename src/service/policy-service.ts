@@ -25,6 +25,7 @@ import {
   getVm,
   listPins,
   mustFlush,
+  exposedDomains,
   viewVm,
   type CoherencyState,
   type Command,
@@ -41,7 +42,7 @@ import {
   type VmId,
   type VmView
 } from '../domain/index.js';
-import { CHUNK_PAGES, type FlushJob, type FlushJobs, type JobHeader } from '../jobs/flush-jobs.js';
+import { CHUNK_PAGES, FlushAckTimeoutError, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
 import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
@@ -72,6 +73,10 @@ export interface Applied extends Omit<CommandResult, 'state'> {
   readonly jobId?: string;
   /** put-quirks: the job of each VM decision that requires a flush. */
   readonly vmJobIds?: ReadonlyMap<VmId, string>;
+  /** Outstanding flush jobs of the VM the change is safe only after (see `dependencies`). */
+  readonly after?: readonly string[];
+  /** put-quirks: the same, per VM. */
+  readonly vmAfter?: ReadonlyMap<VmId, readonly string[]>;
 }
 
 export class PolicyService {
@@ -257,9 +262,10 @@ export class PolicyService {
     // Teardown removes the VM: remember how it flushes before it is gone.
     const before = cmd.type === 'put-quirks' ? undefined : this.state.vms.get(cmd.vmId);
     const at = this.#clock();
-    if (dryRun) {
+    if (cmd.type === 'devctl' && dryRun) {
       const { decision } = applyCommand(this.state, cmd, at);
-      return { decision, revision: 'vmId' in cmd ? this.revisionOf(cmd.vmId) : 0 };
+      const after = this.dependencies(cmd.vmId, decision);
+      return { decision, revision: this.revisionOf(cmd.vmId), ...(after.length === 0 ? {} : { after }) };
     }
     const store = this.#store;
     let result: CommandResult;
@@ -321,14 +327,75 @@ export class PolicyService {
       jobIds.set(r.vmId, r.id);
     }
     if (cmd.type === 'put-quirks') {
-      for (const [vmId, decision] of result.vms ?? []) this.#onDecision(getVm(this.state, vmId), decision);
-      return { ...result, revision: seq, vmJobIds: jobIds };
+      const vmAfter = new Map<VmId, readonly string[]>();
+      for (const [vmId, decision] of result.vms ?? []) {
+        this.#onDecision(getVm(this.state, vmId), decision);
+        const after = this.dependencies(vmId, decision, jobIds.get(vmId));
+        if (after.length > 0) vmAfter.set(vmId, after);
+      }
+      return { ...result, revision: seq, vmJobIds: jobIds, vmAfter };
     }
     const vm = this.state.vms.get(cmd.vmId) ?? before;
     if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
-    return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }) };
+    const after = cmd.type === 'pin' || cmd.type === 'unpin' ? [] : this.dependencies(cmd.vmId, result.decision, jobId);
+    return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }), ...(after.length === 0 ? {} : { after }) };
+  }
+
+  /**
+   * The outstanding flush jobs a decision about VM `vmId` depends on: its replays (F2) the VMM
+   * has not acknowledged yet, when after the decision a device of the VM may no-snoop into one of
+   * its domains (an exposed domain, or a DEVCTL value with Enable No Snoop set). Until they are
+   * done, no-snoop DMA could read a line still dirty in a CPU cache. The decision's own job
+   * (`own`) is not among them: its answer already says to flush first. Empty where flushes count
+   * as done once answered (FLUSH_ACKS=answered).
+   */
+  dependencies(vmId: VmId, decision: Decision, own?: string): string[] {
+    const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
+    if (outstanding.length === 0) return [];
+    const vm = this.state.vms.get(vmId);
+    if (vm === undefined) return [];
+    const enables = decision.devctl !== undefined && (decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) !== 0;
+    if (!enables && exposedDomains(vm, this.state.quirks).size === 0) return [];
+    return outstanding.flatMap((job) => (job.id === own ? [] : [job.id]));
+  }
+
+  /**
+   * For ?wait=true: resolves once VM `vmId` has no outstanding replay the change could depend
+   * on, so that the change is then decided with nothing to wait for; throws FlushAckTimeoutError
+   * (nothing changed) when they are not acknowledged within `timeoutMs`.
+   */
+  async awaitDependencies(vmId: VmId, timeoutMs: number): Promise<void> {
+    const jobs = this.jobs;
+    if (jobs === undefined) return;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const outstanding = jobs.outstanding(vmId, 'replay');
+      if (outstanding.length === 0) return;
+      const left = deadline - performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(outstanding.map((job) => jobs.acked(job.id))).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), Math.max(0, left));
+        })
+      ]);
+      clearTimeout(timer);
+      if (timedOut) throw new FlushAckTimeoutError(outstanding.map((job) => job.id), timeoutMs);
+    }
+  }
+
+  /** The VMM reports a flush job done; undefined for an unknown job. Resolves once the record is kept. */
+  async acknowledgeFlushJob(id: string, report: VmmReport): Promise<FlushJob | undefined> {
+    const acked = this.jobs?.acknowledge(id, report);
+    if (acked === undefined) return undefined;
+    try {
+      await acked.saved;
+    } catch (err) {
+      throw new StoreUnavailableError('the acknowledgement could not be kept; send it again', { cause: err });
+    }
+    return acked.job;
   }
 
   // ---- flush jobs, for the HTTP layer (which talks to this service only) -------------------
@@ -498,8 +565,13 @@ export class PolicyService {
    * Must the caller flush? When the state cannot be vouched for, the answer fails closed: every
    * range requires a flush, with a reason saying why (`failClosed`).
    */
-  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer & { failClosed?: 'STORE_UNAVAILABLE' } {
-    if (this.healthy) return mustFlush(this.state, vmId, op, ranges);
+  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer & { failClosed?: 'STORE_UNAVAILABLE'; after?: readonly string[] } {
+    if (this.healthy) {
+      const answer = mustFlush(this.state, vmId, op, ranges);
+      // A map waits for the replays outstanding where devices may no-snoop, as the change would.
+      const after = op === 'map' ? this.dependencies(vmId, answer.decision) : [];
+      return after.length === 0 ? answer : { ...answer, after };
+    }
     const out = new DecisionBuilder();
     for (const r of ranges) if (r.hpa !== undefined) out.flush(r.hpa, r.pages, op === 'map' ? 'pin' : 'unpin');
     const rule = op === 'map' ? 'F1' : 'F3';

@@ -3,7 +3,7 @@
  * the policy service. `close()` finishes accepted jobs, then stops the pool.
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
-import { FlushJobs, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
+import { FlushJobs, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
 import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
@@ -28,6 +28,8 @@ export interface RuntimeOptions {
   readonly jobMaxAgeMs?: number;
   /** How long the audit trail keeps a change (ms; default 30 days). */
   readonly auditRetentionMs?: number;
+  /** Whether VMMs acknowledge flushes (default) or they count as done once answered. */
+  readonly flushAcks?: FlushAcks;
 }
 
 export interface Runtime {
@@ -89,6 +91,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.jobHistory === undefined ? {} : { history: options.jobHistory }),
     ...(options.jobMaxAgeMs === undefined ? {} : { maxAgeMs: options.jobMaxAgeMs }),
+    ...(options.flushAcks === undefined ? {} : { acks: options.flushAcks }),
     ...(options.store === undefined
       ? {}
       : {

@@ -32,7 +32,7 @@ async function jobRanges(server: ServerProcess, jobId: string): Promise<string[]
 }
 
 describe('flush jobs across restarts (SQLite)', () => {
-  it('a replay job named in an answer survives kill -9 right after it, with every one of its 10,050 ranges', async () => {
+  it('a replay job named in an answer survives kill -9 right after it, with every one of its 10,050 ranges, pending until its VMM acknowledges it', async () => {
     const dataDir = join(dir, 'data');
     const first = await startServer({ STORE: 'sqlite', DATA_DIR: dataDir });
     running.push(first);
@@ -53,17 +53,30 @@ describe('flush jobs across restarts (SQLite)', () => {
     let job: Record<string, unknown> = {};
     for (let i = 0; i < 50; i++) {
       job = (await call(second, 'GET', `/v1/flush-jobs/${flush.jobId}`)).body;
-      if (job['state'] === 'done') break;
+      if (job['state'] === 'pending') break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(job).toMatchObject({ id: flush.jobId, vmId: 'vm1', cause: 'replay', state: 'done', decisions: 1 });
+    // Planned again after the crash, and still the VMM's to perform: pending until acknowledged.
+    expect(job).toMatchObject({ id: flush.jobId, vmId: 'vm1', cause: 'replay', state: 'pending', decisions: 1 });
+    expect((await call(second, 'GET', '/v1/vms/vm1')).body['openFlushJobs']).toEqual([flush.jobId]);
     const expected = ranges.map((r) => `${r.hpa}+${r.length}`);
     expect(await jobRanges(second, flush.jobId)).toEqual(expected);
-    await second.kill('SIGTERM');
+    await second.kill('SIGKILL');
 
+    // Still pending after a second crash; the acknowledgement, once answered, survives one too.
     const third = await startServer({ STORE: 'sqlite', DATA_DIR: dataDir });
     running.push(third);
-    expect((await call(third, 'GET', `/v1/flush-jobs/${flush.jobId}`)).body).toMatchObject({ state: 'done' });
+    expect((await call(third, 'GET', `/v1/flush-jobs/${flush.jobId}`)).body).toMatchObject({ state: 'pending' });
     expect(await jobRanges(third, flush.jobId)).toEqual(expected);
+    const ack = await call(third, 'POST', `/v1/flush-jobs/${flush.jobId}/ack`, { flushedBytes: '0x2748000', durationNs: 1200 });
+    expect(ack.status).toBe(200);
+    expect(ack.body).toMatchObject({ state: 'acknowledged', report: { flushedBytes: '0x2748000', durationNs: 1200 } });
+    await third.kill('SIGKILL');
+
+    const fourth = await startServer({ STORE: 'sqlite', DATA_DIR: dataDir });
+    running.push(fourth);
+    expect((await call(fourth, 'GET', `/v1/flush-jobs/${flush.jobId}`)).body).toMatchObject({ state: 'acknowledged', report: { flushedBytes: '0x2748000' } });
+    expect((await call(fourth, 'GET', '/v1/vms/vm1')).body['openFlushJobs']).toEqual([]);
+    expect(await jobRanges(fourth, flush.jobId)).toEqual(expected);
   });
 });

@@ -25,7 +25,7 @@ const text = fc.string({ unit: 'binary', maxLength: 40 });
 const receipt = fc.record(
   {
     jobId: text,
-    state: fc.constantFrom('queued', 'running', 'done', 'failed'),
+    state: fc.constantFrom('queued', 'running', 'pending', 'acknowledged', 'done', 'failed'),
     method: fc.constantFrom('clflushopt', 'clflush', 'wbinvd', 'dc-civac'),
     bytes: hex,
     ranges: int,
@@ -51,6 +51,7 @@ const decision = fc.record(
         cause: fc.constantFrom('pin', 'unpin', 'replay', 'teardown'),
         when: fc.constantFrom('before-map', 'after-unmap'),
         jobId: text,
+        after: fc.array(text, { maxLength: 3 }),
         receipt
       },
       { requiredKeys: ['required', 'bytes', 'ranges', 'rangeCount', 'rangesTruncated'] }
@@ -136,7 +137,7 @@ describe('pin and unpin answers', () => {
     const unpin = await a.inject({ method: 'POST', url: '/v1/vms/vm1/unpins?wait=true', headers: json, payload: { ranges: [{ iova: '0x0', length: '0x2000' }] } });
     expect(unpin.statusCode).toBe(200);
     const released = JSON.parse(unpin.body) as z.output<typeof Decision>;
-    expect(released.flush.receipt?.state).toBe('done');
+    expect(released.flush.receipt?.state).toBe('pending');
     expect(unpin.body).toBe(zodSerialize(released));
     const bad = await a.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: json, payload: { iova: '0x0', length: '0x1000' } });
     expect(bad.statusCode).toBe(400);

@@ -32,10 +32,10 @@ describe('flush jobs', () => {
     const body = res.json<FlushAnswer>();
     expect(body.flush.jobId).toMatch(/^fj-/);
     const receipt = body.flush.receipt as { method: string; lines: number; modeledCycles: number; state: string; bytes: string; chunks: number };
-    expect(receipt).toMatchObject({ state: 'done', method: 'clflushopt', lines: 134_217_728, bytes: '0x200000000', chunks: 8 });
+    expect(receipt).toMatchObject({ state: 'pending', method: 'clflushopt', lines: 134_217_728, bytes: '0x200000000', chunks: 8 });
     expect(Math.abs(receipt.modeledCycles - 1_233_000_000) / 1_233_000_000).toBeLessThan(0.15);
     const job = await a.inject({ method: 'GET', url: `/v1/flush-jobs/${body.flush.jobId ?? ''}` });
-    expect(job.json()).toMatchObject({ id: body.flush.jobId, vmId: 'vm1', cause: 'pin', state: 'done', decisions: 1, requestedBytes: '0x200000000', receipt: { method: 'clflushopt' } });
+    expect(job.json()).toMatchObject({ id: body.flush.jobId, vmId: 'vm1', cause: 'pin', state: 'pending', decisions: 1, requestedBytes: '0x200000000', receipt: { method: 'clflushopt' }, acknowledgedAt: null });
   });
 
   it('WBINVD only where one demanded flush is above the threshold: two 768 MiB pins together stay per-line, each receipt its own', async () => {
@@ -83,7 +83,7 @@ describe('flush jobs', () => {
     expect(jobs.map((j) => j.id).sort()).toEqual([...perJob.keys()].sort());
     let total = 0;
     for (const job of jobs) {
-      expect(job.state).toBe('done');
+      expect(job.state).toBe('pending');
       expect(job.decisions).toBe(perJob.get(job.id));
       expect(job.requestedBytes).toBe('0x' + (job.decisions * 0x1000).toString(16));
       // Host pages were 2 pages apart, so no two pins coalesce: one range per pin.
@@ -141,7 +141,7 @@ describe('flush jobs', () => {
     expect(jobs?.get(jobId)?.state).toBe('queued');
     await a.close();
     app = undefined;
-    expect(jobs?.get(jobId)?.state).toBe('done');
+    expect(jobs?.get(jobId)?.state).toBe('pending');
     expect(jobs?.get(jobId)?.receipt?.pages).toBe(256);
   });
 
@@ -156,7 +156,7 @@ describe('flush jobs', () => {
     const text = (await a.inject({ method: 'GET', url: '/metrics' })).body;
     expect(text).toMatch(/coherency_decisions_total\{rule="F2"\} 1/);
     expect(text).toMatch(/coherency_decisions_total\{rule="W4"\} 1/);
-    expect(text).toMatch(/coherency_flush_jobs_total\{cause="replay",state="done"\} 1/);
+    expect(text).toMatch(/coherency_flush_jobs_total\{cause="replay",state="pending"\} 1/);
     expect(text).toMatch(/coherency_flushed_bytes_total\{arch="x86_64",method="clflushopt"\} 1048576/);
     expect(text).toMatch(/coherency_flush_modeled_cycles_total\{arch="x86_64",method="clflushopt"\} \d+/);
     expect(text).toMatch(/coherency_pessimistic_bytes_total\{arch="x86_64"\} 1048576/);
@@ -186,7 +186,7 @@ describe('flush jobs after a restart', () => {
     try {
       await runtime.start();
       const resumed = await runtime.jobs.wait('fj-running');
-      expect(resumed.state).toBe('done');
+      expect(resumed.state).toBe('pending');
       expect(resumed.receipt).toMatchObject({ pages: 3, ranges: 1, lines: 192 });
       expect(runtime.jobs.get('fj-done')?.receipt?.modeledCycles).toBe(602);
       // Listed in the order they were created (the store's order).
@@ -200,3 +200,51 @@ describe('flush jobs after a restart', () => {
   });
 });
 
+
+describe('acknowledgements (FlushJobs)', () => {
+  const vmId = parseVmId('vm1');
+  const policy = { flushMethod: 'clflushopt' as const, wbinvdAbovePages: null };
+
+  it('an ack closes a job still taking flushes: a later flush joins a new job; the first ends acknowledged once planned', async () => {
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), windowMs: 50 });
+    try {
+      const jobs = runtime.jobs;
+      const first = jobs.submit(vmId, 'x86_64', policy, 'replay', [{ hpa: 10, pages: 2 }]);
+      expect(jobs.get(first)?.state).toBe('queued');
+      const acked = jobs.acknowledge(first, { flushedPages: 2 });
+      expect(acked?.job.state).not.toBe('acknowledged');
+      const second = jobs.submit(vmId, 'x86_64', policy, 'replay', [{ hpa: 20, pages: 1 }]);
+      expect(second).not.toBe(first);
+      await acked?.saved;
+      expect(jobs.get(first)).toMatchObject({ state: 'acknowledged', requestedPages: 2, report: { flushedPages: 2 } });
+      expect(jobs.outstanding(vmId, 'replay').map((j) => j.id)).toEqual([second]);
+      await jobs.wait(second);
+      expect(jobs.get(second)?.state).toBe('pending');
+      expect(jobs.open(vmId).map((j) => j.id)).toEqual([second]);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('a job its VMM has not acknowledged is never forgotten, however many newer ones finish', async () => {
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), windowMs: 0, jobHistory: 3 });
+    try {
+      const jobs = runtime.jobs;
+      const kept = jobs.submit(vmId, 'x86_64', policy, 'replay', [{ hpa: 1, pages: 1 }]);
+      await jobs.wait(kept);
+      for (let i = 0; i < 10; i++) {
+        const id = jobs.submit(vmId, 'x86_64', policy, 'pin', [{ hpa: 100 + 2 * i, pages: 1 }]);
+        await jobs.wait(id);
+        await jobs.acknowledge(id, {})?.saved;
+      }
+      expect(jobs.get(kept)?.state).toBe('pending');
+      expect(jobs.list(vmId, undefined, 100).length).toBeLessThanOrEqual(4);
+      await jobs.acknowledge(kept, {})?.saved;
+      const after = jobs.submit(vmId, 'x86_64', policy, 'pin', [{ hpa: 999, pages: 1 }]);
+      await jobs.wait(after);
+      expect(jobs.get(kept)).toBeUndefined();
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -9,6 +9,8 @@ import type { PolicyService } from '../../service/policy-service.js';
 export interface Limits {
   /** Ranges per pin, unpin or flush-decision batch. */
   readonly batchLimit: number;
+  /** How long ?wait=true waits for earlier flushes to be acknowledged (ms). */
+  readonly flushAckTimeoutMs: number;
 }
 
 declare module 'fastify' {

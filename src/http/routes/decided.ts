@@ -39,11 +39,13 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
       kvmNoncoherentDma: d.kvmNoncoherentDma,
       ...(d.devctl === undefined ? {} : { devctl: d.devctl.decision }),
       ...(result.jobId === undefined ? {} : { jobId: result.jobId }),
+      ...(result.after === undefined ? {} : { after: result.after }),
       revision
     },
     'decision'
   );
-  const answer = decisionWire(d, revision);
+  const wire = decisionWire(d, revision);
+  const answer = result.after === undefined ? wire : { ...wire, flush: { ...wire.flush, after: [...result.after] } };
   if (result.jobId === undefined) return answer;
   const flush = { ...answer.flush, jobId: result.jobId };
   if (wait) {
@@ -51,6 +53,15 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
     if (job !== undefined) return { ...answer, flush: { ...flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
   }
   return { ...answer, flush };
+}
+
+/**
+ * `?wait=true` on a change other than a pin or unpin: before it is decided, wait for the VM's
+ * outstanding replays to be acknowledged (FLUSH_ACK_TIMEOUT: 503, nothing changed), so that the
+ * answer depends on none.
+ */
+export async function inOrder(app: FastifyInstance, vmId: VmId, wait: boolean): Promise<void> {
+  if (wait) await app.policy.awaitDependencies(vmId, app.limits.flushAckTimeoutMs);
 }
 
 /** `?wait=true` */

@@ -42,7 +42,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
     });
     return {
       op,
-      flush: flushWire(answer.decision),
+      flush: answer.after === undefined ? flushWire(answer.decision) : { ...flushWire(answer.decision), after: [...answer.after] },
       reasons: [...answer.decision.reasons],
       kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
       results,

@@ -7,7 +7,7 @@ import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
 import { DevctlBody, PutDeviceBody, ResetBody } from '../schemas/vm.js';
 import { WaitQuery } from '../schemas/pin.js';
 import { bdfOf, hex16, vmIdOf } from '../wire.js';
-import { decided, wants } from './decided.js';
+import { decided, inOrder, wants } from './decided.js';
 
 export default function deviceRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -29,6 +29,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
+      await inOrder(app, vmId, wants(request.query));
       const result = await app.policy.apply({
         type: 'put-device',
         vmId,
@@ -75,6 +76,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const restoresConfig = request.body?.restoresConfig;
+      await inOrder(app, vmId, wants(request.query));
       return await decided(
         app,
         request,
@@ -102,6 +104,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
+      await inOrder(app, vmId, wants(request.query));
       const result = await app.policy.apply({
         type: 'devctl',
         vmId,

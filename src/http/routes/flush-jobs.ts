@@ -4,10 +4,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { formatPages } from '../../domain/index.js';
+import { formatPages, parsePageAddress } from '../../domain/index.js';
 import type { FlushJob as Job } from '../../service/policy-service.js';
 import { HttpError } from '../errors.js';
-import { HexOut, HostRange, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
+import { FlushJobState, HexAddress, HexOut, HostRange, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
 import { receiptWire } from './decided.js';
 
@@ -17,16 +17,30 @@ const FlushJob = z
     vmId: z.string(),
     arch: z.enum(['x86_64', 'aarch64']),
     cause: z.enum(['pin', 'unpin', 'replay', 'teardown']),
-    state: z.enum(['queued', 'running', 'done', 'failed']),
+    state: FlushJobState,
     decisions: z.number().int().describe('Decisions whose flushes this job carries'),
     requestedBytes: HexOut.describe('Bytes requested by those decisions, before coalescing'),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
     receipt: Receipt.nullable(),
-    error: z.string().nullable()
+    error: z.string().nullable(),
+    acknowledgedAt: z.string().nullable().describe('When the VMM acknowledged the flush'),
+    report: z
+      .object({ flushedBytes: HexOut.optional(), durationNs: z.number().int().optional() })
+      .nullable()
+      .describe('What the VMM reported with its acknowledgement')
   })
   .meta({ id: 'FlushJob' });
+
+const AckBody = z
+  .object({
+    flushedBytes: HexAddress.optional().describe('Bytes the VMM flushed'),
+    durationNs: z.number().int().min(0).optional().describe('How long the flush took, in nanoseconds')
+  })
+  .strict()
+  .nullish()
+  .meta({ id: 'FlushAck', description: "The VMM's report of the flush it performed (every field optional)" });
 
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
@@ -45,7 +59,15 @@ function jobWire(job: Job) {
     startedAt: iso(job.startedAt),
     finishedAt: iso(job.finishedAt),
     receipt: job.receipt === null ? null : receiptWire(job),
-    error: job.error
+    error: job.error,
+    acknowledgedAt: iso(job.acknowledgedAt ?? null),
+    report:
+      job.report === undefined || job.report === null
+        ? null
+        : {
+            ...(job.report.flushedPages === undefined ? {} : { flushedBytes: formatPages(job.report.flushedPages) }),
+            ...(job.report.durationNs === undefined ? {} : { durationNs: job.report.durationNs })
+          }
   };
 }
 
@@ -59,6 +81,30 @@ export default function flushJobRoutes(app: FastifyInstance): void {
       const job = app.policy.flushJob(request.params.jobId);
       if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
       return jobWire(job);
+    }
+  );
+
+  r.post(
+    '/v1/flush-jobs/:jobId/ack',
+    {
+      schema: {
+        tags: ['flush-jobs'],
+        summary: 'Acknowledge a flush: the VMM performed it',
+        description:
+          "The VMM of the job's VM (`vmm` scope) reports the job's flush done. Until then the job is `pending` and answers that are safe only once it is done list it in `flush.after`. A job still taking flushes is closed by this; acknowledging again changes nothing. The body is optional.",
+        params: z.object({ jobId: z.string().max(100) }),
+        body: AckBody,
+        response: { 200: FlushJob, ...problems }
+      }
+    },
+    async (request) => {
+      const body = request.body ?? {};
+      const acked = await app.policy.acknowledgeFlushJob(request.params.jobId, {
+        ...(body.flushedBytes === undefined ? {} : { flushedPages: parsePageAddress(body.flushedBytes, 'flushedBytes') }),
+        ...(body.durationNs === undefined ? {} : { durationNs: body.durationNs })
+      });
+      if (acked === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
+      return jobWire(acked);
     }
   );
 

@@ -55,7 +55,8 @@ export default function quirkRoutes(app: FastifyInstance): void {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
         const answer = decisionWire(d, result.revision ?? app.policy.revisionOf(vmId));
         const jobId = result.vmJobIds?.get(vmId);
-        return { vmId, ...answer, flush: jobId === undefined ? answer.flush : { ...answer.flush, jobId } };
+        const after = result.vmAfter?.get(vmId);
+        return { vmId, ...answer, flush: { ...answer.flush, ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after: [...after] }) } };
       });
       request.log.info({ quirks: quirks.length }, 'quirk list replaced');
       return { quirks: quirks.map(quirkToWire), vms };

@@ -43,10 +43,18 @@ export const Reason = z
 
 export const HostRange = z.object({ hpa: HexOut, length: HexOut }).meta({ id: 'HostRange' });
 
+export const FlushJobState = z
+  .enum(['queued', 'running', 'pending', 'acknowledged', 'done', 'failed'])
+  .meta({
+    id: 'FlushJobState',
+    description:
+      '`queued` (taking flushes), `running` (being planned), `pending` (planned; the VMM must flush and acknowledge it), `acknowledged` (the VMM did). Where acknowledgements are not required (FLUSH_ACKS=answered) a planned job is `done` (or `failed` when its planning failed).'
+  });
+
 export const Receipt = z
   .object({
     jobId: z.string(),
-    state: z.enum(['queued', 'running', 'done', 'failed']),
+    state: FlushJobState,
     method: z.enum(['clflushopt', 'clflush', 'wbinvd', 'dc-civac']),
     bytes: HexOut,
     ranges: z.number().int().describe('Coalesced host ranges'),
@@ -74,7 +82,13 @@ export const Flush = z
       .describe(
         'When to flush: `before-map` (pins, replays: flush, then the change takes effect) or `after-unmap` (unpins, teardown, domain removal: unmap from the IOMMU, flush, then release the pages)'
       ),
-    jobId: z.string().optional().describe('The flush job that carries it (GET /v1/flush-jobs/{jobId})'),
+    jobId: z.string().optional().describe('The flush job that carries it (GET /v1/flush-jobs/{jobId}); the VMM acknowledges it with POST /v1/flush-jobs/{jobId}/ack once flushed'),
+    after: z
+      .array(z.string())
+      .optional()
+      .describe(
+        "Outstanding flush jobs of this VM (replays not acknowledged yet) that this change depends on: perform the change only once each is acknowledged. With ?wait=true the change waits for them instead and this is absent"
+      ),
     receipt: Receipt.optional().describe('With ?wait=true: the finished job\'s receipt')
   })
   .meta({ id: 'Flush', description: 'What must be flushed, and when relative to the change (`when`)' });
