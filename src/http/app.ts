@@ -19,6 +19,7 @@ import auditRoutes from './routes/audit.js';
 import decisionRoutes from './routes/decisions.js';
 import deviceRoutes from './routes/devices.js';
 import domainRoutes from './routes/domains.js';
+import eventRoutes from './routes/events.js';
 import flushJobRoutes from './routes/flush-jobs.js';
 import healthRoutes from './routes/health.js';
 import pinRoutes from './routes/pins.js';
@@ -31,6 +32,8 @@ export interface AppOptions {
   readonly runtime?: Runtime;
   readonly logger?: FastifyServerOptions['logger'];
   readonly batchLimit?: number;
+  /** How often an idle event stream gets a comment line (ms; default 15 s). */
+  readonly eventHeartbeatMs?: number;
   /** How long ?wait=true waits for earlier flushes to be acknowledged (ms; default 10 s). */
   readonly flushAckTimeoutMs?: number;
   /** Largest accepted request body in bytes; a 10,000-range batch is about 1 MiB. */
@@ -127,6 +130,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(pinRoutes);
   await app.register(decisionRoutes);
   await app.register(flushJobRoutes);
+  await app.register(eventRoutes, { heartbeatMs: options.eventHeartbeatMs ?? 15_000 });
   await app.register(quirkRoutes);
   await app.register(auditRoutes);
   await app.register(simulationRoutes, { simulator: runtime.simulator });

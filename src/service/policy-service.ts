@@ -45,6 +45,7 @@ import {
 import { CHUNK_PAGES, FlushAckTimeoutError, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
+import { VmEvents } from './vm-events.js';
 import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
@@ -60,6 +61,8 @@ export interface PolicyServiceOptions {
   readonly store?: StateStore;
   /** How long the audit trail keeps a change (ms); default 30 days. */
   readonly auditRetentionMs?: number;
+  /** Where each VM's events go (GET /v1/vms/{vmId}/events). */
+  readonly events?: VmEvents;
 }
 
 /**
@@ -104,7 +107,11 @@ export class PolicyService {
     this.#store = options.store;
     this.#restored = options.store === undefined;
     this.auditRetentionMs = options.auditRetentionMs ?? 30 * 86_400_000;
+    this.events = options.events ?? new VmEvents();
   }
+
+  /** Each VM's recent events, for its VMM to follow. */
+  readonly events: VmEvents;
 
   /** How long the audit trail keeps a change (ms). */
   readonly auditRetentionMs: number;
@@ -330,8 +337,10 @@ export class PolicyService {
       const vmAfter = new Map<VmId, readonly string[]>();
       for (const [vmId, decision] of result.vms ?? []) {
         this.#onDecision(getVm(this.state, vmId), decision);
-        const after = this.dependencies(vmId, decision, jobIds.get(vmId));
+        const jobId = jobIds.get(vmId);
+        const after = this.dependencies(vmId, decision, jobId);
         if (after.length > 0) vmAfter.set(vmId, after);
+        this.events.emit({ type: 'decision', vmId, revision: seq, command: cmd.type, actor, decision, ...(jobId === undefined ? {} : { jobId }), ...(after.length === 0 ? {} : { after }) });
       }
       return { ...result, revision: seq, vmJobIds: jobIds, vmAfter };
     }
@@ -340,6 +349,10 @@ export class PolicyService {
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
     const after = cmd.type === 'pin' || cmd.type === 'unpin' ? [] : this.dependencies(cmd.vmId, result.decision, jobId);
+    const told = { vmId: cmd.vmId, revision: seq, actor, decision: result.decision, ...(jobId === undefined ? {} : { jobId }) };
+    if (cmd.type === 'delete-vm') this.events.emit({ type: 'deleted', ...told });
+    else if (cmd.type === 'put-vm') this.events.emit({ type: 'policy', ...told, ...(after.length === 0 ? {} : { after }) });
+    else this.events.emit({ type: 'decision', ...told, command: cmd.type, ...(after.length === 0 ? {} : { after }) });
     return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }), ...(after.length === 0 ? {} : { after }) };
   }
 
@@ -474,6 +487,8 @@ export class PolicyService {
       if (e.seq < this.#seq) throw new StoreUnavailableError(`stored effects go back from ${this.#seq} to ${e.seq}`);
       applyEffect(this.state, e);
       this.#seq = e.seq;
+      // A VMM following this replica hears of changes made through the others.
+      if (e.vmId !== QUIRKS_EFFECT) this.events.emit({ type: 'changed', vmId: e.vmId as VmId, revision: e.seq });
     }
   }
 

@@ -3,11 +3,12 @@
  * the policy service. `close()` finishes accepted jobs, then stops the pool.
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
-import { FlushJobs, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
+import { FlushJobs, isPlanned, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
 import { createJobPool } from '../jobs/job-pool.js';
 import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
+import { VmEvents } from './vm-events.js';
 import type { LoadedJob, StateStore } from '../store/state-store.js';
 
 export interface RuntimeOptions {
@@ -81,10 +82,17 @@ function resumable(s: LoadedJob): ResumableJob[] {
 
 export function createRuntime(options: RuntimeOptions): Runtime {
   const metrics = new Metrics();
+  const events = new VmEvents();
   const pool = createJobPool({ ...(options.threads === undefined ? {} : { threads: options.threads }), maxQueue: options.maxPending ?? 10_000 });
   const jobs = new FlushJobs({
     pool,
-    onState: metrics.onJobState,
+    onState: (job: FlushJob) => {
+      metrics.onJobState(job);
+      // The VMM hears of a job first in the decision naming it (a job is promised before its
+      // change is kept, and dropped if the change is not), then as it is planned and
+      // acknowledged (a copy: the job moves on).
+      if (isPlanned(job)) events.emit({ type: 'flush-job', vmId: job.vmId, job: { ...job, ranges: null } });
+    },
     ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
     ...(options.maxPending === undefined ? {} : { maxPending: options.maxPending }),
     ...(options.maxBatchPages === undefined ? {} : { maxBatchPages: options.maxBatchPages }),
@@ -109,6 +117,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     quirks: options.quirks,
     jobs,
     onDecision: metrics.onDecision,
+    events,
     ...(options.store === undefined ? {} : { store: options.store }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })

@@ -46,7 +46,7 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-function jobWire(job: Job) {
+export function jobWire(job: Job) {
   return {
     id: job.id,
     vmId: job.vmId,

@@ -1,0 +1,93 @@
+/**
+ * GET /v1/vms/{vmId}/events: the VM's events as Server-Sent Events, for its VMM (`vmm` scope of
+ * the VM, or `read`): `decision` (every change to the VM, whoever made it, with its decision:
+ * flush ranges, `when`, `after`, reasons, DEVCTL values to write), `policy`, `deleted`,
+ * `flush-job` (its jobs as they are planned and acknowledged), `changed` (a change made through
+ * another replica sharing the store) and `reset` (events asked
+ * for with `Last-Event-ID` are no longer held: re-read the VM). Comment lines keep an idle
+ * stream alive through proxies.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { VmEvent } from '../../service/vm-events.js';
+import { problems, VmParams } from '../schemas/common.js';
+import { decisionWire, vmIdOf } from '../wire.js';
+import { jobWire } from './flush-jobs.js';
+
+/** The data line of an event. */
+function dataOf(event: VmEvent): unknown {
+  switch (event.type) {
+    case 'flush-job':
+      return jobWire(event.job);
+    case 'reset':
+      return { vmId: event.vmId, reason: event.reason };
+    case 'changed':
+      return { vmId: event.vmId, revision: event.revision, reason: 'changed through another replica: re-read the VM' };
+    case 'decision':
+    case 'policy':
+    case 'deleted': {
+      const wire = decisionWire(event.decision, event.revision);
+      const after = 'after' in event ? event.after : undefined;
+      return {
+        vmId: event.vmId,
+        ...('command' in event ? { command: event.command } : {}),
+        actor: event.actor,
+        ...wire,
+        flush: { ...wire.flush, ...(event.jobId === undefined ? {} : { jobId: event.jobId }), ...(after === undefined ? {} : { after: [...after] }) }
+      };
+    }
+  }
+}
+
+export function sseFrame(event: VmEvent): string {
+  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(dataOf(event))}\n\n`;
+}
+
+export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: number }): void {
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const open = new Set<() => void>();
+  // Streams never end by themselves: end them when the server closes.
+  app.addHook('preClose', (done) => {
+    for (const end of open) end();
+    done();
+  });
+
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/vms/:vmId/events',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: "The VM's events (Server-Sent Events, text/event-stream)",
+        description:
+          'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge), `changed` (changed through another replica sharing the store: re-read the VM) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start: re-read the VM). Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open.',
+        params: VmParams,
+        headers: z.object({ 'last-event-id': z.string().max(64).optional() }),
+        response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404] }
+      }
+    },
+    (request, reply) => {
+      const vmId = vmIdOf(request.params);
+      app.policy.vm(vmId); // 404 for an unknown VM
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': request.id });
+      raw.write(': events of VM ' + vmId + '\n\n');
+      const unsubscribe = app.policy.events.subscribe(vmId, request.headers['last-event-id'], (event) => {
+        raw.write(sseFrame(event));
+      });
+      const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        clearInterval(heartbeat);
+        unsubscribe();
+        open.delete(end);
+        raw.end();
+      };
+      open.add(end);
+      request.raw.once('close', end);
+    }
+  );
+}

@@ -1,0 +1,99 @@
+/**
+ * Per-VM event log for GET /v1/vms/{vmId}/events (Server-Sent Events): every change to a VM
+ * with its decision, its flush jobs as they become pending and are acknowledged, policy changes
+ * and its deletion. Each VM keeps its most recent events (a bounded ring); a subscriber resuming
+ * from an id still held gets every event after it, and one resuming from an id no longer held
+ * (or from an earlier start of the service) is told to re-read the VM (`reset`), as a watch
+ * answers "gone" for a compacted revision.
+ *
+ * Event ids are `<epoch>.<n>`: the service start's epoch and a counter, so that an id from an
+ * earlier start is never taken for one of this start.
+ */
+import type { Decision, VmId } from '../domain/index.js';
+import type { FlushJob } from '../jobs/flush-jobs.js';
+
+export type VmEvent =
+  | { readonly id: string; readonly type: 'decision'; readonly vmId: VmId; readonly revision: number; readonly command: string; readonly actor: string; readonly decision: Decision; readonly jobId?: string; readonly after?: readonly string[] }
+  | { readonly id: string; readonly type: 'policy'; readonly vmId: VmId; readonly revision: number; readonly actor: string; readonly decision: Decision; readonly jobId?: string; readonly after?: readonly string[] }
+  | { readonly id: string; readonly type: 'deleted'; readonly vmId: VmId; readonly revision: number; readonly actor: string; readonly decision: Decision; readonly jobId?: string }
+  | { readonly id: string; readonly type: 'flush-job'; readonly vmId: VmId; readonly job: FlushJob }
+  | { readonly id: string; readonly type: 'changed'; readonly vmId: VmId; readonly revision: number }
+  | { readonly id: string; readonly type: 'reset'; readonly vmId: VmId; readonly reason: string };
+
+type Emitted = VmEvent extends infer E ? (E extends { id: string } ? Omit<E, 'id'> : never) : never;
+
+export type Listener = (event: VmEvent) => void;
+
+interface Log {
+  readonly events: VmEvent[];
+  readonly listeners: Set<Listener>;
+  /** The counter of the last event dropped from the ring (0: none). */
+  dropped: number;
+}
+
+export class VmEvents {
+  readonly #epoch: string;
+  #next = 0;
+  readonly #logs = new Map<string, Log>();
+  readonly #keep: number;
+  /** The counter when a log was last forgotten (a deleted VM's). */
+  #forgotten = 0;
+
+  constructor(options: { keep?: number; epoch?: number } = {}) {
+    this.#keep = options.keep ?? 256;
+    this.#epoch = String(options.epoch ?? Date.now());
+  }
+
+  #log(vmId: string): Log {
+    let log = this.#logs.get(vmId);
+    if (log === undefined) {
+      // A log made afresh holds nothing from before the last log forgotten.
+      log = { events: [], listeners: new Set(), dropped: this.#forgotten };
+      this.#logs.set(vmId, log);
+    }
+    return log;
+  }
+
+  /** Records an event of `vmId` and hands it to its subscribers. */
+  emit(event: Emitted): void {
+    const full = { ...event, id: `${this.#epoch}.${++this.#next}` } as VmEvent;
+    const log = this.#log(event.vmId);
+    log.events.push(full);
+    if (log.events.length > this.#keep) {
+      const gone = log.events.splice(0, log.events.length - this.#keep);
+      log.dropped = counter(gone[gone.length - 1]?.id ?? '0.0');
+    }
+    for (const listener of log.listeners) listener(full);
+    // A deleted VM's log goes once nobody follows it; a VM made again starts a new one.
+    if (event.type === 'deleted' && log.listeners.size === 0) {
+      this.#logs.delete(event.vmId);
+      this.#forgotten = this.#next;
+    }
+  }
+
+  /**
+   * Follows `vmId`: first the events after `lastId` still held (or a `reset` when `lastId` is
+   * no longer held), then every new one, until the returned function is called.
+   */
+  subscribe(vmId: VmId, lastId: string | undefined, listener: Listener): () => void {
+    const log = this.#log(vmId);
+    if (lastId !== undefined) {
+      const [epoch, n] = lastId.split('.');
+      const last = Number(n);
+      if (epoch === this.#epoch && Number.isSafeInteger(last) && last >= log.dropped && last <= this.#next) {
+        for (const e of log.events) if (counter(e.id) > last) listener(e);
+      } else {
+        listener({ id: `${this.#epoch}.${this.#next}`, type: 'reset', vmId, reason: `events after ${lastId} are no longer held: re-read the VM (GET /v1/vms/${vmId})` });
+      }
+    }
+    log.listeners.add(listener);
+    return () => {
+      log.listeners.delete(listener);
+      if (log.listeners.size === 0 && log.events.length === 0) this.#logs.delete(vmId);
+    };
+  }
+}
+
+function counter(id: string): number {
+  return Number(id.slice(id.indexOf('.') + 1));
+}

@@ -1,0 +1,185 @@
+/**
+ * GET /v1/vms/{vmId}/events against a real listening server: a flush caused by someone else
+ * reaches the VM's VMM on its stream, the VMM acknowledges it, Last-Event-ID resumes without
+ * loss, an id no longer held answers `reset`, idle streams get heartbeats, and a token scoped to
+ * other VMs cannot subscribe.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TokenTable } from '../../src/http/auth.js';
+import { build } from '../helpers/app.js';
+
+interface SseEvent {
+  id: string;
+  event: string;
+  data: Record<string, unknown> & { flush?: { jobId?: string; cause?: string; after?: string[] }; state?: string; id?: string };
+}
+
+/** An open event stream: events as they come, and comment lines counted. */
+class Stream {
+  readonly events: SseEvent[] = [];
+  comments = 0;
+  readonly #controller = new AbortController();
+  readonly status: Promise<number>;
+  #buffer = '';
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.status = fetch(url, { headers, signal: this.#controller.signal }).then((res) => {
+      void this.#read(res);
+      return res.status;
+    });
+  }
+
+  async #read(res: Response): Promise<void> {
+    if (res.body === null) return;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) {
+        this.#buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let at: number;
+        while ((at = this.#buffer.indexOf('\n\n')) >= 0) {
+          const frame = this.#buffer.slice(0, at);
+          this.#buffer = this.#buffer.slice(at + 2);
+          if (frame.startsWith(':')) {
+            this.comments++;
+            continue;
+          }
+          const fields = Object.fromEntries(frame.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
+          this.events.push({ id: fields['id'] ?? '', event: fields['event'] ?? '', data: JSON.parse(fields['data'] ?? '{}') as SseEvent['data'] });
+        }
+      }
+    } catch {
+      // aborted
+    }
+  }
+
+  /** Waits (at most 5 s) until `predicate` holds for an event, and returns it. */
+  async next(predicate: (e: SseEvent) => boolean): Promise<SseEvent> {
+    for (let i = 0; i < 500; i++) {
+      const found = this.events.find(predicate);
+      if (found !== undefined) return found;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`no such event; got ${JSON.stringify(this.events.map((e) => [e.event, e.data.state ?? e.data['command']]))}`);
+  }
+
+  close(): void {
+    this.#controller.abort();
+  }
+}
+
+let app: FastifyInstance | undefined;
+const streams: Stream[] = [];
+afterEach(async () => {
+  for (const s of streams.splice(0)) s.close();
+  await app?.close();
+  app = undefined;
+});
+
+async function serve(options: Parameters<typeof build>[0] = {}): Promise<{ a: FastifyInstance; base: string }> {
+  const a = await build(options);
+  app = a;
+  const base = await a.listen({ host: '127.0.0.1', port: 0 });
+  return { a, base };
+}
+
+async function call(base: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  });
+  const text = await res.text();
+  if (res.status >= 300 && res.status !== 403) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+}
+
+function open(url: string, headers?: Record<string, string>): Stream {
+  const s = new Stream(url, headers);
+  streams.push(s);
+  return s;
+}
+
+/** vmq: trap with onEnable deny, a non-coherent domain, a device with the bit clear, a 2 MiB pin (no flush). */
+async function quirkVm(base: string): Promise<void> {
+  await call(base, 'PUT', '/v1/vms/vmq', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'deny' } });
+  await call(base, 'PUT', '/v1/vms/vmq/domains/d0', { enforceCacheCoherency: false });
+  await call(base, 'PUT', '/v1/vms/vmq/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x1d0f', deviceId: '0x1234', function: 'pf', nosnoop: 'disabled' });
+  await call(base, 'POST', '/v1/vms/vmq/pins', { iova: '0x0', hpa: '0x40000000', length: '0x200000' });
+}
+
+describe('VM event streams', () => {
+  it("an operator's quirk change reaches the VM's VMM as a decision and a pending job; its ack follows", async () => {
+    const { base } = await serve();
+    await quirkVm(base);
+    const stream = open(`${base}/v1/vms/vmq/events`);
+    expect(await stream.status).toBe(200);
+    await call(base, 'PUT', '/v1/quirks', { quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'] }] });
+    const decision = await stream.next((e) => e.event === 'decision');
+    expect(decision.data).toMatchObject({ vmId: 'vmq', command: 'put-quirks', actor: 'anonymous', flush: { required: true, cause: 'replay', when: 'before-map', bytes: '0x200000', ranges: [{ hpa: '0x40000000', length: '0x200000' }] } });
+    const jobId = decision.data.flush?.jobId as string;
+    expect(jobId).toMatch(/^fj-/);
+    const pending = await stream.next((e) => e.event === 'flush-job' && e.data.state === 'pending');
+    expect(pending.data).toMatchObject({ id: jobId, vmId: 'vmq', cause: 'replay', state: 'pending' });
+    await call(base, 'POST', `/v1/flush-jobs/${jobId}/ack`, {});
+    expect((await stream.next((e) => e.event === 'flush-job' && e.data.state === 'acknowledged')).data.id).toBe(jobId);
+    // Event ids grow in the order the events were sent.
+    const ids = stream.events.map((e) => Number(e.id.split('.')[1]));
+    expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+  });
+
+  it('Last-Event-ID resumes without loss or repeat; policy and deleted events; an id no longer held answers reset', async () => {
+    const { base } = await serve();
+    await quirkVm(base);
+    const first = open(`${base}/v1/vms/vmq/events`);
+    expect(await first.status).toBe(200);
+    await call(base, 'POST', '/v1/vms/vmq/pins', { iova: '0x400000', hpa: '0x80000000', length: '0x1000' });
+    const seen = await first.next((e) => e.event === 'decision' && e.data['command'] === 'pin');
+    first.close();
+    // Missed while away: an unpin and a policy change.
+    await call(base, 'POST', '/v1/vms/vmq/unpins', { iova: '0x400000', length: '0x1000' });
+    await call(base, 'PUT', '/v1/vms/vmq', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
+    const again = open(`${base}/v1/vms/vmq/events`, { 'last-event-id': seen.id });
+    expect(await again.status).toBe(200);
+    const policy = await again.next((e) => e.event === 'policy');
+    expect(policy.data).toMatchObject({ vmId: 'vmq', actor: 'anonymous' });
+    await again.next((e) => e.event === 'flush-job' && e.data.state === 'pending');
+    // The pessimistic policy replays the 2 MiB pin: its job follows the decision naming it.
+    expect(again.events.map((e) => `${e.event}:${(e.data['command'] as string | undefined) ?? e.data.state ?? ''}`)).toEqual(['decision:unpin', 'policy:', 'flush-job:pending']);
+    expect(again.events[2]?.data.id).toBe(policy.data.flush?.jobId);
+    // The deletion reaches the open stream.
+    await call(base, 'DELETE', '/v1/vms/vmq');
+    expect((await again.next((e) => e.event === 'deleted')).data).toMatchObject({ vmId: 'vmq' });
+    // An id from an earlier start of the service, or one the VM's log no longer holds: reset.
+    await quirkVm(base);
+    const stale = open(`${base}/v1/vms/vmq/events`, { 'last-event-id': '1.1' });
+    expect(await stale.status).toBe(200);
+    expect((await stale.next(() => true)).event).toBe('reset');
+    expect(await open(`${base}/v1/vms/nope/events`).status).toBe(404);
+  });
+
+  it('an idle stream gets heartbeats', async () => {
+    const { base } = await serve({ eventHeartbeatMs: 30 });
+    await quirkVm(base);
+    const stream = open(`${base}/v1/vms/vmq/events`);
+    expect(await stream.status).toBe(200);
+    for (let i = 0; i < 100 && stream.comments < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(stream.comments).toBeGreaterThanOrEqual(3);
+    expect(stream.events).toEqual([]);
+  });
+
+  it('a token scoped to vm-a* cannot subscribe to vm-b; one scoped to vm-b can', async () => {
+    const A = 'vmm-a-token-0123456789';
+    const B = 'vmm-b-token-0123456789';
+    const { base } = await serve({
+      tokens: new TokenTable([
+        { id: 'a', token: A, scopes: ['vmm'], vms: ['vm-a*'] },
+        { id: 'b', token: B, scopes: ['vmm'], vms: ['vm-b*'] }
+      ])
+    });
+    await call(base, 'PUT', '/v1/vms/vm-b1', { arch: 'x86_64', policy: { mode: 'pessimistic' } }, B);
+    expect(await open(`${base}/v1/vms/vm-b1/events`, { authorization: `Bearer ${A}` }).status).toBe(403);
+    expect(await open(`${base}/v1/vms/vm-b1/events`).status).toBe(401);
+    expect(await open(`${base}/v1/vms/vm-b1/events`, { authorization: `Bearer ${B}` }).status).toBe(200);
+  });
+});
