@@ -162,6 +162,10 @@ export class CoherencyClient {
   listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<unknown>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
   }
+  /** Reports the job's flush performed (optionally what was flushed and how long it took). */
+  ackFlushJob(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<unknown> {
+    return this.#call('POST', `/v1/flush-jobs/${enc(jobId)}/ack`, report);
+  }
 
   // ---- what-if simulations ----
   /** Replays a reference trace (`{reference}`) or a JSON Lines trace (`{trace}`) under every mode. */

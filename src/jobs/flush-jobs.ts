@@ -406,10 +406,14 @@ export class FlushJobs {
     return waiter.promise.then(() => undefined);
   }
 
-  /** Resolves once job `id` is planned and its acknowledgement (if any) kept. */
+  /** Resolves once job `id` is planned and its acknowledgement kept. */
   async #planned(id: string): Promise<void> {
     await this.wait(id);
+    await this.#ackSaved.get(id);
   }
+
+  /** Records of acknowledgements made while their job was being planned, until kept. */
+  readonly #ackSaved = new Map<string, Promise<void>>();
 
   #acknowledged(job: FlushJob): Promise<void> {
     job.state = 'acknowledged';
@@ -500,7 +504,10 @@ export class FlushJobs {
         this.#settled.delete(job.id);
         if (job.state === 'pending' && (job.acknowledgedAt ?? null) !== null) {
           // Acknowledged while it was being planned.
-          await this.#acknowledged(job).catch(() => undefined);
+          const saved = this.#acknowledged(job);
+          this.#ackSaved.set(job.id, saved);
+          await saved.catch(() => undefined);
+          this.#ackSaved.delete(job.id);
         } else {
           if (job.state === 'pending') this.#wbinvd.set(job.id, batch.wbinvdAbovePages);
           this.#keep(job, batch.wbinvdAbovePages);
