@@ -70,6 +70,41 @@ export interface ClientOptions {
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
+/** One event of a VM's stream: its id (absent on `dropped`), its type and its data. */
+export interface VmEventMessage {
+  readonly id?: string;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** One SSE frame; undefined for a comment (a heartbeat). */
+function parseSse(frame: string): VmEventMessage | undefined {
+  let id: string | undefined;
+  let type = 'message';
+  const data: string[] = [];
+  for (const line of frame.split('\n')) {
+    if (line.startsWith(':') || line === '') continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
+    if (field === 'id') id = value;
+    else if (field === 'event') type = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return undefined;
+  return { ...(id === undefined ? {} : { id }), type, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
+}
+
+function apiError(status: number, text: string): CoherencyApiError {
+  let problem: ProblemDetails | undefined;
+  try {
+    problem = JSON.parse(text) as ProblemDetails;
+  } catch {
+    problem = undefined;
+  }
+  return new CoherencyApiError(status, problem?.code ?? `HTTP_${status}`, problem?.detail ?? `HTTP ${status}`, problem);
+}
+
 export class CoherencyClient {
   readonly #pool: Pool;
   readonly #headers: Record<string, string>;
@@ -95,13 +130,7 @@ export class CoherencyClient {
     });
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as T;
-    let problem: ProblemDetails | undefined;
-    try {
-      problem = JSON.parse(text) as ProblemDetails;
-    } catch {
-      problem = undefined;
-    }
-    throw new CoherencyApiError(res.statusCode, problem?.code ?? `HTTP_${res.statusCode}`, problem?.detail ?? `HTTP ${res.statusCode}`, problem);
+    throw apiError(res.statusCode, text);
   }
 
   // ---- VMs ----
@@ -163,8 +192,51 @@ export class CoherencyClient {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
   }
   /** Reports the job's flush performed (optionally what was flushed and how long it took). */
-  ackFlushJob(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<unknown> {
+  ack(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<unknown> {
     return this.#call('POST', `/v1/flush-jobs/${enc(jobId)}/ack`, report);
+  }
+
+  // ---- events ----
+  /**
+   * The VM's events as they come (GET /v1/vms/{vmId}/events). A dropped connection is resumed
+   * from the last id read, after `retryMs`; a `reset` event says the events in between are no
+   * longer held (re-read the VM). Ends when `signal` aborts; an answer other than 200 that a
+   * retry cannot help (an unknown VM, a token out of scope) is thrown.
+   */
+  async *events(vmId: string, options: { lastEventId?: string; signal?: AbortSignal; retryMs?: number } = {}): AsyncGenerator<VmEventMessage> {
+    let last = options.lastEventId;
+    const signal = options.signal;
+    const aborted = (): boolean => signal?.aborted === true;
+    while (!aborted()) {
+      try {
+        const res = await this.#pool.request({
+          method: 'GET',
+          path: `/v1/vms/${enc(vmId)}/events`,
+          headers: { ...this.#headers, accept: 'text/event-stream', ...(last === undefined ? {} : { 'last-event-id': last }) },
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: 0,
+          ...(signal === undefined ? {} : { signal })
+        });
+        if (res.statusCode !== 200) throw apiError(res.statusCode, await res.body.text());
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for await (const chunk of res.body) {
+          buffer += decoder.decode(chunk as Buffer, { stream: true });
+          let at: number;
+          while ((at = buffer.indexOf('\n\n')) >= 0) {
+            const message = parseSse(buffer.slice(0, at));
+            buffer = buffer.slice(at + 2);
+            if (message === undefined) continue;
+            if (message.id !== undefined) last = message.id;
+            yield message;
+          }
+        }
+      } catch (err) {
+        if (aborted()) return;
+        if (err instanceof CoherencyApiError && err.status < 500 && err.status !== 429) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 1000));
+    }
   }
 
   // ---- what-if simulations ----

@@ -32,6 +32,10 @@ export interface AppOptions {
   readonly runtime?: Runtime;
   readonly logger?: FastifyServerOptions['logger'];
   readonly batchLimit?: number;
+  /** Bytes an event subscriber may fall behind by before it is dropped (default 4 MiB). */
+  readonly eventMaxBehindBytes?: number;
+  /** Event streams a token (or an address without tokens) may hold open at once (default 16). */
+  readonly eventStreamsPerClient?: number;
   /** How often an idle event stream gets a comment line (ms; default 15 s). */
   readonly eventHeartbeatMs?: number;
   /** How long ?wait=true waits for earlier flushes to be acknowledged (ms; default 10 s). */
@@ -130,7 +134,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(pinRoutes);
   await app.register(decisionRoutes);
   await app.register(flushJobRoutes);
-  await app.register(eventRoutes, { heartbeatMs: options.eventHeartbeatMs ?? 15_000 });
+  await app.register(eventRoutes, {
+    heartbeatMs: options.eventHeartbeatMs ?? 15_000,
+    streamsPerClient: options.eventStreamsPerClient ?? 16,
+    ...(options.eventMaxBehindBytes === undefined ? {} : { maxBehindBytes: options.eventMaxBehindBytes })
+  });
   await app.register(quirkRoutes);
   await app.register(auditRoutes);
   await app.register(simulationRoutes, { simulator: runtime.simulator });

@@ -111,7 +111,7 @@ describe('GPU VM life over HTTP', () => {
       expect(vm.pinned).toEqual({ ranges: 1, bytes: GiB8, flushOnUnpinBytes: e.unpin ?? '0x0' });
       // The VMM performs the flushes it was answered and acknowledges them: nothing stays open.
       for (const jobId of [pin.flush.jobId, enable.flush.jobId]) {
-        if (jobId !== undefined) expect(await client.ackFlushJob(jobId, { durationNs: 1000 })).toMatchObject({ id: jobId, state: 'acknowledged' });
+        if (jobId !== undefined) expect(await client.ack(jobId, { durationNs: 1000 })).toMatchObject({ id: jobId, state: 'acknowledged' });
       }
       expect((await client.getVm(vmId)).openFlushJobs).toEqual([]);
 

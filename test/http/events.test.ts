@@ -4,6 +4,7 @@
  * loss, an id no longer held answers `reset`, idle streams get heartbeats, and a token scoped to
  * other VMs cannot subscribe.
  */
+import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenTable } from '../../src/http/auth.js';
@@ -181,5 +182,52 @@ describe('VM event streams', () => {
     expect(await open(`${base}/v1/vms/vm-b1/events`, { authorization: `Bearer ${A}` }).status).toBe(403);
     expect(await open(`${base}/v1/vms/vm-b1/events`).status).toBe(401);
     expect(await open(`${base}/v1/vms/vm-b1/events`, { authorization: `Bearer ${B}` }).status).toBe(200);
+  });
+
+  it('a client may hold a bounded number of streams; one more is 429 TOO_MANY_STREAMS until one closes', async () => {
+    const { base } = await serve({ eventStreamsPerClient: 2 });
+    await quirkVm(base);
+    const one = open(`${base}/v1/vms/vmq/events`);
+    const two = open(`${base}/v1/vms/vmq/events`);
+    expect([await one.status, await two.status]).toEqual([200, 200]);
+    const three = await fetch(`${base}/v1/vms/vmq/events`);
+    expect(three.status).toBe(429);
+    expect(((await three.json()) as { code: string }).code).toBe('TOO_MANY_STREAMS');
+    one.close();
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const again = open(`${base}/v1/vms/vmq/events`);
+      status = await again.status;
+      if (status !== 200) again.close();
+    }
+    expect(status).toBe(200);
+  });
+
+  it('a subscriber that stops reading is dropped with a reason once too far behind, and the stream ends', async () => {
+    const { base } = await serve({ eventMaxBehindBytes: 64 * 1024 });
+    await call(base, 'PUT', '/v1/vms/big', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
+    await call(base, 'PUT', '/v1/vms/big/domains/d0', { enforceCacheCoherency: false });
+    const url = new URL(base);
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`GET /v1/vms/big/events HTTP/1.1\r\nhost: ${url.host}\r\naccept: text/event-stream\r\n\r\n`);
+    socket.pause();
+    // Pins of 10,000 flushed pages: each decision event lists 10,000 ranges (about 0.5 MB).
+    for (let b = 0; b < 30; b++) {
+      const ranges = Array.from({ length: 10_000 }, (_, i) => ({ iova: `0x${((b * 10_000 + i) * 0x2000).toString(16)}`, hpa: `0x${((b * 10_000 + i) * 0x2000).toString(16)}`, length: '0x1000' }));
+      await call(base, 'POST', '/v1/vms/big/pins', { ranges });
+    }
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      text += d;
+    });
+    socket.resume();
+    // The response ends (its last chunk) while the connection itself may stay open for reuse.
+    for (let i = 0; i < 500 && !text.endsWith('\r\n0\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(text.endsWith('\r\n0\r\n\r\n')).toBe(true);
+    expect(text).toMatch(/event: dropped\ndata: \{"vmId":"big","reason":"the subscriber fell \d+ bytes behind; reconnect with Last-Event-ID to resume"\}/);
+    socket.destroy();
   });
 });

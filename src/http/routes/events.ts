@@ -11,8 +11,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { VmEvent } from '../../service/vm-events.js';
-import { problems, VmParams } from '../schemas/common.js';
+import { Problem, problems, VmParams } from '../schemas/common.js';
 import { decisionWire, vmIdOf } from '../wire.js';
+import { HttpError } from '../errors.js';
 import { jobWire } from './flush-jobs.js';
 
 /** The data line of an event. */
@@ -44,9 +45,16 @@ export function sseFrame(event: VmEvent): string {
   return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(dataOf(event))}\n\n`;
 }
 
-export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: number }): void {
+/** Bytes a subscriber may fall behind by before its stream is dropped (it resumes by id). */
+const MAX_BEHIND_BYTES = 4 * 1024 * 1024;
+
+export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: number; streamsPerClient?: number; maxBehindBytes?: number }): void {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const maxBehindBytes = opts.maxBehindBytes ?? MAX_BEHIND_BYTES;
+  const streamsPerClient = opts.streamsPerClient ?? 16;
   const open = new Set<() => void>();
+  /** Open streams per token (or per address without tokens). */
+  const perClient = new Map<string, number>();
   // Streams never end by themselves: end them when the server closes.
   app.addHook('preClose', (done) => {
     for (const end of open) end();
@@ -60,32 +68,47 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
         tags: ['vms'],
         summary: "The VM's events (Server-Sent Events, text/event-stream)",
         description:
-          'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge), `changed` (changed through another replica sharing the store: re-read the VM) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start: re-read the VM). Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open.',
+          'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge), `changed` (changed through another replica sharing the store: re-read the VM) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start: re-read the VM). Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open. A subscriber more than 4 MiB behind gets a `dropped` event and the stream ends (it resumes by id); a token may hold 16 streams at once (429 TOO_MANY_STREAMS beyond).',
         params: VmParams,
         headers: z.object({ 'last-event-id': z.string().max(64).optional() }),
-        response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404] }
+        response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404], 429: Problem }
       }
     },
     (request, reply) => {
       const vmId = vmIdOf(request.params);
       app.policy.vm(vmId); // 404 for an unknown VM
+      const client = request.principal?.id ?? `address ${request.ip}`;
+      const streams = perClient.get(client) ?? 0;
+      if (streams >= streamsPerClient) throw new HttpError('TOO_MANY_STREAMS', `${client} has ${streams} event streams open already (at most ${streamsPerClient}); close one first`);
+      perClient.set(client, streams + 1);
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': request.id });
       raw.write(': events of VM ' + vmId + '\n\n');
-      const unsubscribe = app.policy.events.subscribe(vmId, request.headers['last-event-id'], (event) => {
-        raw.write(sseFrame(event));
-      });
-      const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
       let ended = false;
+      let unsubscribe = (): void => undefined;
+      const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
       const end = (): void => {
         if (ended) return;
         ended = true;
+        perClient.set(client, (perClient.get(client) ?? 1) - 1);
+        if (perClient.get(client) === 0) perClient.delete(client);
         clearInterval(heartbeat);
         unsubscribe();
         open.delete(end);
         raw.end();
       };
+      unsubscribe = app.policy.events.subscribe(vmId, request.headers['last-event-id'], (event) => {
+        if (ended) return;
+        if (raw.writableLength > maxBehindBytes) {
+          // Too slow to keep up: dropped with the reason, it resumes from the last id it read.
+          raw.write(`event: dropped\ndata: ${JSON.stringify({ vmId, reason: `the subscriber fell ${raw.writableLength} bytes behind; reconnect with Last-Event-ID to resume` })}\n\n`);
+          end();
+          return;
+        }
+        raw.write(sseFrame(event));
+      });
+      if (ended) unsubscribe();
       open.add(end);
       request.raw.once('close', end);
     }
