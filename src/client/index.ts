@@ -191,6 +191,17 @@ export class CoherencyClient {
   listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<unknown>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
   }
+  /** Every coalesced host range of a job, all pages read (GET /v1/flush-jobs/{jobId}/ranges). */
+  async listFlushJobRanges(jobId: string): Promise<{ hpa: string; length: string }[]> {
+    const out: { hpa: string; length: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page: Page<{ hpa: string; length: string }> = await this.#call('GET', `/v1/flush-jobs/${enc(jobId)}/ranges`, undefined, { limit: 10_000, cursor });
+      out.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    return out;
+  }
   /** Reports the job's flush performed (optionally what was flushed and how long it took). */
   ack(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<unknown> {
     return this.#call('POST', `/v1/flush-jobs/${enc(jobId)}/ack`, report);
