@@ -369,7 +369,7 @@ export class FlushJobs {
    */
   outstanding(vmId: VmId, cause?: FlushCause): FlushJob[] {
     if (this.acks === 'answered') return [];
-    return this.open(vmId).filter((job) => cause === undefined || job.cause === cause);
+    return this.open(vmId).filter((job) => (job.acknowledgedAt ?? null) === null && (cause === undefined || job.cause === cause));
   }
 
   /**
@@ -384,6 +384,9 @@ export class FlushJobs {
     if (isSettled(job) || (job.acknowledgedAt ?? null) !== null) return { job, saved: Promise.resolve() };
     job.acknowledgedAt = this.#clock();
     job.report = report;
+    // Whoever waits for it may go on now: the VMM has flushed.
+    this.#ackWaiters.get(id)?.resolve(job);
+    this.#ackWaiters.delete(id);
     const batch = this.#batches.get(id);
     if (batch !== undefined) this.#seal(batch);
     if (job.state !== 'pending') return { job, saved: this.#planned(id) };
@@ -393,7 +396,7 @@ export class FlushJobs {
   /** Resolves once job `id` is acknowledged (or settled otherwise, or forgotten). */
   acked(id: string): Promise<void> {
     const job = this.#jobs.get(id);
-    if (job === undefined || isSettled(job)) return Promise.resolve();
+    if (job === undefined || isSettled(job) || (job.acknowledgedAt ?? null) !== null) return Promise.resolve();
     let waiter = this.#ackWaiters.get(id);
     if (waiter === undefined) {
       let resolve!: (job: FlushJob) => void;
