@@ -27,6 +27,7 @@ const EnvSchema = z.object({
   FLUSH_JOB_MAX_AGE: z.coerce.number().int().min(1).default(3_600),
   AUDIT_RETENTION: z.coerce.number().int().min(1).default(30),
   FLUSH_ACKS: z.enum(['required', 'answered']).default('required'),
+  MAX_UNACKED_JOBS: z.coerce.number().int().min(1).default(10_000),
   FLUSH_ACK_TIMEOUT: z.coerce.number().min(0).max(3_600).default(10),
   POOL_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   SIM_THREADS: z.coerce.number().int().min(0).max(256).optional(),
@@ -64,6 +65,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   /** `required`: a flush job is pending until its VMM acknowledges it; `answered`: done once answered (weaker). */
   readonly flushAcks: 'required' | 'answered';
+  /** Flush jobs of one VM waiting for acknowledgement beyond which changes to it are refused. */
+  readonly maxUnackedJobs: number;
   /** How long ?wait=true waits for earlier flushes to be acknowledged (s). */
   readonly flushAckTimeoutSeconds: number;
   /** Worker threads planning flushes; absent: CPU count - 1 (at least 1). */
@@ -123,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushJobMaxAgeSeconds: e.FLUSH_JOB_MAX_AGE,
     auditRetentionDays: e.AUDIT_RETENTION,
     flushAcks: e.FLUSH_ACKS,
+    maxUnackedJobs: e.MAX_UNACKED_JOBS,
     flushAckTimeoutSeconds: e.FLUSH_ACK_TIMEOUT,
     poolThreads: e.POOL_THREADS,
     simThreads: e.SIM_THREADS,

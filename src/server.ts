@@ -53,6 +53,7 @@ const runtime = createRuntime({
   jobMaxAgeMs: config.flushJobMaxAgeSeconds * 1000,
   auditRetentionMs: config.auditRetentionDays * 86_400_000,
   flushAcks: config.flushAcks,
+  maxUnackedJobs: config.maxUnackedJobs,
   ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }),
   ...(config.simThreads === undefined ? {} : { simThreads: config.simThreads })
 });

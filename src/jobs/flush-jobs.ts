@@ -70,6 +70,11 @@ export interface FlushJobsOptions {
   readonly maxBatchPages?: number;
   /** Jobs queued or running beyond which new decisions are refused (503). */
   readonly maxPending?: number;
+  /**
+   * Jobs of one VM its VMM has not acknowledged beyond which changes to that VM are refused
+   * (503): a VMM that never acknowledges cannot grow the service's memory and store for ever.
+   */
+  readonly maxUnacknowledged?: number;
   /** Finished jobs kept for GET, oldest forgotten first. */
   readonly history?: number;
   /** Finished jobs older than this (ms since they finished) are forgotten too. */
@@ -111,8 +116,11 @@ export class FlushAckTimeoutError extends Error {
 export class OverloadedError extends Error {
   override readonly name = 'OverloadedError';
   readonly code = 'OVERLOADED';
-  constructor(readonly retryAfterSeconds: number) {
-    super('the flush queue is full; retry shortly');
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = 'the flush queue is full; retry shortly'
+  ) {
+    super(message);
   }
 }
 
@@ -149,6 +157,7 @@ export class FlushJobs {
   readonly #windowMs: number;
   readonly #maxBatchPages: number;
   readonly #maxPending: number;
+  readonly #maxUnacknowledged: number;
   readonly #history: number;
   readonly #chunkPages: number;
   readonly #clock: () => number;
@@ -176,6 +185,7 @@ export class FlushJobs {
     this.#windowMs = options.windowMs ?? 2;
     this.#maxBatchPages = options.maxBatchPages ?? 16 * 262_144; // 16 GiB
     this.#maxPending = options.maxPending ?? 10_000;
+    this.#maxUnacknowledged = options.maxUnacknowledged ?? 10_000;
     this.#history = options.history ?? 1_000;
     this.#chunkPages = options.chunkPages ?? CHUNK_PAGES;
     this.#clock = options.clock ?? Date.now;
@@ -199,6 +209,7 @@ export class FlushJobs {
       // Planned jobs come back as they were, pending ones still waiting for their VMM.
       if (isPlanned(job)) {
         if (job.ranges === null && pairs !== null) job.ranges = coalescePairs(pairs);
+        if (job.state === 'pending') this.#countPending(job, 1);
         this.#jobs.set(job.id, job);
         const list = this.#byVm.get(job.vmId) ?? [];
         list.push(job.id);
@@ -226,8 +237,25 @@ export class FlushJobs {
   }
 
   /** Refuses new work (before any decision is made) when the queue is full or closing. */
-  assertCapacity(): void {
+  assertCapacity(vmId?: VmId): void {
     if (this.#closed || this.#pending >= this.#maxPending) throw new OverloadedError(1);
+    if (vmId !== undefined && this.acks === 'required' && this.#unacknowledged(vmId) >= this.#maxUnacknowledged) {
+      throw new OverloadedError(1, `VM ${vmId} has ${this.#maxUnacknowledged} flush jobs its VMM has not acknowledged (POST /v1/flush-jobs/{jobId}/ack); changes to it are refused until it catches up`);
+    }
+  }
+
+  /** Planned jobs of a VM still waiting for their acknowledgement. */
+  #unacknowledged(vmId: VmId): number {
+    return this.#pendingByVm.get(vmId) ?? 0;
+  }
+
+  readonly #pendingByVm = new Map<VmId, number>();
+
+  /** Counts a job entering (+1) or leaving (-1) the `pending` state. */
+  #countPending(job: FlushJob, delta: 1 | -1): void {
+    const n = (this.#pendingByVm.get(job.vmId) ?? 0) + delta;
+    if (n <= 0) this.#pendingByVm.delete(job.vmId);
+    else this.#pendingByVm.set(job.vmId, n);
   }
 
   /** Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns the job id. */
@@ -419,6 +447,7 @@ export class FlushJobs {
   readonly #ackSaved = new Map<string, Promise<void>>();
 
   #acknowledged(job: FlushJob): Promise<void> {
+    if (job.state === 'pending') this.#countPending(job, -1);
     job.state = 'acknowledged';
     this.#onState(job);
     this.#ackWaiters.get(job.id)?.resolve(job);
@@ -502,6 +531,7 @@ export class FlushJobs {
       .then(async () => {
         job.finishedAt = this.#clock();
         this.#pending--;
+        if (job.state === 'pending') this.#countPending(job, 1);
         this.#onState(job);
         this.#settled.get(job.id)?.resolve(job);
         this.#settled.delete(job.id);

@@ -263,7 +263,7 @@ export class PolicyService {
       if (cmd.type === 'devctl' && dryRun) return this.#failClosedDevctl(cmd.write);
       throw new StoreUnavailableError('the state cannot be vouched for: the store failed or has not been loaded; refusing changes', { cause: this.#failure ?? undefined });
     }
-    if (!dryRun) this.jobs?.assertCapacity();
+    if (!dryRun) this.jobs?.assertCapacity(cmd.type === 'put-quirks' ? undefined : cmd.vmId);
     // What is stored is what was decided: the policy resolved now, not the defaults of a later start.
     if (!dryRun) cmd = decidedCommand(this.state, cmd);
     // Teardown removes the VM: remember how it flushes before it is gone.

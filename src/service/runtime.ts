@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   readonly auditRetentionMs?: number;
   /** Whether VMMs acknowledge flushes (default) or they count as done once answered. */
   readonly flushAcks?: FlushAcks;
+  /** Jobs of one VM waiting for acknowledgement beyond which changes to it are refused (default 10,000). */
+  readonly maxUnackedJobs?: number;
 }
 
 export interface Runtime {
@@ -100,6 +102,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.jobHistory === undefined ? {} : { history: options.jobHistory }),
     ...(options.jobMaxAgeMs === undefined ? {} : { maxAgeMs: options.jobMaxAgeMs }),
     ...(options.flushAcks === undefined ? {} : { acks: options.flushAcks }),
+    ...(options.maxUnackedJobs === undefined ? {} : { maxUnacknowledged: options.maxUnackedJobs }),
     ...(options.store === undefined
       ? {}
       : {

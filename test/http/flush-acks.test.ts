@@ -166,4 +166,26 @@ describe('flush jobs the VMM acknowledges', () => {
     expect(y.flush?.after).toBeUndefined();
     expect((await ok(a, 'GET', '/v1/vms/vm1'))['openFlushJobs']).toEqual([]);
   });
+
+  it('a VM whose VMM leaves MAX_UNACKED_JOBS jobs unacknowledged has its changes refused (503) until it catches up; other VMs go on', async () => {
+    const a = await build({ runtime: createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile({ quirks: [] }), maxUnackedJobs: 2, windowMs: 0 }) });
+    app = a;
+    const jobs: string[] = [];
+    for (const vm of ['vm1', 'vm2']) {
+      await ok(a, 'PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'pessimistic' } });
+      await ok(a, 'PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
+    }
+    for (let i = 0; i < 2; i++) {
+      const pin = await ok(a, 'POST', '/v1/vms/vm1/pins?wait=true', { iova: `0x${(i * 0x2000).toString(16)}`, hpa: `0x${(0x100000 + i * 0x2000).toString(16)}`, length: '0x1000' });
+      jobs.push(pin.flush?.jobId as string);
+    }
+    const refused = await call(a, 'POST', '/v1/vms/vm1/pins', { iova: '0x10000', hpa: '0x900000', length: '0x1000' });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ code: 'OVERLOADED' });
+    expect(String(refused.body['detail'])).toMatch(/not acknowledged/);
+    expect((await ok(a, 'GET', '/v1/vms/vm1'))['pinned']).toMatchObject({ ranges: 2 });
+    expect((await call(a, 'POST', '/v1/vms/vm2/pins', { iova: '0x0', hpa: '0x100000', length: '0x1000' })).status).toBe(200);
+    await ok(a, 'POST', `/v1/flush-jobs/${jobs[0] as string}/ack`);
+    expect((await call(a, 'POST', '/v1/vms/vm1/pins', { iova: '0x10000', hpa: '0x900000', length: '0x1000' })).status).toBe(200);
+  });
 });
