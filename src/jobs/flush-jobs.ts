@@ -322,6 +322,13 @@ export class FlushJobs {
     let pages = 0;
     for (const r of ranges) pages += r.pages;
     append(batch, ranges);
+    // A flush promised before the VMM acknowledged the job and answered after: that
+    // acknowledgement did not cover it, so the job is outstanding again until the VMM, told of
+    // it by this answer, acknowledges once more.
+    if ((batch.job.acknowledgedAt ?? null) !== null) {
+      batch.job.acknowledgedAt = null;
+      batch.job.report = null;
+    }
     batch.job.decisions++;
     batch.job.requestedPages += pages;
     batch.reserved--;

@@ -248,3 +248,29 @@ describe('acknowledgements (FlushJobs)', () => {
     }
   });
 });
+
+describe('an acknowledgement covers the flushes answered before it', () => {
+  it('a flush promised to a job before its ack and answered after makes it outstanding again until acknowledged once more', async () => {
+    const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), windowMs: 50 });
+    try {
+      const jobs = runtime.jobs;
+      const vmId = parseVmId('vm1');
+      const policy = { flushMethod: 'clflushopt' as const, wbinvdAbovePages: null };
+      const first = jobs.submit(vmId, 'x86_64', policy, 'replay', [{ hpa: 10, pages: 2 }]);
+      // A second decision's flush is promised to the same job; its change is not durable yet.
+      const promised = jobs.reserve(vmId, 'x86_64', policy, 'replay', 1);
+      expect(promised.id).toBe(first);
+      const acked = jobs.acknowledge(first, {});
+      expect(jobs.outstanding(vmId, 'replay')).toEqual([]);
+      // Its change is kept and answered: the acknowledgement did not cover that flush.
+      jobs.fill(first, [{ hpa: 20, pages: 1 }]);
+      expect(jobs.outstanding(vmId, 'replay').map((j) => j.id)).toEqual([first]);
+      await acked?.saved;
+      expect(jobs.get(first)?.state).toBe('pending');
+      await jobs.acknowledge(first, {})?.saved;
+      expect(jobs.get(first)).toMatchObject({ state: 'acknowledged', decisions: 2 });
+    } finally {
+      await runtime.close();
+    }
+  });
+});
