@@ -1,10 +1,10 @@
 /**
  * Per-VM event log for GET /v1/vms/{vmId}/events (Server-Sent Events): every change to a VM
  * with its decision, its flush jobs as they become pending and are acknowledged, policy changes
- * and its deletion. Each VM keeps its most recent events (a bounded ring); a subscriber resuming
- * from an id still held gets every event after it, and one resuming from an id no longer held
- * (or from an earlier start of the service) is told to re-read the VM (`reset`), as a watch
- * answers "gone" for a compacted revision.
+ * and its deletion. Each VM keeps its most recent events (at most 256, listing at most 65,536
+ * flush ranges between them); a subscriber resuming from an id still held gets every event
+ * after it, and one resuming from an id no longer held (or from an earlier start of the service)
+ * is told to re-read the VM (`reset`), as a watch answers "gone" for a compacted revision.
  *
  * Event ids are `<epoch>.<n>`: the service start's epoch and a counter, so that an id from an
  * earlier start is never taken for one of this start.
@@ -26,6 +26,8 @@ export type Listener = (event: VmEvent) => void;
 
 interface Log {
   readonly events: VmEvent[];
+  /** The ranges the held events list, with one for each event (see `weight`). */
+  weight: number;
   readonly listeners: Set<Listener>;
   /** The counter of the last event dropped from the ring (0: none). */
   dropped: number;
@@ -39,8 +41,11 @@ export class VmEvents {
   /** The counter when a log was last forgotten (a deleted VM's). */
   #forgotten = 0;
 
-  constructor(options: { keep?: number; epoch?: number } = {}) {
+  readonly #keepRanges: number;
+
+  constructor(options: { keep?: number; keepRanges?: number; epoch?: number } = {}) {
     this.#keep = options.keep ?? 256;
+    this.#keepRanges = options.keepRanges ?? 65_536;
     this.#epoch = String(options.epoch ?? Date.now());
   }
 
@@ -48,7 +53,7 @@ export class VmEvents {
     let log = this.#logs.get(vmId);
     if (log === undefined) {
       // A log made afresh holds nothing from before the last log forgotten.
-      log = { events: [], listeners: new Set(), dropped: this.#forgotten };
+      log = { events: [], weight: 0, listeners: new Set(), dropped: this.#forgotten };
       this.#logs.set(vmId, log);
     }
     return log;
@@ -59,9 +64,17 @@ export class VmEvents {
     const full = { ...event, id: `${this.#epoch}.${++this.#next}` } as VmEvent;
     const log = this.#log(event.vmId);
     log.events.push(full);
-    if (log.events.length > this.#keep) {
-      const gone = log.events.splice(0, log.events.length - this.#keep);
-      log.dropped = counter(gone[gone.length - 1]?.id ?? '0.0');
+    log.weight += weight(full);
+    // At most `keep` events and `keepRanges` listed flush ranges: a VM pinning batches of 10,000
+    // ranges does not hold millions of them for subscribers that may never come.
+    let drop = 0;
+    while (log.events.length - drop > 1 && (log.events.length - drop > this.#keep || log.weight > this.#keepRanges)) {
+      log.weight -= weight(log.events[drop] as VmEvent);
+      drop++;
+    }
+    if (drop > 0) {
+      const gone = log.events.splice(0, drop);
+      log.dropped = counter((gone[gone.length - 1] as VmEvent).id);
     }
     for (const listener of log.listeners) listener(full);
     // A deleted VM's log goes once nobody follows it; a VM made again starts a new one.
@@ -96,4 +109,9 @@ export class VmEvents {
 
 function counter(id: string): number {
   return Number(id.slice(id.indexOf('.') + 1));
+}
+
+/** What an event holds on to: one, plus the flush ranges its decision lists. */
+function weight(event: VmEvent): number {
+  return 1 + ('decision' in event ? event.decision.flush.ranges.length : 0);
 }
