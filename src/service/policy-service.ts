@@ -36,6 +36,7 @@ import {
   type PolicyDefaults,
   type Quirk,
   type Decision,
+  type PciAddress,
   type FlushReceipt,
   type HostRange,
   type Vm,
@@ -358,33 +359,52 @@ export class PolicyService {
 
   /**
    * The outstanding flush jobs a decision about VM `vmId` depends on: its replays (F2) the VMM
-   * has not acknowledged yet, when after the decision a device of the VM may no-snoop into one of
-   * its domains (an exposed domain, or a DEVCTL value with Enable No Snoop set). Until they are
-   * done, no-snoop DMA could read a line still dirty in a CPU cache. The decision's own job
-   * (`own`) is not among them: its answer already says to flush first. Empty where flushes count
-   * as done once answered (FLUSH_ACKS=answered).
+   * has not acknowledged yet, when the decision lets a device no-snoop: a DEVCTL value with
+   * Enable No Snoop set (one that clears it depends on nothing), or, for any other change, a
+   * domain of the VM exposed after it (conservative: the change may attach or re-enable a
+   * device). Until they are done, no-snoop DMA could read a line still dirty in a CPU cache. The
+   * decision's own job (`own`) is not among them: its answer already says to flush first. Empty
+   * where flushes count as done once answered (FLUSH_ACKS=answered).
    */
   dependencies(vmId: VmId, decision: Decision, own?: string): string[] {
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);
     if (vm === undefined) return [];
-    const enables = decision.devctl !== undefined && (decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) !== 0;
-    if (!enables && exposedDomains(vm, this.state.quirks).size === 0) return [];
+    if (decision.devctl !== undefined) {
+      // A DEVCTL value to write: setting the bit depends on them, clearing it never does.
+      if ((decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) === 0) return [];
+    } else if (exposedDomains(vm, this.state.quirks).size === 0) {
+      return [];
+    }
     return outstanding.flatMap((job) => (job.id === own ? [] : [job.id]));
   }
 
   /**
    * For ?wait=true: resolves once VM `vmId` has no outstanding replay the change could depend
    * on, so that the change is then decided with nothing to wait for; throws FlushAckTimeoutError
-   * (nothing changed) when they are not acknowledged within `timeoutMs`.
+   * (nothing changed) when they are not acknowledged within `timeoutMs`. A DEVCTL write is asked
+   * as a dry run (one that leaves the bit clear depends on nothing); any other change waits for
+   * every outstanding replay of the VM.
    */
-  async awaitDependencies(vmId: VmId, timeoutMs: number): Promise<void> {
+  async awaitDependencies(vmId: VmId, timeoutMs: number, write?: { bdf: PciAddress; write: { value?: number; nosnoopEnable?: boolean } }): Promise<void> {
     const jobs = this.jobs;
     if (jobs === undefined) return;
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const outstanding = jobs.outstanding(vmId, 'replay');
+      let outstanding = jobs.outstanding(vmId, 'replay');
+      if (outstanding.length > 0 && write !== undefined && this.healthy) {
+        // Errors (an unknown VM or device) are the change's to answer.
+        const asked = (): string[] => {
+          try {
+            return this.dependencies(vmId, applyCommand(this.state, { type: 'devctl', vmId, bdf: write.bdf, write: write.write, dryRun: true }, this.#clock()).decision);
+          } catch {
+            return [];
+          }
+        };
+        const deps = new Set(asked());
+        outstanding = outstanding.filter((job) => deps.has(job.id));
+      }
       if (outstanding.length === 0) return;
       const left = deadline - performance.now();
       let timer: NodeJS.Timeout | undefined;

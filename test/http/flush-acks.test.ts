@@ -100,6 +100,18 @@ describe('flush jobs the VMM acknowledges', () => {
     expect(y.body.flush?.after).toBeUndefined();
   });
 
+  it('?wait=true on a DEVCTL write that leaves the bit clear depends on nothing and answers at once', async () => {
+    const a = await build({ flushAckTimeoutMs: 5_000 });
+    app = a;
+    await twoDevices(a);
+    await enableX(a);
+    const started = performance.now();
+    const x = await ok(a, 'POST', `/v1/vms/vm1/devices/${X}/devctl?wait=true`, { nosnoopEnable: false });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(x).toMatchObject({ hardwareValue: '0x2010' });
+    expect(x.flush?.after).toBeUndefined();
+  });
+
   it('?wait=true gives up after FLUSH_ACK_TIMEOUT: 503 FLUSH_ACK_TIMEOUT, nothing changed', async () => {
     const a = await build({ flushAckTimeoutMs: 100 });
     app = a;

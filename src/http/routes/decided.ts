@@ -60,8 +60,8 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
  * outstanding replays to be acknowledged (FLUSH_ACK_TIMEOUT: 503, nothing changed), so that the
  * answer depends on none.
  */
-export async function inOrder(app: FastifyInstance, vmId: VmId, wait: boolean): Promise<void> {
-  if (wait) await app.policy.awaitDependencies(vmId, app.limits.flushAckTimeoutMs);
+export async function inOrder(app: FastifyInstance, vmId: VmId, wait: boolean, write?: Parameters<FastifyInstance['policy']['awaitDependencies']>[2]): Promise<void> {
+  if (wait) await app.policy.awaitDependencies(vmId, app.limits.flushAckTimeoutMs, write);
 }
 
 /** `?wait=true` */

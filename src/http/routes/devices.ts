@@ -104,17 +104,13 @@ export default function deviceRoutes(app: FastifyInstance): void {
     async (request) => {
       const vmId = vmIdOf(request.params);
       const b = request.body;
-      await inOrder(app, vmId, wants(request.query));
-      const result = await app.policy.apply({
-        type: 'devctl',
-        vmId,
-        bdf: bdfOf(request.params),
-        write: {
-          ...(b.value === undefined ? {} : { value: hex16(b.value, 'value') }),
-          ...(b.nosnoopEnable === undefined ? {} : { nosnoopEnable: b.nosnoopEnable })
-        },
-        dryRun: b.dryRun
-      }, actorOf(request));
+      const bdf = bdfOf(request.params);
+      const write = {
+        ...(b.value === undefined ? {} : { value: hex16(b.value, 'value') }),
+        ...(b.nosnoopEnable === undefined ? {} : { nosnoopEnable: b.nosnoopEnable })
+      };
+      await inOrder(app, vmId, wants(request.query), { bdf, write });
+      const result = await app.policy.apply({ type: 'devctl', vmId, bdf, write, dryRun: b.dryRun }, actorOf(request));
       const answer = await decided(app, request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
       const failClosed = result.failClosed;
       const { decision, hardwareValue, guestValue } = answer;
