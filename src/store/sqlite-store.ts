@@ -51,18 +51,25 @@ export class SqliteStore implements StateStore {
     if (this.#worker !== null) return this.#worker;
     const entry = workerEntry(import.meta.url, 'sqlite-writer');
     const worker = new Worker(entry.script, { eval: entry.eval, workerData: { dataDir: this.#dataDir } });
-    worker.on('message', (reply: WriterReply) => {
-      const waiting = this.#pending.get(reply.id);
+    const settle = (id: number, error: string | undefined, value: unknown): void => {
+      const waiting = this.#pending.get(id);
       if (waiting === undefined) return;
-      this.#pending.delete(reply.id);
+      this.#pending.delete(id);
+      if (error === undefined) waiting.resolve(value);
+      else waiting.reject(new Error(error));
+    };
+    worker.on('message', (reply: WriterReply) => {
+      if ('ids' in reply) {
+        this.transactions = reply.transactions;
+        for (const id of reply.ids) settle(id, reply.error, undefined);
+      } else if ('error' in reply) {
+        settle(reply.id, reply.error, undefined);
+      } else {
+        this.transactions = reply.transactions;
+        settle(reply.id, undefined, reply.value);
+      }
       // An idle thread does not keep the process alive (a busy one does, until it answers).
       if (this.#pending.size === 0) worker.unref();
-      if ('error' in reply) {
-        waiting.reject(new Error(reply.error));
-        return;
-      }
-      this.transactions = reply.transactions;
-      waiting.resolve(reply.value);
     });
     const lost = (why: string): void => {
       if (this.#worker !== worker) return;

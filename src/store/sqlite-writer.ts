@@ -5,7 +5,7 @@
  * first commits what is queued, so it sees every write made before it.
  *
  * The protocol is one message each way: `{ id, request }` in, `{ id, value, transactions }` or
- * `{ id, error }` out.
+ * `{ id, error }` out; the writes one transaction committed are answered together (`{ ids }`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine, type PackedWrites } from './sqlite-engine.js';
@@ -25,7 +25,11 @@ export interface WriterMessage {
 }
 
 /** What a request answers (or why it failed), and how many transactions the engine has committed. */
-export type WriterReply = { readonly id: number; readonly value: unknown; readonly transactions: number } | { readonly id: number; readonly error: string };
+export type WriterReply =
+  | { readonly id: number; readonly value: unknown; readonly transactions: number }
+  | { readonly id: number; readonly error: string }
+  /** The write requests one transaction committed (or failed), answered in one message. */
+  | { readonly ids: readonly number[]; readonly transactions: number; readonly error?: string };
 
 if (parentPort === null) throw new Error('sqlite-writer runs in a worker thread');
 const port = parentPort;
@@ -50,7 +54,7 @@ function commit(): void {
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
   }
-  for (const id of waiting) port.postMessage(error === null ? { id, value: undefined, transactions: engine.transactions } : { id, error });
+  port.postMessage(error === null ? { ids: waiting, transactions: engine.transactions } : { ids: waiting, transactions: engine.transactions, error });
 }
 
 function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
