@@ -110,7 +110,8 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
       });
       if (ended) unsubscribe();
       open.add(end);
-      request.raw.once('close', end);
+      // The response closes when the client goes away (or when the stream ends here).
+      raw.once('close', end);
     }
   );
 }
