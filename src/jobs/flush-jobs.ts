@@ -57,6 +57,16 @@ export function isPlanned(job: FlushJob): boolean {
   return job.state !== 'queued' && job.state !== 'running';
 }
 
+/** A planned job's WBINVD threshold, as its receipt shows it: a WBINVD job is planned with 0, any other with none. */
+export function plannedThreshold(job: FlushJob): number | null {
+  return job.receipt?.method === 'wbinvd' ? 0 : null;
+}
+
+/** The VMM has acknowledged the job's flush (records of earlier versions have no such field). */
+function isAcknowledged(job: FlushJob): boolean {
+  return (job.acknowledgedAt ?? null) !== null;
+}
+
 /** Finished for good: nothing more is expected of it (it may be forgotten). */
 export function isSettled(job: FlushJob): boolean {
   return job.state === 'done' || job.state === 'failed' || job.state === 'acknowledged';
@@ -325,7 +335,7 @@ export class FlushJobs {
     // A flush promised before the VMM acknowledged the job and answered after: that
     // acknowledgement did not cover it, so the job is outstanding again until the VMM, told of
     // it by this answer, acknowledges once more.
-    if ((batch.job.acknowledgedAt ?? null) !== null) {
+    if (isAcknowledged(batch.job)) {
       batch.job.acknowledgedAt = null;
       batch.job.report = null;
     }
@@ -404,7 +414,7 @@ export class FlushJobs {
    */
   outstanding(vmId: VmId, cause?: FlushCause): FlushJob[] {
     if (this.acks === 'answered') return [];
-    return this.open(vmId).filter((job) => (job.acknowledgedAt ?? null) === null && (cause === undefined || job.cause === cause));
+    return this.open(vmId).filter((job) => !isAcknowledged(job) && (cause === undefined || job.cause === cause));
   }
 
   /**
@@ -416,7 +426,7 @@ export class FlushJobs {
   acknowledge(id: string, report: VmmReport): { job: FlushJob; saved: Promise<void> } | undefined {
     const job = this.#jobs.get(id);
     if (job === undefined) return undefined;
-    if (isSettled(job) || (job.acknowledgedAt ?? null) !== null) return { job, saved: Promise.resolve() };
+    if (isSettled(job) || isAcknowledged(job)) return { job, saved: Promise.resolve() };
     job.acknowledgedAt = this.#clock();
     job.report = report;
     // Whoever waits for it may go on now: the VMM has flushed.
@@ -431,7 +441,7 @@ export class FlushJobs {
   /** Resolves once job `id` is acknowledged (or settled otherwise, or forgotten). */
   acked(id: string): Promise<void> {
     const job = this.#jobs.get(id);
-    if (job === undefined || isSettled(job) || (job.acknowledgedAt ?? null) !== null) return Promise.resolve();
+    if (job === undefined || isSettled(job) || isAcknowledged(job)) return Promise.resolve();
     let waiter = this.#ackWaiters.get(id);
     if (waiter === undefined) {
       let resolve!: (job: FlushJob) => void;
@@ -459,14 +469,11 @@ export class FlushJobs {
     this.#onState(job);
     this.#ackWaiters.get(job.id)?.resolve(job);
     this.#ackWaiters.delete(job.id);
-    const saved = this.#persist({ ...job, ranges: null }, null, this.#wbinvd.get(job.id) ?? null);
-    this.#wbinvd.delete(job.id);
+    const saved = this.#persist({ ...job, ranges: null }, null, plannedThreshold(job));
     this.#forgetOld();
     return saved;
   }
 
-  /** The planning threshold of pending jobs, for their records. */
-  readonly #wbinvd = new Map<string, number | null>();
 
   /** Resolves once the job is done or failed. */
   wait(id: string): Promise<FlushJob> {
@@ -542,14 +549,13 @@ export class FlushJobs {
         this.#onState(job);
         this.#settled.get(job.id)?.resolve(job);
         this.#settled.delete(job.id);
-        if (job.state === 'pending' && (job.acknowledgedAt ?? null) !== null) {
+        if (job.state === 'pending' && isAcknowledged(job)) {
           // Acknowledged while it was being planned.
           const saved = this.#acknowledged(job);
           this.#ackSaved.set(job.id, saved);
           await saved.catch(() => undefined);
           this.#ackSaved.delete(job.id);
         } else {
-          if (job.state === 'pending') this.#wbinvd.set(job.id, batch.wbinvdAbovePages);
           this.#keep(job, batch.wbinvdAbovePages);
         }
         this.#inflight.delete(run);

@@ -43,7 +43,7 @@ import {
   type VmId,
   type VmView
 } from '../domain/index.js';
-import { CHUNK_PAGES, FlushAckTimeoutError, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
+import { CHUNK_PAGES, FlushAckTimeoutError, plannedThreshold, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
 import { VmEvents } from './vm-events.js';
@@ -790,5 +790,5 @@ export function answerReceipt(job: FlushJob, decision: Decision): FlushReceipt {
     pairs[2 * i] = r.hpa;
     pairs[2 * i + 1] = r.pages;
   }
-  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: job.receipt?.method === 'wbinvd' ? 0 : null }, CHUNK_PAGES);
+  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: plannedThreshold(job) }, CHUNK_PAGES);
 }
