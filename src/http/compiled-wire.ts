@@ -9,7 +9,7 @@ import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import fastJson from 'fast-json-stringify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { isEmptyQuery, isPlainVmParams } from './flush-query-wire.js';
+import { isEmptyQuery, isHexAddress, isPlainVmParams, isRecord } from './flush-query-wire.js';
 
 /** A JSON serializer compiled from `schema` (its output side). */
 export function compileSerializer(schema: z.ZodType): (data: unknown) => string {
@@ -26,19 +26,13 @@ export const decisionSerializerCompiler: FastifySerializerCompiler<unknown> = (r
   return compileSerializer(route.schema as z.ZodType);
 };
 
-/** HexAddress: a string of at most 20 characters, or a non-negative safe integer. */
-function isHexAddress(value: unknown): boolean {
-  return typeof value === 'string' ? value.length <= 20 : typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 /** `{"iova": HexAddress, "length": HexAddress}` and nothing else (IovaRange), or with `"hpa"` too (a PinRange of the commonest form). */
 function isPlainRange(value: unknown, hpa: boolean): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const r = value as Record<string, unknown>;
+  if (!isRecord(value)) return false;
   let keys = 0;
-  for (const key in r) {
+  for (const key in value) {
     if (key !== 'iova' && key !== 'length' && (!hpa || key !== 'hpa')) return false;
-    if (!isHexAddress(r[key])) return false;
+    if (!isHexAddress(value[key])) return false;
     keys++;
   }
   return keys === (hpa ? 3 : 2);
@@ -49,14 +43,13 @@ function isPlainRange(value: unknown, hpa: boolean): boolean {
  * range, or `{ranges: [...]}` of at least one. False says nothing about validity: zod decides.
  */
 export function isPlainRangeBody(body: unknown, hpa: boolean): boolean {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
-  const b = body as Record<string, unknown>;
+  if (!isRecord(body)) return false;
   let keys = 0;
-  for (const key in b) {
+  for (const key in body) {
     if (key !== 'ranges') return isPlainRange(body, hpa);
     keys++;
   }
-  const ranges = b['ranges'];
+  const ranges = body['ranges'];
   if (keys !== 1 || !Array.isArray(ranges) || ranges.length === 0) return false;
   for (const r of ranges as unknown[]) if (!isPlainRange(r, hpa)) return false;
   return true;

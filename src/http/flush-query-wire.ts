@@ -25,12 +25,12 @@ type Answer = z.output<typeof FlushQueryAnswer>;
 
 const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** HexAddress: a string of at most 20 characters, or a non-negative safe integer. */
-function isHexAddress(value: unknown): boolean {
+export function isHexAddress(value: unknown): boolean {
   return typeof value === 'string' ? value.length <= 20 : typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 

@@ -394,15 +394,10 @@ export class PolicyService {
     for (;;) {
       let outstanding = jobs.outstanding(vmId, 'replay');
       if (outstanding.length > 0 && write !== undefined && this.healthy) {
-        // Errors (an unknown VM or device) are the change's to answer.
-        const asked = (): string[] => {
-          try {
-            return this.dependencies(vmId, applyCommand(this.state, { type: 'devctl', vmId, bdf: write.bdf, write: write.write, dryRun: true }, this.#clock()).decision);
-          } catch {
-            return [];
-          }
-        };
-        const deps = new Set(asked());
+        // The write's own dry run says what it would depend on; its errors (an unknown VM or
+        // device) are the change's to answer.
+        const dry = await this.apply({ type: 'devctl', vmId, bdf: write.bdf, write: write.write, dryRun: true }).catch(() => undefined);
+        const deps = new Set(dry?.after ?? []);
         outstanding = outstanding.filter((job) => deps.has(job.id));
       }
       if (outstanding.length === 0) return;
