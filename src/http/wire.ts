@@ -97,9 +97,14 @@ export function flushWire(decision: Decision) {
   };
 }
 
-export function decisionWire(decision: Decision, revision: number) {
+/**
+ * A decision as answered, with the flush job that carries its flush and the outstanding jobs it
+ * must wait for (`flush.jobId`, `flush.after`) when there are any.
+ */
+export function decisionWire(decision: Decision, revision: number, jobs: { readonly jobId?: string | undefined; readonly after?: readonly string[] | undefined } = {}) {
+  const { jobId, after } = jobs;
   return {
-    flush: flushWire(decision),
+    flush: { ...flushWire(decision), ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after: [...after] }) },
     reasons: [...decision.reasons],
     kvmNoncoherentDma: decision.kvmNoncoherentDma,
     revision,

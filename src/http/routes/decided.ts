@@ -44,15 +44,11 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
     },
     'decision'
   );
-  const wire = decisionWire(d, revision);
-  const answer = result.after === undefined ? wire : { ...wire, flush: { ...wire.flush, after: [...result.after] } };
-  if (result.jobId === undefined) return answer;
-  const flush = { ...answer.flush, jobId: result.jobId };
-  if (wait) {
-    const job = await app.policy.settledFlushJob(result.jobId);
-    if (job !== undefined) return { ...answer, flush: { ...flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
-  }
-  return { ...answer, flush };
+  const answer = decisionWire(d, revision, result);
+  if (result.jobId === undefined || !wait) return answer;
+  const job = await app.policy.settledFlushJob(result.jobId);
+  if (job === undefined) return answer;
+  return { ...answer, flush: { ...answer.flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
 }
 
 /**

@@ -27,17 +27,13 @@ function dataOf(event: VmEvent): unknown {
       return { vmId: event.vmId, revision: event.revision, reason: 'changed through another replica: re-read the VM' };
     case 'decision':
     case 'policy':
-    case 'deleted': {
-      const wire = decisionWire(event.decision, event.revision);
-      const after = 'after' in event ? event.after : undefined;
+    case 'deleted':
       return {
         vmId: event.vmId,
         ...('command' in event ? { command: event.command } : {}),
         actor: event.actor,
-        ...wire,
-        flush: { ...wire.flush, ...(event.jobId === undefined ? {} : { jobId: event.jobId }), ...(after === undefined ? {} : { after: [...after] }) }
+        ...decisionWire(event.decision, event.revision, { jobId: event.jobId, after: 'after' in event ? event.after : undefined })
       };
-    }
   }
 }
 

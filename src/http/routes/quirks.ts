@@ -53,10 +53,7 @@ export default function quirkRoutes(app: FastifyInstance): void {
       const result = await app.policy.apply({ type: 'put-quirks', quirks }, actorOf(request));
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
         request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
-        const answer = decisionWire(d, result.revision ?? app.policy.revisionOf(vmId));
-        const jobId = result.vmJobIds?.get(vmId);
-        const after = result.vmAfter?.get(vmId);
-        return { vmId, ...answer, flush: { ...answer.flush, ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after: [...after] }) } };
+        return { vmId, ...decisionWire(d, result.revision ?? app.policy.revisionOf(vmId), { jobId: result.vmJobIds?.get(vmId), after: result.vmAfter?.get(vmId) }) };
       });
       request.log.info({ quirks: quirks.length }, 'quirk list replaced');
       return { quirks: quirks.map(quirkToWire), vms };
