@@ -349,7 +349,9 @@ export class PolicyService {
     if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
-    const after = cmd.type === 'pin' || cmd.type === 'unpin' ? [] : this.dependencies(cmd.vmId, result.decision, jobId);
+    // A reset that does not restore config sets the bit itself (its default 1), before any value is written.
+    const resets = cmd.type === 'reset-device' && cmd.restoresConfig === false;
+    const after = cmd.type === 'pin' || cmd.type === 'unpin' ? [] : this.dependencies(cmd.vmId, result.decision, jobId, resets);
     const told = { vmId: cmd.vmId, revision: seq, actor, decision: result.decision, ...(jobId === undefined ? {} : { jobId }) };
     if (cmd.type === 'delete-vm') this.events.emit({ type: 'deleted', ...told });
     else if (cmd.type === 'put-vm') this.events.emit({ type: 'policy', ...told, ...(after.length === 0 ? {} : { after }) });
@@ -363,15 +365,17 @@ export class PolicyService {
    * Enable No Snoop set (one that clears it depends on nothing), or, for any other change, a
    * domain of the VM exposed after it (conservative: the change may attach or re-enable a
    * device). Until they are done, no-snoop DMA could read a line still dirty in a CPU cache. The
-   * decision's own job (`own`) is not among them: its answer already says to flush first. Empty
-   * where flushes count as done once answered (FLUSH_ACKS=answered).
+   * decision's own job (`own`) is not among them: its answer already says to flush first. A
+   * change that sets a bit by itself whatever value it then writes (`resets`: a reset that does
+   * not restore config leaves the bit at its default 1) counts as any other change. Empty where
+   * flushes count as done once answered (FLUSH_ACKS=answered).
    */
-  dependencies(vmId: VmId, decision: Decision, own?: string): string[] {
+  dependencies(vmId: VmId, decision: Decision, own?: string, resets = false): string[] {
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);
     if (vm === undefined) return [];
-    if (decision.devctl !== undefined) {
+    if (decision.devctl !== undefined && !resets) {
       // A DEVCTL value to write: setting the bit depends on them, clearing it never does.
       if ((decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) === 0) return [];
     } else if (exposedDomains(vm, this.state.quirks).size === 0) {

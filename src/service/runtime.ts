@@ -4,7 +4,7 @@
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
 import { FlushJobs, isPlanned, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
-import { createJobPool } from '../jobs/job-pool.js';
+import { createJobPool, type JobPool } from '../jobs/job-pool.js';
 import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
 import { PolicyService } from './policy-service.js';
@@ -15,6 +15,8 @@ export interface RuntimeOptions {
   readonly defaults: PolicyDefaults;
   readonly quirks: readonly Quirk[];
   readonly threads?: number;
+  /** Plans flush jobs; absent: a pool of `threads` worker threads (job-pool.ts). Closed with the runtime. */
+  readonly pool?: JobPool;
   readonly windowMs?: number;
   readonly maxPending?: number;
   readonly maxBatchPages?: number;
@@ -85,7 +87,7 @@ function resumable(s: LoadedJob): ResumableJob[] {
 export function createRuntime(options: RuntimeOptions): Runtime {
   const metrics = new Metrics();
   const events = new VmEvents();
-  const pool = createJobPool({ ...(options.threads === undefined ? {} : { threads: options.threads }), maxQueue: options.maxPending ?? 10_000 });
+  const pool = options.pool ?? createJobPool({ ...(options.threads === undefined ? {} : { threads: options.threads }), maxQueue: options.maxPending ?? 10_000 });
   const jobs = new FlushJobs({
     pool,
     onState: (job: FlushJob) => {

@@ -27,6 +27,16 @@
  *   and a device reset without restoring config is back at once with its bit at 1.
  * - The service may restart between any two steps, over the same store, with other server
  *   defaults and another quirk file: it must come back with exactly the state it acknowledged.
+ * - With `protocol` the VMMs follow the VMM protocol (SPEC, flush jobs): a flush is a job the VMM
+ *   performs and then acknowledges, at a later step and in any order (a `vmm` event picks one);
+ *   a change made by someone else (an admin's policy change, an operator's quirk list) reaches
+ *   the VMM only on its VM's event stream; a device write that sets Enable No Snoop waits for
+ *   the write's own flush and for every job its answer lists in `flush.after`, while other
+ *   writes go ahead in any order; after a restart the stream says `reset` and the VMM re-reads
+ *   its outstanding jobs. A quirk list is the truth about the devices once the replays it causes,
+ *   and the jobs outstanding when it was put, are performed (before then nobody could have known),
+ *   except that a flag it takes away is gone at once. `ignore-after` plays a VMM that does
+ *   not wait for `flush.after`, to show the model notices.
  *
  * After every step, every function that can put No-Snoop on the wire in a non-coherent domain
  * reads every page it can reach (a leak shows at once). The first time it reaches a page (again
@@ -60,7 +70,11 @@ import {
   type Quirk,
   type VmId
 } from '../../src/domain/index.js';
+import plan from '../../src/jobs/flush-worker.js';
+import type { JobPool } from '../../src/jobs/job-pool.js';
 import { PolicyService, type Applied } from '../../src/service/policy-service.js';
+import { createRuntime, type Runtime } from '../../src/service/runtime.js';
+import type { VmEvent } from '../../src/service/vm-events.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { CoherencyModel } from './coherency-model.js';
 import { HostPages } from './host-pages.js';
@@ -170,6 +184,23 @@ interface PendingWrite {
   readonly value: number;
   /** The write that ends the bus-mastering-off window after a device is put into a domain. */
   readonly attach: boolean;
+  /** Flush jobs the VMM must have performed first (the protocol): the write's own, and `flush.after`. */
+  readonly needs: readonly string[];
+}
+
+/** Plans flush jobs on the calling thread: the simulation starts a service per restart. */
+const INLINE_POOL: JobPool = { plan: (task) => Promise.resolve(plan(task)), queueSize: 0, utilization: 0, threads: 0, close: () => Promise.resolve() };
+
+/** Who makes a command: the VM's own VMM, or an admin (policies, the quirk list). */
+function actorOf(cmd: Command): string {
+  return cmd.type === 'put-vm' || cmd.type === 'put-quirks' ? 'admin' : `vmm-${VM_IDS.indexOf(cmd.vmId)}`;
+}
+
+/** Ranges of a planned job ([hpa page, pages] pairs). */
+function rangesOf(pairs: Float64Array | null): { hpa: number; pages: number }[] {
+  const out: { hpa: number; pages: number }[] = [];
+  for (let i = 0; pairs !== null && i < pairs.length; i += 2) out.push({ hpa: pairs[i] as number, pages: pairs[i + 1] as number });
+  return out;
 }
 
 // ---- what the VMM reads from an answer --------------------------------------------------------
@@ -217,6 +248,8 @@ export type HostEvent =
   | { t: 'hw-write'; pick: number }
   /** A VMM finishes its writes to a device and reports what it reads back (device PUT). */
   | { t: 'confirm'; fn: number }
+  /** With the protocol: a VMM performs one of the flush jobs it was told of (any one) and acknowledges it. */
+  | { t: 'vmm'; pick: number }
   | { t: 'pin'; vm: number; slot: number; pages: number; doms: number[] | null; mmio: MemType | null }
   | { t: 'unpin'; vm: number; pick: number; how: 'exact' | 'span' | 'random' }
   | { t: 'dma'; fn: number; pick: number; off: number; write: boolean; ns: boolean }
@@ -246,6 +279,8 @@ export interface HostOptions {
   readonly writes?: 'late' | 'immediate';
   /** A lying VMM: it reports a clear as done (device PUT, disabled) before writing it. */
   readonly earlyConfirm?: boolean;
+  /** The VMM protocol (see the top of this file); 'ignore-after': a VMM that does not wait for `flush.after`. */
+  readonly protocol?: 'honour' | 'ignore-after';
 }
 
 /** What a run counts, to show the sequences exercise what they claim to. */
@@ -262,6 +297,14 @@ export interface HostStats {
   policyChanges: number;
   /** Pages a device cached clean and overwrote with No-Snoop: each needs a flush before release. */
   probes: number;
+  /** Protocol: decisions the VMM heard of only on its event stream (someone else's change). */
+  heard: number;
+  /** Protocol: flush jobs performed at a later step than their answer. */
+  lateFlushes: number;
+  /** Protocol: device writes that had to wait for a job of `flush.after`. */
+  afterWaits: number;
+  /** Protocol: streams that said `reset` (after a restart), so the VMM re-read its outstanding jobs. */
+  rereads: number;
 }
 
 export class HostSimulation {
@@ -276,7 +319,21 @@ export class HostSimulation {
   readonly restartMismatches: string[] = [];
   /** Commands the service refused, by error code. */
   readonly rejected = new Map<string, number>();
-  readonly stats: HostStats = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, attachWaits: 0, split: 0, policyChanges: 0, probes: 0 };
+  readonly stats: HostStats = {
+    restarts: 0,
+    lateWrites: 0,
+    confirms: 0,
+    coldResets: 0,
+    quirkChanges: 0,
+    attachWaits: 0,
+    split: 0,
+    policyChanges: 0,
+    probes: 0,
+    heard: 0,
+    lateFlushes: 0,
+    afterWaits: 0,
+    rereads: 0
+  };
   /** The last accepted command's answer (for the named cases). */
   last: Applied | undefined;
 
@@ -296,11 +353,25 @@ export class HostSimulation {
   readonly #drop: number;
   readonly #writes: 'late' | 'immediate';
   readonly #earlyConfirm: boolean;
+  readonly #protocol: 'off' | 'honour' | 'ignore-after';
+  /** Protocol: the service with its flush jobs and event streams. */
+  #runtime: Runtime | null = null;
+  /** Protocol: jobs the VMMs were told of and have not performed, with the ranges they were told. */
+  readonly #told = new Map<string, { vm: number; ranges: { hpa: number; pages: number }[] }>();
+  /** Protocol: jobs performed and acknowledged, or made moot (their VM was deleted). */
+  readonly #done = new Set<string>();
+  /** Protocol: each VMM's event stream: the last event id, what it has not handled, how to stop it. */
+  readonly #cursor: (string | undefined)[] = VM_IDS.map(() => undefined);
+  #inbox: [number, VmEvent][] = [];
+  #unsubscribe: (() => void)[] = [];
+  /** Protocol: quirk lists acknowledged whose replays are not all performed yet, oldest first. */
+  readonly #switches: { table: QuirkTable; jobs: readonly string[] }[] = [];
 
   constructor(pfs: readonly PfSpec[], config: HostConfig, options: HostOptions = {}) {
     this.#drop = options.drop ?? -1;
     this.#writes = options.writes ?? 'late';
     this.#earlyConfirm = options.earlyConfirm ?? false;
+    this.#protocol = options.protocol ?? 'off';
     pfs.forEach((spec, p) => {
       const pf = this.#addFn(`0000:0${p + 1}:00.0`, 'pf', null, IDS[spec.kind].pf, spec, null);
       spec.vfs.forEach((report, v) => this.#addFn(`0000:0${p + 1}:00.${v + 1}`, 'vf', pf, IDS[spec.kind].vf, spec, report));
@@ -313,8 +384,12 @@ export class HostSimulation {
   /** Plays a whole scenario and tears every VM down, so every page goes back to the host and is checked. */
   static async play(scenario: Scenario, options: HostOptions = {}): Promise<HostSimulation> {
     const sim = new HostSimulation(scenario.pfs, scenario.config, options);
-    await sim.run(scenario.events);
-    await sim.finish();
+    try {
+      await sim.run(scenario.events);
+      await sim.finish();
+    } finally {
+      await sim.#runtime?.close();
+    }
     return sim;
   }
 
@@ -338,8 +413,7 @@ export class HostSimulation {
   }
 
   async step(e: HostEvent): Promise<void> {
-    // A service with a store answers nothing before it has loaded it (here: an empty log).
-    if (!this.#service.ready.state) await this.#service.restore();
+    await this.#started();
     await this.#dispatch(e);
     await this.#tellLies();
     this.#checkBeliefs();
@@ -347,7 +421,13 @@ export class HostSimulation {
   }
 
   async finish(): Promise<this> {
-    if (!this.#service.ready.state) await this.#service.restore();
+    await this.#started();
+    if (this.#protocol !== 'off') {
+      // Every VMM catches up: it performs every job it was told of, then every write it owes.
+      await this.#hear();
+      for (const id of [...this.#told.keys()]) await this.#performJob(id);
+      for (const f of this.#fns) await this.#drain(f);
+    }
     for (let vm = 0; vm < VM_IDS.length; vm++) if (this.#vms[vm]?.exists === true) await this.#deleteVm(vm);
     return this;
   }
@@ -378,7 +458,33 @@ export class HostSimulation {
 
   #newService(defaults: PolicyDefaults, quirks: readonly Quirk[]): PolicyService {
     // One clock across restarts: a restarted service must not go back in time.
-    return new PolicyService({ defaults, quirks, store: this.#store, clock: () => ++this.#now });
+    const clock = (): number => ++this.#now;
+    if (this.#protocol === 'off') return new PolicyService({ defaults, quirks, store: this.#store, clock });
+    this.#runtime = createRuntime({ defaults, quirks, store: this.#store, pool: INLINE_POOL, windowMs: 0, clock, simThreads: 0 });
+    return this.#runtime.service;
+  }
+
+  /** A service with a store answers nothing before it has loaded it; with the protocol, each VMM then follows its VM's stream. */
+  async #started(): Promise<void> {
+    if (this.#service.ready.state) return;
+    if (this.#runtime === null) {
+      await this.#service.restore();
+      return;
+    }
+    await this.#runtime.start();
+    this.#follow();
+  }
+
+  /** Each VMM follows its VM's event stream from the last event it saw. */
+  #follow(): void {
+    for (const stop of this.#unsubscribe) stop();
+    const events = this.#service.events;
+    this.#unsubscribe = VM_IDS.map((id, vm) =>
+      events.subscribe(id, this.#cursor[vm], (e) => {
+        this.#cursor[vm] = e.id;
+        this.#inbox.push([vm, e]);
+      })
+    );
   }
 
   #fn(index: number): HostFn {
@@ -391,8 +497,10 @@ export class HostSimulation {
 
   // ---- what the hardware does ------------------------------------------------------------------
 
+  /** A quirk list still waiting for its replays (protocol) takes away a flag at once, and adds one only once they are done. */
   #ignores(f: HostFn): boolean {
-    return this.#quirks.flagsFor(f.vendorId, f.deviceId).has('ignores-nosnoop-enable');
+    const ignores = (table: QuirkTable): boolean => table.flagsFor(f.vendorId, f.deviceId).has('ignores-nosnoop-enable');
+    return ignores(this.#quirks) && this.#switches.every((next) => ignores(next.table));
   }
 
   /** A PF's bit as the hardware has it; one the VMM cannot read counts as set. */
@@ -477,8 +585,15 @@ export class HostSimulation {
         return this.#devctl(e);
       case 'reset':
         return this.#reset(e);
+      case 'vmm': {
+        const id = pick([...this.#told.keys()], e.pick);
+        if (id === undefined) return;
+        this.stats.lateFlushes++;
+        return this.#performJob(id);
+      }
       case 'hw-write': {
-        const owing = [...new Set(this.#queue.map((w) => w.fn))];
+        // Writes to one device go in order; a device whose next write waits for a flush is skipped.
+        const owing = [...new Set(this.#queue.map((w) => w.fn))].filter((f) => this.#ready(this.#queue.find((x) => x.fn === f) as PendingWrite));
         const f = owing[e.pick % Math.max(1, owing.length)];
         const w = this.#queue.find((x) => x.fn === f);
         if (w !== undefined) this.#perform(w);
@@ -518,12 +633,14 @@ export class HostSimulation {
   /** Runs a command on the service; a refusal (DomainError) changes nothing, on either side. */
   async #command(cmd: Command): Promise<Applied | undefined> {
     try {
-      this.last = await this.#service.apply(cmd);
+      this.last = await this.#service.apply(cmd, actorOf(cmd));
       return this.last;
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
       this.rejected.set(err.code, (this.rejected.get(err.code) ?? 0) + 1);
       return undefined;
+    } finally {
+      await this.#hear();
     }
   }
 
@@ -531,12 +648,29 @@ export class HostSimulation {
    * Carries out answers, each for the VMM of its VM: the before-map flushes, then the change
    * itself (`change` returns the pins it unmapped), then the after-unmap flushes, then the pages
    * go back to the host, then the device writes the answers ask of each VMM are queued.
+   *
+   * With the protocol, `own` is the VMM's own answer: its flush is a job the VMM performs and
+   * acknowledges, and an honouring VMM first performs the jobs of `flush.after`. With `defer` (a
+   * DEVCTL write, whose change is the bit reaching the hardware) nothing is performed now: the
+   * returned jobs are what the device writes wait for.
    */
-  #act(answers: readonly (readonly [number, Decision])[], change: () => readonly HostPin[] = () => []): void {
+  async #act(answers: readonly (readonly [number, Decision])[], change: () => readonly HostPin[] = () => [], own?: Applied, defer = false): Promise<string[]> {
     const decisions = answers.map(([vm, d]) => [vm, d as VmmDecision] as const);
-    for (const [, d] of decisions) if (whenOf(d.flush) === 'before-map') this.#flush(d.flush);
+    let needs: string[] = [];
+    const protocol = this.#protocol !== 'off' && own !== undefined;
+    const jobId = protocol ? own.jobId : undefined;
+    for (const [, d] of decisions) if (jobId === undefined && whenOf(d.flush) === 'before-map') this.#flush(d.flush);
+    if (protocol) {
+      const [vm, d] = decisions[0] as (typeof decisions)[number];
+      needs = this.#tell(vm, jobId, d.flush, own.after);
+      if (!defer) for (const id of needs) await this.#performJob(id);
+    }
     const unmapped = change();
-    for (const [, d] of decisions) if (whenOf(d.flush) === 'after-unmap') this.#flush(d.flush);
+    for (const [, d] of decisions) {
+      if (whenOf(d.flush) !== 'after-unmap') continue;
+      if (jobId === undefined) this.#flush(d.flush);
+      else await this.#performJob(jobId);
+    }
     for (const pin of unmapped) {
       if (pin.mmio) continue;
       for (let p = pin.hpa; p < pin.hpa + pin.pages; p++) {
@@ -544,14 +678,110 @@ export class HostSimulation {
         this.#pages.release(p);
       }
     }
-    for (const [vm, d] of decisions) {
-      for (const w of d.devices ?? []) {
-        const f = this.#byBdf.get(w.bdf);
-        // A VMM cannot write another VM's device: an answer that asks it to misplaces the device.
-        if (f === undefined || f.vm !== vm) this.ruleViolations.push(`an answer asks the VMM of ${VM_IDS[vm]} to write ${w.bdf}, which is not in that VM`);
-        else this.#queueWrite(f, vm, w.hardwareValue, false);
-      }
+    for (const [vm, d] of decisions) this.#queueWrites(vm, d, needs);
+    return needs;
+  }
+
+  /** Queues the device writes a decision asks of the VMM of `vm`, each waiting for `needs`. */
+  #queueWrites(vm: number, d: VmmDecision, needs: readonly string[]): void {
+    for (const w of d.devices ?? []) {
+      const f = this.#byBdf.get(w.bdf);
+      // A VMM cannot write another VM's device: an answer that asks it to misplaces the device.
+      if (f === undefined || f.vm !== vm) this.ruleViolations.push(`an answer asks the VMM of ${VM_IDS[vm]} to write ${w.bdf}, which is not in that VM`);
+      else this.#queueWrite(f, vm, w.hardwareValue, false, needs);
     }
+  }
+
+  // ---- the VMM protocol: jobs performed and acknowledged, streams followed -------------------------
+
+  /**
+   * The VMM of `vm` is told of job `jobId` carrying `flush`; returns what must be done before the
+   * decision's change takes effect: the job itself when it flushes before the change, and the jobs
+   * of `flush.after` (an honouring VMM only).
+   */
+  #tell(vm: number, jobId: string | undefined, flush: VmmDecision['flush'], after: readonly string[] = []): string[] {
+    const honoured = this.#protocol === 'honour' ? after.filter((id) => !this.#done.has(id)) : [];
+    if (honoured.length > 0) this.stats.afterWaits++;
+    if (jobId === undefined) return honoured;
+    const told = this.#told.get(jobId);
+    if (told === undefined) this.#told.set(jobId, { vm, ranges: [...flush.ranges] });
+    else told.ranges.push(...flush.ranges);
+    // A job answered again after its acknowledgement is outstanding again (SPEC: an ack covers what was answered before it).
+    this.#done.delete(jobId);
+    return [...(whenOf(flush) === 'before-map' ? [jobId] : []), ...honoured];
+  }
+
+  /** Performs job `id` (flushes what the VMM was told, or reads its ranges) and acknowledges it. */
+  async #performJob(id: string): Promise<void> {
+    if (this.#done.has(id)) return;
+    let told = this.#told.get(id);
+    if (told === undefined) {
+      // Named in `flush.after` before the VMM heard of it: it reads the job's ranges (GET /v1/flush-jobs/{id}/ranges).
+      const job = await this.#service.settledFlushJob(id);
+      if (job === undefined) {
+        this.ruleViolations.push(`flush.after names job ${id}, which the service does not know`);
+        this.#done.add(id);
+        return;
+      }
+      told = { vm: VM_IDS.indexOf(job.vmId), ranges: rangesOf(job.ranges) };
+    }
+    this.#told.delete(id);
+    this.#flush({ required: true, cause: 'replay', ranges: told.ranges });
+    const acked = await this.#service.acknowledgeFlushJob(id, {});
+    if (acked === undefined) this.ruleViolations.push(`job ${id} of ${VM_IDS[told.vm]} was told to its VMM, then unknown to the service`);
+    this.#done.add(id);
+    this.#switchQuirks();
+  }
+
+  /** Handles what the VMMs' streams brought: decisions made by someone else, and resets. */
+  async #hear(): Promise<void> {
+    while (this.#inbox.length > 0) {
+      const [vm, e] = this.#inbox.shift() as [number, VmEvent];
+      if (e.type === 'reset') {
+        await this.#reread(vm);
+        continue;
+      }
+      if (e.type === 'deleted') {
+        // The VM is gone, and its VMM with it: its jobs are moot.
+        for (const [id, told] of this.#told) if (told.vm === vm) this.#done.add(id);
+        for (const id of this.#done) this.#told.delete(id);
+        this.#switchQuirks();
+        continue;
+      }
+      if ((e.type !== 'decision' && e.type !== 'policy') || e.actor === `vmm-${vm}`) continue;
+      this.stats.heard++;
+      const d = e.decision as VmmDecision;
+      const after = 'after' in e ? e.after : undefined;
+      const needs = this.#tell(vm, e.jobId, d.flush, after);
+      if (e.jobId === undefined && whenOf(d.flush) !== null) this.#flush(d.flush);
+      this.#queueWrites(vm, d, needs);
+    }
+  }
+
+  /** After a `reset` the VMM re-reads its VM's outstanding jobs (GET /v1/vms/{id}/flush-jobs) and their ranges. */
+  async #reread(vm: number): Promise<void> {
+    this.stats.rereads++;
+    for (const job of this.#service.flushJobs(VM_IDS[vm] as VmId, undefined, 100_000)) {
+      if (job.state === 'acknowledged' || job.state === 'done' || job.state === 'failed' || (job.acknowledgedAt ?? null) !== null) continue;
+      const planned = await this.#service.settledFlushJob(job.id);
+      const ranges = rangesOf(planned?.ranges ?? null);
+      this.#done.delete(job.id);
+      this.#told.set(job.id, { vm, ranges });
+    }
+  }
+
+  /** A quirk list becomes the truth about the devices once the replays it caused are performed. */
+  #switchQuirks(): void {
+    for (let next = this.#switches[0]; next !== undefined; next = this.#switches[0]) {
+      if (!next.jobs.every((id) => this.#done.has(id))) return;
+      this.#switches.shift();
+      this.#quirks = next.table;
+    }
+  }
+
+  /** Whether every job a queued write waits for is done. */
+  #ready(w: PendingWrite): boolean {
+    return w.needs.every((id) => this.#done.has(id));
   }
 
   #flush(flush: VmmDecision['flush']): void {
@@ -569,13 +799,13 @@ export class HostSimulation {
 
   // ---- the VMM's device writes -------------------------------------------------------------------
 
-  #queueWrite(f: HostFn, vm: number, value: number, attach: boolean): void {
+  #queueWrite(f: HostFn, vm: number, value: number, attach: boolean, needs: readonly string[] = []): void {
     if ((value & DEVCTL_NOSNOOP_EN) !== 0 && this.#readBack(f) === 'hardwired-zero') {
       this.ruleViolations.push(`hardwareValue 0x${value.toString(16)} sets bit 11 on ${f.bdf}, which is hardwired-zero`);
     }
-    const w: PendingWrite = { fn: f, vm, value, attach };
+    const w: PendingWrite = { fn: f, vm, value, attach, needs };
     this.#queue.push(w);
-    if (this.#writes === 'immediate') {
+    if (this.#writes === 'immediate' && this.#ready(w)) {
       this.#perform(w);
       return;
     }
@@ -599,9 +829,12 @@ export class HostSimulation {
     f.devctl = (value & ~(DEVCTL_BCR_FLR | DEVCTL_NOSNOOP_EN)) | (bit === 1 ? DEVCTL_NOSNOOP_EN : 0);
   }
 
-  /** The VMM finishes every write it owes the device, oldest first. */
-  #drain(f: HostFn): void {
-    for (let w = this.#queue.find((x) => x.fn === f); w !== undefined; w = this.#queue.find((x) => x.fn === f)) this.#perform(w);
+  /** The VMM finishes every write it owes the device, oldest first (performing first the jobs each waits for). */
+  async #drain(f: HostFn): Promise<void> {
+    for (let w = this.#queue.find((x) => x.fn === f); w !== undefined; w = this.#queue.find((x) => x.fn === f)) {
+      for (const id of w.needs) await this.#performJob(id);
+      this.#perform(w);
+    }
   }
 
   /** A lying VMM reports each clear it was told to write as done, before writing it. */
@@ -639,7 +872,12 @@ export class HostSimulation {
     const result = await this.#command({ type: 'put-vm', vmId: VM_IDS[vm] as VmId, arch: ARCHES[vm] as Arch, policy });
     if (result === undefined) return;
     if (existed) this.stats.policyChanges++;
-    this.#act([[vm, result.decision]], () => {
+    if (this.#protocol !== 'off') {
+      // An admin's change: the VMM hears of it on its stream (#hear), not from this answer.
+      this.#vm(vm).exists = true;
+      return;
+    }
+    await this.#act([[vm, result.decision]], () => {
       this.#vm(vm).exists = true;
       return [];
     });
@@ -648,12 +886,12 @@ export class HostSimulation {
   async #deleteVm(vm: number): Promise<void> {
     const result = await this.#command({ type: 'delete-vm', vmId: VM_IDS[vm] as VmId });
     if (result === undefined) return;
-    this.#act([[vm, result.decision]], () => {
+    await this.#act([[vm, result.decision]], () => {
       for (const f of this.#fns) if (f.vm === vm) this.#toHost(f);
       this.#vm(vm).exists = false;
       this.#vm(vm).domains.clear();
       return this.#unmap((p) => p.vm === vm);
-    });
+    }, result);
   }
 
   async #putDomain(e: Extract<HostEvent, { t: 'domain' }>): Promise<void> {
@@ -662,10 +900,10 @@ export class HostSimulation {
     const result = await this.#command({ type: 'put-domain', vmId: VM_IDS[vm] as VmId, domainId: DOMAIN_IDS[dom] as DomainId, enforceCacheCoherency: e.coherent });
     if (result === undefined) return;
     // A flip to non-coherent exposes at once: its replay flush comes first (#act), then the flip.
-    this.#act([[vm, result.decision]], () => {
+    await this.#act([[vm, result.decision]], () => {
       this.#vm(vm).domains.set(dom, e.coherent);
       return [];
-    });
+    }, result);
   }
 
   async #deleteDomain(e: Extract<HostEvent, { t: 'delete-domain' }>): Promise<void> {
@@ -673,7 +911,7 @@ export class HostSimulation {
     const dom = e.dom % DOMAIN_IDS.length;
     const result = await this.#command({ type: 'delete-domain', vmId: VM_IDS[vm] as VmId, domainId: DOMAIN_IDS[dom] as DomainId });
     if (result === undefined) return;
-    this.#act([[vm, result.decision]], () => {
+    await this.#act([[vm, result.decision]], () => {
       for (const f of this.#fns) {
         if (f.vm !== vm || f.domain !== dom) continue;
         this.ruleViolations.push(`domain ${DOMAIN_IDS[dom]} of ${VM_IDS[vm]} was removed with ${f.bdf} still attached`);
@@ -690,7 +928,7 @@ export class HostSimulation {
         p.domains = p.domains.filter((d) => d !== dom);
         return p.domains.length === 0;
       });
-    });
+    }, result);
   }
 
   async #assign(f: HostFn, vm: number, dom: number | null): Promise<void> {
@@ -706,13 +944,13 @@ export class HostSimulation {
    * finishes what it owes the device, then reports what it reads (a lying VMM reports `lie`).
    */
   async #put(f: HostFn, vm: number, dom: number | null, lie?: NoSnoopState): Promise<void> {
-    if (lie === undefined) this.#drain(f);
+    if (lie === undefined) await this.#drain(f);
     const attach = dom !== null && f.vm !== vm;
     const move = dom !== null && f.vm === vm && f.domain !== dom;
     const result = await this.#command({ type: 'put-device', vmId: VM_IDS[vm] as VmId, device: this.#deviceInput(f, dom, lie) });
     if (result === undefined) return;
     const out = (result.decision as VmmDecision).devctl;
-    this.#act([[vm, result.decision]], () => {
+    const needs = await this.#act([[vm, result.decision]], () => {
       f.vm = vm;
       f.domain = dom;
       // New to the VM with a value to write: bus mastering stays off until the VMM wrote it.
@@ -720,10 +958,10 @@ export class HostSimulation {
       else if (attach) f.live = out === undefined;
       else if (move) f.live = true;
       return [];
-    });
+    }, result);
     if (out === undefined) return;
     if (attach) this.stats.attachWaits++;
-    this.#queueWrite(f, vm, out.hardwareValue, attach);
+    this.#queueWrite(f, vm, out.hardwareValue, attach, needs);
   }
 
   async #unassign(f: HostFn): Promise<void> {
@@ -732,10 +970,10 @@ export class HostSimulation {
     const result = await this.#command({ type: 'delete-device', vmId: VM_IDS[vm] as VmId, bdf: f.bdf });
     if (result === undefined) return;
     // Back on the host the PF keeps the bit it had; a host-bit event may change it from there.
-    this.#act([[vm, result.decision]], () => {
+    await this.#act([[vm, result.decision]], () => {
       this.#toHost(f);
       return [];
-    });
+    }, result);
   }
 
   async #devctl(e: Extract<HostEvent, { t: 'devctl' }>): Promise<void> {
@@ -753,13 +991,14 @@ export class HostSimulation {
     const result = await this.#command(cmd);
     if (result === undefined) return;
     const out = (result.decision as VmmDecision).devctl;
-    // An allowed enable replays first (#act): the bit reaches the hardware only after the flush.
-    this.#act([[vm, result.decision]]);
+    // An allowed enable replays first (#act): the bit reaches the hardware only after the flush
+    // (with the protocol, the write waits for the replay's job and those of `flush.after`).
+    const needs = await this.#act([[vm, result.decision]], undefined, result, true);
     if (out === undefined) {
       this.ruleViolations.push(`a devctl decision for ${f.bdf} without a devctl outcome`);
       return;
     }
-    this.#queueWrite(f, vm, out.hardwareValue, false);
+    this.#queueWrite(f, vm, out.hardwareValue, false, needs);
   }
 
   async #reset(e: Extract<HostEvent, { t: 'reset' }>): Promise<void> {
@@ -772,12 +1011,12 @@ export class HostSimulation {
     if (!e.restoresConfig) this.stats.coldResets++;
     // vfio-pci restores config around its own resets (the bit keeps its value, no DMA meanwhile);
     // a reset that does not restore it leaves a PF's bit at its default 1 (a VF's FLR leaves the PF alone).
-    this.#act([[vm, result.decision]], () => {
+    const needs = await this.#act([[vm, result.decision]], () => {
       if (!e.restoresConfig && f.fn === 'pf') this.#setBit(f, DEVCTL_RESET_DEFAULT);
       return [];
-    });
+    }, result);
     const out = (result.decision as VmmDecision).devctl;
-    if (out !== undefined) this.#queueWrite(f, vm, out.hardwareValue, false);
+    if (out !== undefined) this.#queueWrite(f, vm, out.hardwareValue, false, needs);
   }
 
   async #pin(e: Extract<HostEvent, { t: 'pin' }>): Promise<void> {
@@ -798,10 +1037,10 @@ export class HostSimulation {
       if (!mmio) for (let p = hpa; p < hpa + e.pages; p++) this.#pages.release(p);
       return;
     }
-    this.#act([[vm, result.decision]], () => {
+    await this.#act([[vm, result.decision]], () => {
       this.#pins.push({ vm, iova, pages: e.pages, hpa, mmio, domains, probed: new Set() });
       return [];
-    });
+    }, result);
   }
 
   async #unpin(e: Extract<HostEvent, { t: 'unpin' }>): Promise<void> {
@@ -818,7 +1057,11 @@ export class HostSimulation {
     }
     const result = await this.#command({ type: 'unpin', vmId: VM_IDS[vm] as VmId, ranges: [{ iova, pages }] });
     if (result === undefined) return;
-    this.#act([[vm, result.decision]], () => this.#unmap((p) => p.vm === vm && p.iova >= iova && p.iova + p.pages <= iova + pages));
+    await this.#act(
+      [[vm, result.decision]],
+      () => this.#unmap((p) => p.vm === vm && p.iova >= iova && p.iova + p.pages <= iova + pages),
+      result
+    );
   }
 
   /** Removes the pins `gone` selects from the IOMMU; they are released once #act has flushed. */
@@ -850,7 +1093,15 @@ export class HostSimulation {
     this.stats.quirkChanges++;
     const answers = [...(result.vms ?? new Map<VmId, Decision>())].map(([id, d]) => [VM_IDS.indexOf(id), d] as const);
     // The table is the truth about the devices: it takes effect after the replays it causes.
-    this.#act(answers, () => {
+    if (this.#protocol !== 'off') {
+      // Each VMM hears of its VM's replay on its stream (#hear) and performs it when it gets to it.
+      // Pages the service did not know to be exposed are in those replays, or in jobs told earlier
+      // and not performed yet (a domain already exposed gets no new replay).
+      this.#switches.push({ table: new QuirkTable(quirks), jobs: [...(result.vmJobIds?.values() ?? []), ...this.#told.keys()] });
+      this.#switchQuirks();
+      return;
+    }
+    await this.#act(answers, () => {
       this.#quirks = new QuirkTable(quirks);
       return [];
     });
@@ -858,16 +1109,26 @@ export class HostSimulation {
 
   async #restart(defaults: PolicyDefaults, table: number): Promise<void> {
     const before = this.#snapshot();
+    // With the protocol the old instance stops first (its accepted jobs planned and kept).
+    const old = this.#runtime;
+    await old?.close();
     const service = this.#newService(defaults, tableOf(table));
     try {
-      await service.restore();
+      if (this.#runtime === null) await service.restore();
+      else await this.#runtime.start();
     } catch (err) {
       // The old instance stands in, so the run goes on; the failure is recorded.
       this.restartMismatches.push(`restore failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.#runtime = old;
       return;
     }
     this.#service = service;
     this.stats.restarts++;
+    // Each VMM resumes its stream from its last event id: a new instance says `reset`.
+    if (this.#runtime !== null) {
+      this.#follow();
+      await this.#hear();
+    }
     const after = this.#snapshot();
     if (after !== before) {
       const why = differences(JSON.parse(before), JSON.parse(after), '', []).slice(0, 6).join('; ');
@@ -982,16 +1243,23 @@ function rarely<T>(arb: fc.Arbitrary<T>, n: number): fc.Arbitrary<T | null> {
   return fc.oneof({ weight: 1, arbitrary: arb }, { weight: n - 1, arbitrary: fc.constant(null) });
 }
 
-/** PF0 with 2 VFs, PF1 with 1, PF2 with none (FUNCTIONS = 6): kinds, hardwired and unreadable bits, VF reports. */
-export function topology(): fc.Arbitrary<PfSpec[]> {
+/**
+ * PF0 with 2 VFs, PF1 with 1, PF2 with none (FUNCTIONS = 6): kinds, hardwired and unreadable bits,
+ * VF reports. `clearBits` favours hosts whose VMMs cleared Enable No Snoop and can read it back
+ * (mostly NICs, bits readable, VFs reporting 0 or their PF's bit): their domains start unexposed,
+ * so that guests' enables replay pinned pages.
+ */
+export function topology(clearBits = false): fc.Arbitrary<PfSpec[]> {
+  const kinds: FnKind[] = clearBits ? ['nic', 'nic', 'igpu', 'bad'] : ['igpu', 'nic', 'bad'];
+  const reports: VfReport[] = clearBits ? ['disabled', 'pf-bit', 'pf-bit', 'unknown'] : ['disabled', 'pf-bit', 'unknown'];
   const pf = (vfs: number): fc.Arbitrary<PfSpec> =>
     fc.record({
-      kind: fc.constantFrom<FnKind>('igpu', 'nic', 'bad'),
+      kind: fc.constantFrom<FnKind>(...kinds),
       hardwired: weighted(false, true),
-      unreadable: weighted(false, true, 7),
+      unreadable: weighted(false, true, clearBits ? 20 : 7),
       // Enable No Snoop resets to 1 and most devices keep it ("NoSnoop+" in lspci).
-      bit: weighted<0 | 1>(1, 0, 3),
-      vfs: fc.array(fc.constantFrom<VfReport>('disabled', 'pf-bit', 'unknown'), { minLength: vfs, maxLength: vfs })
+      bit: clearBits ? weighted<0 | 1>(0, 1, 3) : weighted<0 | 1>(1, 0, 3),
+      vfs: fc.array(fc.constantFrom<VfReport>(...reports), { minLength: vfs, maxLength: vfs })
     });
   return fc.tuple(pf(2), pf(1), pf(0)).map((t) => [...t]);
 }
@@ -1002,6 +1270,12 @@ export function policyDefaults(mode?: PolicyMode): fc.Arbitrary<PolicyDefaults> 
 
 export interface EventWeights {
   readonly restart?: number;
+  /** `vmm` events (a VMM performs a flush job it was told of); none by default. */
+  readonly vmm?: number;
+  /** Guest DEVCTL writes (default 8). */
+  readonly devctl?: number;
+  /** Functions moved between VMs and domains (default 8). */
+  readonly assign?: number;
 }
 
 /** Any event, valid or not, weighted towards the ones that make hazards; live policy changes favour `mode`. */
@@ -1012,11 +1286,11 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-vm' as const), vm: vmIdx }) },
     { weight: 5, arbitrary: fc.record({ t: fc.constant('domain' as const), vm: vmIdx, dom: domIdx, coherent: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: vmIdx, dom: domIdx }) },
-    { weight: 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) }, // null 1 in 6
+    { weight: weights.assign ?? 8, arbitrary: fc.record({ t: fc.constant('assign' as const), fn: fnIdx, vm: vmIdx, dom: fc.option(domIdx, { freq: 6, nil: null }) }) }, // null 1 in 6
     { weight: 2, arbitrary: fc.record({ t: fc.constant('unassign' as const), fn: fnIdx }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('host-bit' as const), fn: fnIdx, bit: fc.constantFrom<0 | 1>(0, 1) }) },
     {
-      weight: 8,
+      weight: weights.devctl ?? 8,
       arbitrary: fc.record({
         t: fc.constant('devctl' as const),
         fn: fnIdx,
@@ -1044,7 +1318,8 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
     { weight: 2, arbitrary: fc.record({ t: fc.constant('cpu' as const), vm: vmIdx, pick: fc.nat(), off: fc.nat(3), write: fc.boolean() }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('evict' as const), page: fc.nat() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('quirks' as const), table: tableIdx }) },
-    { weight: weights.restart ?? 1, arbitrary: fc.record({ t: fc.constant('restart' as const), defaults: policyDefaults(), table: tableIdx }) }
+    { weight: weights.restart ?? 1, arbitrary: fc.record({ t: fc.constant('restart' as const), defaults: policyDefaults(), table: tableIdx }) },
+    ...(weights.vmm === undefined ? [] : [{ weight: weights.vmm, arbitrary: fc.record({ t: fc.constant('vmm' as const), pick: fc.nat() }) }])
   );
 }
 
@@ -1053,17 +1328,18 @@ export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbi
  * a non-coherent d0 and a d1 of either kind, and most functions already assigned somewhere (a VF
  * half the time in its PF's VM, otherwise anywhere), then random events.
  */
-export function hostScenario(mode: PolicyMode, options: { maxLength?: number } & EventWeights = {}): fc.Arbitrary<Scenario> {
-  const vmSetup = fc.record({ explicit: fc.boolean(), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()), coherent: fc.boolean() });
+export function hostScenario(mode: PolicyMode, options: { maxLength?: number; clearBits?: boolean; onEnable?: OnEnable } & EventWeights = {}): fc.Arbitrary<Scenario> {
+  const onEnable = options.onEnable === undefined ? sometimes(onEnables) : fc.constant(options.onEnable);
+  const vmSetup = fc.record({ explicit: fc.boolean(), onEnable, exempt: sometimes(fc.boolean()), coherent: fc.boolean() });
   // On the host 1 in 4; a VF with `withPf` goes to its PF's VM.
   const placement = fc.option(fc.record({ vm: vmIdx, dom: fc.nat(1), withPf: fc.boolean() }), { freq: 4, nil: null });
   return fc
     .record({
-      pfs: topology(),
+      pfs: topology(options.clearBits),
       config: fc.record({ defaults: policyDefaults(mode), table: tableIdx }),
       // Lengths may shrink to nothing, so a counterexample keeps only the events it needs.
       vms: fc.array(vmSetup, { minLength: 1, maxLength: VM_IDS.length, size: 'max' }),
-      placements: fc.array(placement, { maxLength: FUNCTIONS, size: 'max' }),
+      placements: fc.array(placement, { maxLength: FUNCTIONS, size: 'max' }).map((ps) => (options.clearBits === true ? ps.map((p) => (p === null ? null : { ...p, withPf: true })) : ps)),
       tail: fc.array(hostEvent(mode, options), { maxLength: options.maxLength ?? 300, size: 'max' })
     })
     .map(({ pfs, config, vms, placements, tail }) => {
@@ -1083,6 +1359,38 @@ export function hostScenario(mode: PolicyMode, options: { maxLength?: number } &
           if (p !== null && vm !== null) head.push({ t: 'assign', fn, vm, dom: p.dom });
         }
       }
+      return { pfs, config, events: [...head, ...tail] };
+    });
+}
+
+/**
+ * For the VMM protocol: hosts where guests' enables replay pinned pages. Up to three VMs in trap
+ * mode that allow enables, non-coherent domains, every PF with its VFs in one VM and domain, bits
+ * mostly clear and readable (so domains start unexposed and pages are pinned without a flush),
+ * then random events rich in DEVCTL writes and in `vmm` events (a VMM performing a job late).
+ */
+export function protocolScenario(maxLength = 150): fc.Arbitrary<Scenario> {
+  return fc
+    .record({
+      pfs: topology(true),
+      config: fc.record({ defaults: policyDefaults('trap'), table: tableIdx }),
+      vms: fc.integer({ min: 1, max: VM_IDS.length }),
+      groups: fc.array(fc.record({ vm: vmIdx, dom: fc.nat(1) }), { minLength: 3, maxLength: 3 }),
+      tail: fc.array(hostEvent('trap', { vmm: 10, devctl: 24, assign: 1, restart: 2 }), { maxLength, size: 'max' })
+    })
+    .map(({ pfs, config, vms, groups, tail }) => {
+      const head: HostEvent[] = [];
+      for (let vm = 0; vm < vms; vm++) {
+        head.push({ t: 'vm', vm, mode: 'trap', onEnable: 'allow', exempt: null });
+        head.push({ t: 'domain', vm, dom: 0, coherent: false }, { t: 'domain', vm, dom: 1, coherent: false });
+      }
+      let fn = 0;
+      pfs.forEach((pf, p) => {
+        const g = groups[p] as { vm: number; dom: number };
+        for (let i = 0; i <= pf.vfs.length; i++, fn++) head.push({ t: 'assign', fn, vm: g.vm % vms, dom: g.dom });
+      });
+      // Pages pinned before any enable: an allowed enable replays them.
+      for (let vm = 0; vm < vms; vm++) for (const slot of [20, 24]) head.push({ t: 'pin', vm, slot, pages: 2, doms: null, mmio: null });
       return { pfs, config, events: [...head, ...tail] };
     });
 }
