@@ -25,8 +25,8 @@ import {
   getVm,
   listPins,
   mustFlush,
-  exposedDomains,
   viewVm,
+  waitsForReplays,
   type CoherencyState,
   type Command,
   type CommandResult,
@@ -360,27 +360,16 @@ export class PolicyService {
   }
 
   /**
-   * The outstanding flush jobs a decision about VM `vmId` depends on: its replays (F2) the VMM
-   * has not acknowledged yet, when the decision lets a device no-snoop: a DEVCTL value with
-   * Enable No Snoop set (one that clears it depends on nothing), or, for any other change, a
-   * domain of the VM exposed after it (conservative: the change may attach or re-enable a
-   * device). Until they are done, no-snoop DMA could read a line still dirty in a CPU cache. The
-   * decision's own job (`own`) is not among them: its answer already says to flush first. A
-   * change that sets a bit by itself whatever value it then writes (`resets`: a reset that does
-   * not restore config leaves the bit at its default 1) counts as any other change. Empty where
-   * flushes count as done once answered (FLUSH_ACKS=answered).
+   * The outstanding flush jobs a decision about VM `vmId` depends on (`flush.after`): its replays
+   * (F2) the VMM has not acknowledged yet, when the change lets a device no-snoop
+   * (waitsForReplays). The decision's own job (`own`) is not among them: its answer already says
+   * to flush first. Empty where flushes count as done once answered (FLUSH_ACKS=answered).
    */
   dependencies(vmId: VmId, decision: Decision, own?: string, resets = false): string[] {
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);
-    if (vm === undefined) return [];
-    if (decision.devctl !== undefined && !resets) {
-      // A DEVCTL value to write: setting the bit depends on them, clearing it never does.
-      if ((decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) === 0) return [];
-    } else if (exposedDomains(vm, this.state.quirks).size === 0) {
-      return [];
-    }
+    if (vm === undefined || !waitsForReplays(vm, this.state.quirks, decision, resets)) return [];
     return outstanding.flatMap((job) => (job.id === own ? [] : [job.id]));
   }
 

@@ -4,6 +4,14 @@
  * reports the bit it reads back) and the adversary (every device that can put No-Snoop on the
  * wire reads and writes every page it can reach, the moment it can), against the cache model.
  *
+ * The VMM follows the VMM protocol and acts out of order where the protocol lets it: a replay
+ * whose change is a guest's DEVCTL write is performed later (two events later or after, one per
+ * event, newest first),
+ * and a write that sets Enable No Snoop waits for its own replay and for every replay the
+ * answer's `flush.after` would list (waitsForReplays, as the service decides it); writes to one
+ * device stay in order; any other change waits for the replays it depends on before it takes
+ * effect. `vmm: 'ignore-after'` plays a VMM that does not wait for `flush.after`.
+ *
  * The result counts what the mode flushed and what it would cost, and every hazard the model saw:
  * a leak (a no-snoop read of a page the host zeroed through the cache and nobody flushed) or a
  * stale line (a page going back to the host with a clean line over newer DRAM). A safe policy
@@ -20,6 +28,7 @@ import {
   DomainError,
   domainsOf,
   planFlush,
+  waitsForReplays,
   type Arch,
   type CoherencyState,
   type Command,
@@ -46,6 +55,8 @@ const BATCH = 10_000;
 /** Flush chunk used for pricing, as the flush jobs use. */
 const CHUNK_PAGES = 262_144;
 const PAGE = 4096;
+/** Events after which the VMM performs a replay it was answered for a DEVCTL write, at the earliest. */
+const LATE_EVENTS = 2;
 /** Violations kept as examples; the counts cover all of them. */
 const SAMPLES = 5;
 
@@ -92,6 +103,25 @@ export interface ReplayOptions {
   readonly defaults?: PolicyDefaults;
   /** Skip the n-th demanded flush (0-based), to show that the model notices. */
   readonly dropFlush?: number;
+  /** How the VMM acts (see the top of this file); default 'protocol'. */
+  readonly vmm?: 'protocol' | 'ignore-after';
+}
+
+/** A replay the VMM was answered and has not performed yet. */
+interface LateFlush {
+  readonly id: number;
+  readonly vm: VmId;
+  /** The event from which the VMM gets to it. */
+  readonly due: number;
+  readonly flush: Decision['flush'];
+}
+
+/** A DEVCTL write the VMM owes a device, waiting for replays (`needs`) or for earlier writes to it. */
+interface OwedWrite {
+  readonly vm: VmId;
+  readonly bdf: PciAddress;
+  readonly value: number;
+  readonly needs: readonly number[];
 }
 
 interface HwDevice {
@@ -118,6 +148,11 @@ class Replay {
   /** Per VM: the non-coherent domains a no-snoop-capable device is attached to. */
   readonly #emitting = new Map<VmId, ReadonlySet<DomainId>>();
   readonly #dropFlush: number;
+  readonly #honoursAfter: boolean;
+  /** Replays answered and not performed yet, oldest first. */
+  #late: LateFlush[] = [];
+  /** Writes owed, oldest first. */
+  #owed: OwedWrite[] = [];
   #event = 0;
   #now = 0;
   #commands = 0;
@@ -139,13 +174,18 @@ class Replay {
     this.#mode = mode;
     this.#state = createState({ ...(options.defaults ?? DEFAULT_POLICY), mode }, options.quirks);
     this.#dropFlush = options.dropFlush ?? -1;
+    this.#honoursAfter = options.vmm !== 'ignore-after';
   }
 
   run(events: readonly TraceEvent[]): ModeResult {
     for (const e of events) {
       this.#event++;
+      // Between two events the VMM gets to one replay it owes: the newest of those due.
+      const late = this.#late.findLast((l) => l.due <= this.#event);
+      if (late !== undefined) this.#performLate(late);
       this.#step(e);
     }
+    while (this.#late.length > 0) this.#performLate(this.#late.pop() as LateFlush);
     return {
       mode: this.#mode,
       events: events.length,
@@ -199,11 +239,12 @@ class Replay {
         this.#exposureChanged(e.vm);
         return;
       case 'devctl': {
-        const result = this.#command({ type: 'devctl', vmId: e.vm, bdf: e.bdf, write: { nosnoopEnable: e.nosnoopEnable } });
+        const cmd: Command = { type: 'devctl', vmId: e.vm, bdf: e.bdf, write: { nosnoopEnable: e.nosnoopEnable } };
+        const result = this.#command(cmd);
         const outcome = result?.decision.devctl;
         if (outcome !== undefined) {
           this.#devctl[outcome.decision]++;
-          this.#write(e.vm, e.bdf, outcome.hardwareValue);
+          this.#owe(e.vm, e.bdf, outcome.hardwareValue, result?.needs ?? []);
         }
         this.#exposureChanged(e.vm);
         return;
@@ -222,8 +263,11 @@ class Replay {
 
   // ---- the VMM ---------------------------------------------------------------------------------
 
-  /** Runs a command and performs the flush it demands; a rejection is counted, not fatal. */
-  #command(cmd: Command): CommandResult | undefined {
+  /**
+   * Runs a command and performs the flush it demands (a DEVCTL write's replay later: `needs` then
+   * lists what its bit write waits for); a rejection is counted, not fatal.
+   */
+  #command(cmd: Command): (CommandResult & { needs?: readonly number[] }) | undefined {
     this.#commands++;
     // The VM as it was: a teardown is priced with the arch and policy of a VM no longer there.
     const before = 'vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined;
@@ -236,18 +280,44 @@ class Replay {
       return undefined;
     }
     const vm = ('vmId' in cmd ? this.#state.vms.get(cmd.vmId) : undefined) ?? before;
-    this.#perform(result.decision, vm?.arch, vm?.policy);
+    if (!('vmId' in cmd)) {
+      this.#perform(result.decision, vm?.arch, vm?.policy);
+      return result;
+    }
+    if (cmd.type === 'delete-vm') {
+      // The VMM is gone with its VM: what it owed is moot (the teardown flushes what it must).
+      this.#late = this.#late.filter((l) => l.vm !== cmd.vmId);
+      this.#owed = this.#owed.filter((w) => w.vm !== cmd.vmId);
+    }
+    // The replays outstanding that the answer's `flush.after` lists (the service's rule).
+    const current = this.#state.vms.get(cmd.vmId);
+    const resets = cmd.type === 'reset-device' && cmd.restoresConfig === false;
+    const after =
+      this.#honoursAfter && current !== undefined && cmd.type !== 'pin' && cmd.type !== 'unpin' && waitsForReplays(current, this.#state.quirks, result.decision, resets)
+        ? this.#late.filter((l) => l.vm === cmd.vmId).map((l) => l.id)
+        : [];
+    const id = this.#perform(result.decision, vm?.arch, vm?.policy, cmd.type === 'devctl' ? cmd.vmId : undefined);
+    let needs: readonly number[] = [];
+    if (cmd.type === 'devctl') {
+      needs = id === undefined ? after : [...after, id];
+    } else {
+      // Any other change takes effect now: the VMM performs what it depends on first.
+      for (const l of this.#late.filter((x) => after.includes(x.id))) this.#performLate(l);
+    }
     // Bits a policy, domain or device change tells the VMM to clear on other devices of its VM.
-    if ('vmId' in cmd) for (const w of result.decision.devices ?? []) this.#write(cmd.vmId, w.bdf, w.hardwareValue);
-    return result;
+    for (const w of result.decision.devices ?? []) this.#owe(cmd.vmId, w.bdf, w.hardwareValue, needs);
+    return { ...result, needs };
   }
 
-  /** Flushes what the decision demands, on the model, and prices it. */
-  #perform(decision: Decision, arch: Arch | undefined, policy: Policy | undefined): void {
+  /**
+   * Prices what the decision demands and flushes it on the model; a replay for `later` (a DEVCTL
+   * write's) is left for the VMM to perform later: its id is returned.
+   */
+  #perform(decision: Decision, arch: Arch | undefined, policy: Policy | undefined, later?: VmId): number | undefined {
     this.#pessimisticPages += decision.pessimisticPages;
     if (decision.kvmNoncoherentDma) this.#kvm = true;
     const flush = decision.flush;
-    if (!flush.required) return;
+    if (!flush.required) return undefined;
     const job = this.#jobs++;
     this.#pages += flush.pages;
     if (flush.cause !== null) this.#byCause[flush.cause] += flush.pages;
@@ -261,8 +331,47 @@ class Replay {
       this.#cycles += receipt.modeledCycles;
       this.#ns += receipt.modeledNs;
     }
+    if (later !== undefined && flush.cause === 'replay') {
+      this.#late.push({ id: job, vm: later, due: this.#event + LATE_EVENTS, flush });
+      return job;
+    }
+    this.#flushModel(job, flush);
+    return undefined;
+  }
+
+  #flushModel(job: number, flush: Decision['flush']): void {
     if (job === this.#dropFlush) return;
     for (const r of flush.ranges) this.#cache.flush(r.hpa, r.pages);
+  }
+
+  /** The VMM performs a replay it owed, then the writes that waited for it. */
+  #performLate(late: LateFlush): void {
+    this.#late = this.#late.filter((l) => l !== late);
+    this.#flushModel(late.id, late.flush);
+    this.#writeOwed();
+  }
+
+  /** Owes a DEVCTL write: done now when nothing it waits for is outstanding and no earlier write to the device is owed. */
+  #owe(vmId: VmId, bdf: PciAddress, value: number, needs: readonly number[]): void {
+    this.#owed.push({ vm: vmId, bdf, value, needs });
+    this.#writeOwed();
+  }
+
+  /** Writes every owed value whose replays are done, each device's in order. */
+  #writeOwed(): void {
+    const blocked = new Set<string>();
+    for (const w of [...this.#owed]) {
+      const k = key(w.vm, w.bdf);
+      // A write made meanwhile (a device report below may owe and write again) is not made twice.
+      if (blocked.has(k) || !this.#owed.includes(w)) continue;
+      if (w.needs.some((id) => this.#late.some((l) => l.id === id))) {
+        blocked.add(k);
+        continue;
+      }
+      this.#owed = this.#owed.filter((x) => x !== w);
+      this.#write(w.vm, w.bdf, w.value);
+      this.#exposureChanged(w.vm);
+    }
   }
 
   #attach(e: Extract<TraceEvent, { t: 'device' }>): void {
@@ -286,13 +395,13 @@ class Replay {
     if (existing === undefined) {
       // A new device has bus mastering off until the VMM, having written what the decision says,
       // hands it to the guest: it cannot DMA before that write.
-      if (write !== undefined) this.#write(e.vm, e.bdf, write.hardwareValue);
+      if (write !== undefined) this.#owe(e.vm, e.bdf, write.hardwareValue, result.needs ?? []);
       this.#exposureChanged(e.vm);
       return;
     }
     // A device already in the VM is live with its bit as found until the VMM writes.
     this.#exposureChanged(e.vm);
-    if (write !== undefined) this.#write(e.vm, e.bdf, write.hardwareValue);
+    if (write !== undefined) this.#owe(e.vm, e.bdf, write.hardwareValue, result.needs ?? []);
   }
 
   /**
@@ -306,7 +415,7 @@ class Replay {
     if (!restoresConfig && hw.fn === 'pf' && !hw.hardwired) hw.bit = 1;
     // Out of reset the bit is 1 until the VMM re-applies the policy.
     this.#exposureChanged(vmId);
-    if (result.decision.devctl !== undefined) this.#write(vmId, bdf, result.decision.devctl.hardwareValue);
+    if (result.decision.devctl !== undefined) this.#owe(vmId, bdf, result.decision.devctl.hardwareValue, result.needs ?? []);
   }
 
   /**

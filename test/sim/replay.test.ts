@@ -1,7 +1,8 @@
 /**
  * The simulator replays traces through the decision core against the cache model: exact figures
- * on small traces, zero violations for every mode on the reference traces, and a violation as
- * soon as one demanded flush is skipped, so the model is shown to look.
+ * on small traces, zero violations for every mode on the reference traces (its VMM acting out of
+ * order as the VMM protocol lets it), and a violation as soon as one demanded flush is skipped or
+ * `flush.after` is ignored, so the model is shown to look.
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile, POLICY_MODES, type PolicyMode } from '../../src/domain/index.js';
@@ -102,6 +103,41 @@ describe('replay', () => {
     const r = replay(trace, 'trap', { quirks });
     expect(r.rejected).toEqual({ PIN_OVERLAP: 1, UNPIN_BISECTS: 1 });
     expect(r.violations.total).toBe(0);
+  });
+});
+
+describe('the VMM protocol in the replay', () => {
+  // Two FPGAs (allowed: needs-nosnoop) in one non-coherent domain, 2 MiB pinned while neither may
+  // no-snoop. A's enable replays it; its VMM performs that replay two events later. B's enable,
+  // the next event, lists A's replay in `flush.after`; B then reads the page with No-Snoop.
+  const fpga = (bdf: string): string => `{"t":"device","vm":"vm1","bdf":"${bdf}","domain":"d0","vendorId":"0x10ee","deviceId":"0x903f","nosnoop":"disabled"}`;
+  const enable = (bdf: string): string => `{"t":"devctl","vm":"vm1","bdf":"${bdf}","nosnoopEnable":true}`;
+  const trace = parseTrace(
+    [
+      '{"t":"vm","vm":"vm1","arch":"x86_64"}',
+      '{"t":"domain","vm":"vm1","domain":"d0","coherent":false}',
+      fpga('0000:00:05.0'),
+      fpga('0000:00:06.0'),
+      PIN,
+      enable('0000:00:05.0'),
+      enable('0000:00:06.0'),
+      '{"t":"dma","vm":"vm1","bdf":"0000:00:06.0","iova":"0x0","length":"0x1000","write":false,"noSnoop":true}',
+      UNPIN
+    ].join('\n')
+  );
+  const allowed = { quirks: [{ vendorId: 0x10ee, deviceId: 0x903f, deviceMask: 0xffff, flags: ['needs-nosnoop' as const] }] };
+
+  it('a VMM that performs replays late, newest first, and writes a bit only after flush.after sees no violation', () => {
+    const r = replay(trace, 'trap', allowed);
+    expect(r.devctl.allow).toBe(2);
+    expect(r.flush.byCause.replay).toBe(MiB2);
+    expect(r.violations.total).toBe(0);
+  });
+
+  it('one that does not wait for flush.after lets the second device read a page the first one\'s replay has not flushed yet', () => {
+    const r = replay(trace, 'trap', { ...allowed, vmm: 'ignore-after' });
+    expect(r.violations.leakPages).toBeGreaterThan(0);
+    expect(r.violations.samples[0]).toMatchObject({ kind: 'leak', event: 7 });
   });
 });
 
