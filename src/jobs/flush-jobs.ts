@@ -157,6 +157,29 @@ export interface JobHeader {
   readonly createdAt: number;
 }
 
+/** A job rebuilt from its header and its ranges (`parts` decisions), to be planned (again). */
+export function jobFromHeader(id: string, header: JobHeader, parts: number, pairs: Float64Array): ResumableJob {
+  let pages = 0;
+  for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+  const job: FlushJob = {
+    id,
+    vmId: header.vmId,
+    arch: header.arch,
+    method: header.method,
+    cause: header.cause,
+    state: 'queued',
+    decisions: parts,
+    requestedPages: pages,
+    createdAt: header.createdAt,
+    startedAt: null,
+    finishedAt: null,
+    receipt: null,
+    ranges: null,
+    error: null
+  };
+  return { job, pairs, wbinvdAbovePages: header.wbinvdAbovePages };
+}
+
 interface Settled {
   readonly promise: Promise<FlushJob>;
   resolve(job: FlushJob): void;
@@ -187,6 +210,8 @@ export class FlushJobs {
   readonly #ackWaiters = new Map<string, Settled>();
   readonly acks: FlushAcks;
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Jobs another replica promised (adopt): their records are that replica's to keep. */
+  readonly #remote = new Set<string>();
   #pending = 0;
   #closed = false;
 
@@ -235,6 +260,47 @@ export class FlushJobs {
     }
     this.#forgetOld();
     return resumed;
+  }
+
+  /**
+   * A part of a job another replica promised, stored with a change this replica has now applied:
+   * the job is planned here too, so that answers here list it in `flush.after` and its VMM may
+   * acknowledge it here. Its state record is the other replica's to keep (an acknowledgement
+   * made here is kept by whoever receives it).
+   */
+  adopt(id: string, header: JobHeader, pairs: Float64Array): void {
+    const known = this.#jobs.get(id);
+    if (known === undefined) {
+      this.#remote.add(id);
+      this.resume([jobFromHeader(id, header, 1, pairs)]);
+      return;
+    }
+    if (!this.#remote.has(id)) return;
+    // Another decision joined it there: its ranges join it here.
+    let pages = 0;
+    for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+    known.decisions++;
+    known.requestedPages += pages;
+    const batch = this.#batches.get(id);
+    if (batch !== undefined) {
+      const ranges: HostRange[] = [];
+      for (let i = 0; i < pairs.length; i += 2) ranges.push({ hpa: pairs[i] as number, pages: pairs[i + 1] as number });
+      append(batch, ranges);
+      return;
+    }
+    const merged = new Float64Array((known.ranges?.length ?? 0) + pairs.length);
+    merged.set(known.ranges ?? new Float64Array(0));
+    merged.set(pairs, known.ranges?.length ?? 0);
+    known.ranges = coalescePairs(merged);
+    // As on the replica that promised it: an acknowledgement did not cover a flush answered after it.
+    if (isAcknowledged(known)) {
+      known.acknowledgedAt = null;
+      known.report = null;
+      if (known.state === 'acknowledged') {
+        known.state = 'pending';
+        this.#countPending(known, 1);
+      }
+    }
   }
 
   /** Jobs queued or running. */
@@ -568,6 +634,7 @@ export class FlushJobs {
    * that cannot be kept fails nothing: after a restart the job is planned again from its ranges.
    */
   #keep(job: FlushJob, wbinvdAbovePages: number | null): void {
+    if (this.#remote.has(job.id)) return;
     const saved = this.#persist({ ...job, ranges: null }, null, wbinvdAbovePages).catch(() => undefined);
     this.#inflight.add(saved);
     void saved.then(() => this.#inflight.delete(saved));
@@ -588,6 +655,7 @@ export class FlushJobs {
       // A job its VMM has not acknowledged is never forgotten.
       if (!isSettled(job)) continue;
       this.#jobs.delete(id);
+      this.#remote.delete(id);
       forgotten.push(id);
       const list = this.#byVm.get(job.vmId);
       if (list !== undefined) {

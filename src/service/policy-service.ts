@@ -46,8 +46,8 @@ import {
 import { CHUNK_PAGES, FlushAckTimeoutError, plannedThreshold, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
-import { VmEvents } from './vm-events.js';
-import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
+import { VmEvents, type VmEventInput } from './vm-events.js';
+import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -246,6 +246,8 @@ export class PolicyService {
     if (this.#trimmer !== null) clearInterval(this.#trimmer);
     this.#trimmer = null;
     if (this.#follower !== null) clearInterval(this.#follower);
+    this.#unwatch?.();
+    this.#unwatch = null;
     this.#recovery = null;
     this.#follower = null;
   }
@@ -281,6 +283,7 @@ export class PolicyService {
     // The flush jobs the decisions join are promised before the change is stored and stored with
     // it: no answer names a job a crash could lose. Their ranges join them once it is durable.
     let reserved: Reservation[] = [];
+    let told: VmEventInput[] = [];
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decide inside the store's transaction, after applying what
       // the others stored meanwhile. A replica that fell behind the log's floor reloads first.
@@ -299,10 +302,11 @@ export class PolicyService {
                 throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
               }
               this.#replay(missed);
-              const d = this.#decide(cmd, at, actor, before);
+              const d = this.#decide(cmd, at, actor, before, true);
               decided = d;
               effects = d.change.effects;
               reserved = d.reserved;
+              told = d.told;
               return d.change;
             });
           } catch (err) {
@@ -318,8 +322,8 @@ export class PolicyService {
         }
       }));
     } else {
-      const d = this.#decide(cmd, at, actor, before);
-      ({ result, seq, reserved } = d);
+      const d = this.#decide(cmd, at, actor, before, false);
+      ({ result, seq, reserved, told } = d);
       const effects = d.change.effects;
       try {
         await this.#persist(d.change);
@@ -334,29 +338,46 @@ export class PolicyService {
       this.jobs?.fill(r.id, r.ranges);
       jobIds.set(r.vmId, r.id);
     }
+    for (const e of told) this.events.emit(e);
     if (cmd.type === 'put-quirks') {
       const vmAfter = new Map<VmId, readonly string[]>();
-      for (const [vmId, decision] of result.vms ?? []) {
-        this.#onDecision(getVm(this.state, vmId), decision);
-        const jobId = jobIds.get(vmId);
-        const after = this.dependencies(vmId, decision, jobId);
-        if (after.length > 0) vmAfter.set(vmId, after);
-        this.events.emit({ type: 'decision', vmId, revision: seq, command: cmd.type, actor, decision, ...(jobId === undefined ? {} : { jobId }), ...(after.length === 0 ? {} : { after }) });
-      }
+      for (const [vmId, decision] of result.vms ?? []) this.#onDecision(getVm(this.state, vmId), decision);
+      for (const e of told) if ('after' in e && e.after !== undefined) vmAfter.set(e.vmId, e.after);
       return { ...result, revision: seq, vmJobIds: jobIds, vmAfter };
     }
     const vm = this.state.vms.get(cmd.vmId) ?? before;
     if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
+    const after = told.length > 0 && 'after' in (told[0] as VmEventInput) ? (told[0] as { after?: readonly string[] }).after : undefined;
+    return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after }) };
+  }
+
+  /**
+   * What a change tells each VM's stream: its decision (`decision`, `policy` or `deleted`) with
+   * the job carrying its flush and the outstanding jobs it depends on (`flush.after`).
+   */
+  #eventsOf(cmd: Command, result: CommandResult, seq: number, actor: string, reserved: readonly Reservation[]): VmEventInput[] {
+    const jobOf = (vmId: VmId): { jobId?: string } => {
+      const r = reserved.find((x) => x.vmId === vmId);
+      return r === undefined ? {} : { jobId: r.id };
+    };
+    if (cmd.type === 'put-quirks') {
+      return [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, decision]) => {
+        const job = jobOf(vmId);
+        const after = this.dependencies(vmId, decision, job.jobId);
+        return { type: 'decision', vmId, revision: seq, command: cmd.type, actor, decision, ...job, ...(after.length === 0 ? {} : { after }) };
+      });
+    }
+    if (this.state.vms.get(cmd.vmId) === undefined && cmd.type !== 'delete-vm') return [];
+    const job = jobOf(cmd.vmId);
     // A reset that does not restore config sets the bit itself (its default 1), before any value is written.
     const resets = cmd.type === 'reset-device' && cmd.restoresConfig === false;
-    const after = cmd.type === 'pin' || cmd.type === 'unpin' ? [] : this.dependencies(cmd.vmId, result.decision, jobId, resets);
-    const told = { vmId: cmd.vmId, revision: seq, actor, decision: result.decision, ...(jobId === undefined ? {} : { jobId }) };
-    if (cmd.type === 'delete-vm') this.events.emit({ type: 'deleted', ...told });
-    else if (cmd.type === 'put-vm') this.events.emit({ type: 'policy', ...told, ...(after.length === 0 ? {} : { after }) });
-    else this.events.emit({ type: 'decision', ...told, command: cmd.type, ...(after.length === 0 ? {} : { after }) });
-    return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }), ...(after.length === 0 ? {} : { after }) };
+    const after = cmd.type === 'pin' || cmd.type === 'unpin' || cmd.type === 'delete-vm' ? [] : this.dependencies(cmd.vmId, result.decision, job.jobId, resets);
+    const told = { vmId: cmd.vmId, revision: seq, actor, decision: result.decision, ...job, ...(after.length === 0 ? {} : { after }) };
+    if (cmd.type === 'delete-vm') return [{ type: 'deleted', ...told }];
+    if (cmd.type === 'put-vm') return [{ type: 'policy', ...told }];
+    return [{ type: 'decision', ...told, command: cmd.type }];
   }
 
   /**
@@ -416,6 +437,13 @@ export class PolicyService {
     } catch (err) {
       throw new StoreUnavailableError('the acknowledgement could not be kept; send it again', { cause: err });
     }
+    const store = this.#store;
+    if (store !== undefined && isShared(store)) {
+      // The other replicas count it done once they hear of it; until then they keep waiting for
+      // it (safe), and a restart reads the record kept above.
+      const published: Published = { type: 'ack', vmId: acked.job.vmId, jobId: id, report };
+      await store.publish({ vmId: acked.job.vmId, body: JSON.stringify(published) }).catch(() => undefined);
+    }
     return acked.job;
   }
 
@@ -471,13 +499,68 @@ export class PolicyService {
     });
   }
 
-  /** Follows a shared store: picks up other replicas' changes every `intervalMs`. */
-  follow(intervalMs = 500): void {
-    if (this.#store === undefined || !isShared(this.#store) || this.#follower !== null) return;
-    this.#follower = setInterval(() => void this.catchUp(Number.MAX_SAFE_INTEGER), intervalMs).unref();
+  /**
+   * Follows a shared store: applies other replicas' changes as soon as the store notifies them
+   * (and every `intervalMs`, in case a notification was lost), and hands the events they
+   * published to this replica's subscribers: their decisions, and acknowledgements of flush jobs.
+   */
+  follow(intervalMs = 5000): void {
+    const store = this.#store;
+    if (store === undefined || !isShared(store) || this.#follower !== null) return;
+    this.#follower = setInterval(() => this.#sync(), intervalMs).unref();
+    this.#unwatch = store.watch(() => this.#sync());
   }
 
   #follower: NodeJS.Timeout | null = null;
+  #unwatch: (() => void) | null = null;
+  #syncing = false;
+  #again = false;
+  /** Position in the store's event log up to which events were handed on (-1: from now on). */
+  #eventsAt = -1;
+
+  /** One round of following at a time; a notification meanwhile asks for one more. */
+  #sync(): void {
+    if (this.#syncing) {
+      this.#again = true;
+      return;
+    }
+    this.#syncing = true;
+    this.#followRound()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#syncing = false;
+        if (this.#again) {
+          this.#again = false;
+          this.#sync();
+        }
+      });
+  }
+
+  async #followRound(): Promise<void> {
+    const store = this.#store as SharedStateStore;
+    await this.catchUp(Number.MAX_SAFE_INTEGER);
+    for (;;) {
+      const { events, next, gone } = await store.eventsAfter(this.#eventsAt);
+      if (gone) this.events.resetAll('events made through another replica are no longer held: re-read the VM');
+      const moved = next !== this.#eventsAt;
+      this.#eventsAt = next;
+      for (const e of events) await this.#published(JSON.parse(e.body) as Published);
+      if (!moved || events.length === 0) return;
+    }
+  }
+
+  /** An event another replica published: a change's event for the VM's stream, or an acknowledgement. */
+  async #published(event: Published): Promise<void> {
+    if (event.type === 'ack') {
+      // Kept by the replica that took it; this one now counts the flush as done too.
+      const acked = this.jobs?.acknowledge(event.jobId, event.report ?? {});
+      await acked?.saved.catch(() => undefined);
+      return;
+    }
+    // The change behind it is applied first: a VMM reading the VM then sees it.
+    if (event.revision > this.#seq) await this.catchUp(event.revision);
+    this.events.emit(event);
+  }
   /** The shared log dropped effects this replica had not read: reload before the next change. */
   #behind = false;
   #lock: Promise<unknown> = Promise.resolve();
@@ -489,14 +572,16 @@ export class PolicyService {
     return run;
   }
 
-  /** Applies effects other replicas stored, as they decided them. */
+  /**
+   * Applies effects other replicas stored, as they decided them, and adopts the flush jobs their
+   * changes promised: answers here then list them in `flush.after` until they are acknowledged.
+   */
   #replay(effects: readonly EffectRow[]): void {
     for (const e of effects) {
       if (e.seq < this.#seq) throw new StoreUnavailableError(`stored effects go back from ${this.#seq} to ${e.seq}`);
       applyEffect(this.state, e);
       this.#seq = e.seq;
-      // A VMM following this replica hears of changes made through the others.
-      if (e.vmId !== QUIRKS_EFFECT) this.events.emit({ type: 'changed', vmId: e.vmId as VmId, revision: e.seq });
+      for (const part of e.jobs ?? []) this.jobs?.adopt(part.id, JSON.parse(part.header) as JobHeader, part.pairs);
     }
   }
 
@@ -551,7 +636,13 @@ export class PolicyService {
    * maps' journals and the VMs' records), the flush jobs promised for its decisions and its audit
    * entry, under the next sequence number.
    */
-  #decide(cmd: Command, at: number, actor: string, before: Vm | undefined): { result: CommandResult; seq: number; reserved: Reservation[]; change: StoredChange } {
+  #decide(
+    cmd: Command,
+    at: number,
+    actor: string,
+    before: Vm | undefined,
+    shared: boolean
+  ): { result: CommandResult; seq: number; reserved: Reservation[]; told: VmEventInput[]; change: StoredChange } {
     const watched = watch(this.state, cmd);
     // A pin that adds no subset of domains, or an unpin, changes only pins and counters.
     const pinsOnly = cmd.type === 'unpin' || cmd.type === 'pin' ? { vmId: cmd.vmId, subsets: this.state.vms.get(cmd.vmId)?.subsets.length ?? -1 } : null;
@@ -565,7 +656,16 @@ export class PolicyService {
     stamp(this.state, cmd, result, seq);
     const effects = effectsOf(this.state, cmd, result, watched, pinsOnly);
     const reserved = this.#reserve(cmd, result, before);
-    return { result, seq, reserved, change: { seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result) } };
+    const told = this.#eventsOf(cmd, result, seq, actor, reserved);
+    // Replicas sharing the store hand a change's events to their own subscribers.
+    const events = shared ? told.map((e) => ({ vmId: e.vmId, body: JSON.stringify(e) })) : undefined;
+    return {
+      result,
+      seq,
+      reserved,
+      told,
+      change: { seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result), ...(events === undefined ? {} : { events }) }
+    };
   }
 
   /** Promises each required flush of the command's decisions to a job (see `apply`). */
@@ -655,6 +755,9 @@ async function pinsOf(ranges: Float64Array): Promise<PinMap> {
   }
   return pins;
 }
+
+/** What replicas publish to each other: a change's event for a VM's stream, or an acknowledgement. */
+type Published = Exclude<VmEventInput, { type: 'reset' | 'flush-job' }> | { readonly type: 'ack'; readonly vmId: VmId; readonly jobId: string; readonly report?: VmmReport };
 
 /** A flush promised to a job before its change is durable. */
 interface Reservation {

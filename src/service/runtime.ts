@@ -3,7 +3,7 @@
  * the policy service. `close()` finishes accepted jobs, then stops the pool.
  */
 import type { PolicyDefaults, Quirk } from '../domain/index.js';
-import { FlushJobs, isPlanned, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
+import { FlushJobs, isPlanned, jobFromHeader, type FlushAcks, type FlushJob, type JobHeader, type ResumableJob } from '../jobs/flush-jobs.js';
 import { createJobPool, type JobPool } from '../jobs/job-pool.js';
 import { Simulator } from '../sim/simulator.js';
 import { Metrics } from './metrics.js';
@@ -62,26 +62,7 @@ function resumable(s: LoadedJob): ResumableJob[] {
     return [{ job: body.job, pairs: s.pairs, wbinvdAbovePages: body.wbinvdAbovePages }];
   }
   if (s.header === null || s.pairs === null) return [];
-  const header = JSON.parse(s.header) as JobHeader;
-  let pages = 0;
-  for (let i = 1; i < s.pairs.length; i += 2) pages += s.pairs[i] as number;
-  const job: FlushJob = {
-    id: s.id,
-    vmId: header.vmId,
-    arch: header.arch,
-    method: header.method,
-    cause: header.cause,
-    state: 'queued',
-    decisions: s.parts,
-    requestedPages: pages,
-    createdAt: header.createdAt,
-    startedAt: null,
-    finishedAt: null,
-    receipt: null,
-    ranges: null,
-    error: null
-  };
-  return [{ job, pairs: s.pairs, wbinvdAbovePages: header.wbinvdAbovePages }];
+  return [jobFromHeader(s.id, JSON.parse(s.header) as JobHeader, s.parts, s.pairs)];
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {

@@ -17,10 +17,10 @@ export type VmEvent =
   | { readonly id: string; readonly type: 'policy'; readonly vmId: VmId; readonly revision: number; readonly actor: string; readonly decision: Decision; readonly jobId?: string; readonly after?: readonly string[] }
   | { readonly id: string; readonly type: 'deleted'; readonly vmId: VmId; readonly revision: number; readonly actor: string; readonly decision: Decision; readonly jobId?: string }
   | { readonly id: string; readonly type: 'flush-job'; readonly vmId: VmId; readonly job: FlushJob }
-  | { readonly id: string; readonly type: 'changed'; readonly vmId: VmId; readonly revision: number }
   | { readonly id: string; readonly type: 'reset'; readonly vmId: VmId; readonly reason: string };
 
-type Emitted = VmEvent extends infer E ? (E extends { id: string } ? Omit<E, 'id'> : never) : never;
+/** An event as emitted (its id is given by the log). */
+export type VmEventInput = VmEvent extends infer E ? (E extends { id: string } ? Omit<E, 'id'> : never) : never;
 
 export type Listener = (event: VmEvent) => void;
 
@@ -60,7 +60,7 @@ export class VmEvents {
   }
 
   /** Records an event of `vmId` and hands it to its subscribers. */
-  emit(event: Emitted): void {
+  emit(event: VmEventInput): void {
     const full = { ...event, id: `${this.#epoch}.${++this.#next}` } as VmEvent;
     const log = this.#log(event.vmId);
     log.events.push(full);
@@ -81,6 +81,13 @@ export class VmEvents {
     if (event.type === 'deleted' && log.listeners.size === 0) {
       this.#logs.delete(event.vmId);
       this.#forgotten = this.#next;
+    }
+  }
+
+  /** Tells every subscriber to re-read its VM: events it should have had are lost (`reason`). */
+  resetAll(reason: string): void {
+    for (const [vmId, log] of this.#logs) {
+      if (log.listeners.size > 0) this.emit({ type: 'reset', vmId: vmId as VmId, reason });
     }
   }
 

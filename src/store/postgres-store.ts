@@ -6,7 +6,14 @@
  * decides, then inserts. Two replicas changing one VM at once are thus serialised: no lost
  * updates. A snapshot drops its VM's effects up to it and raises the log's floor: a replica that
  * had not read them yet reloads instead of missing them.
+ *
+ * Replicas follow each other through notifications: every change (and every event a replica
+ * publishes, such as a flush job acknowledged through it) sends NOTIFY on a channel named after
+ * the schema, and each replica LISTENs on it. A change's events (each VM's `decision`, `policy`,
+ * `deleted`) are kept with it in `events`, so that the other replicas hand them to their own
+ * subscribers; the log keeps the most recent 65,536 events.
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
 import {
@@ -19,9 +26,12 @@ import {
   type LegacyCommand,
   type LoadedJob,
   type LoadedState,
+  type PublishedEvent,
   type SharedStateStore,
   type StoredChange,
+  type StoredEvent,
   type StoredJob,
+  type StoredJobPart,
   type VmSnapshot
 } from './state-store.js';
 
@@ -74,8 +84,18 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
      pairs  BYTEA NOT NULL
    )`,
   (t) => `CREATE INDEX job_parts_job ON ${t('job_parts')} (job)`,
-  (t) => `CREATE INDEX commands_at ON ${t('commands')} (at)`
+  (t) => `CREATE INDEX commands_at ON ${t('commands')} (at)`,
+  // Events replicas publish to each other (0.3); `origin` tells a replica its own.
+  (t) => `CREATE TABLE ${t('events')} (
+     n      BIGSERIAL PRIMARY KEY,
+     origin TEXT NOT NULL,
+     vm     TEXT NOT NULL,
+     body   TEXT NOT NULL
+   )`
 ];
+
+/** Events the log keeps; older ones are dropped (a replica that had not read them says `reset`). */
+const KEEP_EVENTS = 65_536;
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
 const WRITE_LOCK = 0x636f6865;
@@ -93,10 +113,16 @@ export class PostgresStore implements SharedStateStore {
   readonly #pool: pg.Pool;
   readonly #schema: string;
   #ready: Promise<void> | null = null;
+  readonly #connectionString: string;
+  /** This replica's name in the event log. */
+  readonly #origin = randomUUID();
+  /** Events this replica added since it last dropped old ones. */
+  #added = 0;
 
   constructor(options: PostgresStoreOptions) {
     this.#schema = options.schema ?? 'coherency';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.#schema)) throw new Error(`invalid schema name ${this.#schema}`);
+    this.#connectionString = options.connectionString;
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 4, connectionTimeoutMillis: 2000 });
     // A broken connection must not crash the process (an 'error' event with no listener
     // throws); the query that uses it reports the failure instead.
@@ -206,14 +232,39 @@ export class PostgresStore implements SharedStateStore {
 
   async since(afterSeq: number): Promise<EffectRow[] | null> {
     await this.#init();
+    const client = await this.#connect();
     try {
-      const floor = await this.#pool.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
-      if (afterSeq < Number(floor.rows[0]?.value ?? 0)) return null;
-      const res = await this.#pool.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
-      return res.rows.map(effectRow);
+      return await this.#missed(client, afterSeq);
     } catch (err) {
       throw unavailable(err);
+    } finally {
+      client.release();
     }
+  }
+
+  /** Effects after `afterSeq` with the flush jobs their changes promised; null below the floor. */
+  async #missed(client: pg.PoolClient, afterSeq: number): Promise<EffectRow[] | null> {
+    const floor = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
+    if (afterSeq < Number(floor.rows[0]?.value ?? 0)) return null;
+    const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
+    const effects = res.rows.map(effectRow);
+    if (effects.length === 0) return effects;
+    const parts = await client.query<{ job: string; seq: string; vm: string; header: string; pairs: Buffer }>(
+      `SELECT job, seq, vm, header, pairs FROM ${this.#t('job_parts')} WHERE seq > $1 ORDER BY n`,
+      [afterSeq]
+    );
+    const bySeq = new Map<number, StoredJobPart[]>();
+    for (const p of parts.rows) {
+      const list = bySeq.get(Number(p.seq)) ?? [];
+      list.push({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array });
+      bySeq.set(Number(p.seq), list);
+    }
+    return effects.map((e) => {
+      const jobs = bySeq.get(e.seq);
+      if (jobs === undefined) return e;
+      bySeq.delete(e.seq);
+      return { ...e, jobs };
+    });
   }
 
   async append(changes: readonly StoredChange[]): Promise<void> {
@@ -230,12 +281,7 @@ export class PostgresStore implements SharedStateStore {
     let deciding = false;
     try {
       await this.#locked(async (client) => {
-        const floor = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
-        let missed: EffectRow[] | null = null;
-        if (afterSeq >= Number(floor.rows[0]?.value ?? 0)) {
-          const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
-          missed = res.rows.map(effectRow);
-        }
+        const missed = await this.#missed(client, afterSeq);
         deciding = true;
         const change = decide(missed);
         deciding = false;
@@ -266,7 +312,107 @@ export class PostgresStore implements SharedStateStore {
       c.actor ?? null,
       c.rules === undefined ? null : JSON.stringify(c.rules)
     ]);
+    if (c.events !== undefined && c.events.length > 0) {
+      await client.query(`INSERT INTO ${this.#t('events')} (origin, vm, body) SELECT $1, unnest($2::text[]), unnest($3::text[])`, [
+        this.#origin,
+        c.events.map((e) => e.vmId),
+        c.events.map((e) => e.body)
+      ]);
+      this.#added += c.events.length;
+      if (this.#added >= 1024) await this.#dropOldEvents(client);
+    }
     await putMeta(client, this.#t, 'seq', String(c.seq));
+    // Delivered at commit, to every replica listening.
+    await client.query('SELECT pg_notify($1, $2)', [this.#schema, this.#origin]);
+  }
+
+  async publish(event: StoredEvent): Promise<void> {
+    try {
+      // Under the store's lock, as changes are: positions are then in commit order, and a
+      // replica reading after position n never misses one committed later below it.
+      await this.#locked(async (client) => {
+        await client.query(`INSERT INTO ${this.#t('events')} (origin, vm, body) VALUES ($1, $2, $3)`, [this.#origin, event.vmId, event.body]);
+        await client.query('SELECT pg_notify($1, $2)', [this.#schema, this.#origin]);
+        this.#added++;
+        if (this.#added >= 1024) await this.#dropOldEvents(client);
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Keeps the most recent KEEP_EVENTS events; the position of the last one dropped is the events' floor. */
+  async #dropOldEvents(client: pg.PoolClient): Promise<void> {
+    this.#added = 0;
+    const dropped = await client.query<{ n: string | null }>(
+      `WITH gone AS (DELETE FROM ${this.#t('events')} WHERE n <= (SELECT max(n) FROM ${this.#t('events')}) - $1 RETURNING n) SELECT max(n)::text AS n FROM gone`,
+      [KEEP_EVENTS]
+    );
+    const floor = dropped.rows[0]?.n ?? null;
+    if (floor !== null) {
+      await client.query(
+        `INSERT INTO ${this.#t('meta')} (key, value) VALUES ('events_floor', $1) ON CONFLICT (key) DO UPDATE SET value = GREATEST(${this.#t('meta')}.value::bigint, excluded.value::bigint)::text`,
+        [floor]
+      );
+    }
+  }
+
+  async eventsAfter(after: number): Promise<{ events: PublishedEvent[]; next: number; gone: boolean }> {
+    await this.#init();
+    try {
+      if (after < 0) {
+        const last = await this.#pool.query<{ n: string | null }>(`SELECT max(n)::text AS n FROM ${this.#t('events')}`);
+        return { events: [], next: Number(last.rows[0]?.n ?? 0), gone: false };
+      }
+      const floor = await this.#pool.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'events_floor'`);
+      // Own events are skipped, bodies and all, but move the position on.
+      const res = await this.#pool.query<{ n: string; vm: string; body: string | null }>(
+        `SELECT n, vm, CASE WHEN origin = $2 THEN NULL ELSE body END AS body FROM ${this.#t('events')} WHERE n > $1 ORDER BY n LIMIT 1000`,
+        [after, this.#origin]
+      );
+      let next = after;
+      const events: PublishedEvent[] = [];
+      for (const r of res.rows) {
+        next = Number(r.n);
+        if (r.body !== null) events.push({ n: next, vmId: r.vm, body: r.body });
+      }
+      return { events, next, gone: after < Number(floor.rows[0]?.value ?? 0) };
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  watch(onChange: () => void): () => void {
+    let stopped = false;
+    let client: pg.Client | null = null;
+    let retry: NodeJS.Timeout | null = null;
+    const connect = (): void => {
+      if (stopped) return;
+      const c = new pg.Client({ connectionString: this.#connectionString, connectionTimeoutMillis: 2000 });
+      client = c;
+      const again = (): void => {
+        if (client !== c) return;
+        client = null;
+        c.end().catch(() => undefined);
+        if (!stopped) retry = setTimeout(connect, 1000).unref();
+      };
+      c.on('error', again);
+      c.on('end', again);
+      c.on('notification', (n) => {
+        if (n.payload !== this.#origin) onChange();
+      });
+      c.connect()
+        .then(() => c.query(`LISTEN "${this.#schema}"`))
+        .then(() => onChange(), again);
+    };
+    connect();
+    return () => {
+      stopped = true;
+      if (retry !== null) clearTimeout(retry);
+      const c = client;
+      client = null;
+      void c?.end().catch(() => undefined);
+    };
   }
 
   async snapshot(snapshot: VmSnapshot): Promise<void> {

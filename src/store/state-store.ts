@@ -41,11 +41,26 @@ export interface StoredChange {
   readonly actor?: string;
   /** Rule ids the decision named, for the audit trail. */
   readonly rules?: readonly string[];
+  /** The events the change sends each VM's stream (JSON), for replicas sharing the store. */
+  readonly events?: readonly StoredEvent[];
+}
+
+/** An event of a VM's stream (JSON, without its id), as a replica publishes it to the others. */
+export interface StoredEvent {
+  readonly vmId: string;
+  readonly body: string;
+}
+
+/** An event another replica published: its position in the store's event log, and the event. */
+export interface PublishedEvent extends StoredEvent {
+  readonly n: number;
 }
 
 /** An effect as loaded back, with the sequence number of its change. */
 export interface EffectRow extends StoredEffect {
   readonly seq: number;
+  /** Shared stores: the flush jobs its change promised (on one effect row of the change). */
+  readonly jobs?: readonly StoredJobPart[];
 }
 
 /** A VM as of change `seq`: its record and its pinned ranges (PinMap.toArray). */
@@ -164,10 +179,25 @@ export interface SharedStateStore extends StateStore {
   write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => StoredChange): Promise<void>;
   /** Effects stored after `afterSeq`, in order; null when some were already dropped (reload). */
   since(afterSeq: number): Promise<EffectRow[] | null>;
+  /**
+   * Publishes an event to the other replicas (a flush job planned or acknowledged); a change's
+   * events are published with it (`StoredChange.events`).
+   */
+  publish(event: StoredEvent): Promise<void>;
+  /**
+   * Events other replicas published after position `after` (-1: from now on), in order, with the
+   * position to ask from next; `gone` when some after `after` were already dropped.
+   */
+  eventsAfter(after: number): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: number; readonly gone: boolean }>;
+  /**
+   * Calls `onChange` whenever another replica stored a change or published an event (and once
+   * after each reconnection, in case one was missed); returns how to stop.
+   */
+  watch(onChange: () => void): () => void;
 }
 
 export function isShared(store: StateStore): store is SharedStateStore {
-  return 'write' in store && 'since' in store;
+  return 'write' in store && 'since' in store && 'watch' in store;
 }
 
 /** Raised when the store cannot take or give changes; the service then fails closed. */

@@ -2,10 +2,10 @@
  * GET /v1/vms/{vmId}/events: the VM's events as Server-Sent Events, for its VMM (`vmm` scope of
  * the VM, or `read`): `decision` (every change to the VM, whoever made it, with its decision:
  * flush ranges, `when`, `after`, reasons, DEVCTL values to write), `policy`, `deleted`,
- * `flush-job` (its jobs as they are planned and acknowledged), `changed` (a change made through
- * another replica sharing the store) and `reset` (events asked
- * for with `Last-Event-ID` are no longer held: re-read the VM). Comment lines keep an idle
- * stream alive through proxies.
+ * `flush-job` (its jobs as they are planned and acknowledged) and `reset` (events asked for
+ * with `Last-Event-ID` are no longer held: re-read the VM). Changes made through another replica
+ * sharing the store arrive as they do through this one. Comment lines keep an idle stream alive
+ * through proxies.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -23,8 +23,6 @@ function dataOf(event: VmEvent): unknown {
       return jobWire(event.job);
     case 'reset':
       return { vmId: event.vmId, reason: event.reason };
-    case 'changed':
-      return { vmId: event.vmId, revision: event.revision, reason: 'changed through another replica: re-read the VM' };
     case 'decision':
     case 'policy':
     case 'deleted':
@@ -64,7 +62,7 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
         tags: ['vms'],
         summary: "The VM's events (Server-Sent Events, text/event-stream)",
         description:
-          'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge), `changed` (changed through another replica sharing the store: re-read the VM) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start: re-read the VM). Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open. A subscriber more than 4 MiB behind gets a `dropped` event and the stream ends (it resumes by id); a token may hold 16 streams at once (429 TOO_MANY_STREAMS beyond).',
+          'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start or another replica: re-read the VM). Changes made through another replica sharing the store arrive as they do through this one. Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open. A subscriber more than 4 MiB behind gets a `dropped` event and the stream ends (it resumes by id); a token may hold 16 streams at once (429 TOO_MANY_STREAMS beyond).',
         params: VmParams,
         headers: z.object({ 'last-event-id': z.string().max(64).optional() }),
         response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404], 429: Problem }
