@@ -11,7 +11,7 @@
  * publishes, such as a flush job acknowledged through it) sends NOTIFY on a channel named after
  * the schema, and each replica LISTENs on it. A change's events (each VM's `decision`, `policy`,
  * `deleted`) are kept with it in `events`, so that the other replicas hand them to their own
- * subscribers; the log keeps the most recent 65,536 events.
+ * subscribers; the log keeps the most recent 65,536 events (64 MiB at most).
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -94,8 +94,15 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
    )`
 ];
 
-/** Events the log keeps; older ones are dropped (a replica that had not read them says `reset`). */
+/**
+ * Events the log keeps, at most, and bytes of them (a pin of 10,000 ranges is one large event);
+ * older ones are dropped (a replica that had not read them tells its subscribers `reset`).
+ */
 const KEEP_EVENTS = 65_536;
+const KEEP_EVENT_BYTES = 64 * 1024 * 1024;
+/** Events (or bytes of them) a replica adds between two rounds of dropping old ones. */
+const TRIM_EVERY = 1024;
+const TRIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 /** Advisory lock key for writers ("cohe" in ASCII). */
 const WRITE_LOCK = 0x636f6865;
@@ -104,6 +111,8 @@ export interface PostgresStoreOptions {
   readonly connectionString: string;
   /** Schema holding the tables; created when missing. */
   readonly schema?: string;
+  /** Events kept for the other replicas (default 65,536). */
+  readonly keepEvents?: number;
 }
 
 type Row = { seq: string; vm: string; record: string | null; ops: Buffer | null };
@@ -116,13 +125,18 @@ export class PostgresStore implements SharedStateStore {
   readonly #connectionString: string;
   /** This replica's name in the event log. */
   readonly #origin = randomUUID();
-  /** Events this replica added since it last dropped old ones. */
+  /** Events, and bytes of them, this replica added since it last dropped old ones. */
   #added = 0;
+  #addedBytes = 0;
+  readonly #keepEvents: number;
+  readonly #trimEvery: number;
 
   constructor(options: PostgresStoreOptions) {
     this.#schema = options.schema ?? 'coherency';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.#schema)) throw new Error(`invalid schema name ${this.#schema}`);
     this.#connectionString = options.connectionString;
+    this.#keepEvents = options.keepEvents ?? KEEP_EVENTS;
+    this.#trimEvery = Math.min(TRIM_EVERY, Math.max(1, Math.floor(this.#keepEvents / 4)));
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 4, connectionTimeoutMillis: 2000 });
     // A broken connection must not crash the process (an 'error' event with no listener
     // throws); the query that uses it reports the failure instead.
@@ -319,7 +333,8 @@ export class PostgresStore implements SharedStateStore {
         c.events.map((e) => e.body)
       ]);
       this.#added += c.events.length;
-      if (this.#added >= 1024) await this.#dropOldEvents(client);
+      for (const e of c.events) this.#addedBytes += e.body.length;
+      if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
     }
     await putMeta(client, this.#t, 'seq', String(c.seq));
     // Delivered at commit, to every replica listening.
@@ -334,19 +349,31 @@ export class PostgresStore implements SharedStateStore {
         await client.query(`INSERT INTO ${this.#t('events')} (origin, vm, body) VALUES ($1, $2, $3)`, [this.#origin, event.vmId, event.body]);
         await client.query('SELECT pg_notify($1, $2)', [this.#schema, this.#origin]);
         this.#added++;
-        if (this.#added >= 1024) await this.#dropOldEvents(client);
+        this.#addedBytes += event.body.length;
+        if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
       });
     } catch (err) {
       throw unavailable(err);
     }
   }
 
-  /** Keeps the most recent KEEP_EVENTS events; the position of the last one dropped is the events' floor. */
+  /**
+   * Keeps the most recent `keepEvents` events, and of them no more than KEEP_EVENT_BYTES; the
+   * position of the last one dropped is the events' floor.
+   */
   async #dropOldEvents(client: pg.PoolClient): Promise<void> {
     this.#added = 0;
+    this.#addedBytes = 0;
     const dropped = await client.query<{ n: string | null }>(
-      `WITH gone AS (DELETE FROM ${this.#t('events')} WHERE n <= (SELECT max(n) FROM ${this.#t('events')}) - $1 RETURNING n) SELECT max(n)::text AS n FROM gone`,
-      [KEEP_EVENTS]
+      `WITH newest AS (
+         SELECT n, row_number() OVER (ORDER BY n DESC) AS k, sum(length(body)) OVER (ORDER BY n DESC) AS bytes FROM ${this.#t('events')}
+       ), cut AS (
+         SELECT max(n) AS n FROM newest WHERE k > $1 OR bytes > $2
+       ), gone AS (
+         DELETE FROM ${this.#t('events')} WHERE n <= (SELECT n FROM cut) RETURNING n
+       )
+       SELECT max(n)::text AS n FROM gone`,
+      [this.#keepEvents, KEEP_EVENT_BYTES]
     );
     const floor = dropped.rows[0]?.n ?? null;
     if (floor !== null) {

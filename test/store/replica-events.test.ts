@@ -19,8 +19,9 @@ afterAll(async () => {
 });
 
 /** A replica that follows the others by notification only (its safety poll once a minute). */
-async function replica(schema: string): Promise<Runtime> {
-  const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile({ quirks: [] }), store: new PostgresStore({ connectionString: PG_URL, schema }), threads: 1 });
+async function replica(schema: string, keepEvents?: number): Promise<Runtime> {
+  const store = new PostgresStore({ connectionString: PG_URL, schema, ...(keepEvents === undefined ? {} : { keepEvents }) });
+  const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile({ quirks: [] }), store, threads: 1 });
   runtimes.push(runtime);
   await runtime.start();
   runtime.service.follow(60_000);
@@ -135,6 +136,30 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
       expect(e).toMatchObject({ type: 'decision', vmId: 'vmq', command: 'put-domain', actor: 'vmm-a' });
       expect(b.service.vm(vmId).domains.map((d) => d.id)).toEqual(['d0']);
       expect(b.service.revisionOf(vmId)).toBe(changed.revision);
+    } finally {
+      stop();
+    }
+  });
+
+  it('a replica cut off while the store dropped the events it had not read tells its subscribers to re-read the VM', async () => {
+    const schema = freshSchema('gone');
+    schemas.push(schema);
+    const a = await replica(schema, 8);
+    const b = await replica(schema);
+    await new Promise((r) => setTimeout(r, 300));
+    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: {} });
+    const made = await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: true });
+    await until('B at A\'s revision', () => (b.service.revisionOf(vmId) === made.revision ? true : undefined));
+    const seen: VmEvent[] = [];
+    const stop = b.service.events.subscribe(vmId, undefined, (e) => seen.push(e));
+    try {
+      b.service.stop(); // cut off: it no longer follows
+      for (let i = 0; i < 40; i++) await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: i, pages: 1, hpa: 0x1000 + i }] });
+      expect(seen).toEqual([]);
+      b.service.follow(60_000);
+      const reset = await until('reset on B', () => seen.find((e) => e.type === 'reset'));
+      expect(reset).toMatchObject({ type: 'reset', vmId: 'vmq' });
+      expect(b.service.pins(vmId, 0, 100)).toHaveLength(40);
     } finally {
       stop();
     }
