@@ -13,6 +13,10 @@
  *     <= live-only + 1 s).
  * (d) RSS of a server under steady durable writes: after 20 s of warm-up, growth over a further
  *     60 s. Target: <= 15%.
+ * (e) Replicas on PostgreSQL: single-page pin+unpin req/s with 8 VMs written through 2 replicas
+ *     against 1 VM through 1 replica, same connections (32), same run. Target: >= 4x. And the
+ *     time from a write's answer on replica A to its event on a stream of replica B (no
+ *     minRevision): median and p99 of 200 writes.
  *
  * The servers run with FLUSH_ACKS=answered: these figures are the durable write path, and the
  * load generator plays no VMM acknowledging its flush jobs (with acknowledgements required, a
@@ -37,8 +41,8 @@ const LIVE = 1_000;
 const RSS_WARMUP_S = 20;
 const RSS_MEASURE_S = 60;
 const DEADLINE_MS = 20 * 60_000;
-/** BENCH_PARTS=ab (or c, d): only those parts, for a quick look; the bar runs them all. */
-const PARTS = process.env['BENCH_PARTS'] ?? 'abcd';
+/** BENCH_PARTS=ab (or c, d, e): only those parts, for a quick look; the bar runs them all. */
+const PARTS = process.env['BENCH_PARTS'] ?? 'abcde';
 
 header('npm run bench:store  (node --import tsx bench/store.ts)');
 
@@ -65,16 +69,16 @@ function tempDir(name: string): string {
 }
 
 /** A server process on `dataDir`; resolves once /readyz answers 200, with the time that took. */
-async function startServer(dataDir: string): Promise<{ child: ChildProcess; readyMs: number }> {
+async function startServer(dataDir: string, port = PORT, store: Record<string, string> = { STORE: 'sqlite', DATA_DIR: dataDir }): Promise<{ child: ChildProcess; readyMs: number }> {
   const started = performance.now();
   const child = spawn(process.execPath, ['dist/server.js'], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), STORE: 'sqlite', DATA_DIR: dataDir, RATE_LIMIT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', FLUSH_ACKS: 'answered' },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...store, RATE_LIMIT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', FLUSH_ACKS: 'answered' },
     stdio: ['ignore', 'ignore', 'inherit']
   });
   children.add(child);
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const res = await fetch(`http://127.0.0.1:${PORT}/readyz`).catch(() => undefined);
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
     if (res?.status === 200) return { child, readyMs: performance.now() - started };
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -89,16 +93,17 @@ async function stop(child: ChildProcess): Promise<void> {
   children.delete(child);
 }
 
-async function call(method: string, path: string, body?: unknown): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${PORT}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+async function call(method: string, path: string, body?: unknown, port = PORT): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
 }
 
 /** A VM whose one non-coherent domain has a device that may no-snoop: every pin is flushed. */
-async function setUp(): Promise<void> {
-  await call('PUT', '/v1/vms/bench', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-  await call('PUT', '/v1/vms/bench/domains/d0', { enforceCacheCoherency: false });
-  await call('PUT', '/v1/vms/bench/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x10ee', deviceId: '0x903f', function: 'pf', nosnoop: 'enabled' });
+async function setUp(vm = 'bench', port = PORT): Promise<void> {
+  await call('PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } }, port);
+  await call('PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false }, port);
+  await call('PUT', `/v1/vms/${vm}/devices/0000:01:00.0`, { domainId: 'd0', vendorId: '0x10ee', deviceId: '0x903f', function: 'pf', nosnoop: 'enabled' }, port);
 }
 
 interface Load {
@@ -110,30 +115,44 @@ interface Load {
 /** Pages handed to connections, never twice (a run may end between a pin and its unpin). */
 let nextPage = 0x100000;
 
-/** Each connection pins a page of its own and unpins it again, over and over. */
-function writes(seconds: number, connections = WRITE_CONNECTIONS): Promise<Load> {
-  return run({
-    connections,
-    duration: seconds,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/vms/bench/pins',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
-          context['page'] ??= nextPage += 16;
-          const page = context['page'] as number;
-          return { ...req, body: `{"iova":"0x${(page * 4096).toString(16)}","hpa":"0x${(page * 8192).toString(16)}","length":"0x1000"}` };
+/**
+ * Each connection pins a page of its own and unpins it again, over and over; with `vms`, each
+ * connection writes to one of them (handed out in turn).
+ */
+function writes(seconds: number, connections = WRITE_CONNECTIONS, port = PORT, vms: readonly string[] = ['bench']): Promise<Load> {
+  let turn = 0;
+  return run(
+    {
+      connections,
+      duration: seconds,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
+            context['page'] ??= nextPage += 16;
+            context['vm'] ??= vms[turn++ % vms.length];
+            const page = context['page'] as number;
+            return {
+              ...req,
+              path: `/v1/vms/${context['vm'] as string}/pins`,
+              headers: { 'content-type': 'application/json' },
+              body: `{"iova":"0x${(page * 4096).toString(16)}","hpa":"0x${(page * 8192).toString(16)}","length":"0x1000"}`
+            };
+          }
+        },
+        {
+          method: 'POST',
+          setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => ({
+            ...req,
+            path: `/v1/vms/${context['vm'] as string}/unpins`,
+            headers: { 'content-type': 'application/json' },
+            body: `{"iova":"0x${((context['page'] as number) * 4096).toString(16)}","length":"0x1000"}`
+          })
         }
-      },
-      {
-        method: 'POST',
-        path: '/v1/vms/bench/unpins',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => ({ ...req, body: `{"iova":"0x${((context['page'] as number) * 4096).toString(16)}","length":"0x1000"}` })
-      }
-    ]
-  });
+      ]
+    },
+    port
+  );
 }
 
 /** One-range map questions about a page never pinned: answered as a pin of it would be. */
@@ -177,8 +196,8 @@ async function decisionP99(seconds: number, connections: number): Promise<number
   return times[Math.floor(times.length * 0.99)] ?? 0;
 }
 
-async function run(options: Record<string, unknown>): Promise<Load> {
-  const result = await autocannon({ url: `http://127.0.0.1:${PORT}`, ...options });
+async function run(options: Record<string, unknown>, port = PORT): Promise<Load> {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}`, ...options });
   const bad = result.non2xx + result.errors;
   return { reqPerSec: result.requests.total / result.duration, p99: result.latency.p99, errors: bad };
 }
@@ -292,6 +311,89 @@ if (PARTS.includes('d')) {
   await stop(child);
 }
 
+// ---- (e) replicas on PostgreSQL --------------------------------------------------------------
+
+const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const VISIBILITY_WRITES = 200;
+
+/**
+ * Times from a write's answer on replica `a` to its `decision` event on a stream of replica `b`
+ * (ms), for VISIBILITY_WRITES writes one after the other.
+ */
+async function visibility(a: number, b: number): Promise<number[]> {
+  await setUp('lat', a);
+  const seen = new Map<number, number>();
+  const stop = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${b}/v1/vms/lat/events`, { signal: stop.signal });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (frame.includes('event: decision') && data !== undefined) seen.set((JSON.parse(data) as { revision: number }).revision, performance.now());
+      }
+    }
+  })();
+  const times: number[] = [];
+  for (let i = 0; i < VISIBILITY_WRITES; i++) {
+    const page = 0x200000 + i;
+    const path = i % 2 === 0 ? '/v1/vms/lat/pins' : '/v1/vms/lat/unpins';
+    const body = i % 2 === 0 ? { iova: `0x${(page * 4096).toString(16)}`, hpa: `0x${(page * 8192).toString(16)}`, length: '0x1000' } : { iova: `0x${((page - 1) * 4096).toString(16)}`, length: '0x1000' };
+    const answer = await call('POST', path, body, a);
+    const answered = performance.now();
+    const revision = answer['revision'] as number;
+    for (let w = 0; w < 5000 && !seen.has(revision); w++) await new Promise((r) => setTimeout(r, 0.2));
+    const at = seen.get(revision);
+    if (at === undefined) throw new Error(`replica B never told of revision ${revision}`);
+    times.push(Math.max(0, at - answered));
+  }
+  stop.abort();
+  await reading;
+  return times.sort((x, y) => x - y);
+}
+
+const replicaRates = { one: [] as number[], eight: [] as number[] };
+let visible: number[] = [];
+if (PARTS.includes('e')) {
+  const schema = `bench_replicas_${process.pid}`;
+  const pg = await import('pg');
+  const dropSchema = async (): Promise<void> => {
+    const client = new pg.default.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+  };
+  try {
+    const store = { STORE: 'postgres', STORE_URL: PG_URL, STORE_SCHEMA: schema };
+    const portB = PORT + 1;
+    const a = await startServer('', PORT, store);
+    const b = await startServer('', portB, store);
+    const vms = Array.from({ length: 8 }, (_, i) => `r${i}`);
+    for (const vm of vms) await setUp(vm);
+    await writes(2, WRITE_CONNECTIONS, PORT, ['r0']);
+    for (let i = 0; i < RUNS; i++) {
+      const one = await writes(SECONDS, WRITE_CONNECTIONS, PORT, ['r0']);
+      // Each replica writes to its own 4 VMs (a route per VM), half the connections each.
+      const [ea, eb] = await Promise.all([writes(SECONDS, WRITE_CONNECTIONS / 2, PORT, vms.slice(0, 4)), writes(SECONDS, WRITE_CONNECTIONS / 2, portB, vms.slice(4))]);
+      if (one.errors + ea.errors + eb.errors > 0) throw new Error(`errors under load: ${one.errors}, ${ea.errors}, ${eb.errors}`);
+      replicaRates.one.push(one.reqPerSec);
+      replicaRates.eight.push(ea.reqPerSec + eb.reqPerSec);
+    }
+    visible = await visibility(PORT, portB);
+    await stop(a.child);
+    await stop(b.child);
+  } finally {
+    await dropSchema();
+  }
+}
+
 // ---- report ---------------------------------------------------------------------------------
 
 const MB = 1024 * 1024;
@@ -321,8 +423,28 @@ console.log(`| after the churn | ${(sizes.churned / MB).toFixed(2)} MB | ${fmt(m
 console.log(`| difference (target <= 32 MB, <= 1,000 ms) | ${((sizes.churned - sizes.live) / MB).toFixed(2)} MB | ${fmt(median(restartChurned) - median(restartLive))} ms | |`);
 console.log('');
 console.log(`(d) server RSS under steady durable writes (${WRITE_CONNECTIONS} connections): ${(rss.warm / MB).toFixed(0)} MB after ${RSS_WARMUP_S} s of warm-up, ${(rss.end / MB).toFixed(0)} MB after a further ${RSS_MEASURE_S} s: ${(growth * 100).toFixed(1)}% (target <= 15%)`);
+const scale = median(replicaRates.eight) / median(replicaRates.one);
+const q = (list: number[], at: number): number => list[Math.min(list.length - 1, Math.floor(list.length * at))] ?? 0;
+console.log('');
+console.log(`(e) PostgreSQL replicas, single-page pin+unpin, ${WRITE_CONNECTIONS} connections, autocannon ${SECONDS} s windows; median of ${RUNS}`);
+console.log('');
+console.log('| figure | median | per run | target |');
+console.log('|---|---:|---|---|');
+console.log(`| 1 VM through 1 replica, req/s (baseline) | ${fmt(median(replicaRates.one))} | ${replicaRates.one.map(fmt).join(', ')} | |`);
+console.log(`| 8 VMs through 2 replicas, req/s | ${fmt(median(replicaRates.eight))} | ${replicaRates.eight.map(fmt).join(', ')} | |`);
+console.log(`| 8 VMs, 2 replicas / 1 VM, 1 replica | ${scale.toFixed(2)}x | | >= 4x |`);
+console.log(`| write on A to its event on B's stream, ${VISIBILITY_WRITES} writes (ms) | median ${q(visible, 0.5).toFixed(2)}, p99 ${q(visible, 0.99).toFixed(2)} | | |`);
 console.log(
   `FIGURES ${JSON.stringify([
+    { id: 'replicas-scale', label: 'PostgreSQL: pin+unpin req/s, 8 VMs through 2 replicas / 1 VM through 1 replica', value: scale, display: `${scale.toFixed(2)}x`, target: '>= 4x', met: scale >= 4 },
+    {
+      id: 'replica-visibility',
+      label: 'PostgreSQL: write on replica A to its event on replica B (median, p99)',
+      value: q(visible, 0.5),
+      display: `${q(visible, 0.5).toFixed(1)} ms, p99 ${q(visible, 0.99).toFixed(1)} ms`,
+      target: '',
+      met: true
+    },
     { id: 'durable-writes-vs-decisions', label: 'Durable single-page pin+unpin req/s on SQLite / read-only decision req/s', value: r, display: `${r.toFixed(2)}x`, target: '>= 0.8x', met: r >= 0.8 },
     { id: 'decision-p99-under-writes', label: 'Decision p99 while writes run / alone', value: p, display: `${p.toFixed(2)}x`, target: '<= 2x', met: p <= 2 },
     {
