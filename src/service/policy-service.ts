@@ -285,41 +285,11 @@ export class PolicyService {
     let reserved: Reservation[] = [];
     let told: VmEventInput[] = [];
     if (store !== undefined && isShared(store)) {
-      // Replicas share the log: decide inside the store's transaction, after applying what
-      // the others stored meanwhile. A replica that fell behind the log's floor reloads first.
-      ({ result, seq } = await this.#exclusive(async () => {
-        for (let attempt = 0; ; attempt++) {
-          if (this.#behind) {
-            await this.restore();
-            this.#behind = false;
-          }
-          let decided: { result: CommandResult; seq: number } | undefined;
-          let effects: readonly StoredEffect[] = [];
-          try {
-            await store.write(this.#seq, (missed) => {
-              if (missed === null) {
-                this.#behind = true;
-                throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
-              }
-              this.#replay(missed);
-              const d = this.#decide(cmd, at, actor, before, true);
-              decided = d;
-              effects = d.change.effects;
-              reserved = d.reserved;
-              told = d.told;
-              return d.change;
-            });
-          } catch (err) {
-            for (const r of reserved) this.jobs?.cancel(r.id);
-            reserved = [];
-            // Behind the floor: reload and decide again, once.
-            if (this.#behind && decided === undefined && attempt === 0) continue;
-            if (decided !== undefined || err instanceof StoreUnavailableError) this.#fail(err);
-            throw err;
-          }
-          this.#snapshotIfDue(effects);
-          return decided as { result: CommandResult; seq: number };
-        }
+      // Replicas share the log: decided inside the store's transaction, with the changes that
+      // arrived meanwhile (group commit), after applying what the others stored.
+      ({ result, seq, reserved, told } = await new Promise<Decided>((resolve, reject) => {
+        this.#queued.push({ cmd, at, actor, resolve, reject });
+        if (!this.#committing) void this.#commitQueued();
       }));
     } else {
       const d = this.#decide(cmd, at, actor, before, false);
@@ -511,6 +481,81 @@ export class PolicyService {
     this.#unwatch = store.watch(() => this.#sync());
   }
 
+  /** Changes waiting for the next shared transaction, in arrival order (group commit). */
+  #queued: Queued[] = [];
+  #committing = false;
+
+  /** Commits queued changes, as many as have arrived, one transaction at a time. */
+  async #commitQueued(): Promise<void> {
+    this.#committing = true;
+    try {
+      while (this.#queued.length > 0) {
+        const batch = this.#queued.splice(0, GROUP_COMMIT_MAX);
+        await this.#exclusive(() => this.#commitBatch(batch));
+      }
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  /**
+   * One shared transaction: applies what the other replicas stored, decides each queued change
+   * in order (a refused one is answered its refusal, the others go on), stores them together.
+   * A replica that fell behind the log's floor reloads and tries once more. When the store fails
+   * after changes were decided, memory is ahead of it: every change of the batch is refused and
+   * the replica fails closed until it has reloaded.
+   */
+  async #commitBatch(batch: readonly Queued[]): Promise<void> {
+    const store = this.#store as SharedStateStore;
+    for (let attempt = 0; ; attempt++) {
+      if (this.#behind) {
+        try {
+          await this.restore();
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+          return;
+        }
+        this.#behind = false;
+      }
+      const decided: { q: Queued; d: Decided }[] = [];
+      const refused: { q: Queued; err: unknown }[] = [];
+      try {
+        await store.write(this.#seq, (missed) => {
+          if (missed === null) {
+            this.#behind = true;
+            throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
+          }
+          this.#replay(missed);
+          for (const q of batch) {
+            try {
+              // Teardown removes the VM: how it flushes is read before it is gone.
+              const before = q.cmd.type === 'put-quirks' ? undefined : this.state.vms.get(q.cmd.vmId);
+              decided.push({ q, d: this.#decide(q.cmd, q.at, q.actor, before, true) });
+            } catch (err) {
+              refused.push({ q, err });
+            }
+          }
+          return decided.map((x) => x.d.change);
+        });
+      } catch (err) {
+        for (const { d } of decided) for (const r of d.reserved) this.jobs?.cancel(r.id);
+        // Behind the floor: reload and decide again, once.
+        if (this.#behind && decided.length === 0 && refused.length === 0 && attempt === 0) continue;
+        if (decided.length > 0 || err instanceof StoreUnavailableError) this.#fail(err);
+        for (const { q } of decided) q.reject(err);
+        for (const { q, err: own } of refused) q.reject(own);
+        if (decided.length === 0 && refused.length === 0) for (const q of batch) q.reject(err);
+        return;
+      }
+      for (const { q, err } of refused) q.reject(err);
+      for (const { q, d } of decided) {
+        this.#snapshotIfDue(d.change.effects);
+        q.resolve(d);
+      }
+      return;
+    }
+  }
+
   #follower: NodeJS.Timeout | null = null;
   #unwatch: (() => void) | null = null;
   #syncing = false;
@@ -636,13 +681,7 @@ export class PolicyService {
    * maps' journals and the VMs' records), the flush jobs promised for its decisions and its audit
    * entry, under the next sequence number.
    */
-  #decide(
-    cmd: Command,
-    at: number,
-    actor: string,
-    before: Vm | undefined,
-    shared: boolean
-  ): { result: CommandResult; seq: number; reserved: Reservation[]; told: VmEventInput[]; change: StoredChange } {
+  #decide(cmd: Command, at: number, actor: string, before: Vm | undefined, shared: boolean): Decided {
     const watched = watch(this.state, cmd);
     // A pin that adds no subset of domains, or an unpin, changes only pins and counters.
     const pinsOnly = cmd.type === 'unpin' || cmd.type === 'pin' ? { vmId: cmd.vmId, subsets: this.state.vms.get(cmd.vmId)?.subsets.length ?? -1 } : null;
@@ -758,6 +797,27 @@ async function pinsOf(ranges: Float64Array): Promise<PinMap> {
 
 /** What replicas publish to each other: a change's event for a VM's stream, or an acknowledgement. */
 type Published = Exclude<VmEventInput, { type: 'reset' | 'flush-job' }> | { readonly type: 'ack'; readonly vmId: VmId; readonly jobId: string; readonly report?: VmmReport };
+
+/** A change decided: its result, sequence number, promised flushes, events, and what is stored. */
+interface Decided {
+  readonly result: CommandResult;
+  readonly seq: number;
+  readonly reserved: Reservation[];
+  readonly told: VmEventInput[];
+  readonly change: StoredChange;
+}
+
+/** A change waiting for the next shared transaction. */
+interface Queued {
+  readonly cmd: Command;
+  readonly at: number;
+  readonly actor: string;
+  resolve(d: Decided): void;
+  reject(err: unknown): void;
+}
+
+/** Changes one shared transaction takes at most. */
+const GROUP_COMMIT_MAX = 256;
 
 /** A flush promised to a job before its change is durable. */
 interface Reservation {

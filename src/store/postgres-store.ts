@@ -180,8 +180,8 @@ export class PostgresStore implements SharedStateStore {
       throw unavailable(err);
     }
     try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      // One round trip: the transaction and its lock.
+      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
@@ -258,8 +258,14 @@ export class PostgresStore implements SharedStateStore {
 
   /** Effects after `afterSeq` with the flush jobs their changes promised; null below the floor. */
   async #missed(client: pg.PoolClient, afterSeq: number): Promise<EffectRow[] | null> {
-    const floor = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'floor'`);
-    if (afterSeq < Number(floor.rows[0]?.value ?? 0)) return null;
+    const meta = await client.query<{ key: string; value: string }>({
+      name: `${this.#schema}-log-ends`,
+      text: `SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
+    });
+    const value = (key: string): number => Number(meta.rows.find((r) => r.key === key)?.value ?? 0);
+    if (afterSeq < value('floor')) return null;
+    // Nothing stored since (one replica, or caught up): one round trip.
+    if (value('seq') <= afterSeq) return [];
     const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
     const effects = res.rows.map(effectRow);
     if (effects.length === 0) return effects;
@@ -284,22 +290,22 @@ export class PostgresStore implements SharedStateStore {
   async append(changes: readonly StoredChange[]): Promise<void> {
     try {
       await this.#locked(async (client) => {
-        for (const c of changes) await this.#insert(client, c);
+        await this.#insert(client, changes);
       });
     } catch (err) {
       throw unavailable(err);
     }
   }
 
-  async write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => StoredChange): Promise<void> {
+  async write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => readonly StoredChange[]): Promise<void> {
     let deciding = false;
     try {
       await this.#locked(async (client) => {
         const missed = await this.#missed(client, afterSeq);
         deciding = true;
-        const change = decide(missed);
+        const changes = decide(missed);
         deciding = false;
-        await this.#insert(client, change);
+        await this.#insert(client, changes);
       });
     } catch (err) {
       // A rejection by `decide` (a domain error) passes through; anything else is the store's.
@@ -307,38 +313,82 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async #insert(client: pg.PoolClient, c: StoredChange): Promise<void> {
-    for (const e of c.effects) {
-      // A newer quirk list supersedes older ones; a deleted VM's earlier effects are of no use
-      // to anyone (a replica that missed them applies the deletion).
-      if (e.vmId === QUIRKS_EFFECT || e.record === null) await client.query(`DELETE FROM ${this.#t('effects')} WHERE vm = $1`, [e.vmId]);
-      if (e.record === null) await client.query(`DELETE FROM ${this.#t('snapshots')} WHERE vm = $1`, [e.vmId]);
-      await client.query(`INSERT INTO ${this.#t('effects')} (seq, vm, record, ops) VALUES ($1, $2, $3, $4)`, [c.seq, e.vmId, e.record, pairsToBytes(e.ops)]);
+  /**
+   * Stores changes in one statement (and one more per change that deletes a VM or replaces the
+   * quirk list): their effects, flush job parts, audit entries and events, the log's last
+   * sequence number, and the notification the other replicas listen for.
+   */
+  async #insert(client: pg.PoolClient, changes: readonly StoredChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const effects: { seq: number[]; vm: string[]; record: (string | null)[]; ops: (Buffer | null)[] } = { seq: [], vm: [], record: [], ops: [] };
+    const parts: { job: string[]; seq: number[]; vm: string[]; header: string[]; pairs: Buffer[] } = { job: [], seq: [], vm: [], header: [], pairs: [] };
+    const commands: { seq: number[]; at: number[]; vm: (string | null)[]; body: string[]; actor: (string | null)[]; rules: (string | null)[] } = { seq: [], at: [], vm: [], body: [], actor: [], rules: [] };
+    const events: { vm: string[]; body: string[] } = { vm: [], body: [] };
+    for (const c of changes) {
+      for (const e of c.effects) {
+        // A newer quirk list supersedes older ones; a deleted VM's earlier effects are of no use
+        // to anyone (a replica that missed them applies the deletion).
+        if (e.vmId === QUIRKS_EFFECT || e.record === null) await client.query(`DELETE FROM ${this.#t('effects')} WHERE vm = $1`, [e.vmId]);
+        if (e.record === null) await client.query(`DELETE FROM ${this.#t('snapshots')} WHERE vm = $1`, [e.vmId]);
+        effects.seq.push(c.seq);
+        effects.vm.push(e.vmId);
+        effects.record.push(e.record);
+        effects.ops.push(pairsToBytes(e.ops));
+      }
+      for (const j of c.jobs ?? []) {
+        parts.job.push(j.id);
+        parts.seq.push(c.seq);
+        parts.vm.push(j.vmId);
+        parts.header.push(j.header);
+        parts.pairs.push(pairsToBytes(j.pairs) as Buffer);
+      }
+      commands.seq.push(c.seq);
+      commands.at.push(c.at);
+      commands.vm.push('vmId' in c.command ? c.command.vmId : null);
+      commands.body.push(encodeCommand(c.command));
+      commands.actor.push(c.actor ?? null);
+      commands.rules.push(c.rules === undefined ? null : JSON.stringify(c.rules));
+      for (const e of c.events ?? []) {
+        events.vm.push(e.vmId);
+        events.body.push(e.body);
+        this.#addedBytes += e.body.length;
+      }
     }
-    for (const j of c.jobs ?? []) {
-      await client.query(`INSERT INTO ${this.#t('job_parts')} (job, seq, vm, header, pairs) VALUES ($1, $2, $3, $4, $5)`, [j.id, c.seq, j.vmId, j.header, pairsToBytes(j.pairs)]);
-    }
-    await client.query(`INSERT INTO ${this.#t('commands')} (seq, at, vm, body, actor, rules) VALUES ($1, $2, $3, $4, $5, $6)`, [
-      c.seq,
-      c.at,
-      'vmId' in c.command ? c.command.vmId : null,
-      encodeCommand(c.command),
-      c.actor ?? null,
-      c.rules === undefined ? null : JSON.stringify(c.rules)
-    ]);
-    if (c.events !== undefined && c.events.length > 0) {
-      await client.query(`INSERT INTO ${this.#t('events')} (origin, vm, body) SELECT $1, unnest($2::text[]), unnest($3::text[])`, [
+    const t = this.#t;
+    await client.query({
+      name: `${this.#schema}-insert`,
+      text: `WITH
+        e AS (INSERT INTO ${t('effects')} (seq, vm, record, ops) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[])),
+        j AS (INSERT INTO ${t('job_parts')} (job, seq, vm, header, pairs) SELECT * FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])),
+        c AS (INSERT INTO ${t('commands')} (seq, at, vm, body, actor, rules) SELECT * FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])),
+        v AS (INSERT INTO ${t('events')} (origin, vm, body) SELECT $16, x.vm, x.body FROM unnest($17::text[], $18::text[]) WITH ORDINALITY AS x(vm, body, k) ORDER BY x.k),
+        m AS (INSERT INTO ${t('meta')} (key, value) VALUES ('seq', $19) ON CONFLICT (key) DO UPDATE SET value = excluded.value)
+      SELECT pg_notify($20, $16)`,
+      values: [
+        effects.seq,
+        effects.vm,
+        effects.record,
+        effects.ops,
+        parts.job,
+        parts.seq,
+        parts.vm,
+        parts.header,
+        parts.pairs,
+        commands.seq,
+        commands.at,
+        commands.vm,
+        commands.body,
+        commands.actor,
+        commands.rules,
         this.#origin,
-        c.events.map((e) => e.vmId),
-        c.events.map((e) => e.body)
-      ]);
-      this.#added += c.events.length;
-      for (const e of c.events) this.#addedBytes += e.body.length;
-      if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
-    }
-    await putMeta(client, this.#t, 'seq', String(c.seq));
-    // Delivered at commit, to every replica listening.
-    await client.query('SELECT pg_notify($1, $2)', [this.#schema, this.#origin]);
+        events.vm,
+        events.body,
+        String((changes[changes.length - 1] as StoredChange).seq),
+        this.#schema
+      ]
+    });
+    this.#added += events.vm.length;
+    if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
   }
 
   async publish(event: StoredEvent): Promise<void> {

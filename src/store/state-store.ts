@@ -169,14 +169,14 @@ export interface StateStore {
 }
 
 /**
- * A store several replicas share. Every change is one transaction under a store-wide lock:
+ * A store several replicas share. Changes are stored in transactions under a store-wide lock:
  * `decide` first receives the effects other replicas stored after `afterSeq` (so the replica
- * applies them before deciding: no lost updates), then returns the change to store, or throws
- * to store nothing. A replica that fell behind the log's floor (effects dropped for snapshots)
- * reloads instead: `decide` then receives null.
+ * applies them before deciding: no lost updates), then returns the changes to store together
+ * (group commit; possibly none), or throws to store nothing. A replica that fell behind the
+ * log's floor (effects dropped for snapshots) reloads instead: `decide` then receives null.
  */
 export interface SharedStateStore extends StateStore {
-  write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => StoredChange): Promise<void>;
+  write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => readonly StoredChange[]): Promise<void>;
   /** Effects stored after `afterSeq`, in order; null when some were already dropped (reload). */
   since(afterSeq: number): Promise<EffectRow[] | null>;
   /**
