@@ -282,8 +282,8 @@ export class PolicyService {
     let seq: number;
     // The flush jobs the decisions join are promised before the change is stored and stored with
     // it: no answer names a job a crash could lose. Their ranges join them once it is durable.
-    let reserved: Reservation[] = [];
-    let told: VmEventInput[] = [];
+    let reserved: Reservation[];
+    let told: VmEventInput[];
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decided inside the store's transaction, with the changes that
       // arrived meanwhile (group commit), after applying what the others stored.
