@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoherencyClient, type VmEventMessage } from '../../src/client/index.js';
 import { build } from '../helpers/app.js';
-import { followVm } from './vmm-loop.js';
+import { recordingVmm } from './vmm-loop.js';
 
 const apps: FastifyInstance[] = [];
 const clients: CoherencyClient[] = [];
@@ -93,24 +93,12 @@ describe('CoherencyClient.events', () => {
     const vmm = new CoherencyClient(base);
     clients.push(vmm);
     await vmq(vmm);
-    const stop = new AbortController();
-    const flushed: unknown[] = [];
-    const loop = followVm(
-      vmm,
-      'vmq',
-      (ranges) => {
-        flushed.push(ranges);
-        return Promise.resolve();
-      },
-      () => undefined,
-      stop.signal
-    );
+    const { flushed, stop } = recordingVmm(vmm, 'vmq');
     await new Promise((r) => setTimeout(r, 100));
     const answer = await vmm.putQuirks({ quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'] }] });
     const jobId = answer.vms[0]?.flush.jobId as string;
     for (let i = 0; i < 200 && (await vmm.getFlushJob(jobId) as { state: string }).state !== 'acknowledged'; i++) await new Promise((r) => setTimeout(r, 10));
-    stop.abort();
-    await loop;
+    await stop();
     expect(flushed).toEqual([[{ hpa: '0x40000000', length: '0x200000' }]]);
     expect(await vmm.getFlushJob(jobId)).toMatchObject({ state: 'acknowledged' });
   });

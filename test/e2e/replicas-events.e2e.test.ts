@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CoherencyClient } from '../../src/client/index.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
-import { followVm } from './vmm-loop.js';
+import { recordingVmm } from './vmm-loop.js';
 
 const schema = freshSchema('e2e_replicas');
 const servers: ServerProcess[] = [];
@@ -32,18 +32,7 @@ describe('events across two replica processes', () => {
     await operator.putDevice('vmq', '0000:01:00.0', { domainId: 'd0', vendorId: '0x1d0f', deviceId: '0x1234', function: 'pf', nosnoop: 'disabled' });
     await operator.pin('vmq', { iova: '0x0', hpa: '0x40000000', length: '0x200000' });
 
-    const stop = new AbortController();
-    const flushed: unknown[] = [];
-    const loop = followVm(
-      vmm,
-      'vmq',
-      (ranges) => {
-        flushed.push(ranges);
-        return Promise.resolve();
-      },
-      () => undefined,
-      stop.signal
-    );
+    const { flushed, stop } = recordingVmm(vmm, 'vmq');
     await new Promise((r) => setTimeout(r, 300));
     const answer = await operator.putQuirks({ quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'] }] });
     const jobId = answer.vms[0]?.flush.jobId as string;
@@ -53,8 +42,7 @@ describe('events across two replica processes', () => {
       await new Promise((r) => setTimeout(r, 10));
       state = String(((await operator.getFlushJob(jobId)) as { state?: string }).state);
     }
-    stop.abort();
-    await loop.catch(() => undefined);
+    await stop();
     expect(state).toBe('acknowledged');
     expect(flushed).toHaveLength(1);
     expect((await operator.getVm('vmq')).openFlushJobs).toEqual([]);

@@ -10,20 +10,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { VmId } from '../../src/domain/index.js';
-import { HostSimulation, protocolScenario, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
+import { findings, HostSimulation, NONE, protocolScenario, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
 
 /** Sequences per property; PROPERTY_RUNS overrides. */
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 300);
 
-function findings(sim: HostSimulation): { hazards: string[]; rules: string[]; restarts: string[] } {
-  return {
-    hazards: sim.model.violations.map((v) => `${v.kind} at page ${v.page}: ${v.detail}`),
-    rules: sim.ruleViolations,
-    restarts: sim.restartMismatches
-  };
-}
-
-const NONE = { hazards: [], rules: [], restarts: [] };
 
 /** PF0 (function 0, VFs 1 and 2), PF1 (3, VF 4), PF2 (5): NICs with Enable No Snoop clear. */
 const NICS: PfSpec[] = [

@@ -1198,6 +1198,18 @@ export class HostSimulation {
   }
 }
 
+/** What a failed run shows: the hazards, the broken rules and the restarts that changed the state. */
+export function findings(sim: HostSimulation): { hazards: string[]; rules: string[]; restarts: string[] } {
+  return {
+    hazards: sim.model.violations.map((v) => `${v.kind} at page ${v.page}: ${v.detail}`),
+    rules: sim.ruleViolations,
+    restarts: sim.restartMismatches
+  };
+}
+
+/** What a clean run shows. */
+export const NONE = { hazards: [], rules: [], restarts: [] };
+
 function tableOf(index: number): readonly Quirk[] {
   return HOST_QUIRK_TABLES[index % HOST_QUIRK_TABLES.length] ?? [];
 }

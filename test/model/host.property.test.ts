@@ -9,21 +9,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, DEVCTL_NOSNOOP_EN, POLICY_MODES, type PolicyDefaults, type PolicyMode, type VmId } from '../../src/domain/index.js';
-import { HOST_QUIRK_TABLES, HostSimulation, hostScenario, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
+import { findings, HOST_QUIRK_TABLES, HostSimulation, hostScenario, NONE, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
 
 /** Sequences per mode (and for each other property); PROPERTY_RUNS overrides. */
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 300);
 
-/** What a failed run shows: the hazards, the broken rules and the restarts that changed the state. */
-function findings(sim: HostSimulation): { hazards: string[]; rules: string[]; restarts: string[] } {
-  return {
-    hazards: sim.model.violations.map((v) => `${v.kind} at page ${v.page}: ${v.detail}`),
-    rules: sim.ruleViolations,
-    restarts: sim.restartMismatches
-  };
-}
-
-const NONE = { hazards: [], rules: [], restarts: [] };
 
 describe('host model: every demanded flush applied, device writes late, restarts mid-sequence', () => {
   for (const mode of POLICY_MODES) {
