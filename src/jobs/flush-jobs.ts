@@ -237,10 +237,11 @@ export class FlushJobs {
    * After a restart: finished jobs are listed again, with their ranges; unfinished ones (their
    * ranges were kept with the changes they belong to) are planned again.
    */
-  resume(stored: readonly ResumableJob[]): number {
+  resume(stored: readonly ResumableJob[], remote = false): number {
     let resumed = 0;
     for (const { job, pairs, wbinvdAbovePages } of stored) {
       if (this.#jobs.has(job.id)) continue;
+      if (remote) this.#remote.add(job.id);
       // Planned jobs come back as they were, pending ones still waiting for their VMM.
       if (isPlanned(job)) {
         if (job.ranges === null && pairs !== null) job.ranges = coalescePairs(pairs);
@@ -271,8 +272,7 @@ export class FlushJobs {
   adopt(id: string, header: JobHeader, pairs: Float64Array): void {
     const known = this.#jobs.get(id);
     if (known === undefined) {
-      this.#remote.add(id);
-      this.resume([jobFromHeader(id, header, 1, pairs)]);
+      this.resume([jobFromHeader(id, header, 1, pairs)], true);
       return;
     }
     if (!this.#remote.has(id)) return;

@@ -64,6 +64,12 @@ export interface PolicyServiceOptions {
   readonly auditRetentionMs?: number;
   /** Where each VM's events go (GET /v1/vms/{vmId}/events). */
   readonly events?: VmEvents;
+  /**
+   * Replicas: takes up the flush jobs the store holds that this replica does not know, after a
+   * reload (a recovery, or a replica that fell behind the log's floor): jobs other replicas
+   * promised meanwhile, which it could not adopt change by change.
+   */
+  readonly reloadJobs?: () => Promise<void>;
 }
 
 /**
@@ -109,7 +115,10 @@ export class PolicyService {
     this.#restored = options.store === undefined;
     this.auditRetentionMs = options.auditRetentionMs ?? 30 * 86_400_000;
     this.events = options.events ?? new VmEvents();
+    this.#reloadJobs = options.reloadJobs;
   }
+
+  readonly #reloadJobs: (() => Promise<void>) | undefined;
 
   /** Each VM's recent events, for its VMM to follow. */
   readonly events: VmEvents;
@@ -176,6 +185,8 @@ export class PolicyService {
         await yieldToLoop();
       }
     }
+    // A reload after the first: the jobs other replicas promised meanwhile are taken up from the store.
+    if (this.#restored && isShared(store)) await this.#reloadJobs?.();
     this.#state = state;
     this.#seq = loaded.seq;
     this.#sinceSnapshot.clear();
@@ -583,7 +594,11 @@ export class PolicyService {
 
   async #followRound(): Promise<void> {
     const store = this.#store as SharedStateStore;
+    // A replica that cannot vouch for its state hands nothing on: its events could name jobs
+    // it has not taken up yet. It resumes from where it was once it has recovered.
+    if (!this.healthy) return;
     await this.catchUp(Number.MAX_SAFE_INTEGER);
+    if (!this.healthy) return;
     for (;;) {
       const { events, next, gone } = await store.eventsAfter(this.#eventsAt);
       if (gone) this.events.resetAll('events made through another replica are no longer held: re-read the VM');

@@ -104,7 +104,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     jobs,
     onDecision: metrics.onDecision,
     events,
-    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.store === undefined ? {} : { store: options.store, reloadJobs: async () => void jobs.resume(((await options.store?.loadJobs()) ?? []).flatMap((s) => resumable(s)), true) }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
   });

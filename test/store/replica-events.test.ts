@@ -164,4 +164,26 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
       stop();
     }
   });
+
+  it('a replica that fell behind the log\'s floor reloads, and takes up the flush jobs promised meanwhile', async () => {
+    const [a, b] = await twoReplicas('floor');
+    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
+    for (const bdf of [NIC, OTHER]) await a.service.apply({ type: 'put-device', vmId, device: nic(bdf) });
+    const made = await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 1, hpa: 0x100000 }] });
+    await until('B at A\'s revision', () => (b.service.revisionOf(vmId) === made.revision ? true : undefined));
+    b.service.stop(); // cut off
+    // 5,000 ranges: A snapshots the VM and drops its effects, so B can no longer catch up by them.
+    await a.service.apply({ type: 'pin', vmId, ranges: Array.from({ length: 5000 }, (_, i) => ({ iova: 16 + 2 * i, pages: 1, hpa: 0x200000 + i })) });
+    await new Promise((r) => setTimeout(r, 300));
+    const x = await a.service.apply({ type: 'devctl', vmId, bdf: NIC, write: { nosnoopEnable: true } });
+    const j = x.jobId as string;
+    expect(x.decision.flush.cause).toBe('replay');
+    b.service.follow(60_000);
+    await until('B reloaded', () => (b.service.revisionOf(vmId) === x.revision ? true : undefined));
+    // J was promised while B was behind: B took it up with the reload.
+    expect((await b.service.settledFlushJob(j))?.state).toBe('pending');
+    const y = await b.service.apply({ type: 'devctl', vmId, bdf: OTHER, write: { nosnoopEnable: true }, dryRun: true });
+    expect(y.after).toEqual([j]);
+  });
 });
