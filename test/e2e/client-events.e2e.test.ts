@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoherencyClient, type VmEventMessage } from '../../src/client/index.js';
 import { build } from '../helpers/app.js';
-import { recordingVmm } from './vmm-loop.js';
+import { recordingVmm } from './recording-vmm.js';
 
 const apps: FastifyInstance[] = [];
 const clients: CoherencyClient[] = [];

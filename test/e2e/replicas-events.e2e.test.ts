@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CoherencyClient } from '../../src/client/index.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
-import { recordingVmm } from './vmm-loop.js';
+import { recordingVmm } from './recording-vmm.js';
 
 const schema = freshSchema('e2e_replicas');
 const servers: ServerProcess[] = [];

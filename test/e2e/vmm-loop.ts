@@ -11,26 +11,3 @@ export async function followVm(client: CoherencyClient, vmId: string, flush: (ra
     if (event.type === 'reset') reread(await client.getVm(vmId)); // events missed
   }
 }
-
-/** Runs the loop for VM `vmId`, recording the ranges it flushes, until `stop()`. */
-export function recordingVmm(client: CoherencyClient, vmId: string): { flushed: unknown[]; stop: () => Promise<void> } {
-  const abort = new AbortController();
-  const flushed: unknown[] = [];
-  const loop = followVm(
-    client,
-    vmId,
-    (ranges) => {
-      flushed.push(ranges);
-      return Promise.resolve();
-    },
-    () => undefined,
-    abort.signal
-  );
-  return {
-    flushed,
-    stop: async () => {
-      abort.abort();
-      await loop.catch(() => undefined);
-    }
-  };
-}
