@@ -117,6 +117,12 @@ export interface PostgresStoreOptions {
 
 type Row = { seq: string; vm: string; record: string | null; ops: Buffer | null };
 
+/** What snapshots dropped of the log (effects up to `floor`), and its last change (`seq`). */
+interface LogEnds {
+  readonly floor: number;
+  readonly seq: number;
+}
+
 export class PostgresStore implements SharedStateStore {
   readonly kind = 'postgres' as const;
   readonly #pool: pg.Pool;
@@ -171,7 +177,7 @@ export class PostgresStore implements SharedStateStore {
   }
 
   /** Runs `fn` in a transaction holding the store-wide lock; errors are the store's unless `fn` decided them. */
-  async #locked<T>(fn: (client: pg.PoolClient) => Promise<T>, init = true): Promise<T> {
+  async #locked<T>(fn: (client: pg.PoolClient, ends: LogEnds) => Promise<T>, init = true): Promise<T> {
     if (init) await this.#init();
     let client: pg.PoolClient;
     try {
@@ -180,9 +186,15 @@ export class PostgresStore implements SharedStateStore {
       throw unavailable(err);
     }
     try {
-      // One round trip: the transaction and its lock.
-      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`);
-      const result = await fn(client);
+      // One round trip: the transaction, its lock, and the log's ends as of holding it.
+      const results = (await client.query(
+        init
+          ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
+          : `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
+      )) as unknown as pg.QueryResult<{ key: string; value: string }>[];
+      const rows = init ? (results[2]?.rows ?? []) : [];
+      const value = (key: string): number => Number(rows.find((r) => r.key === key)?.value ?? 0);
+      const result = await fn(client, { floor: value('floor'), seq: value('seq') });
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -248,7 +260,7 @@ export class PostgresStore implements SharedStateStore {
     await this.#init();
     const client = await this.#connect();
     try {
-      return await this.#missed(client, afterSeq);
+      return await this.#missed(client, afterSeq, await this.#ends(client));
     } catch (err) {
       throw unavailable(err);
     } finally {
@@ -256,16 +268,21 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  /** Effects after `afterSeq` with the flush jobs their changes promised; null below the floor. */
-  async #missed(client: pg.PoolClient, afterSeq: number): Promise<EffectRow[] | null> {
+  /** The log's ends: what snapshots dropped (`floor`) and the last change stored (`seq`). */
+  async #ends(client: pg.PoolClient): Promise<LogEnds> {
     const meta = await client.query<{ key: string; value: string }>({
       name: `${this.#schema}-log-ends`,
       text: `SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
     });
     const value = (key: string): number => Number(meta.rows.find((r) => r.key === key)?.value ?? 0);
-    if (afterSeq < value('floor')) return null;
-    // Nothing stored since (one replica, or caught up): one round trip.
-    if (value('seq') <= afterSeq) return [];
+    return { floor: value('floor'), seq: value('seq') };
+  }
+
+  /** Effects after `afterSeq` with the flush jobs their changes promised; null below the floor. */
+  async #missed(client: pg.PoolClient, afterSeq: number, ends: LogEnds): Promise<EffectRow[] | null> {
+    if (afterSeq < ends.floor) return null;
+    // Nothing stored since (one replica, or caught up): nothing more to read.
+    if (ends.seq <= afterSeq) return [];
     const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
     const effects = res.rows.map(effectRow);
     if (effects.length === 0) return effects;
@@ -300,8 +317,8 @@ export class PostgresStore implements SharedStateStore {
   async write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => readonly StoredChange[]): Promise<void> {
     let deciding = false;
     try {
-      await this.#locked(async (client) => {
-        const missed = await this.#missed(client, afterSeq);
+      await this.#locked(async (client, ends) => {
+        const missed = await this.#missed(client, afterSeq, ends);
         deciding = true;
         const changes = decide(missed);
         deciding = false;
