@@ -2,6 +2,7 @@
  * The definitions of SPEC section 3: may a device no-snoop, is a domain exposed, must KVM treat
  * the VM as having non-coherent DMA. Everything else is built on these three.
  */
+import type { Command } from './commands.js';
 import type { Decision } from './decision.js';
 import { DEVCTL_NOSNOOP_EN } from './devctl.js';
 import type { DomainId, PciAddress } from './ids.js';
@@ -107,12 +108,15 @@ export function kvmNoncoherentDma(vm: Vm): boolean {
  * outstanding replays (F2 flushes its VMM has not acknowledged yet) are done, since it lets a
  * device no-snoop: a DEVCTL value with Enable No Snoop set (one that clears it never is), or,
  * for any other change, a domain of the VM exposed after it (conservative: the change may attach
- * or re-enable a device). `resets`: the change sets the bit by itself whatever value it then
- * writes (a reset that does not restore config leaves it at its default 1), so it counts as any
- * other change. Until those replays are done, no-snoop DMA could read a line still dirty in a
- * CPU cache. The service names them in `flush.after`; the simulation's VMM waits for them.
+ * or re-enable a device). Given the command (`cmd`): a pin or unpin never is (mapping a page
+ * exposes no other, and its own flush comes first); a reset that does not restore config counts
+ * as any other change whatever value it then writes, since it leaves the bit at its default 1.
+ * Until those replays are done, no-snoop DMA could read a line still dirty in a CPU cache. The
+ * service names them in `flush.after`; the simulation's VMM waits for them.
  */
-export function waitsForReplays(vm: Vm, quirks: QuirkTable, decision: Decision, resets = false): boolean {
+export function waitsForReplays(vm: Vm, quirks: QuirkTable, decision: Decision, cmd?: Command): boolean {
+  if (cmd?.type === 'pin' || cmd?.type === 'unpin') return false;
+  const resets = cmd?.type === 'reset-device' && cmd.restoresConfig === false;
   if (decision.devctl !== undefined && !resets) return (decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) !== 0;
   return exposedDomains(vm, quirks).size > 0;
 }

@@ -330,7 +330,9 @@ export class PolicyService {
     if (vm === undefined) return { ...result, revision: seq };
     this.#onDecision(vm, result.decision);
     const jobId = jobIds.get(cmd.vmId);
-    const after = told.length > 0 && 'after' in (told[0] as VmEventInput) ? (told[0] as { after?: readonly string[] }).after : undefined;
+    // The answer depends on what the VM's stream is told it depends on.
+    const own = told[0];
+    const after = own !== undefined && 'after' in own ? own.after : undefined;
     return { ...result, revision: seq, ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after }) };
   }
 
@@ -352,9 +354,7 @@ export class PolicyService {
     }
     if (this.state.vms.get(cmd.vmId) === undefined && cmd.type !== 'delete-vm') return [];
     const job = jobOf(cmd.vmId);
-    // A reset that does not restore config sets the bit itself (its default 1), before any value is written.
-    const resets = cmd.type === 'reset-device' && cmd.restoresConfig === false;
-    const after = cmd.type === 'pin' || cmd.type === 'unpin' || cmd.type === 'delete-vm' ? [] : this.dependencies(cmd.vmId, result.decision, job.jobId, resets);
+    const after = this.dependencies(cmd.vmId, result.decision, job.jobId, cmd);
     const told = { vmId: cmd.vmId, revision: seq, actor, decision: result.decision, ...job, ...(after.length === 0 ? {} : { after }) };
     if (cmd.type === 'delete-vm') return [{ type: 'deleted', ...told }];
     if (cmd.type === 'put-vm') return [{ type: 'policy', ...told }];
@@ -363,15 +363,16 @@ export class PolicyService {
 
   /**
    * The outstanding flush jobs a decision about VM `vmId` depends on (`flush.after`): its replays
-   * (F2) the VMM has not acknowledged yet, when the change lets a device no-snoop
-   * (waitsForReplays). The decision's own job (`own`) is not among them: its answer already says
-   * to flush first. Empty where flushes count as done once answered (FLUSH_ACKS=answered).
+   * (F2) the VMM has not acknowledged yet, when the change (`cmd`, when there is one) lets a
+   * device no-snoop (waitsForReplays). The decision's own job (`own`) is not among them: its
+   * answer already says to flush first. Empty for a VM no longer there, and where flushes count as
+   * done once answered (FLUSH_ACKS=answered).
    */
-  dependencies(vmId: VmId, decision: Decision, own?: string, resets = false): string[] {
+  dependencies(vmId: VmId, decision: Decision, own?: string, cmd?: Command): string[] {
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);
-    if (vm === undefined || !waitsForReplays(vm, this.state.quirks, decision, resets)) return [];
+    if (vm === undefined || !waitsForReplays(vm, this.state.quirks, decision, cmd)) return [];
     return outstanding.flatMap((job) => (job.id === own ? [] : [job.id]));
   }
 
@@ -529,7 +530,7 @@ export class PolicyService {
         this.#behind = false;
       }
       const decided: { q: Queued; d: Decided }[] = [];
-      const refused: { q: Queued; err: unknown }[] = [];
+      const refused = new Map<Queued, unknown>();
       try {
         await store.write(this.#seq, (missed) => {
           if (missed === null) {
@@ -543,7 +544,7 @@ export class PolicyService {
               const before = q.cmd.type === 'put-quirks' ? undefined : this.state.vms.get(q.cmd.vmId);
               decided.push({ q, d: this.#decide(q.cmd, q.at, q.actor, before, true) });
             } catch (err) {
-              refused.push({ q, err });
+              refused.set(q, err);
             }
           }
           return decided.map((x) => x.d.change);
@@ -551,14 +552,13 @@ export class PolicyService {
       } catch (err) {
         for (const { d } of decided) for (const r of d.reserved) this.jobs?.cancel(r.id);
         // Behind the floor: reload and decide again, once.
-        if (this.#behind && decided.length === 0 && refused.length === 0 && attempt === 0) continue;
+        if (this.#behind && decided.length === 0 && refused.size === 0 && attempt === 0) continue;
         if (decided.length > 0 || err instanceof StoreUnavailableError) this.#fail(err);
-        for (const { q } of decided) q.reject(err);
-        for (const { q, err: own } of refused) q.reject(own);
-        if (decided.length === 0 && refused.length === 0) for (const q of batch) q.reject(err);
+        // A change refused by itself keeps its refusal; every other one gets the store's error.
+        for (const q of batch) q.reject(refused.has(q) ? refused.get(q) : err);
         return;
       }
-      for (const { q, err } of refused) q.reject(err);
+      for (const [q, err] of refused) q.reject(err);
       for (const { q, d } of decided) {
         this.#snapshotIfDue(d.change.effects);
         q.resolve(d);

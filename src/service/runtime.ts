@@ -98,13 +98,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         })
   });
   metrics.watch(jobs);
+  /** Takes up the jobs the store holds that are not known here (`remote`: as other replicas', whose records they keep). */
+  const resumeStored = async (remote: boolean): Promise<void> => {
+    jobs.resume(((await options.store?.loadJobs()) ?? []).flatMap((s) => resumable(s)), remote);
+  };
   const service = new PolicyService({
     defaults: options.defaults,
     quirks: options.quirks,
     jobs,
     onDecision: metrics.onDecision,
     events,
-    ...(options.store === undefined ? {} : { store: options.store, reloadJobs: async () => void jobs.resume(((await options.store?.loadJobs()) ?? []).flatMap((s) => resumable(s)), true) }),
+    ...(options.store === undefined ? {} : { store: options.store, reloadJobs: () => resumeStored(true) }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
   });
@@ -116,8 +120,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     simulator,
     start: async () => {
       const replayed = await service.restore();
-      const stored = (await options.store?.loadJobs()) ?? [];
-      jobs.resume(stored.flatMap((s) => resumable(s)));
+      await resumeStored(false);
       return replayed;
     },
     close: async () => {

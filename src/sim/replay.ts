@@ -291,9 +291,8 @@ class Replay {
     }
     // The replays outstanding that the answer's `flush.after` lists (the service's rule).
     const current = this.#state.vms.get(cmd.vmId);
-    const resets = cmd.type === 'reset-device' && cmd.restoresConfig === false;
     const after =
-      this.#honoursAfter && current !== undefined && cmd.type !== 'pin' && cmd.type !== 'unpin' && waitsForReplays(current, this.#state.quirks, result.decision, resets)
+      this.#honoursAfter && current !== undefined && waitsForReplays(current, this.#state.quirks, result.decision, cmd)
         ? this.#late.filter((l) => l.vm === cmd.vmId).map((l) => l.id)
         : [];
     const id = this.#perform(result.decision, vm?.arch, vm?.policy, cmd.type === 'devctl' ? cmd.vmId : undefined);

@@ -177,7 +177,7 @@ export class PostgresStore implements SharedStateStore {
   }
 
   /** Runs `fn` in a transaction holding the store-wide lock; errors are the store's unless `fn` decided them. */
-  async #locked<T>(fn: (client: pg.PoolClient, ends: LogEnds) => Promise<T>, init = true): Promise<T> {
+  async #locked<T>(fn: (client: pg.PoolClient, ends: LogEnds | null) => Promise<T>, init = true, readEnds = false): Promise<T> {
     if (init) await this.#init();
     let client: pg.PoolClient;
     try {
@@ -186,15 +186,15 @@ export class PostgresStore implements SharedStateStore {
       throw unavailable(err);
     }
     try {
-      // One round trip: the transaction, its lock, and the log's ends as of holding it.
+      // One round trip: the transaction, its lock, and (`readEnds`) the log's ends as of holding it.
       const results = (await client.query(
-        init
+        readEnds
           ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
           : `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
       )) as unknown as pg.QueryResult<{ key: string; value: string }>[];
-      const rows = init ? (results[2]?.rows ?? []) : [];
+      const rows = results[2]?.rows ?? [];
       const value = (key: string): number => Number(rows.find((r) => r.key === key)?.value ?? 0);
-      const result = await fn(client, { floor: value('floor'), seq: value('seq') });
+      const result = await fn(client, readEnds ? { floor: value('floor'), seq: value('seq') } : null);
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -318,12 +318,12 @@ export class PostgresStore implements SharedStateStore {
     let deciding = false;
     try {
       await this.#locked(async (client, ends) => {
-        const missed = await this.#missed(client, afterSeq, ends);
+        const missed = await this.#missed(client, afterSeq, ends ?? (await this.#ends(client)));
         deciding = true;
         const changes = decide(missed);
         deciding = false;
         await this.#insert(client, changes);
-      });
+      }, true, true);
     } catch (err) {
       // A rejection by `decide` (a domain error) passes through; anything else is the store's.
       throw deciding ? err : unavailable(err);

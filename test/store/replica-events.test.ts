@@ -5,7 +5,7 @@
  * with their full decisions and flush jobs, acknowledges them on B, and A counts them done.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVmId, type Quirk } from '../../src/domain/index.js';
+import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVmId, type PciAddress, type Quirk } from '../../src/domain/index.js';
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
 import type { VmEvent } from '../../src/service/vm-events.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
@@ -53,16 +53,21 @@ const d0 = parseDomainId('d0');
 const NIC = parsePciAddress('0000:01:00.0');
 const OTHER = parsePciAddress('0000:02:00.0');
 const THIRD = parsePciAddress('0000:03:00.0');
-const nic = (bdf = NIC) => ({ bdf, domainId: d0, vendorId: 0x8086, deviceId: 0x1572, function: 'pf' as const, physfn: null, nosnoop: 'disabled' as const });
+const nic = (bdf: PciAddress) => ({ bdf, domainId: d0, vendorId: 0x8086, deviceId: 0x1572, function: 'pf' as const, physfn: null, nosnoop: 'disabled' as const });
+/** VM vmq through `a`: trap with `onEnable`, a non-coherent d0, and NICs (bit clear) in it. */
+async function vmq(a: Runtime, onEnable: 'allow' | 'deny', nics: readonly PciAddress[]): Promise<void> {
+  await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable } });
+  await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
+  for (const bdf of nics) await a.service.apply({ type: 'put-device', vmId, device: nic(bdf) });
+}
+
 const IGNORES: Quirk = { vendorId: 0x8086, deviceId: 0x1572, deviceMask: 0xffff, flags: ['ignores-nosnoop-enable'] };
 
 describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)', () => {
   it('the quirk case: a VMM on replica B hears of the replay an operator caused on A, acknowledges it on B, and A counts it done', async () => {
     const [a, b] = await twoReplicas('quirk');
     // vmq: trap, onEnable deny, a non-coherent domain, a NIC whose bit is clear, 2 MiB pinned "no flush".
-    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'deny' } });
-    await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
-    await a.service.apply({ type: 'put-device', vmId, device: nic() });
+    await vmq(a, 'deny', [NIC]);
     const pin = await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 512, hpa: 0x100000 }] });
     expect(pin.decision.flush.required).toBe(false);
 
@@ -97,9 +102,7 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
 
   it('two devices across replicas: an enable on B while A\'s replay is outstanding names it in flush.after; ?wait on B ends with the ack on A', async () => {
     const [a, b] = await twoReplicas('after');
-    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-    await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
-    for (const bdf of [NIC, OTHER, THIRD]) await a.service.apply({ type: 'put-device', vmId, device: nic(bdf) });
+    await vmq(a, 'allow', [NIC, OTHER, THIRD]);
     await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 1, hpa: 0x100000 }] });
     const x = await a.service.apply({ type: 'devctl', vmId, bdf: NIC, write: { nosnoopEnable: true } });
     expect(x.decision.flush.cause).toBe('replay');
@@ -167,9 +170,7 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
 
   it('a replica that fell behind the log\'s floor reloads, and takes up the flush jobs promised meanwhile', async () => {
     const [a, b] = await twoReplicas('floor');
-    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-    await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
-    for (const bdf of [NIC, OTHER]) await a.service.apply({ type: 'put-device', vmId, device: nic(bdf) });
+    await vmq(a, 'allow', [NIC, OTHER]);
     const made = await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 1, hpa: 0x100000 }] });
     await until('B at A\'s revision', () => (b.service.revisionOf(vmId) === made.revision ? true : undefined));
     b.service.stop(); // cut off
