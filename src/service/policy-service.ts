@@ -601,6 +601,8 @@ export class PolicyService {
     if (!this.healthy) return;
     for (;;) {
       const { events, next, gone } = await store.eventsAfter(this.#eventsAt);
+      // Stopped meanwhile (shutdown): nothing more is handed on, and the position stays for a restart of following.
+      if (this.#follower === null) return;
       if (gone) this.events.resetAll('events made through another replica are no longer held: re-read the VM');
       const moved = next !== this.#eventsAt;
       this.#eventsAt = next;

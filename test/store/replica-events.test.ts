@@ -150,13 +150,15 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
     const a = await replica(schema, 8);
     const b = await replica(schema);
     await new Promise((r) => setTimeout(r, 300));
-    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: {} });
-    const made = await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: true });
-    await until('B at A\'s revision', () => (b.service.revisionOf(vmId) === made.revision ? true : undefined));
     const seen: VmEvent[] = [];
     const stop = b.service.events.subscribe(vmId, undefined, (e) => seen.push(e));
     try {
-      b.service.stop(); // cut off: it no longer follows
+      await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: {} });
+      const made = await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: true });
+      // B has handed on everything so far; then it is cut off: it no longer follows.
+      await until('B at A\'s revision', () => seen.find((e) => e.type === 'decision' && e.revision === made.revision));
+      b.service.stop();
+      seen.length = 0;
       for (let i = 0; i < 40; i++) await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: i, pages: 1, hpa: 0x1000 + i }] });
       expect(seen).toEqual([]);
       b.service.follow(60_000);
