@@ -10,6 +10,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import { coalescePairs, planFlush } from '../src/domain/index.js';
 import { createJobPool } from '../src/jobs/job-pool.js';
@@ -81,23 +84,25 @@ for (const [name, times] of Object.entries(plans)) {
 
 // ---- (b) decisions during a 1 TiB replay --------------------------------------------------------
 
+/** The server as users run it (the embedded store, in a directory of its own); resolves once /readyz answers 200. */
 async function startServer(): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024), RATE_LIMIT: '0' },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024), RATE_LIMIT: '0', DATA_DIR: dataDir, FLUSH_ACKS: 'answered' },
     stdio: ['ignore', 'inherit', 'inherit']
   });
   const client = new Pool(`http://127.0.0.1:${PORT}`);
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await client.request({ method: 'GET', path: '/readyz' });
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
+  try {
+    for (let i = 0; i < 300; i++) {
+      if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`);
+      const res = await client.request({ method: 'GET', path: '/readyz' }).catch(() => undefined);
+      await res?.body.dump();
+      if (res?.statusCode === 200) return child;
       await new Promise((r) => setTimeout(r, 100));
     }
+    throw new Error('the server did not become ready in 30 s');
+  } finally {
+    await client.close();
   }
-  await client.close();
-  return child;
 }
 
 async function call(pool: Pool, method: 'PUT' | 'POST', path: string, body: unknown): Promise<Record<string, unknown>> {
@@ -134,7 +139,7 @@ async function decisionLoad(pool: Pool, vm: string, stop: Promise<unknown>): Pro
     while (!done) {
       const iova = ((w * 1_000_003 + i++ * 7919) % VM_RANGES) * RANGE_PAGES * 4096;
       const t = performance.now();
-      await call(pool, 'POST', `/v1/vms/${vm}/decisions/flush`, { op: 'unmap', ranges: [{ iova, length: 4096 }] });
+      await call(pool, 'POST', `/v1/vms/${vm}/decisions/flush`, { op: 'unmap', ranges: [{ iova, length: RANGE_PAGES * 4096 }] });
       latencies.push(performance.now() - t);
     }
   };
@@ -147,6 +152,8 @@ function pct(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+const dataDir = mkdtempSync(join(tmpdir(), 'coherency-bench-flush-'));
+process.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
 const server = await startServer();
 const load = new Pool(`http://127.0.0.1:${PORT}`, { connections: CONCURRENCY });
 const control = new Pool(`http://127.0.0.1:${PORT}`, { connections: 1 });

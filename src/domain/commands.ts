@@ -164,19 +164,15 @@ function bytes(pages: number): string {
  */
 function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolean): { ranges: number; pages: number } {
   const mapsInto = vm.subsets.map((s, i) => i === 0 || s.includes(domainId));
-  let ranges = 0;
-  let pages = 0;
-  vm.pins.forEach((_start, n, hpa, attr) => {
+  // Classified once per attribute word: the ranges newly flagged are counted, flushed unless exempt.
+  const walked = vm.pins.walkByAttr((attr) => {
     const c = classifyReplay(attr, mapsInto[attrSubset(attr)] === true);
-    if (!c.flag || attrFlushOnUnpin(attr)) return undefined;
-    ranges++;
-    pages += n;
-    if (c.flush) out.flush(hpa, n, 'replay');
-    if (!commit) return undefined;
-    vm.flaggedPages += n;
-    return withFlushOnUnpin(attr);
+    const counted = c.flag && !attrFlushOnUnpin(attr);
+    return { attr: counted && commit ? withFlushOnUnpin(attr) : attr, collect: counted && c.flush, counted };
   });
-  return { ranges, pages };
+  if (commit) vm.flaggedPages += walked.pages;
+  out.flushAll(walked.pairs, 'replay');
+  return { ranges: walked.ranges, pages: walked.pages };
 }
 
 /**

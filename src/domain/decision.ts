@@ -32,7 +32,11 @@ export function flushWhen(cause: FlushCause): FlushWhen {
 
 export interface FlushDecision {
   readonly required: boolean;
-  /** Host-physical ranges, sorted, coalesced (adjacent merged, overlaps counted once). */
+  /**
+   * Host-physical ranges, sorted, coalesced (adjacent merged, overlaps counted once). A large
+   * flush (a replay of a whole VM) makes these objects only when something reads them: its
+   * answer, job and log work from `flushPairs` instead.
+   */
   readonly ranges: readonly HostRange[];
   /** Total pages in `ranges`. */
   readonly pages: number;
@@ -73,13 +77,50 @@ export interface Decision {
   readonly devices?: readonly DeviceWrite[];
 }
 
+/** A flush of this many ranges or more keeps them as pairs and makes range objects only on demand. */
+const LAZY_RANGES = 64;
+
+/** The same ranges as (hpa, pages) pairs, without an object per range when the decision has them so. */
+export function flushPairs(flush: FlushDecision): Float64Array {
+  const kept = (flush as { pairs?: Float64Array }).pairs;
+  if (kept !== undefined) return kept;
+  const pairs = new Float64Array(2 * flush.ranges.length);
+  for (let i = 0; i < flush.ranges.length; i++) {
+    const r = flush.ranges[i] as HostRange;
+    pairs[2 * i] = r.hpa;
+    pairs[2 * i + 1] = r.pages;
+  }
+  return pairs;
+}
+
+/** How many ranges `flush` lists, without making them. */
+export function flushRangeCount(flush: FlushDecision): number {
+  const kept = (flush as { pairs?: Float64Array }).pairs;
+  return kept === undefined ? flush.ranges.length : kept.length / 2;
+}
+
+/** The first `limit` ranges of `flush`, made from its pairs when it has them. */
+export function firstFlushRanges(flush: FlushDecision, limit: number): readonly HostRange[] {
+  const kept = (flush as { pairs?: Float64Array }).pairs;
+  if (kept === undefined) return flush.ranges.length > limit ? flush.ranges.slice(0, limit) : flush.ranges;
+  return rangesOf(kept, Math.min(limit, kept.length / 2));
+}
+
+function rangesOf(pairs: Float64Array, count: number): HostRange[] {
+  const out: HostRange[] = new Array<HostRange>(count);
+  for (let i = 0; i < count; i++) out[i] = { hpa: pairs[2 * i] as number, pages: pairs[2 * i + 1] as number };
+  return out;
+}
+
 /**
  * Collects the host ranges one command must flush and the reasons given, then coalesces them
- * into a FlushDecision. Ranges are added in any order; `build` sorts once.
+ * into a FlushDecision. Ranges are added in any order, as pairs in one typed array; `build` sorts
+ * once.
  */
 export class DecisionBuilder {
-  #hpas: number[] = [];
-  #lens: number[] = [];
+  /** (hpa, pages) pairs as added. */
+  #pairs: Float64Array = new Float64Array(8);
+  #count = 0;
   #cause: FlushCause | null = null;
   #pessimisticPages = 0;
   /** A flush is required whose host ranges the caller knows and this builder does not (a query without hpa). */
@@ -93,9 +134,37 @@ export class DecisionBuilder {
   }
 
   flush(hpa: number, pages: number, cause: FlushCause): void {
-    this.#hpas.push(hpa);
-    this.#lens.push(pages);
+    const at = 2 * this.#count;
+    if (at + 2 > this.#pairs.length) {
+      const grown = new Float64Array(2 * this.#pairs.length);
+      grown.set(this.#pairs);
+      this.#pairs = grown;
+    }
+    this.#pairs[at] = hpa;
+    this.#pairs[at + 1] = pages;
+    this.#count++;
     // A command has one cause; a replay inside a pin or unpin does not happen, so the first wins.
+    this.#cause ??= cause;
+  }
+
+  /** Flushes every (hpa, pages) pair of `pairs` (one walk's ranges, added at once). */
+  flushAll(pairs: Float64Array, cause: FlushCause): void {
+    if (pairs.length === 0) return;
+    this.#cause ??= cause;
+    if (this.#count === 0) {
+      // The first ranges: taken as they are, not copied (the walk made them for this decision).
+      this.#pairs = pairs;
+      this.#count = pairs.length / 2;
+      return;
+    }
+    const at = 2 * this.#count;
+    if (at + pairs.length > this.#pairs.length) {
+      const grown = new Float64Array(Math.max(2 * this.#pairs.length, at + pairs.length));
+      grown.set(this.#pairs.subarray(0, at));
+      this.#pairs = grown;
+    }
+    this.#pairs.set(pairs, at);
+    this.#count += pairs.length / 2;
     this.#cause ??= cause;
   }
 
@@ -115,41 +184,62 @@ export class DecisionBuilder {
   }
 
   buildFlush(): FlushDecision {
-    const count = this.#hpas.length;
+    const count = this.#count;
     const cause = this.#cause;
     const when = cause === null ? null : flushWhen(cause);
+    const added = this.#pairs;
     if (count === 0) return { required: this.#unlisted, ranges: [], pages: 0, cause, when };
     if (count === 1) {
-      const pages = this.#lens[0] as number;
-      return { required: true, ranges: [{ hpa: this.#hpas[0] as number, pages }], pages, cause, when };
+      const pages = added[1] as number;
+      return { required: true, ranges: [{ hpa: added[0] as number, pages }], pages, cause, when };
     }
-    const hpas = this.#hpas;
-    const lens = this.#lens;
-    const order = Array.from({ length: count }, (_, i) => i);
     let sorted = true;
-    for (let i = 1; i < count && sorted; i++) if ((hpas[i] as number) < (hpas[i - 1] as number)) sorted = false;
+    for (let i = 2; i < 2 * count && sorted; i += 2) if ((added[i] as number) < (added[i - 2] as number)) sorted = false;
     // Replays walk ranges in IOVA order, usually host order too: then no sort is needed.
-    if (!sorted) order.sort((a, b) => (hpas[a] as number) - (hpas[b] as number));
-    const ranges: HostRange[] = [];
-    let curStart = hpas[order[0] as number] as number;
-    let curEnd = curStart + (lens[order[0] as number] as number);
+    let order: Uint32Array | null = null;
+    if (!sorted) {
+      order = new Uint32Array(count);
+      for (let i = 0; i < count; i++) order[i] = i;
+      order.sort((a, b) => (added[2 * a] as number) - (added[2 * b] as number));
+    }
+    // Sorted ranges coalesce in place (each is written at or before where it was read).
+    const out = order === null ? added : new Float64Array(2 * count);
+    let n = 0;
+    const first = order === null ? 0 : (order[0] as number);
+    let curStart = added[2 * first] as number;
+    let curEnd = curStart + (added[2 * first + 1] as number);
     let pages = 0;
     for (let k = 1; k < count; k++) {
-      const i = order[k] as number;
-      const s = hpas[i] as number;
-      const e = s + (lens[i] as number);
+      const i = order === null ? k : (order[k] as number);
+      const s = added[2 * i] as number;
+      const e = s + (added[2 * i + 1] as number);
       if (s <= curEnd) {
         if (e > curEnd) curEnd = e;
       } else {
-        ranges.push({ hpa: curStart, pages: curEnd - curStart });
+        out[n++] = curStart;
+        out[n++] = curEnd - curStart;
         pages += curEnd - curStart;
         curStart = s;
         curEnd = e;
       }
     }
-    ranges.push({ hpa: curStart, pages: curEnd - curStart });
+    out[n++] = curStart;
+    out[n++] = curEnd - curStart;
     pages += curEnd - curStart;
-    return { required: true, ranges, pages, cause, when };
+    const pairs = n === out.length ? out : out.subarray(0, n);
+    if (n / 2 < LAZY_RANGES) return { required: true, ranges: rangesOf(pairs, n / 2), pages, cause, when };
+    let ranges: HostRange[] | undefined;
+    const flush: FlushDecision = {
+      required: true,
+      get ranges(): HostRange[] {
+        return (ranges ??= rangesOf(pairs, pairs.length / 2));
+      },
+      pages,
+      cause,
+      when
+    };
+    Object.defineProperty(flush, 'pairs', { value: pairs });
+    return flush;
   }
 
   build(kvmNoncoherentDma: boolean, devctl?: DevctlOutcome): Decision {

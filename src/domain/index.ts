@@ -13,7 +13,7 @@ export * from './queries.js';
 export * from './quirks.js';
 export * from './rules.js';
 export * from './state.js';
-export { PinJournal, PinMap, PIN_ATTR, PIN_INSERT, PIN_OP_STRIDE, PIN_REMOVE } from './pin-map.js';
+export { PinJournal, PinMap, PIN_ATTR, PIN_INSERT, PIN_OP_STRIDE, PIN_RECODE, PIN_REMOVE } from './pin-map.js';
 export * from './snapshot.js';
 export { default as defaultQuirksFile } from './default-quirks.json' with { type: 'json' };
 export * from './cost-model.js';

@@ -58,6 +58,16 @@ class Node {
 
 type Path = (Node | number)[];
 
+/** What `walkByAttr` does with the ranges of one attribute word. */
+export interface AttrPlan {
+  /** Their attribute word afterwards (journaled where it differs). */
+  readonly attr: number;
+  /** Their (hpa, pages) are collected. */
+  readonly collect: boolean;
+  /** They are counted (ranges and pages). */
+  readonly counted: boolean;
+}
+
 /** Receives one range; returning a number replaces the range's attribute word in place. */
 export type RangeVisitor = (start: number, pages: number, hpa: number, attr: number) => number | undefined;
 
@@ -108,11 +118,19 @@ function copyRange(leaf: Leaf, i: number, out: number[], n: number): number {
   return n + 1;
 }
 
-/** Operation codes of a PinJournal, and its stride: [op, start, pages, hpa, attr]. */
+/**
+ * Operation codes of a PinJournal, and its stride: [op, start, pages, hpa, attr]. PIN_RECODE
+ * replaces one attribute word by another on every range, as one walk did: the walk's k
+ * replacements are k consecutive operations [PIN_RECODE, k - i, 0, from, to] (i = 0 .. k - 1),
+ * applied together, so a replay of a whole VM is a few numbers rather than five a range.
+ */
 export const PIN_INSERT = 1;
 export const PIN_REMOVE = 2;
 export const PIN_ATTR = 3;
+export const PIN_RECODE = 4;
 export const PIN_OP_STRIDE = 5;
+/** Journals up to this many numbers are copied out by `take` and their buffer kept. */
+const JOURNAL_KEPT = 4096 * PIN_OP_STRIDE;
 
 /**
  * What a PinMap did, as its effects: inserts, removes and attribute changes, in order, five
@@ -128,12 +146,17 @@ export class PinJournal {
     return this.#n / PIN_OP_STRIDE;
   }
 
+  /** Makes room for `ops` more operations at once (a walk that may change every range). */
+  reserve(ops: number): void {
+    const need = this.#n + ops * PIN_OP_STRIDE;
+    if (need <= this.#d.length) return;
+    const grown = new Float64Array(Math.max(need, this.#d.length * 2));
+    grown.set(this.#d.subarray(0, this.#n));
+    this.#d = grown;
+  }
+
   record(op: number, start: number, pages: number, hpa: number, attr: number): void {
-    if (this.#n + PIN_OP_STRIDE > this.#d.length) {
-      const grown = new Float64Array(this.#d.length * 2);
-      grown.set(this.#d);
-      this.#d = grown;
-    }
+    if (this.#n + PIN_OP_STRIDE > this.#d.length) this.reserve(this.#d.length / PIN_OP_STRIDE);
     const d = this.#d;
     d[this.#n++] = op;
     d[this.#n++] = start;
@@ -142,10 +165,16 @@ export class PinJournal {
     d[this.#n++] = attr;
   }
 
-  /** The operations so far (a copy), and an empty journal. */
+  /**
+   * The operations so far, and an empty journal. A journal at least half full hands its buffer
+   * over instead of copying it (a replay of a large VM records an operation per range).
+   */
   take(): Float64Array {
-    const ops = this.#d.slice(0, this.#n);
+    const n = this.#n;
     this.#n = 0;
+    if (n < JOURNAL_KEPT || 2 * n < this.#d.length) return this.#d.slice(0, n);
+    const ops = this.#d.subarray(0, n);
+    this.#d = new Float64Array(16 * PIN_OP_STRIDE);
     return ops;
   }
 }
@@ -186,6 +215,15 @@ export class PinMap {
         if (!this.insert(start, ops[o + 2] as number, ops[o + 3] as number, ops[o + 4] as number)) throw new Error(`stored insert at page ${start} overlaps`);
       } else if (op === PIN_REMOVE) {
         if (!this.remove(start)) throw new Error(`stored remove at page ${start} finds no range`);
+      } else if (op === PIN_RECODE) {
+        const words = new Map<number, number>();
+        const k = ops[o + 1] as number;
+        for (let r = 0; r < k; r++, o += PIN_OP_STRIDE) {
+          if (ops[o] !== PIN_RECODE || ops[o + 1] !== k - r) throw new Error('stored attribute recoding is cut short');
+          words.set(ops[o + 3] as number, ops[o + 4] as number);
+        }
+        o -= PIN_OP_STRIDE;
+        this.#recode(words);
       } else if (op === PIN_ATTR) {
         const attr = ops[o + 4] as number;
         let found = false;
@@ -471,6 +509,60 @@ export class PinMap {
       }
       leaf = leaf.next;
     }
+  }
+
+  /**
+   * Walks every range in IOVA order and does what `plan` says for its attribute word, asking
+   * `plan` once per run of ranges sharing a word (a VM's ranges have few distinct words): no call
+   * or object per range, so a replay of a 1 TiB VM is one pass over the leaves' arrays. Returns
+   * the ranges and pages counted and the collected (hpa, pages) pairs, in IOVA order.
+   */
+  walkByAttr(plan: (attr: number) => AttrPlan): { ranges: number; pages: number; pairs: Float64Array } {
+    // Room for every range; pages never written cost nothing.
+    const pairs = new Float64Array(2 * this.#size);
+    let n = 0;
+    let ranges = 0;
+    let pages = 0;
+    let lastAttr = Number.NaN;
+    let p: AttrPlan = { attr: 0, collect: false, counted: false };
+    // Journaled as the replacements of attribute words made, all at once (PIN_RECODE).
+    const words = new Map<number, number>();
+    for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
+      const d = leaf.d;
+      for (let o = 0; o < leaf.n * STRIDE; o += STRIDE) {
+        const attr = d[o + F_ATTR] as number;
+        if (attr !== lastAttr) {
+          p = plan(attr);
+          lastAttr = attr;
+          if (p.attr !== attr) words.set(attr, p.attr);
+        }
+        if (p.counted) {
+          ranges++;
+          pages += d[o + F_PAGES] as number;
+        }
+        if (p.collect) {
+          pairs[n++] = d[o + F_HPA] as number;
+          pairs[n++] = d[o + F_PAGES] as number;
+        }
+        if (p.attr !== attr) d[o + F_ATTR] = p.attr;
+      }
+    }
+    let left = words.size;
+    for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
+    return { ranges, pages, pairs: pairs.subarray(0, n) };
+  }
+
+  /** Replaces every range's attribute word found in `words` by the word it maps to. */
+  #recode(words: ReadonlyMap<number, number>): void {
+    for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
+      const d = leaf.d;
+      for (let o = F_ATTR; o < leaf.n * STRIDE; o += STRIDE) {
+        const to = words.get(d[o] as number);
+        if (to !== undefined) d[o] = to;
+      }
+    }
+    let left = words.size;
+    for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
   }
 
   /** Ranges in IOVA order starting at the first range whose start is >= `after`, at most `limit`. */

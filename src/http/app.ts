@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
+import { decisionSerializerCompiler } from './compiled-wire.js';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
 import { registerErrorHandler, sendProblem } from './error-handler.js';
@@ -82,7 +83,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }
   });
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(decisionSerializerCompiler);
   registerErrorHandler(app);
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser(['text/plain']);

@@ -17,13 +17,19 @@ export function compileSerializer(schema: z.ZodType): (data: unknown) => string 
   return fastJson(json as Parameters<typeof fastJson>[0]);
 }
 
+/** The answers that carry decisions, by schema id: written by a compiled serializer. */
+export const DECISION_ANSWERS: ReadonlySet<string> = new Set(['Decision', 'DeviceDecision', 'DevctlDecision', 'VmDecision', 'PutQuirksAnswer']);
+
 /**
- * The serializer compiler of routes whose answers carry decisions: 200 answers through the
- * compiled serializer, problems through the zod serializer as on other routes.
+ * The service's serializer compiler: 200 and 201 answers that carry decisions (DECISION_ANSWERS)
+ * through the serializer compiled from their schema, everything else (problems included)
+ * through the zod serializer.
  */
 export const decisionSerializerCompiler: FastifySerializerCompiler<unknown> = (route) => {
-  if (route.httpStatus !== '200') return serializerCompiler({ ...route, schema: route.schema as z.ZodType });
-  return compileSerializer(route.schema as z.ZodType);
+  const schema = route.schema as z.ZodType;
+  const id = z.globalRegistry.get(schema)?.id;
+  if ((route.httpStatus === '200' || route.httpStatus === '201') && id !== undefined && DECISION_ANSWERS.has(id)) return compileSerializer(schema);
+  return serializerCompiler({ ...route, schema });
 };
 
 /** `{"iova": HexAddress, "length": HexAddress}` and nothing else (IovaRange), or with `"hpa"` too (a PinRange of the commonest form). */

@@ -2,6 +2,8 @@
  * Between wire and core: hex strings in, page numbers inside, hex strings out.
  */
 import {
+  firstFlushRanges,
+  flushRangeCount,
   formatHex16,
   formatPages,
   parseDomainId,
@@ -85,13 +87,14 @@ export const LISTED_RANGES_MAX = 10_000;
 
 export function flushWire(decision: Decision) {
   const f = decision.flush;
-  const listed = f.ranges.length > LISTED_RANGES_MAX ? f.ranges.slice(0, LISTED_RANGES_MAX) : f.ranges;
+  const count = flushRangeCount(f);
+  const listed = firstFlushRanges(f, LISTED_RANGES_MAX);
   return {
     required: f.required,
     bytes: formatPages(f.pages),
     ranges: listed.map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) })),
-    rangeCount: f.ranges.length,
-    rangesTruncated: listed.length < f.ranges.length,
+    rangeCount: count,
+    rangesTruncated: listed.length < count,
     ...(f.cause === null ? {} : { cause: f.cause }),
     ...(f.when === null ? {} : { when: f.when })
   };

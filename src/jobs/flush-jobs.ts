@@ -283,9 +283,7 @@ export class FlushJobs {
     known.requestedPages += pages;
     const batch = this.#batches.get(id);
     if (batch !== undefined) {
-      const ranges: HostRange[] = [];
-      for (let i = 0; i < pairs.length; i += 2) ranges.push({ hpa: pairs[i] as number, pages: pairs[i + 1] as number });
-      append(batch, ranges);
+      append(batch, pairs);
       return;
     }
     const merged = new Float64Array((known.ranges?.length ?? 0) + pairs.length);
@@ -336,10 +334,15 @@ export class FlushJobs {
 
   /** Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns the job id. */
   submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
+    const pairs = new Float64Array(2 * ranges.length);
     let pages = 0;
-    for (const r of ranges) pages += r.pages;
+    ranges.forEach((r, i) => {
+      pairs[2 * i] = r.hpa;
+      pairs[2 * i + 1] = r.pages;
+      pages += r.pages;
+    });
     const id = this.reserve(vmId, arch, policy, cause, pages).id;
-    this.fill(id, ranges);
+    this.fill(id, pairs);
     return id;
   }
 
@@ -391,13 +394,13 @@ export class FlushJobs {
     return { id: job.id, header: { vmId, arch, method: job.method, cause, wbinvdAbovePages: batch.wbinvdAbovePages, createdAt: job.createdAt } };
   }
 
-  /** The flush promised to job `id` (reserve), now that its change is durable. */
-  fill(id: string, ranges: readonly HostRange[]): void {
+  /** The flush promised to job `id` (reserve), now that its change is durable: (hpa, pages) pairs. */
+  fill(id: string, pairs: Float64Array): void {
     const batch = this.#batches.get(id);
     if (batch === undefined) throw new Error(`flush job ${id} is not open`);
     let pages = 0;
-    for (const r of ranges) pages += r.pages;
-    append(batch, ranges);
+    for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+    append(batch, pairs);
     // A flush promised before the VMM acknowledged the job and answered after: that
     // acknowledgement did not cover it, so the job is outstanding again until the VMM, told of
     // it by this answer, acknowledges once more.
@@ -676,15 +679,13 @@ export function usesWbinvd(arch: Arch, policy: { wbinvdAbovePages: number | null
 /** Flush chunk the planner splits ranges into (1 GiB), unless configured otherwise. */
 export const CHUNK_PAGES = 262_144;
 
-function append(batch: OpenBatch, ranges: readonly HostRange[]): void {
-  const need = batch.length + 2 * ranges.length;
+function append(batch: OpenBatch, pairs: Float64Array): void {
+  const need = batch.length + pairs.length;
   if (need > batch.pairs.length) {
     const grown = new Float64Array(Math.max(need, 2 * batch.pairs.length));
     grown.set(batch.pairs.subarray(0, batch.length));
     batch.pairs = grown;
   }
-  for (const r of ranges) {
-    batch.pairs[batch.length++] = r.hpa;
-    batch.pairs[batch.length++] = r.pages;
-  }
+  batch.pairs.set(pairs, batch.length);
+  batch.length += pairs.length;
 }

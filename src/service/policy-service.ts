@@ -4,6 +4,8 @@
  * every command runs to completion synchronously.
  */
 import {
+  flushPairs,
+  flushRangeCount,
   applyCommand,
   createState,
   decidedCommand,
@@ -38,7 +40,6 @@ import {
   type Decision,
   type PciAddress,
   type FlushReceipt,
-  type HostRange,
   type Vm,
   type VmId,
   type VmView
@@ -316,7 +317,7 @@ export class PolicyService {
     }
     const jobIds = new Map<VmId, string>();
     for (const r of reserved) {
-      this.jobs?.fill(r.id, r.ranges);
+      this.jobs?.fill(r.id, r.pairs);
       jobIds.set(r.vmId, r.id);
     }
     for (const e of told) this.events.emit(e);
@@ -733,9 +734,9 @@ export class PolicyService {
     const out: Reservation[] = [];
     for (const [vm, decision] of decisions) {
       const flush = decision.flush;
-      if (vm === undefined || !flush.required || flush.cause === null || flush.ranges.length === 0) continue;
+      if (vm === undefined || !flush.required || flush.cause === null || flushRangeCount(flush) === 0) continue;
       const { id, header } = jobs.reserve(vm.id, vm.arch, vm.policy, flush.cause, flush.pages);
-      out.push({ id, vmId: vm.id, header, ranges: flush.ranges });
+      out.push({ id, vmId: vm.id, header, pairs: flushPairs(flush) });
     }
     return out;
   }
@@ -841,17 +842,13 @@ interface Reservation {
   readonly id: string;
   readonly vmId: VmId;
   readonly header: JobHeader;
-  readonly ranges: readonly HostRange[];
+  /** This decision's flush, (hpa, pages) pairs. */
+  readonly pairs: Float64Array;
 }
 
 /** A reservation as stored with its change: the job's header and this decision's ranges. */
 function jobPart(r: Reservation): StoredJobPart {
-  const pairs = new Float64Array(2 * r.ranges.length);
-  r.ranges.forEach((x, i) => {
-    pairs[2 * i] = x.hpa;
-    pairs[2 * i + 1] = x.pages;
-  });
-  return { id: r.id, vmId: r.vmId, header: JSON.stringify(r.header), pairs };
+  return { id: r.id, vmId: r.vmId, header: JSON.stringify(r.header), pairs: r.pairs };
 }
 
 /** Changes and pin operations after which a VM is snapshotted (see #snapshotIfDue). */
@@ -951,12 +948,5 @@ function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: 
  * job's: a job holds flushes of one method), whatever else shares the job.
  */
 export function answerReceipt(job: FlushJob, decision: Decision): FlushReceipt {
-  const ranges = decision.flush.ranges;
-  const pairs = new Float64Array(2 * ranges.length);
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i] as (typeof ranges)[number];
-    pairs[2 * i] = r.hpa;
-    pairs[2 * i + 1] = r.pages;
-  }
-  return planFlush(pairs, job.arch, { flushMethod: job.method, wbinvdAbovePages: plannedThreshold(job) }, CHUNK_PAGES);
+  return planFlush(flushPairs(decision.flush), job.arch, { flushMethod: job.method, wbinvdAbovePages: plannedThreshold(job) }, CHUNK_PAGES);
 }

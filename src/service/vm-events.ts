@@ -9,7 +9,7 @@
  * Event ids are `<epoch>.<n>`: the service start's epoch and a counter, so that an id from an
  * earlier start is never taken for one of this start.
  */
-import type { Decision, VmId } from '../domain/index.js';
+import { flushRangeCount, type Decision, type VmId } from '../domain/index.js';
 import type { FlushJob } from '../jobs/flush-jobs.js';
 
 export type VmEvent =
@@ -120,5 +120,5 @@ function counter(id: string): number {
 
 /** What an event holds on to: one, plus the flush ranges its decision lists. */
 function weight(event: VmEvent): number {
-  return 1 + ('decision' in event ? event.decision.flush.ranges.length : 0);
+  return 1 + ('decision' in event ? flushRangeCount(event.decision.flush) : 0);
 }

@@ -18,6 +18,7 @@
  * has none.
  */
 import {
+  flushPairs,
   applyCommand,
   attrMmio,
   attrSubset,
@@ -320,11 +321,7 @@ class Replay {
     const job = this.#jobs++;
     this.#pages += flush.pages;
     if (flush.cause !== null) this.#byCause[flush.cause] += flush.pages;
-    const pairs = new Float64Array(2 * flush.ranges.length);
-    flush.ranges.forEach((r, i) => {
-      pairs[2 * i] = r.hpa;
-      pairs[2 * i + 1] = r.pages;
-    });
+    const pairs = flushPairs(flush);
     if (arch !== undefined && policy !== undefined) {
       const receipt = planFlush(coalescePairs(pairs), arch, policy, CHUNK_PAGES);
       this.#cycles += receipt.modeledCycles;
@@ -340,7 +337,8 @@ class Replay {
 
   #flushModel(job: number, flush: Decision['flush']): void {
     if (job === this.#dropFlush) return;
-    for (const r of flush.ranges) this.#cache.flush(r.hpa, r.pages);
+    const pairs = flushPairs(flush);
+    for (let i = 0; i < pairs.length; i += 2) this.#cache.flush(pairs[i] as number, pairs[i + 1] as number);
   }
 
   /** The VMM performs a replay it owed, then the writes that waited for it. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PinMap } from '../../src/domain/pin-map.js';
+import { PinJournal, PinMap, PIN_RECODE, PIN_OP_STRIDE } from '../../src/domain/pin-map.js';
 
 interface Plain {
   start: number;
@@ -174,5 +174,74 @@ describe('PinMap (B+tree interval map)', () => {
     expect(next[0]?.start).toBe(1000);
     expect(map.page(9990, 100)).toHaveLength(1);
     expect(map.page(9991, 100)).toHaveLength(0);
+  });
+});
+
+describe('walkByAttr', () => {
+  it('changes, counts and collects by attribute word as the plain model does, and its journal rebuilds the result from the map before', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 4 }), pages: fc.integer({ min: 1, max: 8 }), attr: fc.integer({ min: 0, max: 5 }) }), { maxLength: 300 }),
+        // A plan per word: its new word (chains such as 1 -> 2 and 2 -> 3 included), collected, counted.
+        fc.array(fc.record({ to: fc.integer({ min: 0, max: 5 }), collect: fc.boolean(), counted: fc.boolean() }), { minLength: 6, maxLength: 6 }),
+        (specs, plans) => {
+          const map = new PinMap();
+          const model: Plain[] = [];
+          let at = 0;
+          for (const [i, s] of specs.entries()) {
+            at += s.gap;
+            map.insert(at, s.pages, 1000 + i * 16, s.attr);
+            model.push({ start: at, pages: s.pages, hpa: 1000 + i * 16, attr: s.attr });
+            at += s.pages;
+          }
+          const before = map.toArray();
+          map.journal = new PinJournal();
+          const asked: number[] = [];
+          const walked = map.walkByAttr((attr) => {
+            asked.push(attr);
+            const p = plans[attr] as (typeof plans)[number];
+            return { attr: p.to, collect: p.collect, counted: p.counted };
+          });
+          // Asked once per run of ranges sharing a word, not once per range.
+          let runs = 0;
+          model.forEach((r, i) => {
+            if (i === 0 || r.attr !== (model[i - 1] as Plain).attr) runs++;
+          });
+          expect(asked.length).toBe(runs);
+          const pairs: number[] = [];
+          let ranges = 0;
+          let pages = 0;
+          for (const r of model) {
+            const p = plans[r.attr] as (typeof plans)[number];
+            if (p.counted) {
+              ranges++;
+              pages += r.pages;
+            }
+            if (p.collect) pairs.push(r.hpa, r.pages);
+            r.attr = p.to;
+          }
+          expect(walked.ranges).toBe(ranges);
+          expect(walked.pages).toBe(pages);
+          expect([...walked.pairs]).toEqual(pairs);
+          expect([...map.toArray()]).toEqual(model.flatMap((r) => [r.start, r.pages, r.hpa, r.attr]));
+          const ops = map.journal.take();
+          // A few numbers per word changed, whatever the number of ranges.
+          expect(ops.length).toBeLessThanOrEqual(6 * PIN_OP_STRIDE);
+          for (let o = 0; o < ops.length; o += PIN_OP_STRIDE) expect(ops[o]).toBe(PIN_RECODE);
+          const restored = new PinMap();
+          restored.insertMany(before);
+          restored.apply(ops);
+          expect([...restored.toArray()]).toEqual([...map.toArray()]);
+          restored.checkInvariants();
+        }
+      ),
+      { numRuns: 300 }
+    );
+  });
+
+  it('refuses a stored recoding cut short', () => {
+    const map = new PinMap();
+    map.insert(0, 1, 0, 1);
+    expect(() => map.apply(new Float64Array([PIN_RECODE, 2, 0, 1, 2]))).toThrow(/cut short/);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * The compiled serializers and body shortcuts of the pin and unpin routes (src/http/compiled-wire.ts)
- * must be invisible: the compiled serializer writes exactly the zod serializer's bytes for any
- * answer the Decision schema admits, and a body taken as plain is one zod accepts unchanged.
+ * The compiled serializers of every answer that carries a decision, and the body shortcuts of the
+ * pin and unpin routes (src/http/compiled-wire.ts), must be invisible: a compiled serializer
+ * writes exactly the zod serializer's bytes for any answer its schema admits, and a body taken as
+ * plain is one zod accepts unchanged.
  */
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -9,8 +10,10 @@ import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { RULE_IDS } from '../../src/domain/index.js';
-import { compileSerializer, isPlainRangeBody } from '../../src/http/compiled-wire.js';
-import { Decision } from '../../src/http/schemas/decision.js';
+import { compileSerializer, DECISION_ANSWERS, isPlainRangeBody } from '../../src/http/compiled-wire.js';
+import { VmDecision } from '../../src/http/routes/vms.js';
+import { Decision, DevctlDecision, DeviceDecision } from '../../src/http/schemas/decision.js';
+import { PutQuirksAnswer } from '../../src/http/schemas/quirk.js';
 import { PinBody, UnpinBody } from '../../src/http/schemas/pin.js';
 import { build, json } from '../helpers/app.js';
 
@@ -64,6 +67,30 @@ const decision = fc.record(
   { requiredKeys: ['flush', 'reasons', 'kvmNoncoherentDma', 'revision'] }
 );
 
+const verdict = fc.constantFrom('allow', 'deny', 'ignore');
+const deviceDecision = fc.tuple(decision, fc.record({ decision: verdict, hardwareValue: hex16, guestValue: hex16 }, { requiredKeys: [] })).map(([d, x]) => ({ ...d, ...x }));
+const devctlDecision = fc
+  .tuple(decision, fc.record({ decision: verdict, hardwareValue: hex16, guestValue: hex16, dryRun: fc.boolean(), failClosed: fc.constant('STORE_UNAVAILABLE') }, { requiredKeys: ['decision', 'hardwareValue', 'guestValue', 'dryRun'] }))
+  .map(([d, x]) => ({ ...d, ...x }));
+
+describe('the compiled serializers of decision answers', () => {
+  for (const [name, schema, answers] of [
+    ['DeviceDecision', DeviceDecision, deviceDecision],
+    ['DevctlDecision', DevctlDecision, devctlDecision]
+  ] as const) {
+    it(`${name}: writes exactly what the zod serializer writes, for any answer the schema admits`, () => {
+      const zod = serializerCompiler({ schema, method: 'POST', url: '/' });
+      const fast = compileSerializer(schema);
+      fc.assert(
+        fc.property(answers, (d) => {
+          expect(fast(d)).toBe(zod(d));
+        }),
+        { numRuns: 1000 }
+      );
+    });
+  }
+});
+
 describe('the compiled Decision serializer', () => {
   it('writes exactly what the zod serializer writes, for any answer the schema admits', () => {
     fc.assert(
@@ -115,6 +142,44 @@ let app: FastifyInstance | undefined;
 afterEach(async () => {
   await app?.close();
   app = undefined;
+});
+
+describe('every route answering a decision', () => {
+  it('answers the zod serializer bytes of its schema, through a session that touches each of them', async () => {
+    const a = await build();
+    app = a;
+    const schemas = new Map<string, z.ZodType>([
+      ['VmDecision', VmDecision],
+      ['Decision', Decision],
+      ['DeviceDecision', DeviceDecision],
+      ['DevctlDecision', DevctlDecision],
+      ['PutQuirksAnswer', PutQuirksAnswer]
+    ]);
+    expect([...schemas.keys()].sort()).toEqual([...DECISION_ANSWERS].sort());
+    const dev = '/v1/vms/vm1/devices/0000:00:02.0';
+    const steps: [string, string, unknown, string][] = [
+      ['PUT', '/v1/vms/vm1', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } }, 'VmDecision'],
+      ['PUT', '/v1/vms/vm1', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow', flushMethod: 'clflush' } }, 'VmDecision'],
+      ['PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false }, 'Decision'],
+      ['PUT', dev, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'disabled' }, 'DeviceDecision'],
+      ['POST', '/v1/vms/vm1/pins', { ranges: [{ iova: '0x0', hpa: '0x100000', length: '0x2000' }, { iova: '0x4000', hpa: '0x200000', length: '0x1000', memType: 'UC', mmio: true }] }, 'Decision'],
+      ['POST', `${dev}/devctl?dryRun=true`, { nosnoopEnable: true }, 'DevctlDecision'],
+      ['POST', `${dev}/devctl`, { nosnoopEnable: true, dryRun: true }, 'DevctlDecision'],
+      ['POST', `${dev}/devctl`, { nosnoopEnable: true }, 'DevctlDecision'],
+      ['POST', `${dev}/reset`, { restoresConfig: false }, 'DeviceDecision'],
+      ['PUT', '/v1/quirks', { quirks: [{ vendorId: '0x8086', deviceId: '0x9a49', flags: ['needs-nosnoop'], note: 'a "quoted" note' }] }, 'PutQuirksAnswer'],
+      ['POST', '/v1/vms/vm1/unpins', { iova: '0x0', length: '0x2000' }, 'Decision'],
+      ['DELETE', dev, undefined, 'DeviceDecision'],
+      ['DELETE', '/v1/vms/vm1/domains/d0', undefined, 'Decision'],
+      ['DELETE', '/v1/vms/vm1', undefined, 'Decision']
+    ];
+    for (const [method, url, payload, name] of steps) {
+      const res = await a.inject({ method: method as 'PUT', url, ...(payload === undefined ? {} : { headers: json, payload: payload as object }) });
+      expect([200, 201], `${method} ${url}: ${res.body}`).toContain(res.statusCode);
+      const zod = serializerCompiler({ schema: schemas.get(name) as z.ZodType, method, url });
+      expect(res.body, `${method} ${url}`).toBe(zod(JSON.parse(res.body)));
+    }
+  });
 });
 
 describe('pin and unpin answers', () => {

@@ -263,7 +263,7 @@ describe('an acknowledgement covers the flushes answered before it', () => {
       const acked = jobs.acknowledge(first, {});
       expect(jobs.outstanding(vmId, 'replay')).toEqual([]);
       // Its change is kept and answered: the acknowledgement did not cover that flush.
-      jobs.fill(first, [{ hpa: 20, pages: 1 }]);
+      jobs.fill(first, new Float64Array([20, 1]));
       expect(jobs.outstanding(vmId, 'replay').map((j) => j.id)).toEqual([first]);
       await acked?.saved;
       expect(jobs.get(first)?.state).toBe('pending');

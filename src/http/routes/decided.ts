@@ -3,7 +3,7 @@
  * that an operator greps for: VM, command, rules, flush bytes, job.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { formatPages, type FlushReceipt, type VmId } from '../../domain/index.js';
+import { flushRangeCount, formatPages, type FlushReceipt, type VmId } from '../../domain/index.js';
 import { answerReceipt, type Applied, type FlushJob } from '../../service/policy-service.js';
 import { decisionWire } from '../wire.js';
 
@@ -35,7 +35,7 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
       rules: [...new Set(d.reasons.map((r) => r.rule))],
       flushRequired: d.flush.required,
       flushBytes: formatPages(d.flush.pages),
-      flushRanges: d.flush.ranges.length,
+      flushRanges: flushRangeCount(d.flush),
       kvmNoncoherentDma: d.kvmNoncoherentDma,
       ...(d.devctl === undefined ? {} : { devctl: d.devctl.decision }),
       ...(result.jobId === undefined ? {} : { jobId: result.jobId }),

@@ -8,7 +8,7 @@ import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../schemas/pin.js';
 import { batchOf, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
 import { decided, wants } from './decided.js';
 import { HttpError } from '../errors.js';
-import { decisionSerializerCompiler, rangeBodyValidatorCompiler } from '../compiled-wire.js';
+import { rangeBodyValidatorCompiler } from '../compiled-wire.js';
 
 export default function pinRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -26,8 +26,7 @@ export default function pinRoutes(app: FastifyInstance): void {
         body: PinBody,
         response: { 200: Decision, ...problems }
       },
-      validatorCompiler: rangeBodyValidatorCompiler(true),
-      serializerCompiler: decisionSerializerCompiler
+      validatorCompiler: rangeBodyValidatorCompiler(true)
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
@@ -48,8 +47,7 @@ export default function pinRoutes(app: FastifyInstance): void {
         body: UnpinBody,
         response: { 200: Decision, ...problems }
       },
-      validatorCompiler: rangeBodyValidatorCompiler(false),
-      serializerCompiler: decisionSerializerCompiler
+      validatorCompiler: rangeBodyValidatorCompiler(false)
     },
     async (request) => {
       const vmId = vmIdOf(request.params);

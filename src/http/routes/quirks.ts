@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
-import { FLUSH_METHODS, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
+import { FLUSH_METHODS, flushRangeCount, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
 import { problems } from '../schemas/common.js';
 import { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../schemas/quirk.js';
 import { decisionWire } from '../wire.js';
@@ -52,7 +52,7 @@ export default function quirkRoutes(app: FastifyInstance): void {
       const quirks = parseQuirkFile(request.body);
       const result = await app.policy.apply({ type: 'put-quirks', quirks }, actorOf(request));
       const vms = [...(result.vms ?? new Map<VmId, Decision>())].map(([vmId, d]) => {
-        request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: d.flush.ranges.length }, 'decision');
+        request.log.info({ decision: 'put-quirks', vmId, rules: d.reasons.map((x) => x.rule), flushRanges: flushRangeCount(d.flush) }, 'decision');
         return { vmId, ...decisionWire(d, result.revision ?? app.policy.revisionOf(vmId), { jobId: result.vmJobIds?.get(vmId), after: result.vmAfter?.get(vmId) }) };
       });
       request.log.info({ quirks: quirks.length }, 'quirk list replaced');

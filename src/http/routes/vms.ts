@@ -4,7 +4,7 @@ import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
 import type { VmId } from '../../domain/index.js';
 import { FreshQuery, page, PageQuery, problems, VmParams } from '../schemas/common.js';
-import { Decision } from '../schemas/decision.js';
+import { Decision, requiredDecisionFields } from '../schemas/decision.js';
 import { PutVmBody, Vm } from '../schemas/vm.js';
 import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
 import { decided } from './decided.js';
@@ -14,7 +14,7 @@ function openJobs(app: FastifyInstance, vmId: VmId): string[] {
   return app.policy.openFlushJobs(vmId);
 }
 
-const VmDecision = z.object({ ...Decision.shape, vm: Vm }).meta({ id: 'VmDecision' });
+export const VmDecision = z.object({ ...requiredDecisionFields, vm: Vm, devices: Decision.shape.devices }).meta({ id: 'VmDecision' });
 
 export default function vmRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();

@@ -1,11 +1,18 @@
 import { z } from 'zod';
 import { Flush, Hex16Out, Reason } from './common.js';
 
-const decisionFields = {
+/**
+ * Answers list their required fields before their optional ones: the compiled serializers
+ * (compiled-wire.ts) write required fields first, and the bytes must be the zod serializer's.
+ */
+export const requiredDecisionFields = {
   flush: Flush,
   reasons: z.array(Reason),
   kvmNoncoherentDma: z.boolean().describe('K1: KVM must honour guest WBINVD and PAT for this VM'),
-  revision: z.number().int().describe('Revision of the VM after this change'),
+  revision: z.number().int().describe('Revision of the VM after this change')
+};
+
+const devicesField = {
   devices: z
     .array(
       z.object({
@@ -21,6 +28,9 @@ const decisionFields = {
     )
 };
 
+/** The fields of every decision answer, required ones first. */
+export const decisionFields = { ...requiredDecisionFields, ...devicesField };
+
 /** Every state-changing answer. */
 export const Decision = z.object(decisionFields).meta({ id: 'Decision', description: 'A decision: the flush to perform first and the rules that fired' });
 
@@ -35,11 +45,12 @@ export const DeviceDecision = z.object({ ...decisionFields, ...DevctlFields }).m
 
 export const DevctlDecision = z
   .object({
-    ...decisionFields,
+    ...requiredDecisionFields,
     decision: z.enum(['allow', 'deny', 'ignore']),
     hardwareValue: Hex16Out,
     guestValue: Hex16Out,
     dryRun: z.boolean(),
+    ...devicesField,
     failClosed: z.enum(['STORE_UNAVAILABLE']).optional().describe('Present when the state could not be vouched for and the answer failed closed')
   })
   .meta({ id: 'DevctlDecision', description: 'The answer to a trapped DEVCTL write' });

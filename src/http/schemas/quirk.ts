@@ -6,8 +6,8 @@ export const QuirkWire = z
   .object({
     vendorId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
     deviceId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
-    deviceMask: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/).optional(),
     flags: z.array(z.enum(QUIRK_FLAGS)).min(1),
+    deviceMask: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/).optional(),
     note: z.string().max(500).optional(),
     source: z.string().max(500).optional()
   })
