@@ -171,7 +171,7 @@ function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolea
     return { attr: counted && commit ? withFlushOnUnpin(attr) : attr, collect: counted && c.flush, counted };
   });
   if (commit) vm.flaggedPages += walked.pages;
-  out.flushAll(walked.pairs, 'replay');
+  out.flushAll(walked.pairs, 'replay', walked.coalesced);
   return { ranges: walked.ranges, pages: walked.pages };
 }
 

@@ -106,6 +106,22 @@ export function firstFlushRanges(flush: FlushDecision, limit: number): readonly 
   return rangesOf(kept, Math.min(limit, kept.length / 2));
 }
 
+/** A required flush of sorted, coalesced `pairs`, its range objects made only when read. */
+function lazyFlush(pairs: Float64Array, pages: number, cause: FlushCause | null, when: FlushWhen | null): FlushDecision {
+  let ranges: HostRange[] | undefined;
+  const flush: FlushDecision = {
+    required: true,
+    get ranges(): HostRange[] {
+      return (ranges ??= rangesOf(pairs, pairs.length / 2));
+    },
+    pages,
+    cause,
+    when
+  };
+  Object.defineProperty(flush, 'pairs', { value: pairs });
+  return flush;
+}
+
 function rangesOf(pairs: Float64Array, count: number): HostRange[] {
   const out: HostRange[] = new Array<HostRange>(count);
   for (let i = 0; i < count; i++) out[i] = { hpa: pairs[2 * i] as number, pages: pairs[2 * i + 1] as number };
@@ -121,6 +137,8 @@ export class DecisionBuilder {
   /** (hpa, pages) pairs as added. */
   #pairs: Float64Array = new Float64Array(8);
   #count = 0;
+  /** Pages of the pairs when they are known to be sorted and coalesced already (one walk's). */
+  #coalesced: number | null = null;
   #cause: FlushCause | null = null;
   #pessimisticPages = 0;
   /** A flush is required whose host ranges the caller knows and this builder does not (a query without hpa). */
@@ -134,6 +152,7 @@ export class DecisionBuilder {
   }
 
   flush(hpa: number, pages: number, cause: FlushCause): void {
+    this.#coalesced = null;
     const at = 2 * this.#count;
     if (at + 2 > this.#pairs.length) {
       const grown = new Float64Array(2 * this.#pairs.length);
@@ -147,16 +166,21 @@ export class DecisionBuilder {
     this.#cause ??= cause;
   }
 
-  /** Flushes every (hpa, pages) pair of `pairs` (one walk's ranges, added at once). */
-  flushAll(pairs: Float64Array, cause: FlushCause): void {
+  /**
+   * Flushes every (hpa, pages) pair of `pairs` (one walk's ranges, added at once). `coalesced`:
+   * the pairs are sorted and coalesced already, with that many pages (null: not known to be).
+   */
+  flushAll(pairs: Float64Array, cause: FlushCause, coalesced: number | null = null): void {
     if (pairs.length === 0) return;
     this.#cause ??= cause;
     if (this.#count === 0) {
       // The first ranges: taken as they are, not copied (the walk made them for this decision).
       this.#pairs = pairs;
       this.#count = pairs.length / 2;
+      this.#coalesced = coalesced;
       return;
     }
+    this.#coalesced = null;
     const at = 2 * this.#count;
     if (at + pairs.length > this.#pairs.length) {
       const grown = new Float64Array(Math.max(2 * this.#pairs.length, at + pairs.length));
@@ -193,6 +217,7 @@ export class DecisionBuilder {
       const pages = added[1] as number;
       return { required: true, ranges: [{ hpa: added[0] as number, pages }], pages, cause, when };
     }
+    if (this.#coalesced !== null && count >= LAZY_RANGES) return lazyFlush(added.subarray(0, 2 * count), this.#coalesced, cause, when);
     let sorted = true;
     for (let i = 2; i < 2 * count && sorted; i += 2) if ((added[i] as number) < (added[i - 2] as number)) sorted = false;
     // Replays walk ranges in IOVA order, usually host order too: then no sort is needed.
@@ -228,18 +253,7 @@ export class DecisionBuilder {
     pages += curEnd - curStart;
     const pairs = n === out.length ? out : out.subarray(0, n);
     if (n / 2 < LAZY_RANGES) return { required: true, ranges: rangesOf(pairs, n / 2), pages, cause, when };
-    let ranges: HostRange[] | undefined;
-    const flush: FlushDecision = {
-      required: true,
-      get ranges(): HostRange[] {
-        return (ranges ??= rangesOf(pairs, pairs.length / 2));
-      },
-      pages,
-      cause,
-      when
-    };
-    Object.defineProperty(flush, 'pairs', { value: pairs });
-    return flush;
+    return lazyFlush(pairs, pages, cause, when);
   }
 
   build(kvmNoncoherentDma: boolean, devctl?: DevctlOutcome): Decision {

@@ -515,14 +515,18 @@ export class PinMap {
    * Walks every range in IOVA order and does what `plan` says for its attribute word, asking
    * `plan` once per run of ranges sharing a word (a VM's ranges have few distinct words): no call
    * or object per range, so a replay of a 1 TiB VM is one pass over the leaves' arrays. Returns
-   * the ranges and pages counted and the collected (hpa, pages) pairs, in IOVA order.
+   * the ranges and pages counted and the collected (hpa, pages) pairs, in IOVA order; while they
+   * are in host order too they are coalesced as they come, and `coalesced` then gives their pages
+   * (null: not in host order).
    */
-  walkByAttr(plan: (attr: number) => AttrPlan): { ranges: number; pages: number; pairs: Float64Array } {
+  walkByAttr(plan: (attr: number) => AttrPlan): { ranges: number; pages: number; pairs: Float64Array; coalesced: number | null } {
     // Room for every range; pages never written cost nothing.
     const pairs = new Float64Array(2 * this.#size);
     let n = 0;
     let ranges = 0;
     let pages = 0;
+    let sorted = true;
+    let sortedPages = 0;
     let lastAttr = Number.NaN;
     let p: AttrPlan = { attr: 0, collect: false, counted: false };
     // Journaled as the replacements of attribute words made, all at once (PIN_RECODE).
@@ -541,15 +545,29 @@ export class PinMap {
           pages += d[o + F_PAGES] as number;
         }
         if (p.collect) {
-          pairs[n++] = d[o + F_HPA] as number;
-          pairs[n++] = d[o + F_PAGES] as number;
+          const hpa = d[o + F_HPA] as number;
+          const length = d[o + F_PAGES] as number;
+          const from = n === 0 ? 0 : (pairs[n - 2] as number);
+          const end = n === 0 ? 0 : from + (pairs[n - 1] as number);
+          if (n > 0 && sorted && hpa >= from && hpa <= end) {
+            // In host order and touching the last one: merged into it.
+            if (hpa + length > end) {
+              pairs[n - 1] = hpa + length - from;
+              sortedPages += hpa + length - end;
+            }
+          } else {
+            if (n > 0 && hpa < from) sorted = false;
+            pairs[n++] = hpa;
+            pairs[n++] = length;
+            sortedPages += length;
+          }
         }
         if (p.attr !== attr) d[o + F_ATTR] = p.attr;
       }
     }
     let left = words.size;
     for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
-    return { ranges, pages, pairs: pairs.subarray(0, n) };
+    return { ranges, pages, pairs: pairs.subarray(0, n), coalesced: sorted ? sortedPages : null };
   }
 
   /** Replaces every range's attribute word found in `words` by the word it maps to. */

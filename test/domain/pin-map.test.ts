@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { coalescePairs } from '../../src/domain/index.js';
 import { PinJournal, PinMap, PIN_RECODE, PIN_OP_STRIDE } from '../../src/domain/pin-map.js';
 
 interface Plain {
@@ -184,14 +185,20 @@ describe('walkByAttr', () => {
         fc.array(fc.record({ gap: fc.integer({ min: 0, max: 4 }), pages: fc.integer({ min: 1, max: 8 }), attr: fc.integer({ min: 0, max: 5 }) }), { maxLength: 300 }),
         // A plan per word: its new word (chains such as 1 -> 2 and 2 -> 3 included), collected, counted.
         fc.array(fc.record({ to: fc.integer({ min: 0, max: 5 }), collect: fc.boolean(), counted: fc.boolean() }), { minLength: 6, maxLength: 6 }),
-        (specs, plans) => {
+        // Host pages in order, touching, overlapping or not (coalesced as they come), or shuffled.
+        fc.array(fc.integer({ min: 0, max: 12 }), { minLength: 300, maxLength: 300 }),
+        fc.boolean(),
+        (specs, plans, steps, shuffled) => {
+          let h = 1000;
+          const hpas = steps.map((step) => (h += step));
+          if (shuffled) hpas.reverse();
           const map = new PinMap();
           const model: Plain[] = [];
           let at = 0;
           for (const [i, s] of specs.entries()) {
             at += s.gap;
-            map.insert(at, s.pages, 1000 + i * 16, s.attr);
-            model.push({ start: at, pages: s.pages, hpa: 1000 + i * 16, attr: s.attr });
+            map.insert(at, s.pages, hpas[i] ?? 0, s.attr);
+            model.push({ start: at, pages: s.pages, hpa: hpas[i] ?? 0, attr: s.attr });
             at += s.pages;
           }
           const before = map.toArray();
@@ -222,7 +229,15 @@ describe('walkByAttr', () => {
           }
           expect(walked.ranges).toBe(ranges);
           expect(walked.pages).toBe(pages);
-          expect([...walked.pairs]).toEqual(pairs);
+          // The same host pages; coalesced as they came while in host order.
+          const union = [...coalescePairs(new Float64Array(pairs))];
+          expect([...coalescePairs(new Float64Array(walked.pairs))]).toEqual(union);
+          if (walked.coalesced !== null) {
+            expect([...walked.pairs]).toEqual(union);
+            expect(walked.coalesced).toBe(union.reduce((sum, x, i) => sum + (i % 2 === 1 ? x : 0), 0));
+          } else {
+            expect(shuffled).toBe(true);
+          }
           expect([...map.toArray()]).toEqual(model.flatMap((r) => [r.start, r.pages, r.hpa, r.attr]));
           const ops = map.journal.take();
           // A few numbers per word changed, whatever the number of ranges.
