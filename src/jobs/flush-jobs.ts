@@ -394,12 +394,14 @@ export class FlushJobs {
     return { id: job.id, header: { vmId, arch, method: job.method, cause, wbinvdAbovePages: batch.wbinvdAbovePages, createdAt: job.createdAt } };
   }
 
-  /** The flush promised to job `id` (reserve), now that its change is durable: (hpa, pages) pairs. */
-  fill(id: string, pairs: Float64Array): void {
+  /**
+   * The flush promised to job `id` (reserve), now that its change is durable: (hpa, pages) pairs,
+   * and their pages when the caller knows them. The job may hold on to `pairs`: they are not
+   * changed afterwards.
+   */
+  fill(id: string, pairs: Float64Array, pages = pagesOf(pairs)): void {
     const batch = this.#batches.get(id);
     if (batch === undefined) throw new Error(`flush job ${id} is not open`);
-    let pages = 0;
-    for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
     append(batch, pairs);
     // A flush promised before the VMM acknowledged the job and answered after: that
     // acknowledgement did not cover it, so the job is outstanding again until the VMM, told of
@@ -591,7 +593,7 @@ export class FlushJobs {
     if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
     const job = batch.job;
-    const pairs = batch.pairs.slice(0, batch.length);
+    const pairs = batch.length === batch.pairs.length ? batch.pairs : batch.pairs.slice(0, batch.length);
     job.state = 'running';
     job.startedAt = this.#clock();
     this.#onState(job);
@@ -679,7 +681,22 @@ export function usesWbinvd(arch: Arch, policy: { wbinvdAbovePages: number | null
 /** Flush chunk the planner splits ranges into (1 GiB), unless configured otherwise. */
 export const CHUNK_PAGES = 262_144;
 
+/** A job's first flush of at least this many numbers is held as given rather than copied. */
+const ADOPTED_PAIRS = 4096;
+
+function pagesOf(pairs: Float64Array): number {
+  let pages = 0;
+  for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+  return pages;
+}
+
+/** Adds `pairs` to the batch's ranges; the first ones are kept as they are, not copied. */
 function append(batch: OpenBatch, pairs: Float64Array): void {
+  if (batch.length === 0 && pairs.length >= ADOPTED_PAIRS) {
+    batch.pairs = pairs;
+    batch.length = pairs.length;
+    return;
+  }
   const need = batch.length + pairs.length;
   if (need > batch.pairs.length) {
     const grown = new Float64Array(Math.max(need, 2 * batch.pairs.length));

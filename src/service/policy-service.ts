@@ -317,7 +317,7 @@ export class PolicyService {
     }
     const jobIds = new Map<VmId, string>();
     for (const r of reserved) {
-      this.jobs?.fill(r.id, r.pairs);
+      this.jobs?.fill(r.id, r.pairs, r.pages);
       jobIds.set(r.vmId, r.id);
     }
     for (const e of told) this.events.emit(e);
@@ -736,7 +736,7 @@ export class PolicyService {
       const flush = decision.flush;
       if (vm === undefined || !flush.required || flush.cause === null || flushRangeCount(flush) === 0) continue;
       const { id, header } = jobs.reserve(vm.id, vm.arch, vm.policy, flush.cause, flush.pages);
-      out.push({ id, vmId: vm.id, header, pairs: flushPairs(flush) });
+      out.push({ id, vmId: vm.id, header, pairs: flushPairs(flush), pages: flush.pages });
     }
     return out;
   }
@@ -842,8 +842,9 @@ interface Reservation {
   readonly id: string;
   readonly vmId: VmId;
   readonly header: JobHeader;
-  /** This decision's flush, (hpa, pages) pairs. */
+  /** This decision's flush, (hpa, pages) pairs, and their pages. */
   readonly pairs: Float64Array;
+  readonly pages: number;
 }
 
 /** A reservation as stored with its change: the job's header and this decision's ranges. */
