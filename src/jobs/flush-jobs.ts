@@ -593,7 +593,9 @@ export class FlushJobs {
     if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
     const job = batch.job;
-    const pairs = batch.length === batch.pairs.length ? batch.pairs : batch.pairs.slice(0, batch.length);
+    // A copy: the planner takes its ranges over (transferred), and the first flush's ranges are
+    // its decision's too.
+    const pairs = batch.pairs.slice(0, batch.length);
     job.state = 'running';
     job.startedAt = this.#clock();
     this.#onState(job);

@@ -125,44 +125,60 @@ export class SqliteStore implements StateStore {
 
   #writes: WriteOp[] = [];
   #waiting: { resolve(): void; reject(err: Error): void }[] = [];
-  #sending = false;
+  /** Numbers the queued writes carry (pin operations, job ranges, pinned ranges). */
+  #numbers = 0;
+  /** Resolves once the queued writes have been handed to the writer thread; null: none queued. */
+  #sending: Promise<void> | null = null;
   /** The last batch of writes sent, settled or not. */
   #sent: Promise<void> = Promise.resolve();
 
   /**
    * Writes made in one turn of the event loop travel to the writer thread as one message (and
-   * commit in one transaction), in the order they were made; each resolves once committed.
+   * commit in one transaction), in the order they were made; each resolves once committed. They
+   * are packed after the turn's I/O (setImmediate); writes carrying many numbers (a replay of a
+   * large VM) are packed one turn later still, so that a request waiting meanwhile is not held
+   * up by the decision and the packing together.
    */
   #write(op: WriteOp): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#writes.push(op);
       this.#waiting.push({ resolve, reject });
-      if (this.#sending) return;
-      this.#sending = true;
-      setImmediate(() => {
-        const writes = this.#writes;
-        const waiting = this.#waiting;
-        this.#writes = [];
-        this.#waiting = [];
-        this.#sending = false;
-        let sent: Promise<void>;
-        try {
-          // Packed here, once per turn: one message of strings and numbers, its numbers moved.
-          const packed = packWrites(writes);
-          sent = this.#call({ op: 'write', writes: packed }, [packed.floats.buffer as ArrayBuffer]);
-        } catch (err) {
-          sent = Promise.reject(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not take the writes', { cause: err }));
-        }
-        this.#sent = sent.then(
-          () => {
-            for (const w of waiting) w.resolve();
-          },
-          (err: unknown) => {
-            for (const w of waiting) w.reject(err as Error);
-          }
-        );
+      this.#numbers += numbersOf(op);
+      if (this.#sending !== null) return;
+      this.#sending = new Promise<void>((sent) => {
+        const send = (): void => {
+          this.#send();
+          sent();
+        };
+        setImmediate(() => (this.#numbers >= LARGE_WRITE ? setImmediate(send) : send()));
       });
     });
+  }
+
+  /** Packs the queued writes and hands them to the writer thread as one message. */
+  #send(): void {
+    const writes = this.#writes;
+    const waiting = this.#waiting;
+    this.#writes = [];
+    this.#waiting = [];
+    this.#numbers = 0;
+    this.#sending = null;
+    let sent: Promise<void>;
+    try {
+      // Packed here, once per turn: one message of strings and numbers, its numbers moved.
+      const packed = packWrites(writes);
+      sent = this.#call({ op: 'write', writes: packed }, [packed.floats.buffer as ArrayBuffer]);
+    } catch (err) {
+      sent = Promise.reject(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('the store could not take the writes', { cause: err }));
+    }
+    this.#sent = sent.then(
+      () => {
+        for (const w of waiting) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of waiting) w.reject(err as Error);
+      }
+    );
   }
 
   audit(query: AuditQuery): Promise<AuditEntry[]> {
@@ -194,12 +210,36 @@ export class SqliteStore implements StateStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     // Writes made before the close are sent and committed first.
-    if (this.#sending) await new Promise((resolve) => setImmediate(resolve));
+    await this.#sending;
     await this.#sent;
     // Everything queued is committed before the connection closes.
     await this.#call({ op: 'close' }).catch(() => undefined);
     this.#closed = true;
     await this.#worker?.terminate();
     this.#worker = null;
+  }
+}
+
+/** Writes carrying at least this many numbers (2 MiB) are packed on a turn of their own. */
+const LARGE_WRITE = 262_144;
+
+/** How many numbers a write carries to the writer thread. */
+function numbersOf(op: WriteOp): number {
+  switch (op.kind) {
+    case 'append': {
+      let n = 0;
+      for (const c of op.changes) {
+        for (const e of c.effects) n += e.ops?.length ?? 0;
+        for (const j of c.jobs ?? []) n += j.pairs.length;
+      }
+      return n;
+    }
+    case 'snapshot':
+      return op.snapshot.pins.length;
+    case 'job':
+      return op.job.pairs?.length ?? 0;
+    case 'probe':
+    case 'forget':
+      return 0;
   }
 }
