@@ -528,7 +528,10 @@ export class PinMap {
     let sorted = true;
     let sortedPages = 0;
     let lastAttr = Number.NaN;
-    let p: AttrPlan = { attr: 0, collect: false, counted: false };
+    // The plan of the current run of ranges, in locals.
+    let to = 0;
+    let counted = false;
+    let collect = false;
     // Journaled as the replacements of attribute words made, all at once (PIN_RECODE).
     const words = new Map<number, number>();
     for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
@@ -536,15 +539,18 @@ export class PinMap {
       for (let o = 0; o < leaf.n * STRIDE; o += STRIDE) {
         const attr = d[o + F_ATTR] as number;
         if (attr !== lastAttr) {
-          p = plan(attr);
+          const p = plan(attr);
           lastAttr = attr;
-          if (p.attr !== attr) words.set(attr, p.attr);
+          to = p.attr;
+          counted = p.counted;
+          collect = p.collect;
+          if (to !== attr) words.set(attr, to);
         }
-        if (p.counted) {
+        if (counted) {
           ranges++;
           pages += d[o + F_PAGES] as number;
         }
-        if (p.collect) {
+        if (collect) {
           const hpa = d[o + F_HPA] as number;
           const length = d[o + F_PAGES] as number;
           const from = n === 0 ? 0 : (pairs[n - 2] as number);
@@ -562,7 +568,7 @@ export class PinMap {
             sortedPages += length;
           }
         }
-        if (p.attr !== attr) d[o + F_ATTR] = p.attr;
+        if (to !== attr) d[o + F_ATTR] = to;
       }
     }
     let left = words.size;
