@@ -16,6 +16,10 @@
  * (c) Serializing one pin or unpin answer listing 10,000 flush ranges, in this process: the
  *     decision turned into its wire form and written by the serializer compiled from the Decision
  *     schema, as the routes do, against the zod serializer. Target: <= 5 ms.
+ * (d) Batched pins and unpins on the embedded store (SQLite, its own directory): connections
+ *     each pinning 10,000 ranges of their own and unpinning them again, every range flushed and
+ *     every answer listing its flush ranges, in range operations/s against part (b)'s range
+ *     decisions/s. Target: >= 0.5x.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,13 +46,14 @@ const HPA_BASE = 0x1_0000_0000;
 const RATIO_TARGET = 0.85;
 const BATCH_TARGET = 2_000_000;
 const BATCH_RATIO_TARGET = 0.6;
+const BATCH_WRITES_TARGET = 0.5;
 const SERIALIZED_RANGES = 10_000;
 const SERIALIZE_RUNS = 21;
 const SERIALIZE_TARGET_MS = 5;
 /** Whatever happens, the run ends (and its servers with it) after this long. */
 const DEADLINE_MS = 10 * 60_000;
-/** BENCH_PARTS=a, b or c runs one part only; BENCH_CPU_PROF=<dir> profiles the servers into dir. */
-const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'a,b,c').split(','));
+/** BENCH_PARTS=a, b, c or d (or a list: b,d) runs those parts only; BENCH_CPU_PROF=<dir> profiles the servers into dir. */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'a,b,c,d').split(','));
 
 header('npm run bench:decisions  (node --import tsx bench/decisions.ts)');
 
@@ -149,6 +154,8 @@ interface Figure {
   met: boolean;
 }
 const figures: Figure[] = [];
+/** Part (b)'s range decisions/s, the baseline of part (d). */
+let batchedRangesPerSec: number | null = null;
 
 const server = await start('src/server.ts', PORT, '/readyz');
 const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: 2 });
@@ -284,6 +291,7 @@ try {
       await stop(bareBatch);
       rmSync(dirname(answersFile), { recursive: true, force: true });
     }
+    batchedRangesPerSec = rangesPerSec;
     const bareReqPerSec = median(bareRuns.map((r) => r.reqPerSec));
     const batchRatio = reqPerSec / bareReqPerSec;
     console.log('');
@@ -317,6 +325,96 @@ try {
 } finally {
   await pool.close();
   await stop(server);
+}
+
+// ---- (d) batched pins and unpins on the durable store ----------------------------------------
+
+if (PARTS.has('d')) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'coherency-bench-batched-writes-'));
+  const durable = await start('src/server.ts', PORT, '/readyz', { STORE: 'sqlite', DATA_DIR: dataDir, FLUSH_ACKS: 'answered' });
+  const writes = new Pool(`http://127.0.0.1:${PORT}`, { connections: 2 });
+  try {
+    const vm = 'writes';
+    await call(writes, 'PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await call(writes, 'PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
+    await call(writes, 'PUT', `/v1/vms/${vm}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' });
+    // Each connection pins 10,000 ranges of a region of its own (every one flushed: the domain is
+    // exposed) and unpins them again (every one flushed again: flushOnUnpin), over and over.
+    const hex = (n: number): string => `0x${n.toString(16)}`;
+    const regions = Array.from({ length: BATCH_CONNECTIONS }, (_, c) => {
+      const base = (c + 1) * 0x40_0000_0000;
+      const pins = [];
+      const unpins = [];
+      for (let k = 0; k < BATCH_RANGES; k++) {
+        pins.push({ iova: hex(base + k * STRIDE), hpa: hex(HPA_BASE + base + 2 * k * STRIDE), length: '0x2000' });
+        unpins.push({ iova: hex(base + k * STRIDE), length: '0x2000' });
+      }
+      return { pin: JSON.stringify({ ranges: pins }), unpin: JSON.stringify({ ranges: unpins }) };
+    });
+    let handed = 0;
+    const load = async (seconds: number): Promise<Load> => {
+      handed = 0;
+      const result = await autocannon({
+        url: `http://127.0.0.1:${PORT}`,
+        connections: BATCH_CONNECTIONS,
+        duration: seconds,
+        requests: [
+          {
+            method: 'POST',
+            path: `/v1/vms/${vm}/pins`,
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req, context) => {
+              const c = context as { region?: number };
+              c.region ??= handed++ % BATCH_CONNECTIONS;
+              return { ...req, body: (regions[c.region] as { pin: string }).pin };
+            }
+          },
+          {
+            method: 'POST',
+            path: `/v1/vms/${vm}/unpins`,
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req, context) => ({ ...req, body: (regions[(context as { region: number }).region] as { unpin: string }).unpin })
+          }
+        ]
+      });
+      const failed = result.non2xx + result.errors + result.timeouts;
+      if (failed > 0) throw new Error(`${failed} of ${result.requests.total} batched writes failed (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+      return { reqPerSec: result.requests.total / result.duration, p99: result.latency.p99 };
+    };
+    // Each answer lists every flush range.
+    const probe = await call(writes, 'POST', `/v1/vms/${vm}/pins`, JSON.parse((regions[0] as { pin: string }).pin));
+    const listed = (probe['flush'] as { rangeCount: number; rangesTruncated: boolean }).rangeCount;
+    if (listed !== BATCH_RANGES || (probe['flush'] as { rangesTruncated: boolean }).rangesTruncated) throw new Error(`a batched pin answer lists ${listed} ranges`);
+    await call(writes, 'POST', `/v1/vms/${vm}/unpins`, JSON.parse((regions[0] as { unpin: string }).unpin));
+    await load(2);
+    const runs: Load[] = [];
+    for (let run = 0; run < RUNS; run++) runs.push(await load(BATCH_SECONDS));
+    const rangesPerSec = median(runs.map((r) => r.reqPerSec)) * BATCH_RANGES;
+    console.log('');
+    console.log(`(d) batched pins and unpins on the embedded store (SQLite, FLUSH_ACKS=answered): ${BATCH_CONNECTIONS} connections, each pinning ${BATCH_RANGES.toLocaleString('en-US')} ranges of its own and unpinning them again;`);
+    console.log(`    every range flushed both ways, every answer listing its ${BATCH_RANGES.toLocaleString('en-US')} flush ranges; ${BATCH_SECONDS} s windows; median of ${RUNS}`);
+    console.log('');
+    console.log('| figure | median | per run |');
+    console.log('|---|---:|---|');
+    console.log(`| ranges pinned or unpinned /s | ${fmt(rangesPerSec)} | ${runs.map((r) => fmt(r.reqPerSec * BATCH_RANGES)).join(', ')} |`);
+    console.log(`| p99 latency ms | ${median(runs.map((r) => r.p99)).toFixed(1)} | ${runs.map((r) => r.p99.toFixed(1)).join(', ')} |`);
+    if (batchedRangesPerSec !== null) {
+      const ratio = rangesPerSec / batchedRangesPerSec;
+      console.log(`| ratio to batched decisions (part b, ${fmt(batchedRangesPerSec)} ranges/s) | ${ratio.toFixed(2)}x | |`);
+      figures.push({
+        id: 'batched-writes-vs-decisions',
+        label: 'Batched pins + unpins (10,000 ranges, SQLite) as a fraction of batched decisions',
+        value: Math.round(ratio * 1000) / 1000,
+        display: `${ratio.toFixed(2)}x (${fmt(rangesPerSec)} vs ${fmt(batchedRangesPerSec)} ranges/s)`,
+        target: `>= ${BATCH_WRITES_TARGET}x`,
+        met: ratio >= BATCH_WRITES_TARGET
+      });
+    }
+  } finally {
+    await writes.close();
+    await stop(durable);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 // ---- (c) serializing one answer listing 10,000 flush ranges ---------------------------------

@@ -255,4 +255,44 @@ describe('request ids and decision logs', () => {
       await logged.close();
     }
   });
+
+  it('writes one line per request at info: the access line, which is the decision line where a route decided', async () => {
+    const sink = new LogSink();
+    const logged = await build({ logger: { level: 'info', stream: sink } });
+    try {
+      await gpuVm(logged);
+      const calls: [string, string, string, object | undefined][] = [
+        ['a-pin', 'POST', '/v1/vms/vm1/pins', { iova: '0x0', hpa: '0x0', length: '0x2000' }],
+        ['a-query', 'POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x0', length: '0x2000' }] }],
+        ['a-read', 'GET', '/v1/vms/vm1', undefined],
+        ['a-miss', 'GET', '/v1/vms/nope', undefined]
+      ];
+      for (const [id, method, url, payload] of calls) {
+        await logged.inject({ method: method as 'GET', url, headers: { ...json, 'x-request-id': id }, ...(payload === undefined ? {} : { payload }) });
+      }
+      for (const [id, method, url] of calls) {
+        const lines = sink.lines.filter((l) => l['reqId'] === id);
+        expect(lines, id).toHaveLength(1);
+        expect(lines[0], id).toMatchObject({ level: 30, method, url, statusCode: id === 'a-miss' ? 404 : 200 });
+        expect(typeof lines[0]?.['responseTime'], id).toBe('number');
+      }
+      expect(sink.lines.find((l) => l['reqId'] === 'a-pin')).toMatchObject({ msg: 'decision', decision: 'pin', rules: ['F1'], flushRanges: 1, revision: 4 });
+      expect(sink.lines.find((l) => l['reqId'] === 'a-query')).toMatchObject({ msg: 'request completed' });
+    } finally {
+      await logged.close();
+    }
+  });
+
+  it('never logs a credential given in the query string', async () => {
+    const sink = new LogSink();
+    const logged = await build({ logger: { level: 'info', stream: sink } });
+    try {
+      await logged.inject({ method: 'GET', url: '/v1/vms?ACCESS_TOKEN=s3cret-two&limit=5&token=s3cret-one&x=1', headers: { 'x-request-id': 'q-token' } });
+      const text = JSON.stringify(sink.lines);
+      expect(text).not.toContain('s3cret');
+      expect(sink.lines.find((l) => l['reqId'] === 'q-token')).toMatchObject({ url: '/v1/vms?ACCESS_TOKEN=[redacted]&limit=5&token=[redacted]&x=1' });
+    } finally {
+      await logged.close();
+    }
+  });
 });

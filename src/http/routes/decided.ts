@@ -28,22 +28,20 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
   const result = await applied;
   const revision = result.revision ?? app.policy.revisionOf(vmId);
   const d = result.decision;
-  request.log.info(
-    {
-      decision: command,
-      vmId,
-      rules: [...new Set(d.reasons.map((r) => r.rule))],
-      flushRequired: d.flush.required,
-      flushBytes: formatPages(d.flush.pages),
-      flushRanges: flushRangeCount(d.flush),
-      kvmNoncoherentDma: d.kvmNoncoherentDma,
-      ...(d.devctl === undefined ? {} : { devctl: d.devctl.decision }),
-      ...(result.jobId === undefined ? {} : { jobId: result.jobId }),
-      ...(result.after === undefined ? {} : { after: result.after }),
-      revision
-    },
-    'decision'
-  );
+  // Joins the request's one log line (app.ts).
+  request.decisionLog = {
+    decision: command,
+    vmId,
+    rules: [...new Set(d.reasons.map((r) => r.rule))],
+    flushRequired: d.flush.required,
+    flushBytes: formatPages(d.flush.pages),
+    flushRanges: flushRangeCount(d.flush),
+    kvmNoncoherentDma: d.kvmNoncoherentDma,
+    ...(d.devctl === undefined ? {} : { devctl: d.devctl.decision }),
+    ...(result.jobId === undefined ? {} : { jobId: result.jobId }),
+    ...(result.after === undefined ? {} : { after: result.after }),
+    revision
+  };
   const answer = decisionWire(d, revision, result);
   if (result.jobId === undefined || !wait) return answer;
   const job = await app.policy.settledFlushJob(result.jobId);
