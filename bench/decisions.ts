@@ -354,6 +354,7 @@ if (PARTS.has('d')) {
     let handed = 0;
     const load = async (seconds: number): Promise<Load> => {
       handed = 0;
+      await unpinAll();
       const result = await autocannon({
         url: `http://127.0.0.1:${PORT}`,
         connections: BATCH_CONNECTIONS,
@@ -386,6 +387,10 @@ if (PARTS.has('d')) {
     const listed = (probe['flush'] as { rangeCount: number; rangesTruncated: boolean }).rangeCount;
     if (listed !== BATCH_RANGES || (probe['flush'] as { rangesTruncated: boolean }).rangesTruncated) throw new Error(`a batched pin answer lists ${listed} ranges`);
     await call(writes, 'POST', `/v1/vms/${vm}/unpins`, JSON.parse((regions[0] as { unpin: string }).unpin));
+    // A window may end between a pin and its unpin: each starts with every region unpinned.
+    const unpinAll = async (): Promise<void> => {
+      for (const r of regions) await (await writes.request({ method: 'POST', path: `/v1/vms/${vm}/unpins`, headers: { 'content-type': 'application/json' }, body: r.unpin })).body.dump();
+    };
     await load(2);
     const runs: Load[] = [];
     for (let run = 0; run < RUNS; run++) runs.push(await load(BATCH_SECONDS));

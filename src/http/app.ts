@@ -3,7 +3,7 @@
  * `inject()`.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { decisionSerializerCompiler } from './compiled-wire.js';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
@@ -83,7 +83,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const nextRequestId = requestIds();
   const app = Fastify({
     // One line per request instead of Fastify's two (see the onResponse hook).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Tokens never reach the logs.
     logger: options.logger === undefined || options.logger === false ? false : { ...(options.logger === true ? {} : options.logger), redact: ['req.headers.authorization', 'headers.authorization'] },
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
