@@ -713,34 +713,38 @@ export function checkRange(start: number, pages: number, field: string): void {
  * What an unpin of `r` releases: the start of every pinned range inside it, passed to `hit`.
  * Refuses what unpin refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too.
  */
-export function unpinVictims(vm: Vm, r: RangeInput, hit: (start: number, pages: number, hpa: number, attr: number) => void): void {
+export function unpinVictims(vm: Vm, r: RangeInput, found: number[]): number {
   checkRange(r.iova, r.pages, 'iova');
   const end = r.iova + r.pages;
-  let any = false;
-  vm.pins.forEachOverlap(r.iova, end, (start, pages, hpa, attr) => {
-    any = true;
+  const hits = vm.pins.collectOverlaps(r.iova, end, found);
+  for (let h = 0; h < hits; h++) {
+    const start = found[4 * h] as number;
+    const pages = found[4 * h + 1] as number;
     if (start < r.iova || start + pages > end) {
       throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(r.iova)} + ${formatPages(r.pages)} would cut the pinned range at ${formatPages(start)} in two`, {
         vmId: vm.id,
         conflict: { iova: formatPages(start), length: formatPages(pages) }
       });
     }
-    hit(start, pages, hpa, attr);
-    return undefined;
-  });
-  if (!any) {
+  }
+  if (hits === 0) {
     throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(r.iova)} + ${formatPages(r.pages)}`, {
       vmId: vm.id,
       iova: formatPages(r.iova)
     });
   }
+  return hits;
 }
 
 /** F3: unpins whole pinned ranges; a range that would be cut in two is refused (UNPIN_BISECTS). */
 function unpin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly RangeInput[] }, now: number): CommandResult {
   const vm = getVm(state, cmd.vmId);
   const victims = new Set<number>();
-  for (const r of cmd.ranges) unpinVictims(vm, r, (start) => victims.add(start));
+  const found: number[] = [];
+  for (const r of cmd.ranges) {
+    const hits = unpinVictims(vm, r, found);
+    for (let h = 0; h < hits; h++) victims.add(found[4 * h] as number);
+  }
   const out = new DecisionBuilder();
   release(vm, [...victims], out, 'unpin');
   touch(vm, now);

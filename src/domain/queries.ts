@@ -62,17 +62,19 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
   const out = new DecisionBuilder();
   const results: FlushQueryResult[] = [];
   if (op === 'unmap') {
+    const found: number[] = [];
     for (const r of ranges) {
       let required = false;
       let rule: RuleId = 'F3';
-      unpinVictims(vm, r, (_start, pages, hpa, attr) => {
-        const c = classifyRelease(attr);
+      const hits = unpinVictims(vm, r, found);
+      for (let h = 0; h < hits; h++) {
+        const c = classifyRelease(found[4 * h + 3] as number);
         if (c.flush) {
-          out.flush(hpa, pages, 'unpin');
+          out.flush(found[4 * h + 2] as number, found[4 * h + 1] as number, 'unpin');
           required = true;
         } else if (c.rule === 'F4' && !required) rule = 'F4';
         if (required) rule = 'F3';
-      });
+      }
       results.push({ iova: r.iova, pages: r.pages, required, rule });
     }
     explain(out, results);
