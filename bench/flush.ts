@@ -88,7 +88,7 @@ for (const [name, times] of Object.entries(plans)) {
 async function startServer(): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024), RATE_LIMIT: '0', DATA_DIR: dataDir, FLUSH_ACKS: 'answered' },
-    stdio: ['ignore', 'inherit', 'inherit']
+    stdio: ['ignore', 'ignore', 'inherit']
   });
   const client = new Pool(`http://127.0.0.1:${PORT}`);
   try {
@@ -192,3 +192,11 @@ console.log(`| during the 1 TiB replay | ${m((r) => r.replay50).toFixed(2)} | ${
 console.log(`| ratio replay / idle | ${(m((r) => r.replay50) / m((r) => r.idle50)).toFixed(2)}x | ${(m((r) => r.replay99) / m((r) => r.idle99)).toFixed(2)}x | ${(m((r) => r.replayMax) / m((r) => r.idleMax)).toFixed(2)}x |`);
 console.log('');
 console.log(`replay: trapped enable answered with its receipt (?wait=true) in ${fmt(m((r) => r.replayMs))} ms; ${fmt(m((r) => r.count))} decisions measured during the replay window`);
+const replayMax = m((r) => r.replayMax);
+const replay99 = m((r) => r.replay99);
+console.log(
+  `FIGURES ${JSON.stringify([
+    { id: 'replay-p99', label: 'Decision p99 during a 1 TiB replay (524,288 x 2 MiB)', value: replay99, display: `${replay99.toFixed(2)} ms (${(replay99 / m((r) => r.idle99)).toFixed(2)}x idle)`, target: '<= 10 ms', met: replay99 <= 10 },
+    { id: 'replay-pause', label: 'Longest pause during a 1 TiB replay (max decision latency)', value: replayMax, display: `${replayMax.toFixed(1)} ms`, target: '<= 20 ms', met: replayMax <= 20 }
+  ])}`
+);

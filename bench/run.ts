@@ -30,6 +30,7 @@ interface Bench {
 const BENCHES: readonly Bench[] = [
   { name: 'decisions', script: 'bench:decisions', title: 'Decision route against bare fastify, and batched decisions', timeoutMs: 15 * 60_000 },
   { name: 'scale', script: 'bench:scale', title: 'Pinned-state scale', timeoutMs: 30 * 60_000 },
+  { name: 'flush', script: 'bench:flush', title: 'Flush jobs: planning, and decisions during a 1 TiB replay', timeoutMs: 10 * 60_000 },
   { name: 'sim', script: 'bench:sim', title: 'What-if simulation', timeoutMs: 15 * 60_000 },
   { name: 'store', script: 'bench:store', title: 'Durable state on SQLite, and replicas on PostgreSQL', timeoutMs: 25 * 60_000 }
 ];
