@@ -341,7 +341,9 @@ if (PARTS.has('d')) {
     // Each connection pins 10,000 ranges of a region of its own (every one flushed: the domain is
     // exposed) and unpins them again (every one flushed again: flushOnUnpin), over and over.
     const hex = (n: number): string => `0x${n.toString(16)}`;
-    const regions = Array.from({ length: BATCH_CONNECTIONS }, (_, c) => {
+    // Regions are handed out at a pin and taken back once its unpin was answered (autocannon
+    // starts each pin-unpin round with a fresh context); twice as many as connections.
+    const regions = Array.from({ length: 2 * BATCH_CONNECTIONS }, (_, c) => {
       const base = (c + 1) * 0x40_0000_0000;
       const pins = [];
       const unpins = [];
@@ -351,9 +353,9 @@ if (PARTS.has('d')) {
       }
       return { pin: JSON.stringify({ ranges: pins }), unpin: JSON.stringify({ ranges: unpins }) };
     });
-    let handed = 0;
+    let free: number[] = [];
     const load = async (seconds: number): Promise<Load> => {
-      handed = 0;
+      free = regions.map((_, i) => i);
       await unpinAll();
       const result = await autocannon({
         url: `http://127.0.0.1:${PORT}`,
@@ -366,7 +368,9 @@ if (PARTS.has('d')) {
             headers: { 'content-type': 'application/json' },
             setupRequest: (req, context) => {
               const c = context as { region?: number };
-              c.region ??= handed++ % BATCH_CONNECTIONS;
+              const region = free.pop();
+              if (region === undefined) throw new Error('no free region: more pins in flight than regions');
+              c.region = region;
               return { ...req, body: (regions[c.region] as { pin: string }).pin };
             }
           },
@@ -374,12 +378,17 @@ if (PARTS.has('d')) {
             method: 'POST',
             path: `/v1/vms/${vm}/unpins`,
             headers: { 'content-type': 'application/json' },
-            setupRequest: (req, context) => ({ ...req, body: (regions[(context as { region: number }).region] as { unpin: string }).unpin })
+            setupRequest: (req, context) => ({ ...req, body: (regions[(context as { region: number }).region] as { unpin: string }).unpin }),
+            onResponse: (_status, _body, context) => {
+              free.push((context as { region: number }).region);
+            }
           }
         ]
       });
       const failed = result.non2xx + result.errors + result.timeouts;
-      if (failed > 0) throw new Error(`${failed} of ${result.requests.total} batched writes failed (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+      if (failed > 0) {
+        throw new Error(`${failed} of ${result.requests.total} batched writes failed (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}; statuses ${JSON.stringify(result.statusCodeStats)})`);
+      }
       return { reqPerSec: result.requests.total / result.duration, p99: result.latency.p99 };
     };
     // Each answer lists every flush range.
