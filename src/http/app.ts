@@ -8,7 +8,7 @@ import { validatorCompiler } from 'fastify-type-provider-zod';
 import { decisionSerializerCompiler } from './compiled-wire.js';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
-import { registerErrorHandler, sendProblem } from './error-handler.js';
+import { redactQuery, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
@@ -56,14 +56,6 @@ declare module 'fastify' {
     /** What a route decided, for the request's log line; null: nothing. */
     decisionLog: Record<string, unknown> | null;
   }
-}
-
-/** Credentials a client put in the query string, as the log shows them. */
-const QUERY_CREDENTIAL = /([?&](?:token|access_token)=)[^&#]*/gi;
-
-/** `url` with the values of query-string credentials replaced, for the logs. */
-export function redactQuery(url: string): string {
-  return url.includes('?') ? url.replace(QUERY_CREDENTIAL, '$1[redacted]') : url;
 }
 
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */

@@ -37,6 +37,14 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable'
 };
 
+/** Credentials a client put in the query string. */
+const QUERY_CREDENTIAL = /([?&](?:token|access_token)=)[^&#]*/gi;
+
+/** `url` with the values of query-string credentials replaced: what logs and problems show. */
+export function redactQuery(url: string): string {
+  return url.includes('?') ? url.replace(QUERY_CREDENTIAL, '$1[redacted]') : url;
+}
+
 export function sendProblem(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -50,7 +58,7 @@ export function sendProblem(
     title: TITLES[status] ?? 'Error',
     status,
     detail,
-    instance: request.url,
+    instance: redactQuery(request.url),
     code,
     requestId: request.id,
     ...extra

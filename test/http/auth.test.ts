@@ -91,6 +91,14 @@ describe('authentication and scopes', () => {
     expect((await call('GET', '/v1/quirks', READER)).body).toMatchObject({ quirks: [{ vendorId: '0x1234' }] });
   });
 
+  it('a token put in the query string is neither echoed in the problem nor logged', async () => {
+    const res = await call('GET', `/v1/vms?token=${READER}&limit=2&access_token=${ADMIN}`);
+    expect(res.status).toBe(401);
+    expect(res.body['instance']).toBe('/v1/vms?token=[redacted]&limit=2&access_token=[redacted]');
+    const text = JSON.stringify(res.body) + sink.lines.map((l) => JSON.stringify(l)).join('\n');
+    for (const t of [ADMIN, READER]) expect(text).not.toContain(t);
+  });
+
   it('never logs a token', () => {
     const text = sink.lines.map((l) => JSON.stringify(l)).join('\n');
     expect(sink.lines.length).toBeGreaterThan(10);
