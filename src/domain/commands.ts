@@ -181,11 +181,12 @@ function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolea
  */
 function pessimisticReplay(vm: Vm, domainId: DomainId, out: DecisionBuilder): void {
   const mapsInto = vm.subsets.map((s, i) => i === 0 || s.includes(domainId));
-  vm.pins.forEach((_start, n, _hpa, attr) => {
-    if (attrPessimisticFlag(attr) || mapsInto[attrSubset(attr)] !== true) return undefined;
-    if (!isFlushExempt(attr)) out.pessimistic(n);
-    return withPessimisticFlag(attr);
+  // One pass over the map's arrays, planned once per attribute word (see replay).
+  const walked = vm.pins.walkByAttr((attr) => {
+    if (attrPessimisticFlag(attr) || mapsInto[attrSubset(attr)] !== true) return { attr, collect: false, counted: false };
+    return { attr: withPessimisticFlag(attr), collect: false, counted: !isFlushExempt(attr) };
   });
+  if (walked.pages > 0) out.pessimistic(walked.pages);
 }
 
 /** F2 for every domain exposed now that was not exposed in `before`. */

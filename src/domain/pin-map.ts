@@ -129,6 +129,7 @@ export const PIN_REMOVE = 2;
 export const PIN_ATTR = 3;
 export const PIN_RECODE = 4;
 export const PIN_OP_STRIDE = 5;
+const EMPTY_PAIRS = new Float64Array(0);
 /** Journals up to this many numbers are copied out by `take` and their buffer kept. */
 const JOURNAL_KEPT = 4096 * PIN_OP_STRIDE;
 
@@ -520,8 +521,8 @@ export class PinMap {
    * (null: not in host order).
    */
   walkByAttr(plan: (attr: number) => AttrPlan): { ranges: number; pages: number; pairs: Float64Array; coalesced: number | null } {
-    // Room for every range; pages never written cost nothing.
-    const pairs = new Float64Array(2 * this.#size);
+    // Room for every range, made at the first range collected; pages never written cost nothing.
+    let pairs = EMPTY_PAIRS;
     let n = 0;
     let ranges = 0;
     let pages = 0;
@@ -551,6 +552,7 @@ export class PinMap {
           pages += d[o + F_PAGES] as number;
         }
         if (collect) {
+          if (n === 0 && pairs.length === 0) pairs = new Float64Array(2 * this.#size);
           const hpa = d[o + F_HPA] as number;
           const length = d[o + F_PAGES] as number;
           const from = n === 0 ? 0 : (pairs[n - 2] as number);
