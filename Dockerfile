@@ -1,16 +1,14 @@
 # syntax=docker/dockerfile:1
-# Build stage: compilers for better-sqlite3, dev dependencies, the TypeScript build, then the
-# production dependencies alone.
+# Build stage: compilers for better-sqlite3, dev dependencies, the TypeScript build (npm ci runs
+# it: the `prepare` script), then the production dependencies alone.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json ./
-RUN npm ci
-COPY tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm ci --omit=dev
+RUN npm ci && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the compiled service only, as a non-root user.
 FROM node:24-bookworm-slim AS runtime

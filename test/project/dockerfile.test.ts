@@ -26,7 +26,8 @@ describe('Dockerfile', () => {
     const build = dockerfile.getInstructions().filter((i) => !inRuntime(i));
     expect(build.some((i) => i.getKeyword() === 'RUN' && /g\+\+/.test(args(i)) && /python3/.test(args(i)))).toBe(true);
     expect(runtime.some((i) => /apt-get|g\+\+|npm ci|npm install/.test(args(i)))).toBe(false);
-    expect(build.some((i) => i.getKeyword() === 'RUN' && /npm ci --omit=dev/.test(args(i)))).toBe(true);
+    // npm ci builds the service (prepare), then the dev dependencies are pruned away.
+    expect(build.some((i) => i.getKeyword() === 'RUN' && /npm ci && npm prune --omit=dev/.test(args(i)))).toBe(true);
   });
 
   it('copies only production node_modules and dist (and package.json) into the runtime stage', () => {
