@@ -4,7 +4,7 @@
  * queue depth, pool utilisation, event-loop delay (default Node metrics) and HTTP latency.
  * One registry per runtime, so tests and several apps in one process do not collide.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { pagesToBytes, type Decision, type Vm } from '../domain/index.js';
 import type { FlushJob, FlushJobs } from '../jobs/flush-jobs.js';
 
@@ -21,28 +21,16 @@ export class Metrics {
   readonly #pessimistic = new Counter({ name: 'coherency_pessimistic_bytes_total', help: 'Bytes the pessimistic policy would have flushed for the same events', labelNames: ['arch'] as const, registers: [this.registry] });
   /** Per arch: [pessimistic bytes, required bytes] so far. A decision may flush more than pessimistic would (a late replay), so only the difference of the totals is meaningful. */
   readonly #totals = new Map<string, [number, number]>();
-  readonly http = new Histogram({
-    name: 'coherency_http_request_duration_seconds',
-    help: 'HTTP request latency',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
-    registers: [this.registry]
-  });
-  /** One histogram child per (method, route, status), so a request does not build a label object. */
-  readonly #httpChildren = new Map<string, { observe(value: number): void }>();
+  /** HTTP latency, counted without allocating per request (see LatencyHistogram). */
+  readonly #http = new LatencyHistogram('coherency_http_request_duration_seconds', 'HTTP request latency', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5]);
 
   /** Records one HTTP request's latency. */
   observeHttp(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let child = this.#httpChildren.get(key);
-    if (child === undefined) {
-      child = this.http.labels(method, route, String(status));
-      this.#httpChildren.set(key, child);
-    }
-    child.observe(seconds);
+    this.#http.observe(method, route, status, seconds);
   }
 
   constructor() {
+    this.registry.registerMetric(this.#http as unknown as Metric);
     const totals = this.#totals;
     new Gauge({
       name: 'coherency_flush_avoided_bytes_total',
@@ -84,4 +72,77 @@ export class Metrics {
     this.#cycles.inc(labels, job.receipt.modeledCycles);
     this.#seconds.inc(labels, job.receipt.modeledNs / 1e9);
   };
+}
+
+/** One line of the histogram as the registry writes it. */
+interface LatencyValue {
+  readonly metricName: string;
+  readonly labels: Record<string, string | number>;
+  readonly value: number;
+}
+
+/** Counts of one (method, route, status): per bucket (not cumulative), their sum and count. */
+interface LatencyCell {
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram labelled by method, route and status, written as prom-client writes
+ * its own (cumulative buckets with `le` first, then `_sum` and `_count`). A request finds its
+ * cell through nested maps and adds to typed counters: no label object, hash string or closure
+ * per observation, unlike prom-client's `observe`. Labels are built when the registry is read.
+ */
+export class LatencyHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #bounds: readonly number[];
+  readonly #cells = new Map<string, Map<string, Map<number, LatencyCell>>>();
+
+  constructor(name: string, help: string, bounds: readonly number[]) {
+    this.name = name;
+    this.help = help;
+    this.#bounds = bounds;
+  }
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    let byMethod = this.#cells.get(route);
+    if (byMethod === undefined) this.#cells.set(route, (byMethod = new Map<string, Map<number, LatencyCell>>()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map<number, LatencyCell>()));
+    let cell = byStatus.get(status);
+    if (cell === undefined) byStatus.set(status, (cell = { counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 }));
+    let b = 0;
+    while (b < this.#bounds.length && seconds > (this.#bounds[b] as number)) b++;
+    cell.counts[b] = (cell.counts[b] as number) + 1;
+    cell.sum += seconds;
+    cell.count++;
+  }
+
+  /** What the registry reads (prom-client's metric interface). */
+  get(): Promise<{ name: string; help: string; type: string; values: LatencyValue[]; aggregator: string }> {
+    const values: LatencyValue[] = [];
+    for (const [route, byMethod] of this.#cells) {
+      for (const [method, byStatus] of byMethod) {
+        for (const [status, cell] of byStatus) {
+          const labels = { method, route, status: String(status) };
+          let cumulative = 0;
+          for (let b = 0; b <= this.#bounds.length; b++) {
+            cumulative += cell.counts[b] as number;
+            values.push({ metricName: `${this.name}_bucket`, labels: { le: b < this.#bounds.length ? (this.#bounds[b] as number) : '+Inf', ...labels }, value: cumulative });
+          }
+          values.push({ metricName: `${this.name}_sum`, labels, value: cell.sum });
+          values.push({ metricName: `${this.name}_count`, labels, value: cell.count });
+        }
+      }
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+
+  reset(): void {
+    this.#cells.clear();
+  }
 }
