@@ -33,7 +33,8 @@ export class Metrics {
     this.registry.registerMetric(this.#http as unknown as Metric);
     const totals = this.#totals;
     new Gauge({
-      name: 'coherency_flush_avoided_bytes_total',
+      // A gauge (it can go down: a late replay flushes more than pessimistic would have): no _total.
+      name: 'coherency_flush_avoided_bytes',
       help: 'Bytes not flushed compared with what the pessimistic policy would have flushed for the same events',
       labelNames: ['arch'] as const,
       registers: [this.registry],
