@@ -77,16 +77,21 @@ export interface Decision {
   readonly devices?: readonly DeviceWrite[];
 }
 
+const NO_PAIRS = new Float64Array(0);
+
 /** A flush of this many ranges or more keeps them as pairs and makes range objects only on demand. */
 const LAZY_RANGES = 64;
 
 /** The same ranges as (hpa, pages) pairs, without an object per range when the decision has them so. */
 export function flushPairs(flush: FlushDecision): Float64Array {
-  const kept = (flush as { pairs?: Float64Array }).pairs;
-  if (kept !== undefined) return kept;
-  const pairs = new Float64Array(2 * flush.ranges.length);
-  for (let i = 0; i < flush.ranges.length; i++) {
-    const r = flush.ranges[i] as HostRange;
+  return (flush as { pairs?: Float64Array }).pairs ?? pairsOf(flush.ranges);
+}
+
+/** Host ranges as (hpa, pages) pairs. */
+export function pairsOf(ranges: readonly HostRange[]): Float64Array {
+  const pairs = new Float64Array(2 * ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as HostRange;
     pairs[2 * i] = r.hpa;
     pairs[2 * i + 1] = r.pages;
   }
@@ -134,8 +139,8 @@ function rangesOf(pairs: Float64Array, count: number): HostRange[] {
  * once.
  */
 export class DecisionBuilder {
-  /** (hpa, pages) pairs as added. */
-  #pairs: Float64Array = new Float64Array(8);
+  /** (hpa, pages) pairs as added; made at the first flush (most decisions flush nothing). */
+  #pairs: Float64Array = NO_PAIRS;
   #count = 0;
   /** Pages of the pairs when they are known to be sorted and coalesced already (one walk's). */
   #coalesced: number | null = null;
@@ -153,12 +158,8 @@ export class DecisionBuilder {
 
   flush(hpa: number, pages: number, cause: FlushCause): void {
     this.#coalesced = null;
+    this.#room(2);
     const at = 2 * this.#count;
-    if (at + 2 > this.#pairs.length) {
-      const grown = new Float64Array(2 * this.#pairs.length);
-      grown.set(this.#pairs);
-      this.#pairs = grown;
-    }
     this.#pairs[at] = hpa;
     this.#pairs[at + 1] = pages;
     this.#count++;
@@ -181,15 +182,18 @@ export class DecisionBuilder {
       return;
     }
     this.#coalesced = null;
-    const at = 2 * this.#count;
-    if (at + pairs.length > this.#pairs.length) {
-      const grown = new Float64Array(Math.max(2 * this.#pairs.length, at + pairs.length));
-      grown.set(this.#pairs.subarray(0, at));
-      this.#pairs = grown;
-    }
-    this.#pairs.set(pairs, at);
+    this.#room(pairs.length);
+    this.#pairs.set(pairs, 2 * this.#count);
     this.#count += pairs.length / 2;
-    this.#cause ??= cause;
+  }
+
+  /** Makes room for `numbers` more numbers after the pairs added so far. */
+  #room(numbers: number): void {
+    const used = 2 * this.#count;
+    if (used + numbers <= this.#pairs.length) return;
+    const grown = new Float64Array(Math.max(used + numbers, 2 * this.#pairs.length, 8));
+    grown.set(this.#pairs.subarray(0, used));
+    this.#pairs = grown;
   }
 
   /** A flush of host pages not listed here is required (of `cause`). */

@@ -147,17 +147,12 @@ export class PinJournal {
     return this.#n / PIN_OP_STRIDE;
   }
 
-  /** Makes room for `ops` more operations at once (a walk that may change every range). */
-  reserve(ops: number): void {
-    const need = this.#n + ops * PIN_OP_STRIDE;
-    if (need <= this.#d.length) return;
-    const grown = new Float64Array(Math.max(need, this.#d.length * 2));
-    grown.set(this.#d.subarray(0, this.#n));
-    this.#d = grown;
-  }
-
   record(op: number, start: number, pages: number, hpa: number, attr: number): void {
-    if (this.#n + PIN_OP_STRIDE > this.#d.length) this.reserve(this.#d.length / PIN_OP_STRIDE);
+    if (this.#n + PIN_OP_STRIDE > this.#d.length) {
+      const grown = new Float64Array(this.#d.length * 2);
+      grown.set(this.#d);
+      this.#d = grown;
+    }
     const d = this.#d;
     d[this.#n++] = op;
     d[this.#n++] = start;
@@ -573,8 +568,7 @@ export class PinMap {
         if (to !== attr) d[o + F_ATTR] = to;
       }
     }
-    let left = words.size;
-    for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
+    this.#journalRecode(words);
     return { ranges, pages, pairs: pairs.subarray(0, n), coalesced: sorted ? sortedPages : null };
   }
 
@@ -587,6 +581,11 @@ export class PinMap {
         if (to !== undefined) d[o] = to;
       }
     }
+    this.#journalRecode(words);
+  }
+
+  /** Journals word replacements made together as consecutive PIN_RECODE operations. */
+  #journalRecode(words: ReadonlyMap<number, number>): void {
     let left = words.size;
     for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
   }

@@ -13,7 +13,7 @@
  * - Each submitted flush's ranges belong to exactly one job.
  */
 import { randomUUID } from 'node:crypto';
-import { coalescePairs, type Arch, type FlushCause, type FlushMethod, type FlushReceipt, type HostRange, type VmId } from '../domain/index.js';
+import { coalescePairs, pairsOf, type Arch, type FlushCause, type FlushMethod, type FlushReceipt, type HostRange, type VmId } from '../domain/index.js';
 import type { JobPool } from './job-pool.js';
 
 export type FlushJobState = 'queued' | 'running' | 'pending' | 'acknowledged' | 'done' | 'failed';
@@ -159,8 +159,7 @@ export interface JobHeader {
 
 /** A job rebuilt from its header and its ranges (`parts` decisions), to be planned (again). */
 export function jobFromHeader(id: string, header: JobHeader, parts: number, pairs: Float64Array): ResumableJob {
-  let pages = 0;
-  for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+  const pages = pagesOf(pairs);
   const job: FlushJob = {
     id,
     vmId: header.vmId,
@@ -277,8 +276,7 @@ export class FlushJobs {
     }
     if (!this.#remote.has(id)) return;
     // Another decision joined it there: its ranges join it here.
-    let pages = 0;
-    for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
+    const pages = pagesOf(pairs);
     known.decisions++;
     known.requestedPages += pages;
     const batch = this.#batches.get(id);
@@ -334,15 +332,10 @@ export class FlushJobs {
 
   /** Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns the job id. */
   submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
-    const pairs = new Float64Array(2 * ranges.length);
-    let pages = 0;
-    ranges.forEach((r, i) => {
-      pairs[2 * i] = r.hpa;
-      pairs[2 * i + 1] = r.pages;
-      pages += r.pages;
-    });
+    const pairs = pairsOf(ranges);
+    const pages = pagesOf(pairs);
     const id = this.reserve(vmId, arch, policy, cause, pages).id;
-    this.fill(id, pairs);
+    this.fill(id, pairs, pages);
     return id;
   }
 

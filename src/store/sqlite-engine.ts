@@ -83,21 +83,31 @@ export interface PackedWrites {
   readonly floats: Float64Array;
 }
 
+/** How many numbers a write carries to the writer thread (pin operations, job ranges, pinned ranges). */
+export function numbersOf(op: WriteOp): number {
+  switch (op.kind) {
+    case 'append': {
+      let n = 0;
+      for (const c of op.changes) {
+        for (const e of c.effects) n += e.ops?.length ?? 0;
+        for (const j of c.jobs ?? []) n += j.pairs.length;
+      }
+      return n;
+    }
+    case 'snapshot':
+      return op.snapshot.pins.length;
+    case 'job':
+      return op.job.pairs?.length ?? 0;
+    case 'probe':
+    case 'forget':
+      return 0;
+  }
+}
+
 /** Flattens `ops` (see PackedWrites); the column values are encoded here, once. */
 export function packWrites(ops: readonly WriteOp[]): PackedWrites {
   let size = 0;
-  const count = (a: Float64Array | null): void => {
-    if (a !== null) size += a.length;
-  };
-  for (const op of ops) {
-    if (op.kind === 'append') {
-      for (const c of op.changes) {
-        for (const e of c.effects) count(e.ops);
-        for (const j of c.jobs ?? []) count(j.pairs);
-      }
-    } else if (op.kind === 'snapshot') count(op.snapshot.pins);
-    else if (op.kind === 'job') count(op.job.pairs);
-  }
+  for (const op of ops) size += numbersOf(op);
   const floats = new Float64Array(size);
   let at = 0;
   const values: (string | number | null)[] = [];

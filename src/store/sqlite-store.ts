@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { workerEntry } from '../worker-file.js';
-import { packWrites, SqliteEngine, type WriteOp } from './sqlite-engine.js';
+import { numbersOf, packWrites, SqliteEngine, type WriteOp } from './sqlite-engine.js';
 import type { WriterMessage, WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
   StoreUnavailableError,
@@ -222,24 +222,3 @@ export class SqliteStore implements StateStore {
 
 /** Writes carrying at least this many numbers (2 MiB) are packed on a turn of their own. */
 const LARGE_WRITE = 262_144;
-
-/** How many numbers a write carries to the writer thread. */
-function numbersOf(op: WriteOp): number {
-  switch (op.kind) {
-    case 'append': {
-      let n = 0;
-      for (const c of op.changes) {
-        for (const e of c.effects) n += e.ops?.length ?? 0;
-        for (const j of c.jobs ?? []) n += j.pairs.length;
-      }
-      return n;
-    }
-    case 'snapshot':
-      return op.snapshot.pins.length;
-    case 'job':
-      return op.job.pairs?.length ?? 0;
-    case 'probe':
-    case 'forget':
-      return 0;
-  }
-}
