@@ -48,7 +48,7 @@ import { CHUNK_PAGES, FlushAckTimeoutError, plannedThreshold, type FlushJob, typ
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
 import { VmEvents, type VmEventInput } from './vm-events.js';
-import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart } from '../store/state-store.js';
+import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type EventCursor, type Missed, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart, type WriteScope } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -101,6 +101,11 @@ export class PolicyService {
   readonly #store: StateStore | undefined;
   /** The last change stored (its sequence number). */
   #seq = 0;
+  /**
+   * Per VM (and for the quirk list, QUIRKS_EFFECT), the sequence number of the last change to it
+   * applied here: with a shared store, what this replica asks the others' changes after.
+   */
+  #known = new Map<string, number>();
   /** Set when the store failed: the in-memory state may be ahead of what is durable. */
   #failure: Error | null = null;
   #restored = false;
@@ -176,10 +181,15 @@ export class PolicyService {
     // Built into a fresh state, swapped in only when complete, in slices that leave the event
     // loop free (liveness probes answer throughout a restore of millions of ranges).
     const state = createState(this.#defaults, initial);
-    for (const s of loaded.snapshots) state.vms.set(s.vmId as VmId, decodeVm(s.record, await pinsOf(s.pins)));
+    const known = new Map<string, number>();
+    for (const s of loaded.snapshots) {
+      state.vms.set(s.vmId as VmId, decodeVm(s.record, await pinsOf(s.pins)));
+      known.set(s.vmId, s.seq);
+    }
     let applied = 0;
     for (const e of loaded.effects) {
       applyEffect(state, e);
+      known.set(e.vmId, e.seq);
       applied += e.ops === null ? 1 : e.ops.length / PIN_OP_STRIDE;
       if (applied >= RESTORE_SLICE) {
         applied = 0;
@@ -190,6 +200,7 @@ export class PolicyService {
     if (this.#restored && isShared(store)) await this.#reloadJobs?.();
     this.#state = state;
     this.#seq = loaded.seq;
+    this.#known = known;
     this.#sinceSnapshot.clear();
     this.#restored = true;
     return loaded.effects.length;
@@ -258,6 +269,8 @@ export class PolicyService {
     if (this.#trimmer !== null) clearInterval(this.#trimmer);
     this.#trimmer = null;
     if (this.#follower !== null) clearInterval(this.#follower);
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
     this.#unwatch?.();
     this.#unwatch = null;
     this.#recovery = null;
@@ -464,18 +477,35 @@ export class PolicyService {
   }
 
   /**
-   * Read-your-writes across replicas: before answering, apply what other replicas stored, until
-   * this replica is at least at `minRevision`. A replica that cannot reach the store fails closed.
+   * Read-your-writes across replicas: before answering about VM `vmId`, apply what other replicas
+   * stored of it (and of the quirk list), unless this replica already applied a change of the VM
+   * at least as recent as `minRevision` (a revision from an earlier answer, about any VM: changes
+   * of one VM get increasing revisions). A replica that cannot reach the store fails closed.
    */
-  async catchUp(minRevision: number): Promise<void> {
+  async catchUp(minRevision: number, vmId: VmId): Promise<void> {
     const store = this.#store;
-    if (store === undefined || !isShared(store) || this.#seq >= minRevision || !this.healthy) return;
+    if (store === undefined || !isShared(store) || !this.healthy || this.#caughtUp(vmId, minRevision)) return;
     await this.#exclusive(async () => {
-      if (this.#seq >= minRevision) return;
+      if (this.#caughtUp(vmId, minRevision)) return;
       try {
-        const missed = await store.since(this.#seq);
-        if (missed === null) await this.restore();
-        else this.#replay(missed);
+        this.#replay(await store.since([vmId], this.#known));
+      } catch (err) {
+        this.#fail(err);
+      }
+    });
+  }
+
+  #caughtUp(vmId: VmId, minRevision: number): boolean {
+    return minRevision <= 0 || (this.#known.get(vmId) ?? 0) >= minRevision;
+  }
+
+  /** Applies what other replicas stored of every VM since this replica last looked. */
+  async #catchUpAll(): Promise<void> {
+    const store = this.#store as SharedStateStore;
+    await this.#exclusive(async () => {
+      if (!this.healthy) return;
+      try {
+        this.#replay(await store.since(null, this.#known));
       } catch (err) {
         this.#fail(err);
       }
@@ -512,68 +542,54 @@ export class PolicyService {
   }
 
   /**
-   * One shared transaction: applies what the other replicas stored, decides each queued change
-   * in order (a refused one is answered its refusal, the others go on), stores them together.
-   * A replica that fell behind the log's floor reloads and tries once more. When the store fails
-   * after changes were decided, memory is ahead of it: every change of the batch is refused and
-   * the replica fails closed until it has reloaded.
+   * One shared transaction: holds the locks of the VMs the batch changes (of the whole store when
+   * it changes the quirk list), applies what the other replicas stored of them, decides each
+   * queued change in order (a refused one is answered its refusal, the others go on), stores
+   * them together. When the store fails after changes were decided, memory is ahead of it: every
+   * change of the batch is refused and the replica fails closed until it has reloaded.
    */
   async #commitBatch(batch: readonly Queued[]): Promise<void> {
     const store = this.#store as SharedStateStore;
-    for (let attempt = 0; ; attempt++) {
-      if (this.#behind) {
-        try {
-          await this.restore();
-        } catch (err) {
-          for (const q of batch) q.reject(err);
-          return;
+    const scope: WriteScope = batch.some((q) => q.cmd.type === 'put-quirks') ? 'all' : batch.map((q) => (q.cmd as Exclude<Command, { type: 'put-quirks' }>).vmId);
+    const decided: { q: Queued; d: Decided }[] = [];
+    const refused = new Map<Queued, unknown>();
+    try {
+      await store.write(scope, this.#known, batch.length, (missed, seqs) => {
+        this.#replay(missed);
+        for (const q of batch) {
+          try {
+            // Teardown removes the VM: how it flushes is read before it is gone.
+            const before = q.cmd.type === 'put-quirks' ? undefined : this.state.vms.get(q.cmd.vmId);
+            decided.push({ q, d: this.#decide(q.cmd, q.at, q.actor, before, true, seqs[decided.length]) });
+          } catch (err) {
+            refused.set(q, err);
+          }
         }
-        this.#behind = false;
-      }
-      const decided: { q: Queued; d: Decided }[] = [];
-      const refused = new Map<Queued, unknown>();
-      try {
-        await store.write(this.#seq, (missed) => {
-          if (missed === null) {
-            this.#behind = true;
-            throw new StoreUnavailableError('this replica fell behind the shared log and must reload');
-          }
-          this.#replay(missed);
-          for (const q of batch) {
-            try {
-              // Teardown removes the VM: how it flushes is read before it is gone.
-              const before = q.cmd.type === 'put-quirks' ? undefined : this.state.vms.get(q.cmd.vmId);
-              decided.push({ q, d: this.#decide(q.cmd, q.at, q.actor, before, true) });
-            } catch (err) {
-              refused.set(q, err);
-            }
-          }
-          return decided.map((x) => x.d.change);
-        });
-      } catch (err) {
-        for (const { d } of decided) for (const r of d.reserved) this.jobs?.cancel(r.id);
-        // Behind the floor: reload and decide again, once.
-        if (this.#behind && decided.length === 0 && refused.size === 0 && attempt === 0) continue;
-        if (decided.length > 0 || err instanceof StoreUnavailableError) this.#fail(err);
-        // A change refused by itself keeps its refusal; every other one gets the store's error.
-        for (const q of batch) q.reject(refused.has(q) ? refused.get(q) : err);
-        return;
-      }
-      for (const [q, err] of refused) q.reject(err);
-      for (const { q, d } of decided) {
-        this.#snapshotIfDue(d.change.effects);
-        q.resolve(d);
-      }
+        return decided.map((x) => x.d.change);
+      });
+    } catch (err) {
+      for (const { d } of decided) for (const r of d.reserved) this.jobs?.cancel(r.id);
+      if (decided.length > 0 || err instanceof StoreUnavailableError) this.#fail(err);
+      // A change refused by itself keeps its refusal; every other one gets the store's error.
+      for (const q of batch) q.reject(refused.has(q) ? refused.get(q) : err);
       return;
+    }
+    for (const [q, err] of refused) q.reject(err);
+    for (const { q, d } of decided) {
+      this.#snapshotIfDue(d.change.effects);
+      q.resolve(d);
     }
   }
 
   #follower: NodeJS.Timeout | null = null;
+  #retry: NodeJS.Timeout | null = null;
+  /** How long the next round waits for events held behind a running transaction (ms). */
+  #heldFor = 0;
   #unwatch: (() => void) | null = null;
   #syncing = false;
   #again = false;
-  /** Position in the store's event log up to which events were handed on (-1: from now on). */
-  #eventsAt = -1;
+  /** Where in the store's events this replica handed them on up to (null: from now on). */
+  #eventsAt: EventCursor | null = null;
 
   /** One round of following at a time; a notification meanwhile asks for one more. */
   #sync(): void {
@@ -598,17 +614,25 @@ export class PolicyService {
     // A replica that cannot vouch for its state hands nothing on: its events could name jobs
     // it has not taken up yet. It resumes from where it was once it has recovered.
     if (!this.healthy) return;
-    await this.catchUp(Number.MAX_SAFE_INTEGER);
+    await this.#catchUpAll();
     if (!this.healthy) return;
     for (;;) {
-      const { events, next, gone } = await store.eventsAfter(this.#eventsAt);
+      const { events, next, gone, more, held } = await store.eventsAfter(this.#eventsAt);
       // Stopped meanwhile (shutdown): nothing more is handed on, and the position stays for a restart of following.
       if (this.#follower === null) return;
       if (gone) this.events.resetAll('events made through another replica are no longer held: re-read the VM');
-      const moved = next !== this.#eventsAt;
       this.#eventsAt = next;
       for (const e of events) await this.#published(JSON.parse(e.body) as Published);
-      if (!moved || events.length === 0) return;
+      // Events stored behind a transaction still running: another round soon (sooner than the
+      // notification of a transaction that sends none), backing off while it runs on.
+      this.#heldFor = held ? Math.min(HELD_RETRY_MAX_MS, this.#heldFor * 2 || HELD_RETRY_MS) : 0;
+      if (held && !more && this.#retry === null) {
+        this.#retry = setTimeout(() => {
+          this.#retry = null;
+          this.#sync();
+        }, this.#heldFor).unref();
+      }
+      if (!more) return;
     }
   }
 
@@ -621,11 +645,9 @@ export class PolicyService {
       return;
     }
     // The change behind it is applied first: a VMM reading the VM then sees it.
-    if (event.revision > this.#seq) await this.catchUp(event.revision);
+    await this.catchUp(event.revision, event.vmId);
     this.events.emit(event);
   }
-  /** The shared log dropped effects this replica had not read: reload before the next change. */
-  #behind = false;
   #lock: Promise<unknown> = Promise.resolve();
 
   /** Runs `fn` after every earlier exclusive section of this replica has finished. */
@@ -636,16 +658,25 @@ export class PolicyService {
   }
 
   /**
-   * Applies effects other replicas stored, as they decided them, and adopts the flush jobs their
-   * changes promised: answers here then list them in `flush.after` until they are acknowledged.
+   * Applies what other replicas stored, as they decided it: a VM whose effects after what this
+   * replica knew were dropped for a snapshot starts from that snapshot. Adopts the flush jobs
+   * their changes promised: answers here then list them in `flush.after` until acknowledged.
    */
-  #replay(effects: readonly EffectRow[]): void {
-    for (const e of effects) {
-      if (e.seq < this.#seq) throw new StoreUnavailableError(`stored effects go back from ${this.#seq} to ${e.seq}`);
-      applyEffect(this.state, e);
-      this.#seq = e.seq;
-      for (const part of e.jobs ?? []) this.jobs?.adopt(part.id, JSON.parse(part.header) as JobHeader, part.pairs);
+  #replay(missed: Missed): void {
+    for (const s of missed.snapshots) {
+      const pins = new PinMap();
+      pins.insertMany(s.pins);
+      this.state.vms.set(s.vmId as VmId, decodeVm(s.record, pins));
+      this.#known.set(s.vmId, s.seq);
     }
+    for (const e of missed.effects) {
+      // Already applied (a snapshot covers it): per VM, changes come in order.
+      if (e.seq <= (this.#known.get(e.vmId) ?? 0)) continue;
+      applyEffect(this.state, e);
+      this.#known.set(e.vmId, e.seq);
+      if (e.seq > this.#seq) this.#seq = e.seq;
+    }
+    for (const part of missed.jobs) this.jobs?.adopt(part.id, JSON.parse(part.header) as JobHeader, part.pairs);
   }
 
   /**
@@ -673,7 +704,7 @@ export class PolicyService {
       this.#sinceSnapshot.delete(e.vmId);
       // Ordered after every change already made: kept only if they are. A failure loses nothing
       // (the effects stay); the next change tries again.
-      store.snapshot({ vmId: vm.id, seq: this.#seq, record: encodeVmRecord(vm), pins: vm.pins.toArray() }).catch(() => undefined);
+      store.snapshot({ vmId: vm.id, seq: this.#known.get(vm.id) ?? this.#seq, record: encodeVmRecord(vm), pins: vm.pins.toArray() }).catch(() => undefined);
     }
   }
 
@@ -699,7 +730,7 @@ export class PolicyService {
    * maps' journals and the VMs' records), the flush jobs promised for its decisions and its audit
    * entry, under the next sequence number.
    */
-  #decide(cmd: Command, at: number, actor: string, before: Vm | undefined, shared: boolean): Decided {
+  #decide(cmd: Command, at: number, actor: string, before: Vm | undefined, shared: boolean, given?: number): Decided {
     const watched = watch(this.state, cmd);
     // A pin that adds no subset of domains, or an unpin, changes only pins and counters.
     const pinsOnly = cmd.type === 'unpin' || cmd.type === 'pin' ? { vmId: cmd.vmId, subsets: this.state.vms.get(cmd.vmId)?.subsets.length ?? -1 } : null;
@@ -709,9 +740,12 @@ export class PolicyService {
     } finally {
       unwatch(this.state, watched);
     }
-    const seq = ++this.#seq;
+    // A shared store gives the sequence number (unique across replicas); an embedded one counts.
+    const seq = given ?? this.#seq + 1;
+    if (seq > this.#seq) this.#seq = seq;
     stamp(this.state, cmd, result, seq);
     const effects = effectsOf(this.state, cmd, result, watched, pinsOnly);
+    for (const e of effects) this.#known.set(e.vmId, seq);
     const reserved = this.#reserve(cmd, result, before);
     const told = this.#eventsOf(cmd, result, seq, actor, reserved);
     // Replicas sharing the store hand a change's events to their own subscribers.
@@ -833,6 +867,10 @@ interface Queued {
   resolve(d: Decided): void;
   reject(err: unknown): void;
 }
+
+/** How soon a replica reads again events stored behind a transaction that was still running (ms). */
+const HELD_RETRY_MS = 5;
+const HELD_RETRY_MAX_MS = 1000;
 
 /** Changes one shared transaction takes at most. */
 const GROUP_COMMIT_MAX = 256;

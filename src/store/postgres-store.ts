@@ -23,16 +23,20 @@ import {
   type AuditEntry,
   type AuditQuery,
   type EffectRow,
+  type EventCursor,
+  type Known,
   type LegacyCommand,
   type LoadedJob,
   type LoadedState,
+  type Missed,
   type PublishedEvent,
   type SharedStateStore,
   type StoredChange,
   type StoredEvent,
   type StoredJob,
   type StoredJobPart,
-  type VmSnapshot
+  type VmSnapshot,
+  type WriteScope
 } from './state-store.js';
 
 /** Schema migrations, applied in order; `t` qualifies a table with the store's schema. */
@@ -91,7 +95,20 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
      origin TEXT NOT NULL,
      vm     TEXT NOT NULL,
      body   TEXT NOT NULL
-   )`
+   )`,
+  // Changes serialised per VM (0.4): sequence numbers from a sequence (unique across replicas,
+  // increasing per VM), each VM's last change in `heads`, events ordered by transaction id.
+  (t) => `CREATE SEQUENCE ${t('change_seq')}`,
+  (t) => `SELECT setval('${t('change_seq')}', COALESCE((SELECT value::bigint FROM ${t('meta')} WHERE key = 'seq'), 0) + 1, false)`,
+  (t) => `CREATE TABLE ${t('heads')} (
+     vm  TEXT PRIMARY KEY,
+     seq BIGINT NOT NULL
+   )`,
+  (t) => `INSERT INTO ${t('heads')} (vm, seq) SELECT vm, max(seq) FROM (SELECT vm, seq FROM ${t('effects')} UNION ALL SELECT vm, seq FROM ${t('snapshots')}) AS x GROUP BY vm`,
+  (t) => `CREATE INDEX effects_vm ON ${t('effects')} (vm, seq)`,
+  (t) => `CREATE INDEX job_parts_vm ON ${t('job_parts')} (vm, seq)`,
+  (t) => `ALTER TABLE ${t('events')} ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()`,
+  (t) => `CREATE INDEX events_xid ON ${t('events')} (xid, n)`
 ];
 
 /**
@@ -100,12 +117,21 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
  */
 const KEEP_EVENTS = 65_536;
 const KEEP_EVENT_BYTES = 64 * 1024 * 1024;
+/** Events a replica reads at a time. */
+const EVENTS_PAGE = 1000;
 /** Events (or bytes of them) a replica adds between two rounds of dropping old ones. */
 const TRIM_EVERY = 1024;
 const TRIM_EVERY_BYTES = 4 * 1024 * 1024;
 
-/** Advisory lock key for writers ("cohe" in ASCII). */
-const WRITE_LOCK = 0x636f6865;
+/**
+ * Advisory lock on the whole store ("cohe" in ASCII): held shared by every change of some VMs,
+ * exclusively by a change of the quirk list (which decides again for every VM) and migrations.
+ */
+const STORE_LOCK = 0x636f6865;
+/** First key of a VM's advisory lock (the second is a hash of the schema and the VM id). */
+const VM_LOCK = 0x636f6876;
+/** Advisory lock key of the round that drops old events (one replica at a time). */
+const TRIM_LOCK = 0x636f6874;
 
 export interface PostgresStoreOptions {
   readonly connectionString: string;
@@ -117,11 +143,8 @@ export interface PostgresStoreOptions {
 
 type Row = { seq: string; vm: string; record: string | null; ops: Buffer | null };
 
-/** What snapshots dropped of the log (effects up to `floor`), and its last change (`seq`). */
-interface LogEnds {
-  readonly floor: number;
-  readonly seq: number;
-}
+/** A row of what a replica missed: a VM's snapshot (`s`), an effect (`e`) or a job part (`j`). */
+type MissedRow = { kind: 's' | 'e' | 'j'; vm: string; seq: string; n: string; record: string | null; ops: Buffer | null; job: string | null; header: string | null };
 
 export class PostgresStore implements SharedStateStore {
   readonly kind = 'postgres' as const;
@@ -162,7 +185,7 @@ export class PostgresStore implements SharedStateStore {
   }
 
   async #migrate(): Promise<void> {
-    await this.#locked(async (client) => {
+    await this.#locked('all', async (client) => {
       await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.#t('schema_version')} (version INTEGER NOT NULL)`);
       const row = await client.query<{ version: number }>(`SELECT version FROM ${this.#t('schema_version')}`);
@@ -173,11 +196,17 @@ export class PostgresStore implements SharedStateStore {
         await client.query((MIGRATIONS[version] as (t: (table: string) => string) => string)(this.#t));
         await client.query(`UPDATE ${this.#t('schema_version')} SET version = $1`, [version + 1]);
       }
-    }, false);
+    }, '', false);
   }
 
-  /** Runs `fn` in a transaction holding the store-wide lock; errors are the store's unless `fn` decided them. */
-  async #locked<T>(fn: (client: pg.PoolClient, ends: LogEnds | null) => Promise<T>, init = true, readEnds = false): Promise<T> {
+  /**
+   * Runs `fn` in a transaction holding the locks of `scope`: the whole store exclusively
+   * (`'all'`), or shared with each VM's lock (taken in one order: no deadlock between replicas),
+   * or none (`'none'`). The transaction, its locks and `prelude` (statements without parameters)
+   * take one round trip; `fn` gets the prelude's results. Errors are the store's unless `fn`
+   * decided them.
+   */
+  async #locked<T>(scope: WriteScope | 'none', fn: (client: pg.PoolClient, prelude: pg.QueryResult[]) => Promise<T>, prelude = '', init = true): Promise<T> {
     if (init) await this.#init();
     let client: pg.PoolClient;
     try {
@@ -186,15 +215,13 @@ export class PostgresStore implements SharedStateStore {
       throw unavailable(err);
     }
     try {
-      // One round trip: the transaction, its lock, and (`readEnds`) the log's ends as of holding it.
-      const results = (await client.query(
-        readEnds
-          ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
-          : `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
-      )) as unknown as pg.QueryResult<{ key: string; value: string }>[];
-      const rows = results[2]?.rows ?? [];
-      const value = (key: string): number => Number(rows.find((r) => r.key === key)?.value ?? 0);
-      const result = await fn(client, readEnds ? { floor: value('floor'), seq: value('seq') } : null);
+      const locks = scope === 'none' ? '' : scope === 'all' ? `SELECT pg_advisory_xact_lock(${STORE_LOCK});` : this.#vmLocks(scope);
+      const text = `BEGIN;${locks}${prelude}`;
+      const results = (await client.query(text)) as unknown as pg.QueryResult[] | pg.QueryResult;
+      const all = Array.isArray(results) ? results : [results];
+      // BEGIN and the locks come first; the prelude's results follow.
+      const statements = prelude === '' ? 0 : prelude.split(';').filter((x) => x.trim() !== '').length;
+      const result = await fn(client, all.slice(all.length - statements));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -205,18 +232,24 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
+  /** The store's lock, shared, then each VM's, in ascending key order. */
+  #vmLocks(vmIds: readonly string[]): string {
+    const keys = [...new Set(vmIds.map((vm) => vmKey(this.#schema, vm)))].sort((x, y) => x - y);
+    return `SELECT pg_advisory_xact_lock_shared(${STORE_LOCK});${keys.map((k) => `SELECT pg_advisory_xact_lock(${VM_LOCK}, ${k});`).join('')}`;
+  }
+
   async load(): Promise<LoadedState> {
     await this.#init();
     const client = await this.#connect();
     try {
       // One consistent view of the snapshots and the effects after them.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const seq = await client.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'seq'`);
+      const seq = await client.query<{ seq: string | null }>(`SELECT max(seq)::text AS seq FROM ${this.#t('heads')}`);
       const snapshots = await client.query<{ vm: string; seq: string; record: string; pins: Buffer }>(`SELECT vm, seq, record, pins FROM ${this.#t('snapshots')}`);
       const effects = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} ORDER BY seq, n`);
       await client.query('COMMIT');
       return {
-        seq: Number(seq.rows[0]?.value ?? 0),
+        seq: Number(seq.rows[0]?.seq ?? 0),
         snapshots: snapshots.rows.map((r) => ({ vmId: r.vm, seq: Number(r.seq), record: r.record, pins: pairsFromBytes(r.pins) as Float64Array })),
         effects: effects.rows.map(effectRow)
       };
@@ -242,13 +275,17 @@ export class PostgresStore implements SharedStateStore {
 
   async migrated(snapshots: readonly VmSnapshot[], quirks: string, seq: number): Promise<void> {
     try {
-      await this.#locked(async (client) => {
+      await this.#locked('all', async (client) => {
         // Another replica may have migrated meanwhile.
         const format = await client.query(`SELECT value FROM ${this.#t('meta')} WHERE key = 'format'`);
         if (format.rows.length > 0) return;
         for (const s of snapshots) await putSnapshot(client, this.#t, s);
         await client.query(`INSERT INTO ${this.#t('effects')} (seq, vm, record, ops) VALUES ($1, $2, $3, NULL)`, [seq, QUIRKS_EFFECT, quirks]);
-        await putMeta(client, this.#t, 'seq', String(seq));
+        await client.query(
+          `INSERT INTO ${this.#t('heads')} (vm, seq) SELECT vm, $1 FROM unnest($2::text[]) AS vm ON CONFLICT (vm) DO UPDATE SET seq = GREATEST(${this.#t('heads')}.seq, excluded.seq)`,
+          [seq, [QUIRKS_EFFECT, ...snapshots.map((s) => s.vmId)]]
+        );
+        await this.#raiseSeq(client, seq);
         await putMeta(client, this.#t, 'format', '2');
       });
     } catch (err) {
@@ -256,84 +293,76 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async since(afterSeq: number): Promise<EffectRow[] | null> {
+  /** Sequence numbers handed out from now on are above `seq`. */
+  async #raiseSeq(client: pg.PoolClient, seq: number): Promise<void> {
+    const name = this.#t('change_seq');
+    await client.query(`SELECT setval('${name}', GREATEST($1::bigint, (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${name})), true) WHERE $1::bigint > 0`, [seq]);
+  }
+
+  async since(vmIds: readonly string[] | null, known: Known): Promise<Missed> {
     await this.#init();
-    const client = await this.#connect();
     try {
-      return await this.#missed(client, afterSeq, await this.#ends(client));
+      const vms: string[] = [];
+      const after: number[] = [];
+      for (const [vm, seq] of known) {
+        if (vmIds !== null && vm !== QUIRKS_EFFECT && !vmIds.includes(vm)) continue;
+        vms.push(vm);
+        after.push(seq);
+      }
+      // Behind: the VMs asked for (every VM for null) and the quirk list whose head is past what the replica knows.
+      const heads = vmIds === null ? `SELECT vm FROM ${this.#t('heads')}` : `SELECT vm FROM ${this.#t('heads')} WHERE vm = ANY($3::text[]) OR vm = ''`;
+      const res = await this.#pool.query<MissedRow>(missedQuery(this.#t, `SELECT h.vm, COALESCE(k.after, 0) AS after FROM (${heads}) h LEFT JOIN unnest($1::text[], $2::bigint[]) AS k(vm, after) USING (vm)`), [
+        vms,
+        after,
+        ...(vmIds === null ? [] : [vmIds])
+      ]);
+      return missedOf(res.rows);
     } catch (err) {
       throw unavailable(err);
-    } finally {
-      client.release();
     }
-  }
-
-  /** The log's ends: what snapshots dropped (`floor`) and the last change stored (`seq`). */
-  async #ends(client: pg.PoolClient): Promise<LogEnds> {
-    const meta = await client.query<{ key: string; value: string }>({
-      name: `${this.#schema}-log-ends`,
-      text: `SELECT key, value FROM ${this.#t('meta')} WHERE key IN ('floor', 'seq')`
-    });
-    const value = (key: string): number => Number(meta.rows.find((r) => r.key === key)?.value ?? 0);
-    return { floor: value('floor'), seq: value('seq') };
-  }
-
-  /** Effects after `afterSeq` with the flush jobs their changes promised; null below the floor. */
-  async #missed(client: pg.PoolClient, afterSeq: number, ends: LogEnds): Promise<EffectRow[] | null> {
-    if (afterSeq < ends.floor) return null;
-    // Nothing stored since (one replica, or caught up): nothing more to read.
-    if (ends.seq <= afterSeq) return [];
-    const res = await client.query<Row>(`SELECT seq, vm, record, ops FROM ${this.#t('effects')} WHERE seq > $1 ORDER BY seq, n`, [afterSeq]);
-    const effects = res.rows.map(effectRow);
-    if (effects.length === 0) return effects;
-    const parts = await client.query<{ job: string; seq: string; vm: string; header: string; pairs: Buffer }>(
-      `SELECT job, seq, vm, header, pairs FROM ${this.#t('job_parts')} WHERE seq > $1 ORDER BY n`,
-      [afterSeq]
-    );
-    const bySeq = new Map<number, StoredJobPart[]>();
-    for (const p of parts.rows) {
-      const list = bySeq.get(Number(p.seq)) ?? [];
-      list.push({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array });
-      bySeq.set(Number(p.seq), list);
-    }
-    return effects.map((e) => {
-      const jobs = bySeq.get(e.seq);
-      if (jobs === undefined) return e;
-      bySeq.delete(e.seq);
-      return { ...e, jobs };
-    });
   }
 
   async append(changes: readonly StoredChange[]): Promise<void> {
     try {
-      await this.#locked(async (client) => {
+      await this.#locked('all', async (client) => {
         await this.#insert(client, changes);
+        await this.#raiseSeq(client, Math.max(0, ...changes.map((c) => c.seq)));
       });
     } catch (err) {
       throw unavailable(err);
     }
+    this.#trimSoon();
   }
 
-  async write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => readonly StoredChange[]): Promise<void> {
+  async write(scope: WriteScope, known: Known, seqs: number, decide: (missed: Missed, seqs: readonly number[]) => readonly StoredChange[]): Promise<void> {
     let deciding = false;
+    // What the replica missed of the scope's VMs and the quirk list, read in the first round trip
+    // (literals: the prelude has no parameters). VM ids are validated, and escaped all the same.
+    const vms = scope === 'all' ? [...known.keys()] : [...new Set([QUIRKS_EFFECT, ...scope])];
+    const pairs = vms.map((vm) => `(${pg.escapeLiteral(vm)}, ${known.get(vm) ?? 0})`).join(', ');
+    const behind =
+      scope === 'all'
+        ? `SELECT h.vm, COALESCE(k.after, 0) AS after FROM ${this.#t('heads')} h LEFT JOIN (VALUES ${pairs === '' ? "('', 0)" : pairs}) AS k(vm, after) USING (vm)`
+        : `SELECT k.vm, k.after FROM (VALUES ${pairs}) AS k(vm, after)`;
+    const prelude = `SELECT nextval('${this.#t('change_seq')}')::text AS seq FROM generate_series(1, ${Math.max(0, Math.floor(seqs))});${missedQuery(this.#t, behind)};`;
     try {
-      await this.#locked(async (client, ends) => {
-        const missed = await this.#missed(client, afterSeq, ends ?? (await this.#ends(client)));
+      await this.#locked(scope, async (client, [given, missed]) => {
         deciding = true;
-        const changes = decide(missed);
+        const changes = decide(missedOf((missed as pg.QueryResult<MissedRow>).rows), (given as pg.QueryResult<{ seq: string }>).rows.map((r) => Number(r.seq)));
         deciding = false;
         await this.#insert(client, changes);
-      }, true, true);
+      }, prelude);
     } catch (err) {
       // A rejection by `decide` (a domain error) passes through; anything else is the store's.
       throw deciding ? err : unavailable(err);
     }
+    this.#trimSoon();
   }
 
   /**
    * Stores changes in one statement (and one more per change that deletes a VM or replaces the
-   * quirk list): their effects, flush job parts, audit entries and events, the log's last
-   * sequence number, and the notification the other replicas listen for.
+   * quirk list): their effects, the heads of the VMs they change, flush job parts, audit entries
+   * and events, and the notification the other replicas listen for.
    */
   async #insert(client: pg.PoolClient, changes: readonly StoredChange[]): Promise<void> {
     if (changes.length === 0) return;
@@ -376,11 +405,12 @@ export class PostgresStore implements SharedStateStore {
       name: `${this.#schema}-insert`,
       text: `WITH
         e AS (INSERT INTO ${t('effects')} (seq, vm, record, ops) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[])),
+        h AS (INSERT INTO ${t('heads')} (vm, seq) SELECT x.vm, max(x.seq) FROM unnest($2::text[], $1::bigint[]) AS x(vm, seq) GROUP BY x.vm
+              ON CONFLICT (vm) DO UPDATE SET seq = GREATEST(${t('heads')}.seq, excluded.seq)),
         j AS (INSERT INTO ${t('job_parts')} (job, seq, vm, header, pairs) SELECT * FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])),
         c AS (INSERT INTO ${t('commands')} (seq, at, vm, body, actor, rules) SELECT * FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])),
-        v AS (INSERT INTO ${t('events')} (origin, vm, body) SELECT $16, x.vm, x.body FROM unnest($17::text[], $18::text[]) WITH ORDINALITY AS x(vm, body, k) ORDER BY x.k),
-        m AS (INSERT INTO ${t('meta')} (key, value) VALUES ('seq', $19) ON CONFLICT (key) DO UPDATE SET value = excluded.value)
-      SELECT pg_notify($20, $16)`,
+        v AS (INSERT INTO ${t('events')} (origin, vm, body) SELECT $16, x.vm, x.body FROM unnest($17::text[], $18::text[]) WITH ORDINALITY AS x(vm, body, k) ORDER BY x.k)
+      SELECT pg_notify($19, $16)`,
       values: [
         effects.seq,
         effects.vm,
@@ -400,49 +430,52 @@ export class PostgresStore implements SharedStateStore {
         this.#origin,
         events.vm,
         events.body,
-        String((changes[changes.length - 1] as StoredChange).seq),
         this.#schema
       ]
     });
     this.#added += events.vm.length;
-    if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
   }
 
   async publish(event: StoredEvent): Promise<void> {
+    await this.#init();
     try {
-      // Under the store's lock, as changes are: positions are then in commit order, and a
-      // replica reading after position n never misses one committed later below it.
-      await this.#locked(async (client) => {
-        await client.query(`INSERT INTO ${this.#t('events')} (origin, vm, body) VALUES ($1, $2, $3)`, [this.#origin, event.vmId, event.body]);
-        await client.query('SELECT pg_notify($1, $2)', [this.#schema, this.#origin]);
-        this.#added++;
-        this.#addedBytes += event.body.length;
-        if (this.#added >= this.#trimEvery || this.#addedBytes >= TRIM_EVERY_BYTES) await this.#dropOldEvents(client);
-      });
+      // No lock: a reader takes only events of finished transactions (see eventsAfter).
+      await this.#pool.query(`WITH v AS (INSERT INTO ${this.#t('events')} (origin, vm, body) VALUES ($1, $2, $3)) SELECT pg_notify($4, $1)`, [this.#origin, event.vmId, event.body, this.#schema]);
     } catch (err) {
       throw unavailable(err);
     }
+    this.#added++;
+    this.#addedBytes += event.body.length;
+    this.#trimSoon();
+  }
+
+  /** Drops old events once this replica added enough since it last did (in the background). */
+  #trimSoon(): void {
+    if (this.#added < this.#trimEvery && this.#addedBytes < TRIM_EVERY_BYTES) return;
+    this.#added = 0;
+    this.#addedBytes = 0;
+    this.#locked('none', (client) => this.#dropOldEvents(client)).catch(() => undefined);
   }
 
   /**
    * Keeps the most recent `keepEvents` events, and of them no more than KEEP_EVENT_BYTES; the
-   * position of the last one dropped is the events' floor.
+   * transaction id of the last one dropped is the events' floor. One replica at a time.
    */
   async #dropOldEvents(client: pg.PoolClient): Promise<void> {
-    this.#added = 0;
-    this.#addedBytes = 0;
-    const dropped = await client.query<{ n: string | null }>(
+    const mine = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${TRIM_LOCK}) AS ok`);
+    if (mine.rows[0]?.ok !== true) return;
+    const dropped = await client.query<{ xid: string | null }>(
       `WITH newest AS (
          SELECT n, row_number() OVER (ORDER BY n DESC) AS k, sum(length(body)) OVER (ORDER BY n DESC) AS bytes FROM ${this.#t('events')}
        ), cut AS (
          SELECT max(n) AS n FROM newest WHERE k > $1 OR bytes > $2
        ), gone AS (
-         DELETE FROM ${this.#t('events')} WHERE n <= (SELECT n FROM cut) RETURNING n
+         DELETE FROM ${this.#t('events')} WHERE n <= (SELECT n FROM cut) RETURNING xid
        )
-       SELECT max(n)::text AS n FROM gone`,
+       SELECT max(xid)::text AS xid FROM gone`,
       [this.#keepEvents, KEEP_EVENT_BYTES]
     );
-    const floor = dropped.rows[0]?.n ?? null;
+    const floor = dropped.rows[0]?.xid ?? null;
     if (floor !== null) {
       await client.query(
         `INSERT INTO ${this.#t('meta')} (key, value) VALUES ('events_floor', $1) ON CONFLICT (key) DO UPDATE SET value = GREATEST(${this.#t('meta')}.value::bigint, excluded.value::bigint)::text`,
@@ -451,26 +484,40 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async eventsAfter(after: number): Promise<{ events: PublishedEvent[]; next: number; gone: boolean }> {
+  /**
+   * Events in the order of their transactions' ids, taken only from transactions that have all
+   * finished (below the oldest still running): one committed later never lands behind a cursor
+   * already past it, without a lock ordering the writers.
+   */
+  async eventsAfter(after: EventCursor | null): Promise<{ events: PublishedEvent[]; next: EventCursor; gone: boolean; more: boolean; held: boolean }> {
     await this.#init();
+    const from = after ?? { xid: 0, n: 0 };
     try {
-      if (after < 0) {
-        const last = await this.#pool.query<{ n: string | null }>(`SELECT max(n)::text AS n FROM ${this.#t('events')}`);
-        return { events: [], next: Number(last.rows[0]?.n ?? 0), gone: false };
-      }
-      const floor = await this.#pool.query<{ value: string }>(`SELECT value FROM ${this.#t('meta')} WHERE key = 'events_floor'`);
-      // Own events are skipped, bodies and all, but move the position on.
-      const res = await this.#pool.query<{ n: string; vm: string; body: string | null }>(
-        `SELECT n, vm, CASE WHEN origin = $2 THEN NULL ELSE body END AS body FROM ${this.#t('events')} WHERE n > $1 ORDER BY n LIMIT 1000`,
-        [after, this.#origin]
+      // Own events are skipped, bodies and all, but move the cursor on.
+      // `held`: others' events already committed but behind a transaction still running.
+      const res = await this.#pool.query<{ xmin: string; floor: string | null; held: boolean; xid: string | null; n: string | null; vm: string | null; body: string | null }>(
+        `WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+         SELECT s.xmin::text AS xmin, (SELECT value FROM ${this.#t('meta')} WHERE key = 'events_floor') AS floor,
+                EXISTS (SELECT 1 FROM ${this.#t('events')} h WHERE h.xid >= s.xmin AND h.origin <> $3) AS held,
+                e.xid::text AS xid, e.n::text AS n, e.vm, CASE WHEN e.origin = $3 THEN NULL ELSE e.body END AS body
+         FROM s LEFT JOIN ${this.#t('events')} e ON $4 AND (e.xid, e.n) > ($1::xid8, $2::bigint) AND e.xid < s.xmin
+         ORDER BY e.xid, e.n LIMIT ${EVENTS_PAGE}`,
+        [String(from.xid), from.n, this.#origin, after !== null]
       );
-      let next = after;
+      const first = res.rows[0];
+      const xmin = Number(first?.xmin ?? 0);
       const events: PublishedEvent[] = [];
+      let next: EventCursor = { xid: xmin, n: 0 };
+      const full = res.rows.length >= EVENTS_PAGE;
       for (const r of res.rows) {
-        next = Number(r.n);
-        if (r.body !== null) events.push({ n: next, vmId: r.vm, body: r.body });
+        if (r.xid === null) continue;
+        const n = Number(r.n);
+        if (r.body !== null) events.push({ n, vmId: r.vm as string, body: r.body });
+        if (full) next = { xid: Number(r.xid), n };
       }
-      return { events, next, gone: after < Number(floor.rows[0]?.value ?? 0) };
+      // Not all read yet: from the last one read; otherwise from the oldest transaction still running.
+      if (!full && after !== null && xmin < after.xid) next = after;
+      return { events, next, gone: after !== null && first?.floor != null && after.xid <= Number(first.floor), more: full, held: first?.held === true };
     } catch (err) {
       throw unavailable(err);
     }
@@ -511,7 +558,7 @@ export class PostgresStore implements SharedStateStore {
 
   async snapshot(snapshot: VmSnapshot): Promise<void> {
     try {
-      await this.#locked(async (client) => {
+      await this.#locked([snapshot.vmId], async (client) => {
         // Only while the VM is still there and the snapshot is newer than the one kept.
         const kept = await client.query<{ seq: string }>(`SELECT seq FROM ${this.#t('snapshots')} WHERE vm = $1`, [snapshot.vmId]);
         if (kept.rows.length > 0 && Number(kept.rows[0]?.seq) >= snapshot.seq) return;
@@ -519,10 +566,6 @@ export class PostgresStore implements SharedStateStore {
         if (deleted.rows.length > 0) return;
         await putSnapshot(client, this.#t, snapshot);
         await client.query(`DELETE FROM ${this.#t('effects')} WHERE vm = $1 AND seq <= $2`, [snapshot.vmId, snapshot.seq]);
-        await client.query(
-          `INSERT INTO ${this.#t('meta')} (key, value) VALUES ('floor', $1) ON CONFLICT (key) DO UPDATE SET value = GREATEST(${this.#t('meta')}.value::bigint, excluded.value::bigint)::text`,
-          [String(snapshot.seq)]
-        );
       });
     } catch (err) {
       throw unavailable(err);
@@ -531,7 +574,7 @@ export class PostgresStore implements SharedStateStore {
 
   async probe(): Promise<void> {
     try {
-      await this.#locked(async (client) => {
+      await this.#locked('none', async (client) => {
         await putMeta(client, this.#t, 'probe', String(Date.now()));
       });
     } catch (err) {
@@ -550,19 +593,40 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  async saveJob(job: StoredJob): Promise<void> {
-    await this.#init();
-    const pairs = pairsToBytes(job.pairs);
+  /** Job records waiting for the next statement: those saved in one turn of the event loop go together. */
+  #jobs: { job: StoredJob; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  saveJob(job: StoredJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#jobs.push({ job, resolve, reject });
+      if (this.#jobs.length === 1) setImmediate(() => void this.#saveJobs());
+    });
+  }
+
+  /**
+   * Upserts the job records saved meanwhile in one statement; a job saved twice keeps its last
+   * state, and ranges given once are kept (a record without them replaces only the state).
+   */
+  async #saveJobs(): Promise<void> {
+    const batch = this.#jobs;
+    this.#jobs = [];
+    const byId = new Map<string, { vmId: string; body: string; pairs: Buffer | null }>();
+    for (const { job } of batch) {
+      const pairs = pairsToBytes(job.pairs);
+      const earlier = byId.get(job.id);
+      byId.set(job.id, { vmId: job.vmId, body: job.body, pairs: pairs ?? earlier?.pairs ?? null });
+    }
+    const jobs = [...byId];
     try {
-      // Ranges given once are kept (COALESCE): a record without them replaces only the state.
-      await this.#pool.query(`INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, ${this.#t('jobs')}.pairs)`, [
-        job.id,
-        job.vmId,
-        job.body,
-        pairs
-      ]);
+      await this.#init();
+      await this.#pool.query(
+        `INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, ${this.#t('jobs')}.pairs)`,
+        [jobs.map(([id]) => id), jobs.map(([, j]) => j.vmId), jobs.map(([, j]) => j.body), jobs.map(([, j]) => j.pairs)]
+      );
+      for (const b of batch) b.resolve();
     } catch (err) {
-      throw unavailable(err);
+      for (const b of batch) b.reject(unavailable(err));
     }
   }
 
@@ -625,6 +689,41 @@ export class PostgresStore implements SharedStateStore {
   close(): Promise<void> {
     return this.#pool.end();
   }
+}
+
+/**
+ * What a replica missed: `behind` gives (vm, after) rows, the sequence number each VM is known
+ * up to; of those whose head is past it, their newer snapshot, their effects and their job parts
+ * after it. One statement: one consistent view.
+ */
+function missedQuery(t: (table: string) => string, behind: string): string {
+  return `WITH k AS (${behind}), b AS (SELECT k.vm, k.after FROM k JOIN ${t('heads')} h USING (vm) WHERE h.seq > k.after)
+    SELECT 's' AS kind, s.vm, s.seq::text AS seq, '0' AS n, s.record, s.pins AS ops, NULL AS job, NULL AS header FROM ${t('snapshots')} s JOIN b USING (vm) WHERE s.seq > b.after
+    UNION ALL
+    SELECT 'e', e.vm, e.seq::text, e.n::text, e.record, e.ops, NULL, NULL FROM ${t('effects')} e JOIN b USING (vm) WHERE e.seq > b.after
+    UNION ALL
+    SELECT 'j', p.vm, p.seq::text, p.n::text, NULL, p.pairs, p.job, p.header FROM ${t('job_parts')} p JOIN b USING (vm) WHERE p.seq > b.after`;
+}
+
+function missedOf(rows: readonly MissedRow[]): Missed {
+  const sorted = rows.map((r) => ({ r, seq: Number(r.seq), n: Number(r.n) })).sort((x, y) => x.seq - y.seq || x.n - y.n);
+  const snapshots: VmSnapshot[] = [];
+  const effects: EffectRow[] = [];
+  const jobs: StoredJobPart[] = [];
+  for (const { r, seq } of sorted) {
+    if (r.kind === 's') snapshots.push({ vmId: r.vm, seq, record: r.record as string, pins: pairsFromBytes(r.ops) as Float64Array });
+    else if (r.kind === 'e') effects.push({ seq, vmId: r.vm, record: r.record, ops: pairsFromBytes(r.ops) });
+    else jobs.push({ id: r.job as string, vmId: r.vm, header: r.header as string, pairs: pairsFromBytes(r.ops) as Float64Array });
+  }
+  return { snapshots, effects, jobs };
+}
+
+/** The second key of a VM's advisory lock: FNV-1a of the schema and the VM id, as a signed 32-bit integer. */
+function vmKey(schema: string, vmId: string): number {
+  let h = 0x811c9dc5;
+  const s = `${schema}\0${vmId}`;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
 }
 
 function effectRow(r: Row): EffectRow {

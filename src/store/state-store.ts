@@ -28,7 +28,7 @@ export interface StoredJobPart {
 
 /** An accepted change as stored: its effects, and the command behind it for the audit trail. */
 export interface StoredChange {
-  /** Position in the log, from 1, without gaps. */
+  /** Position in the log, from 1, increasing (an embedded store's without gaps; a shared store's per VM). */
   readonly seq: number;
   /** The time the change was applied at (ms since the epoch). */
   readonly at: number;
@@ -59,8 +59,6 @@ export interface PublishedEvent extends StoredEvent {
 /** An effect as loaded back, with the sequence number of its change. */
 export interface EffectRow extends StoredEffect {
   readonly seq: number;
-  /** Shared stores: the flush jobs its change promised (on one effect row of the change). */
-  readonly jobs?: readonly StoredJobPart[];
 }
 
 /** A VM as of change `seq`: its record and its pinned ranges (PinMap.toArray). */
@@ -169,26 +167,56 @@ export interface StateStore {
 }
 
 /**
- * A store several replicas share. Changes are stored in transactions under a store-wide lock:
- * `decide` first receives the effects other replicas stored after `afterSeq` (so the replica
- * applies them before deciding: no lost updates), then returns the changes to store together
- * (group commit; possibly none), or throws to store nothing. A replica that fell behind the
- * log's floor (effects dropped for snapshots) reloads instead: `decide` then receives null.
+ * Where a replica stands: per VM id (and QUIRKS_EFFECT), the sequence number of the last change
+ * to it that the replica applied (absent: none).
+ */
+export type Known = ReadonlyMap<string, number>;
+
+/** A cursor in the events replicas publish to each other (opaque to the service). */
+export interface EventCursor {
+  readonly xid: number;
+  readonly n: number;
+}
+
+/**
+ * What a replica missed of some VMs: the snapshot to start a VM from when its effects after what
+ * the replica knew were dropped for it, the effects after that (in change order), and the parts
+ * of flush jobs those changes promised (including changes a snapshot covers).
+ */
+export interface Missed {
+  readonly snapshots: readonly VmSnapshot[];
+  readonly effects: readonly EffectRow[];
+  readonly jobs: readonly StoredJobPart[];
+}
+
+/** The VMs a shared transaction changes, or every VM and the quirk list (`'all'`). */
+export type WriteScope = readonly string[] | 'all';
+
+/**
+ * A store several replicas share, serialised per VM. A transaction holds a lock per VM it
+ * changes (changes to different VMs proceed in parallel, on any replica), and one on the whole
+ * store only to change the quirk list. `decide` first receives what the replica missed of those
+ * VMs and of the quirk list (so it applies them before deciding: no lost updates) and the
+ * sequence numbers the transaction may give its changes (increasing, unique across replicas,
+ * with gaps), then returns the changes to store together (group commit; possibly none), or
+ * throws to store nothing.
  */
 export interface SharedStateStore extends StateStore {
-  write(afterSeq: number, decide: (missed: readonly EffectRow[] | null) => readonly StoredChange[]): Promise<void>;
-  /** Effects stored after `afterSeq`, in order; null when some were already dropped (reload). */
-  since(afterSeq: number): Promise<EffectRow[] | null>;
+  write(scope: WriteScope, known: Known, seqs: number, decide: (missed: Missed, seqs: readonly number[]) => readonly StoredChange[]): Promise<void>;
+  /** What the replica missed of `vmIds` and the quirk list (null: of every VM). */
+  since(vmIds: readonly string[] | null, known: Known): Promise<Missed>;
   /**
    * Publishes an event to the other replicas (a flush job planned or acknowledged); a change's
    * events are published with it (`StoredChange.events`).
    */
   publish(event: StoredEvent): Promise<void>;
   /**
-   * Events other replicas published after position `after` (-1: from now on), in order, with the
-   * position to ask from next; `gone` when some after `after` were already dropped.
+   * Events other replicas published after `after` (null: from now on), in order, with the
+   * cursor to ask from next; `gone` when some after `after` were already dropped, `more` when
+   * there are more to read now, `held` when others' events are stored but cannot be read yet
+   * (behind a transaction still running: ask again shortly).
    */
-  eventsAfter(after: number): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: number; readonly gone: boolean }>;
+  eventsAfter(after: EventCursor | null): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: EventCursor; readonly gone: boolean; readonly more: boolean; readonly held: boolean }>;
   /**
    * Calls `onChange` whenever another replica stored a change or published an event (and once
    * after each reconnection, in case one was missed); returns how to stop.

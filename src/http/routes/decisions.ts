@@ -71,7 +71,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
     // Synchronous unless the caller asks for a fresher state: no promise per decision.
     (request) => {
       const minRevision = request.query.minRevision;
-      if (minRevision !== undefined) return app.policy.catchUp(minRevision).then(() => decide(request));
+      if (minRevision !== undefined) return app.policy.catchUp(minRevision, vmIdOf(request.params)).then(() => decide(request));
       return decide(request);
     }
   );

@@ -60,8 +60,8 @@ export default function pinRoutes(app: FastifyInstance): void {
     '/v1/vms/:vmId/pins',
     { schema: { tags: ['pins'], summary: 'Pinned ranges in IOVA order (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(PinnedRange, 'PinnedRangePage'), 400: problems[400], 404: problems[404] } } },
     async (request) => {
-      await app.policy.catchUp(request.query.minRevision ?? 0);
       const vmId: VmId = vmIdOf(request.params);
+      await app.policy.catchUp(request.query.minRevision ?? 0, vmId);
       const from = cursorPage(decodeCursor(request.query.cursor));
       const items = app.policy.pins(vmId, from, request.query.limit + 1);
       const shown = items.slice(0, request.query.limit);

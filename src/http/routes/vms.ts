@@ -57,8 +57,8 @@ export default function vmRoutes(app: FastifyInstance): void {
     '/v1/vms/:vmId',
     { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, querystring: FreshQuery, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
     async (request) => {
-      await app.policy.catchUp(request.query.minRevision ?? 0);
       const vmId = vmIdOf(request.params);
+      await app.policy.catchUp(request.query.minRevision ?? 0, vmId);
       return vmWire(app.policy.vm(vmId), openJobs(app, vmId));
     }
   );
