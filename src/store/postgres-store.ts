@@ -517,7 +517,8 @@ export class PostgresStore implements SharedStateStore {
       }
       // Not all read yet: from the last one read; otherwise from the oldest transaction still running.
       if (!full && after !== null && xmin < after.xid) next = after;
-      return { events, next, gone: after !== null && first?.floor != null && after.xid <= Number(first.floor), more: full, held: first?.held === true };
+      const floor = first?.floor ?? null;
+      return { events, next, gone: after !== null && floor !== null && after.xid <= Number(floor), more: full, held: first?.held === true };
     } catch (err) {
       throw unavailable(err);
     }
