@@ -124,8 +124,9 @@ const TRIM_EVERY = 1024;
 const TRIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 /**
- * Advisory lock on the whole store ("cohe" in ASCII): held shared by every change of some VMs,
- * exclusively by a change of the quirk list (which decides again for every VM) and migrations.
+ * First key of the advisory lock on the whole store ("cohe" in ASCII; the second is a hash of
+ * the schema): held shared by every change of some VMs, exclusively by a change of the quirk
+ * list (which decides again for every VM) and migrations.
  */
 const STORE_LOCK = 0x636f6865;
 /** First key of a VM's advisory lock (the second is a hash of the schema and the VM id). */
@@ -215,7 +216,7 @@ export class PostgresStore implements SharedStateStore {
       throw unavailable(err);
     }
     try {
-      const locks = scope === 'none' ? '' : scope === 'all' ? `SELECT pg_advisory_xact_lock(${STORE_LOCK});` : this.#vmLocks(scope);
+      const locks = scope === 'none' ? '' : scope === 'all' ? `SELECT pg_advisory_xact_lock(${STORE_LOCK}, ${fnv(this.#schema)});` : this.#vmLocks(scope);
       const text = `BEGIN;${locks}${prelude}`;
       const results = (await client.query(text)) as unknown as pg.QueryResult[] | pg.QueryResult;
       const all = Array.isArray(results) ? results : [results];
@@ -235,7 +236,7 @@ export class PostgresStore implements SharedStateStore {
   /** The store's lock, shared, then each VM's, in ascending key order. */
   #vmLocks(vmIds: readonly string[]): string {
     const keys = [...new Set(vmIds.map((vm) => vmKey(this.#schema, vm)))].sort((x, y) => x - y);
-    return `SELECT pg_advisory_xact_lock_shared(${STORE_LOCK});${keys.map((k) => `SELECT pg_advisory_xact_lock(${VM_LOCK}, ${k});`).join('')}`;
+    return `SELECT pg_advisory_xact_lock_shared(${STORE_LOCK}, ${fnv(this.#schema)});${keys.map((k) => `SELECT pg_advisory_xact_lock(${VM_LOCK}, ${k});`).join('')}`;
   }
 
   async load(): Promise<LoadedState> {
@@ -719,10 +720,18 @@ function missedOf(rows: readonly MissedRow[]): Missed {
   return { snapshots, effects, jobs };
 }
 
-/** The second key of a VM's advisory lock: FNV-1a of the schema and the VM id, as a signed 32-bit integer. */
+/** The keys of the store's advisory lock (`vmId` undefined) or of a VM's. */
+export function advisoryLock(schema: string, vmId?: string): readonly [number, number] {
+  return vmId === undefined ? [STORE_LOCK, fnv(schema)] : [VM_LOCK, vmKey(schema, vmId)];
+}
+
 function vmKey(schema: string, vmId: string): number {
+  return fnv(`${schema}\0${vmId}`);
+}
+
+/** FNV-1a of a string's UTF-16 code units, as a signed 32-bit integer (an advisory lock key). */
+function fnv(s: string): number {
   let h = 0x811c9dc5;
-  const s = `${schema}\0${vmId}`;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h | 0;
 }
