@@ -1,17 +1,20 @@
 /**
  * PostgreSQL, for several replicas serving the same VMs. The store keeps decided state as the
- * embedded store does (state-store.ts): per VM a snapshot and the effects after it, in one log
- * with a global sequence. A change is one transaction holding a store-wide advisory lock, in
- * which the replica first applies the effects other replicas stored since it last looked, then
- * decides, then inserts. Two replicas changing one VM at once are thus serialised: no lost
- * updates. A snapshot drops its VM's effects up to it and raises the log's floor: a replica that
- * had not read them yet reloads instead of missing them.
+ * embedded store does (state-store.ts): per VM a snapshot and the effects after it. Changes are
+ * serialised per VM: a transaction takes the advisory lock of each VM it changes (after the
+ * schema's lock, shared; a change of the quirk list takes that one exclusively), reads what the
+ * replica missed of those VMs (their heads say how far each got), lets the replica decide, and
+ * inserts under sequence numbers drawn from a sequence after the locks: unique across replicas,
+ * increasing per VM. Two replicas changing one VM at once are thus serialised (no lost updates),
+ * and changes to different VMs are not. A snapshot drops its VM's effects up to it: a replica
+ * that had not read them starts the VM from the snapshot.
  *
  * Replicas follow each other through notifications: every change (and every event a replica
  * publishes, such as a flush job acknowledged through it) sends NOTIFY on a channel named after
  * the schema, and each replica LISTENs on it. A change's events (each VM's `decision`, `policy`,
  * `deleted`) are kept with it in `events`, so that the other replicas hand them to their own
- * subscribers; the log keeps the most recent 65,536 events (64 MiB at most).
+ * subscribers; they are read in the order of their transactions' ids, from finished transactions
+ * only, and the log keeps the most recent 65,536 events (64 MiB at most).
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';

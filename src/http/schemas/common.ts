@@ -28,7 +28,7 @@ export const DomainParams = z.object({ vmId: IdParam, domainId: IdParam });
 export const DeviceParams = z.object({ vmId: IdParam, bdf: z.string().max(16).describe('PCI address SSSS:BB:DD.F') });
 
 export const FreshQuery = z.object({
-  minRevision: z.coerce.number().int().min(0).optional().describe('Answer from state at least this fresh (a revision from an earlier answer, possibly from another replica)')
+  minRevision: z.coerce.number().int().min(0).optional().describe("Answer from the VM's state at least as fresh as the answer that gave this revision (any earlier answer's, possibly another replica's; revisions increase with each change of a VM)")
 });
 
 export const PageQuery = z.object({
