@@ -120,6 +120,10 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
  */
 const KEEP_EVENTS = 65_536;
 const KEEP_EVENT_BYTES = 64 * 1024 * 1024;
+/** A job statement that PostgreSQL aborted to break a deadlock is tried this many times in all. */
+const JOB_WRITE_ATTEMPTS = 3;
+/** SQLSTATE deadlock_detected. */
+const DEADLOCK = '40P01';
 /** Events a replica reads at a time. */
 const EVENTS_PAGE = 1000;
 /** Events (or bytes of them) a replica adds between two rounds of dropping old ones. */
@@ -598,40 +602,64 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
-  /** Job records waiting for the next statement: those saved in one turn of the event loop go together. */
-  #jobs: { job: StoredJob; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** Job records to keep and to forget, waiting for the next statement: those of one turn of the event loop go together. */
+  #jobWrites: { save?: StoredJob; forget?: readonly string[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   saveJob(job: StoredJob): Promise<void> {
+    return this.#jobWrite({ save: job });
+  }
+
+  forgetJobs(ids: readonly string[]): Promise<void> {
+    return this.#jobWrite({ forget: ids });
+  }
+
+  #jobWrite(write: { save?: StoredJob; forget?: readonly string[] }): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#jobs.push({ job, resolve, reject });
-      if (this.#jobs.length === 1) setImmediate(() => void this.#saveJobs());
+      this.#jobWrites.push({ ...write, resolve, reject });
+      if (this.#jobWrites.length === 1) setImmediate(() => void this.#writeJobs());
     });
   }
 
   /**
-   * Upserts the job records saved meanwhile in one statement; a job saved twice keeps its last
-   * state, and ranges given once are kept (a record without them replaces only the state).
+   * Upserts and forgets the job records of one turn in one statement. A job saved twice keeps its
+   * last state, and ranges given once are kept (a record without them replaces only the state);
+   * a job forgotten goes with its parts, whatever was saved of it before.
    */
-  async #saveJobs(): Promise<void> {
-    const batch = this.#jobs;
-    this.#jobs = [];
-    const byId = new Map<string, { vmId: string; body: string; pairs: Buffer | null }>();
-    for (const { job } of batch) {
-      const pairs = pairsToBytes(job.pairs);
-      const earlier = byId.get(job.id);
-      byId.set(job.id, { vmId: job.vmId, body: job.body, pairs: pairs ?? earlier?.pairs ?? null });
+  async #writeJobs(): Promise<void> {
+    const batch = this.#jobWrites;
+    this.#jobWrites = [];
+    const forgotten = new Set<string>();
+    const saved = new Map<string, { vmId: string; body: string; pairs: Buffer | null }>();
+    for (const { save, forget } of batch) {
+      for (const id of forget ?? []) {
+        forgotten.add(id);
+        saved.delete(id);
+      }
+      if (save === undefined) continue;
+      const pairs = pairsToBytes(save.pairs);
+      saved.set(save.id, { vmId: save.vmId, body: save.body, pairs: pairs ?? saved.get(save.id)?.pairs ?? null });
     }
-    const jobs = [...byId];
-    try {
-      await this.#init();
-      await this.#pool.query(
-        `INSERT INTO ${this.#t('jobs')} (id, vm, body, pairs) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, ${this.#t('jobs')}.pairs)`,
-        [jobs.map(([id]) => id), jobs.map(([, j]) => j.vmId), jobs.map(([, j]) => j.body), jobs.map(([, j]) => j.pairs)]
-      );
-      for (const b of batch) b.resolve();
-    } catch (err) {
-      for (const b of batch) b.reject(unavailable(err));
+    // Rows in id order: replicas writing the same jobs at once (an acknowledgement is kept by
+    // each) lock them in one order; a deadlock all the same is tried again.
+    const jobs = [...saved].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    const t = this.#t;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#init();
+        await this.#pool.query(
+          `WITH s AS (INSERT INTO ${t('jobs')} (id, vm, body, pairs) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+                      ON CONFLICT (id) DO UPDATE SET body = excluded.body, pairs = COALESCE(excluded.pairs, ${t('jobs')}.pairs)),
+                f AS (DELETE FROM ${t('jobs')} WHERE id = ANY($5::text[]))
+           DELETE FROM ${t('job_parts')} WHERE job = ANY($5::text[])`,
+          [jobs.map(([id]) => id), jobs.map(([, j]) => j.vmId), jobs.map(([, j]) => j.body), jobs.map(([, j]) => j.pairs), [...forgotten].sort()]
+        );
+        for (const b of batch) b.resolve();
+        return;
+      } catch (err) {
+        if (attempt < JOB_WRITE_ATTEMPTS && (err as { code?: string }).code === DEADLOCK) continue;
+        for (const b of batch) b.reject(unavailable(err));
+        return;
+      }
     }
   }
 
@@ -644,16 +672,6 @@ export class PostgresStore implements SharedStateStore {
         records.rows.map((r) => ({ id: r.id, vmId: r.vm, body: r.body, pairs: pairsFromBytes(r.pairs) })),
         parts.rows.map((p) => ({ id: p.job, vmId: p.vm, header: p.header, pairs: pairsFromBytes(p.pairs) as Float64Array }))
       );
-    } catch (err) {
-      throw unavailable(err);
-    }
-  }
-
-  async forgetJobs(ids: readonly string[]): Promise<void> {
-    await this.#init();
-    try {
-      await this.#pool.query(`DELETE FROM ${this.#t('jobs')} WHERE id = ANY($1)`, [ids]);
-      await this.#pool.query(`DELETE FROM ${this.#t('job_parts')} WHERE job = ANY($1)`, [ids]);
     } catch (err) {
       throw unavailable(err);
     }

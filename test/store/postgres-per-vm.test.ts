@@ -79,13 +79,15 @@ describe('PostgreSQL: changes serialised per VM (real PostgreSQL)', () => {
     await holder.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [...advisoryLock(schema, 'a')]);
 
     const done: string[] = [];
+    const watcher = await client();
     const toA = write(store, ['a']).then((seq) => (done.push('a'), seq));
-    const quirks = write(store, 'all').then((seq) => (done.push('quirks'), seq));
+    await until('the change to a waiting', async () => (await waiting(watcher, schema, 'a'))[1] === 1);
+    // b goes ahead while a waits for its lock.
     const toB = await write(store, ['b']);
     done.push('b');
-    // The change to a waits for a's lock, the quirk change for the whole store; b went ahead.
-    const watcher = await client();
-    await until('both waiting', async () => (await waiting(watcher, schema, 'a')).every((n) => n === 1));
+    // The quirk change waits for the whole store (and, queued, holds back changes that ask after it).
+    const quirks = write(store, 'all').then((seq) => (done.push('quirks'), seq));
+    await until('the quirk change waiting', async () => (await waiting(watcher, schema, 'a'))[0] === 1);
     expect(done).toEqual(['b']);
 
     await holder.query('COMMIT');
@@ -127,6 +129,24 @@ describe('PostgreSQL: changes serialised per VM (real PostgreSQL)', () => {
     }
     expect(read).toEqual(['{"late":true}', '{"early":true}']);
     expect((await b.eventsAfter(at)).events).toEqual([]);
+  });
+});
+
+describe('flush job records from two replicas at once (real PostgreSQL)', () => {
+  it('both keep and forget the same jobs in one statement per turn, in opposite orders, without failing', async () => {
+    const { schema, store: a } = open('jobrows');
+    const b = new PostgresStore({ connectionString: PG_URL, schema });
+    closers.push(() => b.close());
+    await a.load();
+    const ids = Array.from({ length: 500 }, (_, i) => `fj-${i.toString().padStart(4, "0")}`);
+    for (let round = 0; round < 20; round++) {
+      const order = round % 2 === 0 ? ids : [...ids].reverse();
+      const saves = (store: PostgresStore, list: readonly string[]) => list.map((id) => store.saveJob({ id, vmId: 'vm1', body: `{"round":${round}}`, pairs: null }));
+      await Promise.all([...saves(a, order), ...saves(b, [...order].reverse()), a.forgetJobs([`gone-${round}`]), b.forgetJobs([`gone-${round}`])]);
+    }
+    const jobs = await a.loadJobs();
+    expect(jobs.map((j) => j.id)).toEqual(ids);
+    expect(new Set(jobs.map((j) => j.body))).toEqual(new Set(['{"round":19}']));
   });
 });
 
