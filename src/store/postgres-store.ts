@@ -111,7 +111,9 @@ const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
   (t) => `CREATE INDEX effects_vm ON ${t('effects')} (vm, seq)`,
   (t) => `CREATE INDEX job_parts_vm ON ${t('job_parts')} (vm, seq)`,
   (t) => `ALTER TABLE ${t('events')} ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()`,
-  (t) => `CREATE INDEX events_xid ON ${t('events')} (xid, n)`
+  (t) => `CREATE INDEX events_xid ON ${t('events')} (xid, n)`,
+  // The events' floor was a position; it is now a transaction id (the events kept stay readable).
+  (t) => `DELETE FROM ${t('meta')} WHERE key IN ('events_floor', 'floor', 'seq')`
 ];
 
 /**
