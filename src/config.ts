@@ -10,6 +10,8 @@ const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  SOCKET_PATH: z.string().min(1).optional(),
+  SOCKET_MODE: z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as 0660').default('0660'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().min(1).default('./data'),
   STORE: z.enum(['sqlite', 'postgres', 'memory']).default('sqlite'),
@@ -40,6 +42,10 @@ const EnvSchema = z.object({
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** Also serve on this Unix domain socket (absent: TCP only). */
+  readonly socketPath: string | undefined;
+  /** The socket file's mode (from SOCKET_MODE, octal). */
+  readonly socketMode: number;
   readonly logLevel: z.output<typeof EnvSchema>['LOG_LEVEL'];
   readonly dataDir: string;
   /** `sqlite` (durable, under dataDir), `postgres` (shared by replicas) or `memory` (lost on restart). */
@@ -111,6 +117,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
+    socketPath: e.SOCKET_PATH,
+    socketMode: Number.parseInt(e.SOCKET_MODE, 8),
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     store: e.STORE,

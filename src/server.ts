@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { defaultQuirksFile, parseQuirkFile, type Quirk } from './domain/index.js';
 import { TokenTable } from './http/auth.js';
 import { buildApp } from './http/app.js';
+import { listenUnix, type UnixListener } from './http/unix-socket.js';
 import { createRuntime } from './service/runtime.js';
 import { MemoryStore } from './store/memory-store.js';
 import { PostgresStore } from './store/postgres-store.js';
@@ -67,8 +68,13 @@ const app = await buildApp({
   maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   ...(tokens === undefined ? {} : { tokens })
 });
+let unix: UnixListener | undefined;
 try {
   await app.listen({ host: config.host, port: config.port });
+  if (config.socketPath !== undefined) {
+    unix = await listenUnix(app, config.socketPath, config.socketMode);
+    app.log.info({ socketPath: unix.path, mode: `0${config.socketMode.toString(8)}` }, 'listening on a Unix socket too');
+  }
 } catch (err) {
   app.log.error(err, 'could not listen');
   process.exit(1);
@@ -105,6 +111,10 @@ if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FI
 closeWithGrace({ delay: 30_000, logger: { error: (m: string) => app.log.error(m) } }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error');
   else app.log.info({ signal }, 'shutting down: draining flush jobs');
+  // The socket stops taking connections with the TCP listener; its open ones end with the app.
+  const socketClosed = unix?.close();
   await app.close();
+  unix?.force();
+  await socketClosed;
   app.log.info('shut down');
 });

@@ -66,6 +66,8 @@ export interface ClientOptions {
   readonly token?: string;
   /** Per-request timeout in milliseconds. */
   readonly timeoutMs?: number;
+  /** Connect to the service's Unix domain socket (its SOCKET_PATH) instead of `baseUrl`'s host and port; `baseUrl` then only names the host header (e.g. http://localhost). */
+  readonly socketPath?: string;
 }
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -111,7 +113,7 @@ export class CoherencyClient {
   readonly #timeoutMs: number;
 
   constructor(baseUrl: string | URL, options: ClientOptions = {}) {
-    this.#pool = new Pool(baseUrl, { connections: options.connections ?? 8, pipelining: 1 });
+    this.#pool = new Pool(baseUrl, { connections: options.connections ?? 8, pipelining: 1, ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }) });
     this.#headers = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }

@@ -128,7 +128,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       max: perMinute,
       timeWindow: 60_000,
       allowList: (request) => !request.url.startsWith('/v1'),
-      keyGenerator: (request) => (request.principal === null ? `ip:${request.ip}` : `token:${request.principal.id}`),
+      keyGenerator: (request) => (request.principal === null ? `ip:${request.ip ?? 'unix socket'}` : `token:${request.principal.id}`),
       errorResponseBuilder: (_request, context) => new HttpError('RATE_LIMITED', `at most ${context.max} requests a minute; retry in ${context.after}`)
     });
   }
