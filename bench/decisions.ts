@@ -20,6 +20,8 @@
  *     each pinning 10,000 ranges of their own and unpinning them again, every range flushed and
  *     every answer listing its flush ranges, in range operations/s against part (b)'s range
  *     decisions/s. Target: >= 0.5x.
+ * (e) One-range decision latency over the service's Unix domain socket (SOCKET_PATH) against TCP
+ *     loopback, same server: one client sending one request at a time, p50 and p99 (reference).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -50,10 +52,12 @@ const BATCH_WRITES_TARGET = 0.5;
 const SERIALIZED_RANGES = 10_000;
 const SERIALIZE_RUNS = 51;
 const SERIALIZE_TARGET_MS = 5;
+/** Requests a round of part (e), one at a time. */
+const SOCKET_REQUESTS = 3000;
 /** Whatever happens, the run ends (and its servers with it) after this long. */
 const DEADLINE_MS = 10 * 60_000;
-/** BENCH_PARTS=a, b, c or d (or a list: b,d) runs those parts only; BENCH_CPU_PROF=<dir> profiles the servers into dir. */
-const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'a,b,c,d').split(','));
+/** BENCH_PARTS=a, b, c, d or e (or a list: b,d) runs those parts only; BENCH_CPU_PROF=<dir> profiles the servers into dir. */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'a,b,c,d,e').split(','));
 
 header('npm run bench:decisions  (node --import tsx bench/decisions.ts)');
 
@@ -475,6 +479,71 @@ if (PARTS.has('d')) {
     await writes.close();
     await stop(durable);
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- (e) one-range decision latency over a Unix socket against TCP loopback ------------------
+
+if (PARTS.has('e')) {
+  const socketDir = mkdtempSync(join(tmpdir(), 'coherency-bench-socket-'));
+  const socketPath = join(socketDir, 'api.sock');
+  const local = await start('src/server.ts', PORT, '/readyz', { SOCKET_PATH: socketPath });
+  const tcp = new Pool(`http://127.0.0.1:${PORT}`, { connections: 1 });
+  const unix = new Pool('http://localhost', { connections: 1, socketPath });
+  try {
+    const vm = 'local';
+    const path = `/v1/vms/${vm}/decisions/flush`;
+    await call(tcp, 'PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await call(tcp, 'PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
+    await call(tcp, 'PUT', `/v1/vms/${vm}/devices/0000:00:02.0`, { domainId: 'd0', vendorId: '0x8086', deviceId: '0x9a49', function: 'pf', nosnoop: 'enabled' });
+    await call(tcp, 'POST', `/v1/vms/${vm}/pins`, { ranges: [{ iova: '0x8000', hpa: `0x${HPA_BASE.toString(16)}`, length: '0x2000' }] });
+    const body = JSON.stringify({ op: 'unmap', ranges: [{ iova: '0x8000', length: '0x2000' }] });
+    /** One client, one request at a time (a VMM asking before each unmap): each request's latency, ms. */
+    const latencies = async (client: Pool, n: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        const res = await client.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body });
+        await res.body.text();
+        if (res.statusCode !== 200) throw new Error(`decision over ${client === unix ? 'the socket' : 'TCP'}: ${res.statusCode}`);
+        out.push(performance.now() - t);
+      }
+      return out.sort((x, y) => x - y);
+    };
+    const at = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0;
+    await latencies(tcp, 1000);
+    await latencies(unix, 1000);
+    const rounds: { tcp: number[][]; unix: number[][] } = { tcp: [], unix: [] };
+    for (let round = 0; round < RUNS; round++) {
+      rounds.tcp.push(await latencies(tcp, SOCKET_REQUESTS));
+      rounds.unix.push(await latencies(unix, SOCKET_REQUESTS));
+    }
+    const p = (list: number[][], q: number): number => median(list.map((l) => at(l, q)));
+    console.log('');
+    console.log(`(e) one-range decision latency (POST decisions/flush, op unmap), one client, one request at a time (undici, keep-alive): ${SOCKET_REQUESTS.toLocaleString('en-US')} requests a round, rounds alternating; median of ${RUNS} rounds`);
+    console.log('');
+    console.log('| transport | p50 ms | p99 ms | p50 per round | p99 per round |');
+    console.log('|---|---:|---:|---|---|');
+    for (const [name, list] of [
+      ['TCP loopback (baseline)', rounds.tcp],
+      ['Unix domain socket (SOCKET_PATH)', rounds.unix]
+    ] as const) {
+      console.log(`| ${name} | ${p(list, 0.5).toFixed(3)} | ${p(list, 0.99).toFixed(3)} | ${list.map((l) => at(l, 0.5).toFixed(3)).join(', ')} | ${list.map((l) => at(l, 0.99).toFixed(3)).join(', ')} |`);
+    }
+    console.log(`| socket / TCP | ${(p(rounds.unix, 0.5) / p(rounds.tcp, 0.5)).toFixed(2)}x | ${(p(rounds.unix, 0.99) / p(rounds.tcp, 0.99)).toFixed(2)}x | | |`);
+    figures.push({
+      id: 'socket-latency',
+      label: 'One-range decision latency over the Unix socket, p50 / p99 (TCP loopback in brackets)',
+      value: Math.round(p(rounds.unix, 0.5) * 1000) / 1000,
+      display: `${p(rounds.unix, 0.5).toFixed(3)} / ${p(rounds.unix, 0.99).toFixed(3)} ms (TCP ${p(rounds.tcp, 0.5).toFixed(3)} / ${p(rounds.tcp, 0.99).toFixed(3)} ms)`,
+      target: '(reference)',
+      met: true
+    });
+  } finally {
+    await tcp.close();
+    await unix.close();
+    await stop(local);
+    rmSync(socketDir, { recursive: true, force: true });
   }
 }
 
