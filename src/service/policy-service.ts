@@ -66,11 +66,11 @@ export interface PolicyServiceOptions {
   /** Where each VM's events go (GET /v1/vms/{vmId}/events). */
   readonly events?: VmEvents;
   /**
-   * Replicas: takes up the flush jobs the store holds that this replica does not know, after a
-   * reload (a recovery, or a replica that fell behind the log's floor): jobs other replicas
-   * promised meanwhile, which it could not adopt change by change.
+   * Takes up the flush jobs the store holds that are not known here: at the first restore every
+   * one (`remote` false), and with replicas after a reload (a recovery) those other replicas
+   * promised meanwhile (`remote` true), which this one could not adopt change by change.
    */
-  readonly reloadJobs?: () => Promise<void>;
+  readonly reloadJobs?: (remote: boolean) => Promise<void>;
 }
 
 /**
@@ -124,7 +124,7 @@ export class PolicyService {
     this.#reloadJobs = options.reloadJobs;
   }
 
-  readonly #reloadJobs: (() => Promise<void>) | undefined;
+  readonly #reloadJobs: ((remote: boolean) => Promise<void>) | undefined;
 
   /** Each VM's recent events, for its VMM to follow. */
   readonly events: VmEvents;
@@ -197,7 +197,10 @@ export class PolicyService {
       }
     }
     // A reload after the first: the jobs other replicas promised meanwhile are taken up from the store.
-    if (this.#restored && isShared(store)) await this.#reloadJobs?.();
+    // The stored flush jobs are taken up before the service says it is ready: at the first start
+    // all of them; at a reload with replicas, those other replicas promised meanwhile.
+    if (!this.#restored) await this.#reloadJobs?.(false);
+    else if (isShared(store)) await this.#reloadJobs?.(true);
     this.#state = state;
     this.#seq = loaded.seq;
     this.#known = known;

@@ -108,7 +108,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     jobs,
     onDecision: metrics.onDecision,
     events,
-    ...(options.store === undefined ? {} : { store: options.store, reloadJobs: () => resumeStored(true) }),
+    ...(options.store === undefined ? {} : { store: options.store, reloadJobs: resumeStored }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
   });
@@ -118,11 +118,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     jobs,
     metrics,
     simulator,
-    start: async () => {
-      const replayed = await service.restore();
-      await resumeStored(false);
-      return replayed;
-    },
+    // Restoring takes up the stored flush jobs too, before the service says it is ready.
+    start: () => service.restore(),
     close: async () => {
       service.stop();
       await jobs.close();
