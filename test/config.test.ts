@@ -7,6 +7,8 @@ describe('configuration', () => {
     expect(loadConfig({})).toEqual({
       host: '127.0.0.1',
       port: 8080,
+      socketPath: undefined,
+      socketMode: 0o660,
       logLevel: 'info',
       dataDir: './data',
       store: 'sqlite',
@@ -43,6 +45,12 @@ describe('configuration', () => {
     expect(loadConfig({ HOST: '0.0.0.0', AUTH_TOKENS_FILE: '/etc/tokens.json' }).authTokensFile).toBe('/etc/tokens.json');
     expect(loadConfig({ HOST: '127.0.0.2' }).host).toBe('127.0.0.2');
     expect(() => loadConfig({ AUTH: 'tokens' })).toThrow(/AUTH_TOKENS_FILE/);
+  });
+
+  it('a Unix socket: its path, and its mode read as octal', () => {
+    expect(loadConfig({ SOCKET_PATH: '/run/coherency/api.sock', SOCKET_MODE: '0600' })).toMatchObject({ socketPath: '/run/coherency/api.sock', socketMode: 0o600 });
+    expect(loadConfig({ SOCKET_MODE: '660' }).socketMode).toBe(0o660);
+    expect(() => loadConfig({ SOCKET_MODE: '0689' })).toThrow(/SOCKET_MODE: an octal file mode/);
   });
 
   it('PostgreSQL needs a connection string', () => {
