@@ -43,7 +43,7 @@ import {
 } from './state-store.js';
 
 /** Schema migrations, applied in order; `t` qualifies a table with the store's schema. */
-const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
+export const MIGRATIONS: readonly ((t: (table: string) => string) => string)[] = [
   (t) => `CREATE TABLE ${t('commands')} (
      seq  BIGINT PRIMARY KEY,
      at   BIGINT NOT NULL,
