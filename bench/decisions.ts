@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { fmt, header, median } from './machine.js';
+import { fmt, header, median, profileArgs } from './machine.js';
 
 const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
 const PORT = Number(process.env['BENCH_PORT'] ?? 18_941);
@@ -108,7 +108,7 @@ async function waitFor(port: number, path: string, child: ChildProcess): Promise
 async function start(script: string, port: number, readyPath: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const childEnv: Record<string, string | undefined> = { ...process.env, HOST: '127.0.0.1', PORT: String(port), STORE: 'memory', RATE_LIMIT: '0', ...env };
   delete childEnv['LOG_LEVEL'];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...(process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`]), script], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...profileArgs(), script], {
     env: childEnv,
     stdio: ['ignore', 'ignore', 'inherit']
   });

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { coalescePairs, planFlush } from '../src/domain/index.js';
 import { createJobPool } from '../src/jobs/job-pool.js';
-import { fmt, header, median } from './machine.js';
+import { fmt, header, median, profileArgs } from './machine.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const PLAN_RANGES = 1_000_000;
@@ -86,7 +86,7 @@ for (const [name, times] of Object.entries(plans)) {
 
 /** The server as users run it (the embedded store, in a directory of its own); resolves once /readyz answers 200. */
 async function startServer(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...profileArgs(), 'src/server.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(PORT), LOG_LEVEL: 'warn', BODY_LIMIT: String(64 * 1024 * 1024), RATE_LIMIT: '0', DATA_DIR: dataDir, FLUSH_ACKS: 'answered' },
     stdio: ['ignore', 'ignore', 'inherit']
   });

@@ -26,3 +26,9 @@ export function fmt(n: number): string {
   if (Number.isNaN(n)) return 'n/a';
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);
 }
+
+/** Node flags for a benchmarked server: with BENCH_CPU_PROF=<dir>, a CPU profile written into dir when it exits. */
+export function profileArgs(): string[] {
+  const dir = process.env['BENCH_CPU_PROF'];
+  return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
