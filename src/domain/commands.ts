@@ -711,27 +711,28 @@ export function checkRange(start: number, pages: number, field: string): void {
 }
 
 /**
- * What an unpin of `r` releases: the start of every pinned range inside it, passed to `hit`.
- * Refuses what unpin refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too.
+ * What an unpin of [iova, iova + pages) releases: every pinned range inside it, written into
+ * `found` four numbers each (start, pages, hpa, attr); returns how many. Refuses what unpin
+ * refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too.
  */
-export function unpinVictims(vm: Vm, r: RangeInput, found: number[]): number {
-  checkRange(r.iova, r.pages, 'iova');
-  const end = r.iova + r.pages;
-  const hits = vm.pins.collectOverlaps(r.iova, end, found);
+export function unpinVictims(vm: Vm, iova: number, pages: number, found: number[]): number {
+  checkRange(iova, pages, 'iova');
+  const end = iova + pages;
+  const hits = vm.pins.collectOverlaps(iova, end, found);
   for (let h = 0; h < hits; h++) {
     const start = found[4 * h] as number;
-    const pages = found[4 * h + 1] as number;
-    if (start < r.iova || start + pages > end) {
-      throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(r.iova)} + ${formatPages(r.pages)} would cut the pinned range at ${formatPages(start)} in two`, {
+    const length = found[4 * h + 1] as number;
+    if (start < iova || start + length > end) {
+      throw new DomainError('UNPIN_BISECTS', `unpin of ${formatPages(iova)} + ${formatPages(pages)} would cut the pinned range at ${formatPages(start)} in two`, {
         vmId: vm.id,
-        conflict: { iova: formatPages(start), length: formatPages(pages) }
+        conflict: { iova: formatPages(start), length: formatPages(length) }
       });
     }
   }
   if (hits === 0) {
-    throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(r.iova)} + ${formatPages(r.pages)}`, {
+    throw new DomainError('UNKNOWN_RANGE', `nothing is pinned in ${formatPages(iova)} + ${formatPages(pages)}`, {
       vmId: vm.id,
-      iova: formatPages(r.iova)
+      iova: formatPages(iova)
     });
   }
   return hits;
@@ -743,7 +744,7 @@ function unpin(state: CoherencyState, cmd: { vmId: VmId; ranges: readonly RangeI
   const victims = new Set<number>();
   const found: number[] = [];
   for (const r of cmd.ranges) {
-    const hits = unpinVictims(vm, r, found);
+    const hits = unpinVictims(vm, r.iova, r.pages, found);
     for (let h = 0; h < hits; h++) victims.add(found[4 * h] as number);
   }
   const out = new DecisionBuilder();

@@ -36,6 +36,24 @@ export interface FlushQueryAnswer {
   readonly results: readonly FlushQueryResult[];
 }
 
+/**
+ * A flush question's ranges as columns: page numbers in typed arrays, so that a batch of 10,000
+ * ranges travels from body to answer without an object per range.
+ */
+export interface FlushQueryColumns {
+  readonly iova: Float64Array;
+  readonly pages: Float64Array;
+  /** The ranges as given, for what else they carry (hpa, memType, mmio, domains); null: none carries more. */
+  readonly given: readonly FlushQueryRange[] | null;
+}
+
+/** The answer as columns: results[i] is (iova[i], pages[i], required[i] === 1, rules[i]). */
+export interface FlushQueryColumnsAnswer {
+  readonly decision: Decision;
+  readonly required: Uint8Array;
+  readonly rules: readonly RuleId[];
+}
+
 /** What each rule means for a flush question, in the answer's reasons. */
 const EXPLAIN: Partial<Record<RuleId, string>> = {
   F1: 'as a pin would: flush before mapping iff it maps into an exposed domain',
@@ -44,6 +62,18 @@ const EXPLAIN: Partial<Record<RuleId, string>> = {
   F4: 'mmio mapped UC, UC- or WC on the host: never flushed',
   C1: 'maps only into coherent domains: no flush'
 };
+
+/** `ranges` as columns. */
+export function flushQueryColumns(ranges: readonly FlushQueryRange[]): FlushQueryColumns {
+  const iova = new Float64Array(ranges.length);
+  const pages = new Float64Array(ranges.length);
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i] as FlushQueryRange;
+    iova[i] = r.iova;
+    pages[i] = r.pages;
+  }
+  return { iova, pages, given: ranges };
+}
 
 /**
  * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
@@ -58,54 +88,69 @@ const EXPLAIN: Partial<Record<RuleId, string>> = {
  * - unmap: as unpin would (F3, F4; UNKNOWN_RANGE, UNPIN_BISECTS).
  */
 export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer {
+  const answer = mustFlushColumns(state, vmId, op, flushQueryColumns(ranges));
+  return { decision: answer.decision, results: resultsOf(ranges, answer) };
+}
+
+/** The columns of an answer as one result object per range. */
+export function resultsOf(ranges: readonly { readonly iova: number; readonly pages: number }[], answer: FlushQueryColumnsAnswer): FlushQueryResult[] {
+  return ranges.map((r, i) => ({ iova: r.iova, pages: r.pages, required: answer.required[i] === 1, rule: answer.rules[i] as RuleId }));
+}
+
+/** `mustFlush` over columns: the one implementation, without an object per range. */
+export function mustFlushColumns(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap', q: FlushQueryColumns): FlushQueryColumnsAnswer {
   const vm = getVm(state, vmId);
   const out = new DecisionBuilder();
-  const results: FlushQueryResult[] = [];
+  const count = q.iova.length;
+  const required = new Uint8Array(count);
+  const rules = new Array<RuleId>(count);
+  const found: number[] = [];
   if (op === 'unmap') {
-    const found: number[] = [];
-    for (const r of ranges) {
-      let required = false;
+    for (let i = 0; i < count; i++) {
       let rule: RuleId = 'F3';
-      const hits = unpinVictims(vm, r, found);
+      let flush = 0;
+      const hits = unpinVictims(vm, q.iova[i] as number, q.pages[i] as number, found);
       for (let h = 0; h < hits; h++) {
         const c = classifyRelease(found[4 * h + 3] as number);
         if (c.flush) {
           out.flush(found[4 * h + 2] as number, found[4 * h + 1] as number, 'unpin');
-          required = true;
-        } else if (c.rule === 'F4' && !required) rule = 'F4';
-        if (required) rule = 'F3';
+          flush = 1;
+        } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
+        if (flush === 1) rule = 'F3';
       }
-      results.push({ iova: r.iova, pages: r.pages, required, rule });
+      required[i] = flush;
+      rules[i] = rule;
     }
-    explain(out, results);
-    return { decision: out.build(kvmNoncoherentDma(vm)), results };
+    explain(out, required, rules);
+    return { decision: out.build(kvmNoncoherentDma(vm)), required, rules };
   }
   const exposure = new Exposure(vm, exposedDomains(vm, state.quirks));
   // Ranges not pinned at all are previewed as one pin batch, with the pin's own checks.
   const fresh: PinInput[] = [];
   const freshAt: number[] = [];
-  const found: number[] = [];
-  const pinned: (FlushQueryResult | undefined)[] = [];
-  for (let q = 0; q < ranges.length; q++) {
-    const r = ranges[q] as FlushQueryRange;
-    checkRange(r.iova, r.pages, 'iova');
-    const hits = vm.pins.collectOverlaps(r.iova, r.iova + r.pages, found);
+  for (let i = 0; i < count; i++) {
+    const iova = q.iova[i] as number;
+    const pages = q.pages[i] as number;
+    const r = q.given?.[i];
+    checkRange(iova, pages, 'iova');
+    const hits = vm.pins.collectOverlaps(iova, iova + pages, found);
     if (hits === 0) {
-      fresh.push({ iova: r.iova, pages: r.pages, hpa: r.hpa ?? Number.NaN, memType: r.memType ?? 'WB', mmio: r.mmio ?? false, domains: r.domains ?? null });
-      freshAt.push(q);
+      fresh.push({ iova, pages, hpa: r?.hpa ?? Number.NaN, memType: r?.memType ?? 'WB', mmio: r?.mmio ?? false, domains: r?.domains ?? null });
+      freshAt.push(i);
       continue;
     }
     let covered = 0;
     for (let h = 0; h < hits; h++) {
       const start = found[4 * h] as number;
-      covered += Math.min(start + (found[4 * h + 1] as number), r.iova + r.pages) - Math.max(start, r.iova);
+      covered += Math.min(start + (found[4 * h + 1] as number), iova + pages) - Math.max(start, iova);
     }
-    if (covered < r.pages) throw pinOverlap(vm, r, found[0] as number, found[1] as number);
-    const explicit = r.domains === undefined || r.domains === null || r.domains.length === 0 ? null : r.domains;
+    if (covered < pages) throw pinOverlap(vm, { iova, pages }, found[0] as number, found[1] as number);
+    const domains = r?.domains;
+    const explicit = domains === undefined || domains === null || domains.length === 0 ? null : domains;
     for (const d of explicit ?? []) {
       if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId, domainId: d });
     }
-    let required = false;
+    let flush = 0;
     let rule: RuleId = 'F2';
     for (let h = 0; h < hits; h++) {
       const start = found[4 * h] as number;
@@ -113,14 +158,15 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
       const verdict = explicit === null ? exposure.ofSubset(attrSubset(attr)) : exposure.ofDomains(explicit);
       const c = classifyReplay(attr, verdict === 'exposed');
       if (c.flush) {
-        const lo = Math.max(start, r.iova);
-        const hi = Math.min(start + (found[4 * h + 1] as number), r.iova + r.pages);
+        const lo = Math.max(start, iova);
+        const hi = Math.min(start + (found[4 * h + 1] as number), iova + pages);
         out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, 'replay');
-        required = true;
+        flush = 1;
         rule = 'F2';
-      } else if (c.rule === 'F4' && !required) rule = 'F4';
+      } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
     }
-    pinned[q] = { iova: r.iova, pages: r.pages, required, rule };
+    required[i] = flush;
+    rules[i] = rule;
   }
   const previews: RangeOutcome[] = [];
   if (fresh.length > 0) {
@@ -133,27 +179,29 @@ export function mustFlush(state: CoherencyState, vmId: VmId, op: 'map' | 'unmap'
         if (Number.isNaN(r.hpa)) out.unlisted('pin');
         else out.flush(r.hpa, r.pages, 'pin');
       }
-      pinned[freshAt[k] as number] = { iova: r.iova, pages: r.pages, required: p.required, rule: p.rule };
+      const at = freshAt[k] as number;
+      required[at] = p.required ? 1 : 0;
+      rules[at] = p.rule;
     }
   }
-  for (const result of pinned) results.push(result as FlushQueryResult);
-  explain(out, results);
-  return { decision: out.build(kvmNoncoherentDma(vm)), results };
+  explain(out, required, rules);
+  return { decision: out.build(kvmNoncoherentDma(vm)), required, rules };
 }
 
 /** One reason per rule, in the order rules first answered a range: ranges, and how many require a flush. */
-function explain(out: DecisionBuilder, results: readonly FlushQueryResult[]): void {
+function explain(out: DecisionBuilder, required: Uint8Array, rules: readonly RuleId[]): void {
   const counts = new Map<RuleId, { n: number; required: number }>();
-  for (const r of results) {
-    const count = counts.get(r.rule);
-    if (count === undefined) counts.set(r.rule, { n: 1, required: r.required ? 1 : 0 });
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as RuleId;
+    const count = counts.get(rule);
+    if (count === undefined) counts.set(rule, { n: 1, required: required[i] as number });
     else {
       count.n++;
-      if (r.required) count.required++;
+      count.required += required[i] as number;
     }
   }
-  for (const [rule, { n, required }] of counts) {
-    out.reason(rule, `${n} range(s), ${required} requiring a flush: ${EXPLAIN[rule] ?? ''}`);
+  for (const [rule, { n, required: flushed }] of counts) {
+    out.reason(rule, `${n} range(s), ${flushed} requiring a flush: ${EXPLAIN[rule] ?? ''}`);
   }
 }
 

@@ -57,10 +57,13 @@ export function rangeInput(r: { iova: HexIn; length: HexIn }): RangeInput {
 /** A single range or `{ranges}`; a batch over the limit is 413, not 400. */
 export function batchOf<T extends object>(body: T | { ranges: T[] }, limit: number): T[] {
   const ranges = 'ranges' in body ? body.ranges : [body];
-  if (ranges.length > limit) {
-    throw new HttpError('BATCH_TOO_LARGE', `a batch holds at most ${limit} ranges; this one has ${ranges.length}`, { limit, count: ranges.length });
-  }
+  checkBatch(ranges.length, limit);
   return ranges;
+}
+
+/** A batch of `count` ranges over the limit is 413, not 400. */
+export function checkBatch(count: number, limit: number): void {
+  if (count > limit) throw new HttpError('BATCH_TOO_LARGE', `a batch holds at most ${limit} ranges; this one has ${count}`, { limit, count });
 }
 
 export function policyInput(p: { mode?: Policy['mode']; onEnable?: Policy['onEnable']; exemptNeedsNoSnoop?: boolean; flushMethod?: Policy['flushMethod']; wbinvdAbove?: HexIn | null } | undefined): PolicyInput {

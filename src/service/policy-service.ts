@@ -26,13 +26,16 @@ import {
   DEVCTL_RESET_DEFAULT,
   getVm,
   listPins,
-  mustFlush,
+  flushQueryColumns,
+  mustFlushColumns,
   viewVm,
   waitsForReplays,
   type CoherencyState,
   type Command,
   type CommandResult,
-  type FlushQueryAnswer,
+  type FlushQueryColumns,
+  type FlushQueryColumnsAnswer,
+  type RuleId,
   type FlushQueryRange,
   type PinnedRangeView,
   type PolicyDefaults,
@@ -782,24 +785,31 @@ export class PolicyService {
    * Must the caller flush? When the state cannot be vouched for, the answer fails closed: every
    * range requires a flush, with a reason saying why (`failClosed`).
    */
-  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[]): FlushQueryAnswer & { failClosed?: 'STORE_UNAVAILABLE'; after?: readonly string[] } {
+  mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[] | FlushQueryColumns): FlushQueryColumnsAnswer & { failClosed?: 'STORE_UNAVAILABLE'; after?: readonly string[] } {
+    const q = Array.isArray(ranges) ? flushQueryColumns(ranges as readonly FlushQueryRange[]) : (ranges as FlushQueryColumns);
     if (this.healthy) {
-      const answer = mustFlush(this.state, vmId, op, ranges);
+      const answer = mustFlushColumns(this.state, vmId, op, q);
       // A map waits for the replays outstanding where devices may no-snoop, as the change would.
       const after = op === 'map' ? this.dependencies(vmId, answer.decision) : [];
       return after.length === 0 ? answer : { ...answer, after };
     }
     const out = new DecisionBuilder();
-    for (const r of ranges) if (r.hpa !== undefined) out.flush(r.hpa, r.pages, op === 'map' ? 'pin' : 'unpin');
+    const count = q.iova.length;
+    for (let i = 0; i < count; i++) {
+      const hpa = q.given?.[i]?.hpa;
+      if (hpa !== undefined) out.flush(hpa, q.pages[i] as number, op === 'map' ? 'pin' : 'unpin');
+    }
     const rule = op === 'map' ? 'F1' : 'F3';
     out.reason(rule, 'fail closed: the state store is unavailable or the state is not loaded, so every range is treated as needing a flush');
     const decision = out.build(true);
     return {
-      decision: { ...decision, flush: { ...decision.flush, required: ranges.length > 0 } },
-      results: ranges.map((r) => ({ iova: r.iova, pages: r.pages, required: true, rule })),
+      decision: { ...decision, flush: { ...decision.flush, required: count > 0 } },
+      required: new Uint8Array(count).fill(1),
+      rules: new Array<RuleId>(count).fill(rule),
       failClosed: 'STORE_UNAVAILABLE'
     };
   }
+
 
   vm(vmId: VmId): VmView {
     return viewVm(this.state, getVm(this.state, vmId));

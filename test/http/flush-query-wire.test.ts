@@ -8,8 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, RULE_IDS } from '../../src/domain/index.js';
-import { hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, parsePlainFlushQueryJson, stringifyFlushQueryAnswer } from '../../src/http/flush-query-wire.js';
+import { DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, parsePageLength, RULE_IDS } from '../../src/domain/index.js';
+import { echoOf, FlushQueryReply, hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, parseFlushQueryText, stringifyFlushQueryReply } from '../../src/http/flush-query-wire.js';
 import { FreshQuery, VmParams } from '../../src/http/schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
 import { createRuntime } from '../../src/service/runtime.js';
@@ -93,7 +93,23 @@ describe('decisions/flush answers', () => {
     expect(res.text).toBe(zodSerialize(JSON.parse(res.text)));
   });
 
-  it('stringifyFlushQueryAnswer matches the zod serializer on generated answers', () => {
+  /** An answer as the route gives it: its results as columns, each range's text echoed. */
+  const replyOf = (a: z.output<typeof FlushQueryAnswer>): FlushQueryReply =>
+    new FlushQueryReply(
+      a.op,
+      a.flush,
+      a.reasons,
+      a.kvmNoncoherentDma,
+      echoOf(
+        a.results.map((r) => r.iova),
+        a.results.map((r) => r.length)
+      ),
+      Uint8Array.from(a.results, (r) => (r.required ? 1 : 0)),
+      a.results.map((r) => r.rule),
+      a.failClosed
+    );
+
+  it('stringifyFlushQueryReply matches the zod serializer on generated answers', () => {
     const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
     const answer = fc.record(
       {
@@ -118,7 +134,10 @@ describe('decisions/flush answers', () => {
     );
     fc.assert(
       fc.property(answer, (a) => {
-        expect(stringifyFlushQueryAnswer(a)).toBe(zodSerialize(a));
+        const reply = replyOf(a);
+        expect(stringifyFlushQueryReply(reply)).toBe(zodSerialize(a));
+        // The reply's results, read as objects, are the answer's own.
+        expect(zodSerialize(reply)).toBe(zodSerialize(a));
       }),
       { numRuns: 500 }
     );
@@ -126,7 +145,7 @@ describe('decisions/flush answers', () => {
 
   it('leaves an answer with a flush job or receipt to zod', () => {
     const a = { op: 'map' as const, flush: { required: true, bytes: '0x1000', ranges: [], rangeCount: 0, rangesTruncated: false, jobId: 'j1' }, reasons: [], kvmNoncoherentDma: false, results: [] };
-    expect(stringifyFlushQueryAnswer(a)).toBeUndefined();
+    expect(stringifyFlushQueryReply(replyOf(a))).toBeUndefined();
   });
 });
 
@@ -236,7 +255,7 @@ describe('hexOf', () => {
   });
 });
 
-describe('parsePlainFlushQueryJson', () => {
+describe('parseFlushQueryText', () => {
   const address = fc.oneof(fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`), fc.string({ maxLength: 24 }), fc.nat());
   const range = fc.oneof(
     fc.record({ iova: address, length: address }),
@@ -265,11 +284,17 @@ describe('parsePlainFlushQueryJson', () => {
     let read = 0;
     fc.assert(
       fc.property(text, (t) => {
-        const plain = parsePlainFlushQueryJson(t);
+        const plain = parseFlushQueryText(t);
         if (plain === undefined) return;
         read++;
-        expect(plain).toEqual(JSON.parse(t));
-        expect(isPlainFlushQuery(plain)).toBe(true);
+        const parsed = JSON.parse(t) as { op: string; ranges: { iova: string; length: string }[] };
+        expect({ op: plain.op, ranges: plain.ranges }).toEqual(parsed);
+        expect(isPlainFlushQuery(parsed)).toBe(true);
+        // Its columns are the page numbers the route would parse from the same body.
+        expect([...plain.iova]).toEqual(parsed.ranges.map((r) => parsePageAddress(r.iova, 'iova')));
+        expect([...plain.pages]).toEqual(parsed.ranges.map((r) => parsePageLength(r.length, 'length')));
+        // And it echoes each range as the answer writes it.
+        expect(plain.ranges.flatMap((r) => [r.iova, r.length])).toEqual(parsed.ranges.flatMap((r) => [hexOf(r.iova, parsePageAddress(r.iova, 'iova')), hexOf(r.length, parsePageAddress(r.length, 'length'))]));
       }),
       { numRuns: 5000 }
     );
@@ -277,15 +302,17 @@ describe('parsePlainFlushQueryJson', () => {
   });
 
   it('reads the usual compact body', () => {
-    expect(parsePlainFlushQueryJson('{"op":"unmap","ranges":[{"iova":"0x0","length":"0x1000"},{"iova":"0x2000","length":"0x1000"}]}')).toEqual({
-      op: 'unmap',
-      ranges: [
-        { iova: '0x0', length: '0x1000' },
-        { iova: '0x2000', length: '0x1000' }
-      ]
-    });
-    expect(parsePlainFlushQueryJson('{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}\n')).toBeUndefined();
-    expect(parsePlainFlushQueryJson('{"op":"map","ranges":[{"iova":"0\\u0078","length":"0x1000"}]}')).toBeUndefined();
+    const plain = parseFlushQueryText('{"op":"unmap","ranges":[{"iova":"0x0","length":"0x1000"},{"iova":"0x2000","length":"0x3000"}]}');
+    expect(plain?.op).toBe('unmap');
+    expect([...(plain?.iova ?? [])]).toEqual([0, 2]);
+    expect([...(plain?.pages ?? [])]).toEqual([1, 3]);
+    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}\n')).toBeUndefined();
+    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0\\u0078","length":"0x1000"}]}')).toBeUndefined();
+    // Not canonical (upper case, a leading zero, unaligned, empty, too long): left to JSON.parse and zod.
+    for (const iova of ['0X1000', '0xA000', '0x01000', '0x1001', '0x', '0x10000000000000000']) {
+      expect(parseFlushQueryText(`{"op":"map","ranges":[{"iova":"${iova}","length":"0x1000"}]}`)).toBeUndefined();
+    }
+    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0x1000","length":"0x0"}]}')).toBeUndefined();
   });
 
   it('other texts get the same answers as on a route with the default JSON parser', async () => {

@@ -1,27 +1,27 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
-import { parsePageAddress, parsePageLength, type FlushQueryRange } from '../../domain/index.js';
-import { flushQuerySerializerCompiler, flushQueryValidatorCompiler, hexOf, parsePlainFlushQueryJson } from '../flush-query-wire.js';
+import { flushQueryColumns, parsePageAddress, parsePageLength, type FlushQueryColumns, type FlushQueryRange } from '../../domain/index.js';
+import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryText, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
-import { batchOf, domainIds, flushWire, vmIdOf } from '../wire.js';
+import { batchOf, checkBatch, domainIds, flushWire, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
-  // In this plugin only (its one route): the commonest body is read without JSON.parse; any other
-  // JSON body goes to Fastify's own parser, with its usual errors and prototype-poisoning checks.
+  // In this plugin only (its one route): the commonest body is read without JSON.parse, into
+  // columns; any other JSON body goes to Fastify's own parser, with its usual errors and
+  // prototype-poisoning checks, and to zod.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const plain = parsePlainFlushQueryJson(body as string);
+    const plain = parseFlushQueryText(body as string);
     if (plain === undefined) void json(request, body as string, done);
     else done(null, plain);
   });
 
-  const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }) => {
-    const vmId = vmIdOf(request.params);
-    const { op } = request.body;
-    const given = batchOf({ ranges: request.body.ranges }, app.limits.batchLimit);
+  /** Any other body: each range parsed as before (its errors in range order), then as columns. */
+  const columnsOf = (body: z.output<typeof FlushQueryBody>): { q: FlushQueryColumns; echo: Echo } => {
+    const given = batchOf({ ranges: body.ranges }, app.limits.batchLimit);
     const ranges: FlushQueryRange[] = new Array<FlushQueryRange>(given.length);
     for (let i = 0; i < given.length; i++) {
       const r = given[i] as (typeof given)[number];
@@ -34,20 +34,31 @@ export default function decisionRoutes(app: FastifyInstance): void {
         domains: domainIds(r.domains)
       };
     }
-    const answer = app.policy.mustFlush(vmId, op, ranges);
+    const echo = echoOf(
+      given.map((r, i) => hexOf(r.iova, (ranges[i] as FlushQueryRange).iova)),
+      given.map((r, i) => hexOf(r.length, (ranges[i] as FlushQueryRange).pages))
+    );
+    return { q: flushQueryColumns(ranges), echo };
+  };
+
+  const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }): FlushQueryReply => {
+    const vmId = vmIdOf(request.params);
+    const body: unknown = request.body;
+    const { op } = request.body;
+    let q: FlushQueryColumns;
+    let echo: Echo;
+    if (body instanceof PlainFlushQuery) {
+      checkBatch(body.iova.length, app.limits.batchLimit);
+      q = body;
+      echo = body.echo;
+    } else {
+      ({ q, echo } = columnsOf(request.body));
+    }
+    const answer = app.policy.mustFlush(vmId, op, q);
     // One result per requested range, in request order.
-    const results = answer.results.map((x, i) => {
-      const r = given[i] as (typeof given)[number];
-      return { iova: hexOf(r.iova, x.iova), length: hexOf(r.length, x.pages), required: x.required, rule: x.rule };
-    });
-    return {
-      op,
-      flush: answer.after === undefined ? flushWire(answer.decision) : { ...flushWire(answer.decision), after: [...answer.after] },
-      reasons: [...answer.decision.reasons],
-      kvmNoncoherentDma: answer.decision.kvmNoncoherentDma,
-      results,
-      ...(answer.failClosed === undefined ? {} : { failClosed: answer.failClosed })
-    };
+    const d = answer.decision;
+    const flush = answer.after === undefined ? flushWire(d) : { ...flushWire(d), after: [...answer.after] };
+    return new FlushQueryReply(op, flush, [...d.reasons], d.kvmNoncoherentDma, echo, answer.required, answer.rules, answer.failClosed);
   };
 
   app.withTypeProvider<ZodTypeProvider>().post(
