@@ -134,6 +134,53 @@ function rangesOf(pairs: Float64Array, count: number): HostRange[] {
 }
 
 /**
+ * The union of `count` (start, pages) pairs in any order, as sorted pairs with touching and
+ * overlapping ones merged, and its pages. Starts and ends are sorted apart (a native numeric
+ * sort, no comparator) and swept: a segment opens at a start while none is open and closes at
+ * the end that leaves none open; a start at or before the next end keeps the segment open,
+ * so touching ranges merge.
+ */
+export function coalesceUnsorted(added: Float64Array, count: number): { pairs: Float64Array; pages: number } {
+  const starts = new Float64Array(count);
+  const ends = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const s = added[2 * i] as number;
+    starts[i] = s;
+    ends[i] = s + (added[2 * i + 1] as number);
+  }
+  starts.sort();
+  ends.sort();
+  const out = new Float64Array(2 * count);
+  let n = 0;
+  let pages = 0;
+  let open = 0;
+  let from = 0;
+  let j = 0;
+  for (let i = 0; i < count; ) {
+    const s = starts[i] as number;
+    if (s <= (ends[j] as number)) {
+      if (open === 0) from = s;
+      open++;
+      i++;
+    } else {
+      open--;
+      if (open === 0) {
+        out[n++] = from;
+        out[n++] = (ends[j] as number) - from;
+        pages += (ends[j] as number) - from;
+      }
+      j++;
+    }
+  }
+  // Every start is in: the open segment closes at the last end.
+  const last = ends[count - 1] as number;
+  out[n++] = from;
+  out[n++] = last - from;
+  pages += last - from;
+  return { pairs: n === out.length ? out : out.subarray(0, n), pages };
+}
+
+/**
  * Collects the host ranges one command must flush and the reasons given, then coalesces them
  * into a FlushDecision. Ranges are added in any order, as pairs in one typed array; `build` sorts
  * once.
@@ -224,24 +271,22 @@ export class DecisionBuilder {
     if (this.#coalesced !== null && count >= LAZY_RANGES) return lazyFlush(added.subarray(0, 2 * count), this.#coalesced, cause, when);
     let sorted = true;
     for (let i = 2; i < 2 * count && sorted; i += 2) if ((added[i] as number) < (added[i - 2] as number)) sorted = false;
-    // Replays walk ranges in IOVA order, usually host order too: then no sort is needed.
-    let order: Uint32Array | null = null;
+    // Replays walk ranges in IOVA order, usually host order too: then they coalesce in place
+    // (each is written at or before where it was read). Otherwise starts and ends are sorted
+    // apart, natively, and swept (coalesceUnsorted).
     if (!sorted) {
-      order = new Uint32Array(count);
-      for (let i = 0; i < count; i++) order[i] = i;
-      order.sort((a, b) => (added[2 * a] as number) - (added[2 * b] as number));
+      const { pairs, pages } = coalesceUnsorted(added, count);
+      if (pairs.length / 2 < LAZY_RANGES) return { required: true, ranges: rangesOf(pairs, pairs.length / 2), pages, cause, when };
+      return lazyFlush(pairs, pages, cause, when);
     }
-    // Sorted ranges coalesce in place (each is written at or before where it was read).
-    const out = order === null ? added : new Float64Array(2 * count);
+    const out = added;
     let n = 0;
-    const first = order === null ? 0 : (order[0] as number);
-    let curStart = added[2 * first] as number;
-    let curEnd = curStart + (added[2 * first + 1] as number);
+    let curStart = added[0] as number;
+    let curEnd = curStart + (added[1] as number);
     let pages = 0;
     for (let k = 1; k < count; k++) {
-      const i = order === null ? k : (order[k] as number);
-      const s = added[2 * i] as number;
-      const e = s + (added[2 * i + 1] as number);
+      const s = added[2 * k] as number;
+      const e = s + (added[2 * k + 1] as number);
       if (s <= curEnd) {
         if (e > curEnd) curEnd = e;
       } else {
