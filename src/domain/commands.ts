@@ -713,12 +713,13 @@ export function checkRange(start: number, pages: number, field: string): void {
 /**
  * What an unpin of [iova, iova + pages) releases: every pinned range inside it, written into
  * `found` four numbers each (start, pages, hpa, attr); returns how many. Refuses what unpin
- * refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too.
+ * refuses (UNKNOWN_RANGE, UNPIN_BISECTS); the unmap query checks with it too. `overlaps`: the
+ * lookup of a batch asked in IOVA order (PinMap.overlapsInOrder), else collectOverlaps.
  */
-export function unpinVictims(vm: Vm, iova: number, pages: number, found: number[]): number {
+export function unpinVictims(vm: Vm, iova: number, pages: number, found: number[], overlaps?: (start: number, end: number, out: number[]) => number): number {
   checkRange(iova, pages, 'iova');
   const end = iova + pages;
-  const hits = vm.pins.collectOverlaps(iova, end, found);
+  const hits = overlaps === undefined ? vm.pins.collectOverlaps(iova, end, found) : overlaps(iova, end, found);
   for (let h = 0; h < hits; h++) {
     const start = found[4 * h] as number;
     const length = found[4 * h + 1] as number;

@@ -3,6 +3,7 @@
  * takes effect, the devctl outcome for config-space writes, and the reasons, each naming a rule.
  */
 import type { PciAddress } from './ids.js';
+import { sortPageNumbers } from './radix.js';
 import type { RuleId } from './rules.js';
 
 export interface Reason {
@@ -135,8 +136,8 @@ function rangesOf(pairs: Float64Array, count: number): HostRange[] {
 
 /**
  * The union of `count` (start, pages) pairs in any order, as sorted pairs with touching and
- * overlapping ones merged, and its pages. Starts and ends are sorted apart (a native numeric
- * sort, no comparator) and swept: a segment opens at a start while none is open and closes at
+ * overlapping ones merged, and its pages. Starts and ends are sorted apart (a radix sort, no
+ * comparator) and swept: a segment opens at a start while none is open and closes at
  * the end that leaves none open; a start at or before the next end keeps the segment open,
  * so touching ranges merge.
  */
@@ -148,8 +149,8 @@ export function coalesceUnsorted(added: Float64Array, count: number): { pairs: F
     starts[i] = s;
     ends[i] = s + (added[2 * i + 1] as number);
   }
-  starts.sort();
-  ends.sort();
+  sortPageNumbers(starts);
+  sortPageNumbers(ends);
   const out = new Float64Array(2 * count);
   let n = 0;
   let pages = 0;
@@ -273,7 +274,7 @@ export class DecisionBuilder {
     for (let i = 2; i < 2 * count && sorted; i += 2) if ((added[i] as number) < (added[i - 2] as number)) sorted = false;
     // Replays walk ranges in IOVA order, usually host order too: then they coalesce in place
     // (each is written at or before where it was read). Otherwise starts and ends are sorted
-    // apart, natively, and swept (coalesceUnsorted).
+    // apart and swept (coalesceUnsorted).
     if (!sorted) {
       const { pairs, pages } = coalesceUnsorted(added, count);
       if (pairs.length / 2 < LAZY_RANGES) return { required: true, ranges: rangesOf(pairs, pairs.length / 2), pages, cause, when };

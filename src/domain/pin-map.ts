@@ -106,6 +106,37 @@ function lastAtOrBefore(leaf: Leaf, key: number): number {
   return found;
 }
 
+/** Leaves an in-order query steps forward before it descends from the root instead. */
+const FINGER_STEPS = 4;
+
+/**
+ * collectOverlaps from `leaf`, a leaf whose ranges start at or before `start` where any range
+ * does (the one `#descend(start)` finds, or a later one whose first range starts at or before
+ * `start` while the next leaf's does not).
+ */
+function collectFrom(from: Leaf, start: number, end: number, out: number[]): number {
+  let leaf: Leaf | null = from;
+  let i = lastAtOrBefore(leaf, start);
+  let n = 0;
+  if (i < 0) {
+    // The predecessor, if any, is the last range of the previous leaf.
+    const prev = leaf.prev;
+    if (prev !== null && prev.end(prev.n - 1) > start) n = copyRange(prev, prev.n - 1, out, n);
+    i = 0;
+  } else if (leaf.end(i) <= start) {
+    i++;
+  }
+  while (leaf !== null) {
+    for (; i < leaf.n; i++) {
+      if (leaf.start(i) >= end) return n;
+      n = copyRange(leaf, i, out, n);
+    }
+    leaf = leaf.next;
+    i = 0;
+  }
+  return n;
+}
+
 /** Appends range `i` of `leaf` to `out` as the `n`th quadruple; returns n + 1. */
 function copyRange(leaf: Leaf, i: number, out: number[], n: number): number {
   const o = i * STRIDE;
@@ -468,26 +499,32 @@ export class PinMap {
    * across queries: no closure or object per range, for callers asking thousands of questions.
    */
   collectOverlaps(start: number, end: number, out: number[]): number {
-    let leaf: Leaf | null = this.#descend(start, null);
-    let i = lastAtOrBefore(leaf, start);
-    let n = 0;
-    if (i < 0) {
-      // The predecessor, if any, is the last range of the previous leaf.
-      const prev = leaf.prev;
-      if (prev !== null && prev.end(prev.n - 1) > start) n = copyRange(prev, prev.n - 1, out, n);
-      i = 0;
-    } else if (leaf.end(i) <= start) {
-      i++;
-    }
-    while (leaf !== null) {
-      for (; i < leaf.n; i++) {
-        if (leaf.start(i) >= end) return n;
-        n = copyRange(leaf, i, out, n);
+    return collectFrom(this.#descend(start, null), start, end, out);
+  }
+
+  /**
+   * `collectOverlaps` for queries asked in ascending order of `start`, with the map unchanged
+   * between them: each query starts from the leaf where the one before it started and steps
+   * forward leaf by leaf (a few steps at most, else it descends from the root). A batch of sorted
+   * queries then reads each leaf once, in order, instead of descending the tree for each.
+   */
+  overlapsInOrder(): (start: number, end: number, out: number[]) => number {
+    let at: Leaf | null = null;
+    return (start, end, out) => {
+      let leaf = at;
+      if (leaf === null || leaf.n === 0 || start < leaf.start(0)) leaf = this.#descend(start, null);
+      else {
+        for (let steps = 0; leaf.next !== null && leaf.next.start(0) <= start; steps++) {
+          if (steps === FINGER_STEPS) {
+            leaf = this.#descend(start, null);
+            break;
+          }
+          leaf = leaf.next;
+        }
       }
-      leaf = leaf.next;
-      i = 0;
-    }
-    return n;
+      at = leaf;
+      return collectFrom(leaf, start, end, out);
+    };
   }
 
   /** Visits every range in IOVA order. */

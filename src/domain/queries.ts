@@ -9,6 +9,7 @@ import type { DomainId, PciAddress, VmId } from './ids.js';
 import type { Arch, Policy } from './policy.js';
 import type { QuirkFlag } from './quirks.js';
 import type { RuleId } from './rules.js';
+import { ascendingOrder } from './radix.js';
 import { classifyRelease, classifyReplay, Exposure } from './ranges.js';
 import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, type CoherencyState, type Device, type IommuDomain, type MemType, type NoSnoopState, type Vm } from './state.js';
 import { checkRange, getVm, mapRanges, pinOverlap, unpinVictims, validatePins, type PinInput, type RangeOutcome } from './commands.js';
@@ -104,69 +105,39 @@ export function mustFlushColumns(state: CoherencyState, vmId: VmId, op: 'map' | 
   const count = q.iova.length;
   const required = new Uint8Array(count);
   const rules = new Array<RuleId>(count);
-  const found: number[] = [];
   if (op === 'unmap') {
-    for (let i = 0; i < count; i++) {
-      let rule: RuleId = 'F3';
-      let flush = 0;
-      const hits = unpinVictims(vm, q.iova[i] as number, q.pages[i] as number, found);
-      for (let h = 0; h < hits; h++) {
-        const c = classifyRelease(found[4 * h + 3] as number);
-        if (c.flush) {
-          out.flush(found[4 * h + 2] as number, found[4 * h + 1] as number, 'unpin');
-          flush = 1;
-        } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
-        if (flush === 1) rule = 'F3';
-      }
-      required[i] = flush;
-      rules[i] = rule;
+    // Looked up in ascending IOVA order (each leaf of the pin map read once), answered in request
+    // order. A refusal is found again in request order, so the first refused range is named.
+    const order = count < IN_ORDER_MIN ? null : ascendingOrder(q.iova);
+    try {
+      unmapQuery(vm, q, order, out, required, rules);
+    } catch (err) {
+      if (order === null) throw err;
+      unmapQuery(vm, q, null, new DecisionBuilder(), required, rules);
+      throw err;
     }
     explain(out, required, rules);
     return { decision: out.build(kvmNoncoherentDma(vm)), required, rules };
   }
   const exposure = new Exposure(vm, exposedDomains(vm, state.quirks));
-  // Ranges not pinned at all are previewed as one pin batch, with the pin's own checks.
+  // Pinned ranges answer as replays; those not pinned at all (1 in `unpinned`) are previewed
+  // below as one pin batch, with the pin's own checks. Looked up in IOVA order as for unmap.
+  const unpinned = new Uint8Array(count);
+  const order = count < IN_ORDER_MIN ? null : ascendingOrder(q.iova);
+  try {
+    replayQuery(vm, exposure, q, order, out, required, rules, unpinned);
+  } catch (err) {
+    if (order === null) throw err;
+    replayQuery(vm, exposure, q, null, new DecisionBuilder(), required, rules, unpinned);
+    throw err;
+  }
   const fresh: PinInput[] = [];
   const freshAt: number[] = [];
   for (let i = 0; i < count; i++) {
-    const iova = q.iova[i] as number;
-    const pages = q.pages[i] as number;
+    if (unpinned[i] === 0) continue;
     const r = q.given?.[i];
-    checkRange(iova, pages, 'iova');
-    const hits = vm.pins.collectOverlaps(iova, iova + pages, found);
-    if (hits === 0) {
-      fresh.push({ iova, pages, hpa: r?.hpa ?? Number.NaN, memType: r?.memType ?? 'WB', mmio: r?.mmio ?? false, domains: r?.domains ?? null });
-      freshAt.push(i);
-      continue;
-    }
-    let covered = 0;
-    for (let h = 0; h < hits; h++) {
-      const start = found[4 * h] as number;
-      covered += Math.min(start + (found[4 * h + 1] as number), iova + pages) - Math.max(start, iova);
-    }
-    if (covered < pages) throw pinOverlap(vm, { iova, pages }, found[0] as number, found[1] as number);
-    const domains = r?.domains;
-    const explicit = domains === undefined || domains === null || domains.length === 0 ? null : domains;
-    for (const d of explicit ?? []) {
-      if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId, domainId: d });
-    }
-    let flush = 0;
-    let rule: RuleId = 'F2';
-    for (let h = 0; h < hits; h++) {
-      const start = found[4 * h] as number;
-      const attr = found[4 * h + 3] as number;
-      const verdict = explicit === null ? exposure.ofSubset(attrSubset(attr)) : exposure.ofDomains(explicit);
-      const c = classifyReplay(attr, verdict === 'exposed');
-      if (c.flush) {
-        const lo = Math.max(start, iova);
-        const hi = Math.min(start + (found[4 * h + 1] as number), iova + pages);
-        out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, 'replay');
-        flush = 1;
-        rule = 'F2';
-      } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
-    }
-    required[i] = flush;
-    rules[i] = rule;
+    fresh.push({ iova: q.iova[i] as number, pages: q.pages[i] as number, hpa: r?.hpa ?? Number.NaN, memType: r?.memType ?? 'WB', mmio: r?.mmio ?? false, domains: r?.domains ?? null });
+    freshAt.push(i);
   }
   const previews: RangeOutcome[] = [];
   if (fresh.length > 0) {
@@ -186,6 +157,82 @@ export function mustFlushColumns(state: CoherencyState, vmId: VmId, op: 'map' | 
   }
   explain(out, required, rules);
   return { decision: out.build(kvmNoncoherentDma(vm)), required, rules };
+}
+
+/** Batches at least this large are looked up in IOVA order. */
+const IN_ORDER_MIN = 64;
+
+/** The unmap answers of `q`, asked in `order` (null: request order); throws what the unpin would. */
+function unmapQuery(vm: Vm, q: FlushQueryColumns, order: Uint32Array | null, out: DecisionBuilder, required: Uint8Array, rules: RuleId[]): void {
+  const found: number[] = [];
+  const overlaps = order === null ? undefined : vm.pins.overlapsInOrder();
+  const count = q.iova.length;
+  for (let k = 0; k < count; k++) {
+    const i = order === null ? k : (order[k] as number);
+    let rule: RuleId = 'F3';
+    let flush = 0;
+    const hits = unpinVictims(vm, q.iova[i] as number, q.pages[i] as number, found, overlaps);
+    for (let h = 0; h < hits; h++) {
+      const c = classifyRelease(found[4 * h + 3] as number);
+      if (c.flush) {
+        out.flush(found[4 * h + 2] as number, found[4 * h + 1] as number, 'unpin');
+        flush = 1;
+      } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
+      if (flush === 1) rule = 'F3';
+    }
+    required[i] = flush;
+    rules[i] = rule;
+  }
+}
+
+/**
+ * The map answers of the pinned ranges of `q`, asked in `order` (null: request order), as the
+ * replay into their domains would answer; ranges not pinned at all are marked in `unpinned`.
+ * Throws what the pin would for a range partly pinned, and for an unknown domain.
+ */
+function replayQuery(vm: Vm, exposure: Exposure, q: FlushQueryColumns, order: Uint32Array | null, out: DecisionBuilder, required: Uint8Array, rules: RuleId[], unpinned: Uint8Array): void {
+  const found: number[] = [];
+  const overlaps = order === null ? null : vm.pins.overlapsInOrder();
+  const count = q.iova.length;
+  for (let k = 0; k < count; k++) {
+    const i = order === null ? k : (order[k] as number);
+    const iova = q.iova[i] as number;
+    const pages = q.pages[i] as number;
+    checkRange(iova, pages, 'iova');
+    const hits = overlaps === null ? vm.pins.collectOverlaps(iova, iova + pages, found) : overlaps(iova, iova + pages, found);
+    if (hits === 0) {
+      unpinned[i] = 1;
+      continue;
+    }
+    let covered = 0;
+    for (let h = 0; h < hits; h++) {
+      const start = found[4 * h] as number;
+      covered += Math.min(start + (found[4 * h + 1] as number), iova + pages) - Math.max(start, iova);
+    }
+    if (covered < pages) throw pinOverlap(vm, { iova, pages }, found[0] as number, found[1] as number);
+    const domains = q.given?.[i]?.domains;
+    const explicit = domains === undefined || domains === null || domains.length === 0 ? null : domains;
+    for (const d of explicit ?? []) {
+      if (!vm.domains.has(d)) throw new DomainError('UNKNOWN_DOMAIN', `domain ${d} does not exist in VM ${vm.id}`, { vmId: vm.id, domainId: d });
+    }
+    let flush = 0;
+    let rule: RuleId = 'F2';
+    for (let h = 0; h < hits; h++) {
+      const start = found[4 * h] as number;
+      const attr = found[4 * h + 3] as number;
+      const verdict = explicit === null ? exposure.ofSubset(attrSubset(attr)) : exposure.ofDomains(explicit);
+      const c = classifyReplay(attr, verdict === 'exposed');
+      if (c.flush) {
+        const lo = Math.max(start, iova);
+        const hi = Math.min(start + (found[4 * h + 1] as number), iova + pages);
+        out.flush((found[4 * h + 2] as number) + (lo - start), hi - lo, 'replay');
+        flush = 1;
+        rule = 'F2';
+      } else if (c.rule === 'F4' && flush === 0) rule = 'F4';
+    }
+    required[i] = flush;
+    rules[i] = rule;
+  }
 }
 
 /** One reason per rule, in the order rules first answered a range: ranges, and how many require a flush. */

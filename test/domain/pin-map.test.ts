@@ -165,6 +165,33 @@ describe('PinMap (B+tree interval map)', () => {
     expect(map.get(101)).toBeUndefined();
   });
 
+  it('answers queries asked in IOVA order (overlapsInOrder) as collectOverlaps does, across splits, merges and stale separators', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(20_000), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 3000 }),
+        fc.array(fc.nat(2999), { maxLength: 2000 }),
+        fc.array(fc.tuple(fc.nat(20_100), fc.integer({ min: 1, max: 200 })), { minLength: 1, maxLength: 400 }),
+        (adds, removes, queries) => {
+          const map = new PinMap();
+          const starts: number[] = [];
+          for (const [start, pages] of adds) if (map.insert(start, pages, start * 3, pages % 7)) starts.push(start);
+          // Removals leave separators below their child's minimum: the descent must still work.
+          for (const k of removes) if (starts.length > 0) map.remove(starts[k % starts.length] as number);
+          const sorted = [...queries].sort((a, b) => a[0] - b[0]);
+          const inOrder = map.overlapsInOrder();
+          const a: number[] = [];
+          const b: number[] = [];
+          for (const [start, pages] of sorted) {
+            const n = inOrder(start, start + pages, a);
+            expect(n).toBe(map.collectOverlaps(start, start + pages, b));
+            expect(a.slice(0, 4 * n)).toEqual(b.slice(0, 4 * n));
+          }
+        }
+      ),
+      { numRuns: 100 }
+    );
+  });
+
   it('pages through ranges from a cursor', () => {
     const map = new PinMap();
     for (let i = 0; i < 1000; i++) map.insert(i * 10, 1, i, 0);
