@@ -7,32 +7,35 @@
  *   output would equal its input), and likewise for the path parameters and an empty query
  *   string. Those skip zod; anything else, valid or not, is validated by zod exactly as before,
  *   so errors do not change.
- * - `parseFlushQueryText` reads the commonest body, `{"op":..,"ranges":[{"iova":..,
- *   "length":..},..]}` written compactly with canonical hex strings, without JSON.parse and
- *   without an object per range: page numbers go into typed arrays (a PlainFlushQuery), and
- *   where each range's text lies is kept for the answer. Any other text goes to Fastify's JSON
- *   parser, whose errors stay the same, and is validated by zod.
- * - `stringifyFlushQueryReply` writes a 200 answer as JSON, byte for byte what the zod
+ * - `parseFlushQueryBytes` reads the commonest body, `{"op":..,"ranges":[{"iova":..,
+ *   "length":..},..]}` written compactly with canonical hex strings, from its bytes: without
+ *   decoding it, without JSON.parse and without an object per range. Page numbers go into typed
+ *   arrays (a PlainFlushQuery), and where each range's bytes lie is kept for the answer. Any
+ *   other body goes to Fastify's JSON parser, whose errors stay the same, and is validated by zod.
+ * - `serializeFlushQueryReply` writes a 200 answer as JSON bytes, exactly what the zod
  *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), from the answer's
- *   columns: each result echoes its range's own text (`{"iova":"..","length":".."`), then its
- *   verdict and rule.
+ *   columns: flush ranges from the decision's pairs, and each result the bytes of its range
+ *   (`{"iova":"..","length":".."`), then its verdict and rule.
  * - `hexOf` gives back the caller's own address string when it is already the canonical hex.
  */
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { formatPages, MEM_TYPES, type FlushQueryColumns, type RuleId } from '../domain/index.js';
+import { flushPairs, flushRangeCount, formatPages, MEM_TYPES, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
 import type { FlushQueryAnswer } from './schemas/pin.js';
+import { flushWire, LISTED_RANGES_MAX } from './wire.js';
 
 type Answer = z.output<typeof FlushQueryAnswer>;
 
+const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
+
 /**
- * Each range of a question as the answer echoes it: `text` holds range i as
+ * Each range of a question as the answer echoes it: `bytes` hold range i as
  * `{"iova":"X","length":"Y"` with X at [at[4i], at[4i+1]) and Y at [at[4i+2], at[4i+3]), X and
- * Y canonical hex (what formatPages writes).
+ * Y canonical hex (what formatPages writes), all ASCII.
  */
 export interface Echo {
-  readonly text: string;
+  readonly bytes: Uint8Array;
   readonly at: Uint32Array;
 }
 
@@ -54,10 +57,14 @@ export function echoOf(iova: readonly string[], length: readonly string[]): Echo
     at[4 * i + 3] = text.length;
     text += '"';
   }
-  return { text, at };
+  return { bytes: Buffer.from(text, 'latin1'), at };
 }
 
-/** A compact flush question read from its text by parseFlushQueryText: columns, and the echo of each range. */
+function echoed(echo: Echo, i: number, field: 0 | 2): string {
+  return Buffer.from(echo.bytes.buffer, echo.bytes.byteOffset, echo.bytes.byteLength).toString('latin1', echo.at[4 * i + field], echo.at[4 * i + field + 1]);
+}
+
+/** A compact flush question read from its bytes by parseFlushQueryBytes: columns, and the echo of each range. */
 export class PlainFlushQuery implements FlushQueryColumns {
   readonly given = null;
   constructor(
@@ -69,33 +76,45 @@ export class PlainFlushQuery implements FlushQueryColumns {
 
   /** The ranges as JSON.parse would give them. */
   get ranges(): { iova: string; length: string }[] {
-    const { text, at } = this.echo;
     const out: { iova: string; length: string }[] = [];
-    for (let i = 0; i < this.iova.length; i++) out.push({ iova: text.slice(at[4 * i], at[4 * i + 1]), length: text.slice(at[4 * i + 2], at[4 * i + 3]) });
+    for (let i = 0; i < this.iova.length; i++) out.push({ iova: echoed(this.echo, i, 0), length: echoed(this.echo, i, 2) });
     return out;
   }
 }
 
-/** A 200 answer of the route as columns; `results` makes the objects the schema describes, when read. */
+/**
+ * A 200 answer of the route as columns. `flush`, `reasons` and `results` make what the schema
+ * describes when read (the schema serializer reads them); serializeFlushQueryReply writes the
+ * same bytes from the columns.
+ */
 export class FlushQueryReply {
   constructor(
     readonly op: 'map' | 'unmap',
-    readonly flush: Answer['flush'],
-    readonly reasons: Answer['reasons'],
-    readonly kvmNoncoherentDma: boolean,
+    readonly decision: Decision,
+    readonly after: readonly string[] | undefined,
     readonly echo: Echo,
     readonly required: Uint8Array,
     readonly rules: readonly RuleId[],
     readonly failClosed?: 'STORE_UNAVAILABLE'
   ) {}
 
+  get flush(): Answer['flush'] {
+    const wire = flushWire(this.decision);
+    return this.after === undefined ? wire : { ...wire, after: [...this.after] };
+  }
+
+  get reasons(): Answer['reasons'] {
+    return [...this.decision.reasons];
+  }
+
+  get kvmNoncoherentDma(): boolean {
+    return this.decision.kvmNoncoherentDma;
+  }
+
   get results(): Answer['results'] {
-    const { text, at } = this.echo;
-    return this.rules.map((rule, i) => ({ iova: text.slice(at[4 * i], at[4 * i + 1]), length: text.slice(at[4 * i + 2], at[4 * i + 3]), required: this.required[i] === 1, rule }));
+    return this.rules.map((rule, i) => ({ iova: echoed(this.echo, i, 0), length: echoed(this.echo, i, 2), required: this.required[i] === 1, rule }));
   }
 }
-
-const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -193,51 +212,117 @@ export const flushQueryValidatorCompiler: FastifySchemaCompiler<unknown> = (rout
 };
 
 /**
- * The route's serializer compiler: 200 answers are written by `stringifyFlushQueryReply`,
+ * The route's serializer compiler: 200 answers are written by `serializeFlushQueryReply`,
  * problems by the zod serializer as on other routes.
  */
 export const flushQuerySerializerCompiler: FastifySerializerCompiler<unknown> = (route) => {
   const zod = serializerCompiler({ ...route, schema: route.schema as z.ZodType });
   if (route.httpStatus !== '200') return zod;
-  return (data: unknown) => (data instanceof FlushQueryReply ? (stringifyFlushQueryReply(data) ?? zod(data)) : zod(data));
+  const serialize = (data: unknown): string | Buffer => (data instanceof FlushQueryReply ? serializeFlushQueryReply(data) : zod(data));
+  // Fastify sends a serializer's Buffer as it is (its content-length from the Buffer's length);
+  // its types only name strings.
+  return serialize as (data: unknown) => string;
 };
 
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** 2^28: page numbers are written as two halves below and above this (as formatPages does). */
+const LOW_PAGES = 2 ** 28;
+const RANGE_HPA = Buffer.from('{"hpa":"', 'latin1');
+const RANGE_LENGTH = Buffer.from('","length":"', 'latin1');
+const RANGE_CLOSE = Buffer.from('"}', 'latin1');
+const RESULT_TRUE = Buffer.from(',"required":true,"rule":"', 'latin1');
+const RESULT_FALSE = Buffer.from(',"required":false,"rule":"', 'latin1');
+/** The most bytes one listed flush range takes: `,{"hpa":"0x…000","length":"0x…000"}` with 13 + 3 digits each. */
+const RANGE_MAX_BYTES = 1 + RANGE_HPA.length + 18 + RANGE_LENGTH.length + 18 + RANGE_CLOSE.length;
+
+/** Copies `src` into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
+function put(out: Uint8Array, o: number, src: Uint8Array, from = 0, to = src.length): number {
+  for (let k = from; k < to; k++) out[o++] = src[k] as number;
+  return o;
+}
+
+/** Writes the hex digits of `value` (an integer below 2^28), at least `width` of them; returns the offset after them. */
+function putHex(out: Uint8Array, o: number, value: number, width: number): number {
+  let digits = 1;
+  while (digits < 7 && value >= 16 ** digits) digits++;
+  if (digits < width) digits = width;
+  for (let k = digits - 1; k >= 0; k--) {
+    out[o + k] = HEX_DIGITS[value & 15] as number;
+    value >>>= 4;
+  }
+  return o + digits;
+}
+
+/** Writes formatPages(pages) without its quotes: `0x0`, or `0x`, the page number in hex, `000`. */
+function putPages(out: Uint8Array, o: number, pages: number): number {
+  out[o++] = 0x30;
+  out[o++] = 0x78;
+  if (pages === 0) {
+    out[o++] = 0x30;
+    return o;
+  }
+  const high = Math.floor(pages / LOW_PAGES);
+  const low = pages - high * LOW_PAGES;
+  o = high === 0 ? putHex(out, o, low, 1) : putHex(out, putHex(out, o, high, 1), low, 7);
+  out[o++] = 0x30;
+  out[o++] = 0x30;
+  out[o++] = 0x30;
+  return o;
+}
+
 /**
- * A FlushQueryReply as FlushQueryAnswer JSON, keys in schema order, optional keys only when
- * present. Strings from closed sets (op, rule, cause, failClosed) and hex strings (HexOut: `0x`
- * and lowercase digits) need no escaping; messages go through JSON.stringify. Returns undefined
- * for an answer carrying what this route never answers (a flush job or receipt): the caller then
- * uses zod.
+ * A FlushQueryReply as FlushQueryAnswer JSON bytes, keys in schema order, optional keys only when
+ * present: exactly what the zod serializer writes for it. Strings from closed sets (op, rule,
+ * cause, when, failClosed) and hex need no escaping; messages and job ids go through
+ * JSON.stringify.
  */
-export function stringifyFlushQueryReply(a: FlushQueryReply): string | undefined {
-  const f = a.flush;
-  if (f.jobId !== undefined || f.receipt !== undefined) return undefined;
-  let s = `{"op":"${a.op}","flush":{"required":${f.required},"bytes":"${f.bytes}","ranges":[`;
-  const ranges = f.ranges;
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i] as (typeof ranges)[number];
-    s += `${i === 0 ? '' : ','}{"hpa":"${r.hpa}","length":"${r.length}"}`;
+export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
+  const f = a.decision.flush;
+  const count = flushRangeCount(f);
+  const pairs = flushPairs(f);
+  const listed = Math.min(count, LISTED_RANGES_MAX);
+  const head = `{"op":"${a.op}","flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
+  let mid = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
+  if (f.cause !== null) mid += `,"cause":"${f.cause}"`;
+  if (f.when !== null) mid += `,"when":"${f.when}"`;
+  if (a.after !== undefined) mid += `,"after":${JSON.stringify(a.after)}`;
+  mid += '},"reasons":[';
+  const reasons = a.decision.reasons;
+  for (let i = 0; i < reasons.length; i++) {
+    const r = reasons[i] as (typeof reasons)[number];
+    mid += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
   }
-  s += `],"rangeCount":${f.rangeCount},"rangesTruncated":${f.rangesTruncated}`;
-  if (f.cause !== undefined) s += `,"cause":"${f.cause}"`;
-  if (f.when !== undefined) s += `,"when":"${f.when}"`;
-  if (f.after !== undefined) s += `,"after":${JSON.stringify(f.after)}`;
-  s += '},"reasons":[';
-  for (let i = 0; i < a.reasons.length; i++) {
-    const r = a.reasons[i] as (typeof a.reasons)[number];
-    s += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
-  }
-  s += `],"kvmNoncoherentDma":${a.kvmNoncoherentDma},"results":[`;
-  const { text, at } = a.echo;
-  const required = a.required;
+  mid += `],"kvmNoncoherentDma":${a.decision.kvmNoncoherentDma},"results":[`;
+  const tail = a.failClosed === undefined ? ']}' : `],"failClosed":"${a.failClosed}"}`;
+  const { bytes, at } = a.echo;
   const rules = a.rules;
-  for (let i = 0; i < rules.length; i++) {
-    // `{"iova":"X","length":"Y"` as the echo holds it, then the verdict.
-    s += (i === 0 ? '' : ',') + text.slice((at[4 * i] as number) - ECHO_IOVA.length, (at[4 * i + 3] as number) + 1) + (required[i] === 1 ? ',"required":true,"rule":"' : ',"required":false,"rule":"') + (rules[i] as RuleId) + '"}';
+  const required = a.required;
+  let size = Buffer.byteLength(head) + Buffer.byteLength(mid) + Buffer.byteLength(tail) + listed * RANGE_MAX_BYTES;
+  // Each result: a comma, its range's bytes, the verdict, a rule id and `"}`.
+  for (let i = 0; i < rules.length; i++) size += 1 + (at[4 * i + 3] as number) + 1 - ((at[4 * i] as number) - ECHO_IOVA.length) + RESULT_FALSE.length + (rules[i] as string).length + 2;
+  const out = Buffer.allocUnsafe(size);
+  let o = out.write(head, 0, 'utf8');
+  for (let i = 0; i < listed; i++) {
+    if (i > 0) out[o++] = 0x2c;
+    o = put(out, o, RANGE_HPA);
+    o = putPages(out, o, pairs[2 * i] as number);
+    o = put(out, o, RANGE_LENGTH);
+    o = putPages(out, o, pairs[2 * i + 1] as number);
+    o = put(out, o, RANGE_CLOSE);
   }
-  s += ']';
-  if (a.failClosed !== undefined) s += `,"failClosed":"${a.failClosed}"`;
-  return `${s}}`;
+  o += out.write(mid, o, 'utf8');
+  for (let i = 0; i < rules.length; i++) {
+    if (i > 0) out[o++] = 0x2c;
+    // `{"iova":"X","length":"Y"` as the echo holds it, then the verdict.
+    o = put(out, o, bytes, (at[4 * i] as number) - ECHO_IOVA.length, (at[4 * i + 3] as number) + 1);
+    o = put(out, o, required[i] === 1 ? RESULT_TRUE : RESULT_FALSE);
+    const rule = rules[i] as string;
+    for (let k = 0; k < rule.length; k++) out[o++] = rule.charCodeAt(k);
+    out[o++] = 0x22;
+    out[o++] = 0x7d;
+  }
+  o += out.write(tail, o, 'utf8');
+  return out.subarray(0, o);
 }
 
 const CANONICAL_HEX = /^0x(?:0|[1-9a-f][0-9a-f]*)$/;
@@ -250,71 +335,85 @@ export function hexOf(given: string | number, pages: number): string {
   return typeof given === 'string' && CANONICAL_HEX.test(given) ? given : formatPages(pages);
 }
 
-// The only text parseFlushQueryText reads: no whitespace, these keys in this order.
-const MAP_HEAD = '{"op":"map","ranges":[';
-const UNMAP_HEAD = '{"op":"unmap","ranges":[';
-const RANGE_MID = '","length":"';
+// The only bytes parseFlushQueryBytes reads: no whitespace, these keys in this order.
+const MAP_HEAD = Buffer.from('{"op":"map","ranges":[', 'latin1');
+const UNMAP_HEAD = Buffer.from('{"op":"unmap","ranges":[', 'latin1');
+const IOVA_KEY = Buffer.from(ECHO_IOVA, 'latin1');
+const LENGTH_KEY = Buffer.from(ECHO_LENGTH, 'latin1');
+const QUOTE = 0x22;
 const CLOSE_BRACE = 0x7d;
 const COMMA = 0x2c;
 const CLOSE_BRACKET = 0x5d;
-/** The shortest range text, `{"iova":"0x0","length":"0x1000"}`, and its comma. */
+/** The shortest range, `{"iova":"0x0","length":"0x1000"}`, and its comma. */
 const SHORTEST_RANGE = 34;
 
+function startsWith(b: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.length > b.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (b[at + k] !== prefix[k]) return false;
+  return true;
+}
+
+/** Where the hex string read by the last canonicalPages call ended (its closing quote). */
+let hexEnd = 0;
+
 /**
- * The page number written by text[from, to) when it is canonical hex of an aligned address below
- * 2^52 bytes (`0x0`, or `0x` then at most 13 lowercase digits without leading zeros, ending in
- * `000`): exactly what parsePageAddress gives and what formatPages writes back. -1 otherwise.
+ * The page number written by the JSON string starting at `from` (after its opening quote) when
+ * it is canonical hex of an aligned address below 2^52 bytes (`0x0`, or `0x` then at most 13
+ * lowercase digits without leading zeros, ending in `000`), then a closing quote: exactly what
+ * parsePageAddress gives and what formatPages writes back. -1 otherwise. Sets hexEnd.
  */
-function canonicalPages(text: string, from: number, to: number): number {
-  const digits = to - from - 2;
-  if (digits < 1 || digits > 13 || text.charCodeAt(from) !== 0x30 || text.charCodeAt(from + 1) !== 0x78) return -1;
-  if (digits === 1) return text.charCodeAt(from + 2) === 0x30 ? 0 : -1;
-  if (digits < 4 || text.charCodeAt(from + 2) === 0x30) return -1;
-  if (text.charCodeAt(to - 1) !== 0x30 || text.charCodeAt(to - 2) !== 0x30 || text.charCodeAt(to - 3) !== 0x30) return -1;
-  let pages = 0;
-  for (let k = from + 2; k < to - 3; k++) {
-    const c = text.charCodeAt(k);
+function canonicalPages(b: Uint8Array, from: number): number {
+  if (b[from] !== 0x30 || b[from + 1] !== 0x78) return -1;
+  let k = from + 2;
+  let value = 0;
+  for (; k - from - 2 <= 13; k++) {
+    const c = b[k] as number;
     const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-    if (d < 0) return -1;
-    pages = pages * 16 + d;
+    if (d < 0) break;
+    value = value * 16 + d;
   }
-  return pages;
+  const digits = k - from - 2;
+  if (b[k] !== QUOTE || digits === 0 || digits > 13) return -1;
+  hexEnd = k;
+  if (digits === 1) return value === 0 ? 0 : -1;
+  if (b[from + 2] === 0x30 || value % 4096 !== 0) return -1;
+  return value / 4096;
 }
 
 /**
- * `text` as a PlainFlushQuery when it is a compact flush question whose ranges carry only iova
+ * `body` as a PlainFlushQuery when it is a compact flush question whose ranges carry only iova
  * and length, as canonical hex strings (see canonicalPages), every length at least one page;
- * undefined for any other text (valid or not), which the caller then parses as JSON and zod
+ * undefined for any other body (valid or not), which the caller then parses as JSON and zod
  * validates. What it reads is exactly what JSON.parse and FlushQueryBody would give.
  */
-export function parseFlushQueryText(text: string): PlainFlushQuery | undefined {
+export function parseFlushQueryBytes(body: Uint8Array): PlainFlushQuery | undefined {
   let op: 'map' | 'unmap';
   let i: number;
-  if (text.startsWith(MAP_HEAD)) {
+  if (startsWith(body, 0, MAP_HEAD)) {
     op = 'map';
     i = MAP_HEAD.length;
-  } else if (text.startsWith(UNMAP_HEAD)) {
+  } else if (startsWith(body, 0, UNMAP_HEAD)) {
     op = 'unmap';
     i = UNMAP_HEAD.length;
   } else {
     return undefined;
   }
-  const room = Math.floor((text.length - i) / SHORTEST_RANGE) + 1;
+  const room = Math.floor((body.length - i) / SHORTEST_RANGE) + 1;
   const iova = new Float64Array(room);
   const pages = new Float64Array(room);
   const at = new Uint32Array(4 * room);
   let n = 0;
   for (;;) {
-    if (n === room || !text.startsWith(ECHO_IOVA, i)) return undefined;
-    const iovaAt = i + ECHO_IOVA.length;
-    const iovaEnd = text.indexOf('"', iovaAt);
-    if (iovaEnd < 0 || !text.startsWith(RANGE_MID, iovaEnd)) return undefined;
-    const lengthAt = iovaEnd + RANGE_MID.length;
-    const lengthEnd = text.indexOf('"', lengthAt);
-    if (lengthEnd < 0) return undefined;
-    const start = canonicalPages(text, iovaAt, iovaEnd);
-    const length = canonicalPages(text, lengthAt, lengthEnd);
-    if (start < 0 || length < 1) return undefined;
+    if (n === room || !startsWith(body, i, IOVA_KEY)) return undefined;
+    const iovaAt = i + IOVA_KEY.length;
+    const start = canonicalPages(body, iovaAt);
+    if (start < 0) return undefined;
+    const iovaEnd = hexEnd;
+    if (!startsWith(body, iovaEnd, LENGTH_KEY)) return undefined;
+    const lengthAt = iovaEnd + LENGTH_KEY.length;
+    const length = canonicalPages(body, lengthAt);
+    if (length < 1) return undefined;
+    const lengthEnd = hexEnd;
     iova[n] = start;
     pages[n] = length;
     at[4 * n] = iovaAt;
@@ -323,16 +422,16 @@ export function parseFlushQueryText(text: string): PlainFlushQuery | undefined {
     at[4 * n + 3] = lengthEnd;
     n++;
     i = lengthEnd + 1;
-    if (text.charCodeAt(i) !== CLOSE_BRACE) return undefined;
+    if (body[i] !== CLOSE_BRACE) return undefined;
     i++;
-    const next = text.charCodeAt(i);
+    const next = body[i];
     if (next === COMMA) {
       i++;
       continue;
     }
-    // "]}" and the end of the text.
-    if (next === CLOSE_BRACKET && text.charCodeAt(i + 1) === CLOSE_BRACE && i + 2 === text.length) {
-      return new PlainFlushQuery(op, iova.subarray(0, n), pages.subarray(0, n), { text, at: at.subarray(0, 4 * n) });
+    // "]}" and the end of the body.
+    if (next === CLOSE_BRACKET && body[i + 1] === CLOSE_BRACE && i + 2 === body.length) {
+      return new PlainFlushQuery(op, iova.subarray(0, n), pages.subarray(0, n), { bytes: body, at: at.subarray(0, 4 * n) });
     }
     return undefined;
   }

@@ -8,8 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, parsePageLength, RULE_IDS } from '../../src/domain/index.js';
-import { echoOf, FlushQueryReply, hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, parseFlushQueryText, stringifyFlushQueryReply } from '../../src/http/flush-query-wire.js';
+import { DecisionBuilder, DEFAULT_POLICY, formatPages, MEM_TYPES, parsePageAddress, parsePageLength, RULE_IDS, type FlushCause } from '../../src/domain/index.js';
+import { echoOf, FlushQueryReply, hexOf, isEmptyQuery, isPlainFlushQuery, isPlainVmParams, parseFlushQueryBytes, serializeFlushQueryReply } from '../../src/http/flush-query-wire.js';
 import { FreshQuery, VmParams } from '../../src/http/schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../src/http/schemas/pin.js';
 import { createRuntime } from '../../src/service/runtime.js';
@@ -93,59 +93,67 @@ describe('decisions/flush answers', () => {
     expect(res.text).toBe(zodSerialize(JSON.parse(res.text)));
   });
 
-  /** An answer as the route gives it: its results as columns, each range's text echoed. */
-  const replyOf = (a: z.output<typeof FlushQueryAnswer>): FlushQueryReply =>
-    new FlushQueryReply(
-      a.op,
-      a.flush,
-      a.reasons,
-      a.kvmNoncoherentDma,
-      echoOf(
-        a.results.map((r) => r.iova),
-        a.results.map((r) => r.length)
-      ),
-      Uint8Array.from(a.results, (r) => (r.required ? 1 : 0)),
-      a.results.map((r) => r.rule),
-      a.failClosed
-    );
-
-  it('stringifyFlushQueryReply matches the zod serializer on generated answers', () => {
-    const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
-    const answer = fc.record(
+  const pageNumber = fc.oneof(fc.nat({ max: 0xfff }), fc.nat({ max: 2 ** 31 }), fc.integer({ min: 0, max: 2 ** 52 - 1 }));
+  const cause = fc.constantFrom<FlushCause>('pin', 'unpin', 'replay', 'teardown');
+  /** Decisions as the domain builds them: flush ranges coalesced (many, to list them lazily), reasons with any text. */
+  const decision = fc
+    .record({
+      flushes: fc.array(fc.tuple(pageNumber, fc.integer({ min: 1, max: 2 ** 20 })), { maxLength: 100 }),
+      cause,
+      unlisted: fc.boolean(),
+      reasons: fc.array(fc.tuple(fc.constantFrom(...RULE_IDS), fc.string({ unit: 'binary' })), { maxLength: 4 }),
+      kvm: fc.boolean()
+    })
+    .map(({ flushes, cause: c, unlisted, reasons, kvm }) => {
+      const out = new DecisionBuilder();
+      for (const [hpa, pages] of flushes) out.flush(hpa, pages, c);
+      if (unlisted) out.unlisted(c);
+      for (const [rule, message] of reasons) out.reason(rule, message);
+      return out.build(kvm);
+    });
+  const reply = fc
+    .record(
       {
         op: fc.constantFrom('map' as const, 'unmap' as const),
-        flush: fc.record(
-          {
-            required: fc.boolean(),
-            bytes: hex,
-            ranges: fc.array(fc.record({ hpa: hex, length: hex }), { maxLength: 5 }),
-            rangeCount: fc.nat(),
-            rangesTruncated: fc.boolean(),
-            cause: fc.constantFrom('pin' as const, 'unpin' as const, 'replay' as const, 'teardown' as const)
-          },
-          { requiredKeys: ['required', 'bytes', 'ranges', 'rangeCount', 'rangesTruncated'] }
-        ),
-        reasons: fc.array(fc.record({ rule: fc.constantFrom(...RULE_IDS), message: fc.string({ unit: 'binary' }) }), { maxLength: 4 }),
-        kvmNoncoherentDma: fc.boolean(),
-        results: fc.array(fc.record({ iova: hex, length: hex, required: fc.boolean(), rule: fc.constantFrom(...RULE_IDS) }), { maxLength: 8 }),
+        decision,
+        after: fc.array(fc.string({ unit: 'binary', maxLength: 12 }), { maxLength: 3 }),
+        results: fc.array(fc.record({ iova: pageNumber, pages: fc.integer({ min: 1, max: 2 ** 40 }), required: fc.boolean(), rule: fc.constantFrom(...RULE_IDS) }), { maxLength: 30 }),
         failClosed: fc.constant('STORE_UNAVAILABLE' as const)
       },
-      { requiredKeys: ['op', 'flush', 'reasons', 'kvmNoncoherentDma', 'results'] }
+      { requiredKeys: ['op', 'decision', 'results'] }
+    )
+    .map(
+      (r) =>
+        new FlushQueryReply(
+          r.op,
+          r.decision,
+          r.after,
+          echoOf(
+            r.results.map((x) => formatPages(x.iova)),
+            r.results.map((x) => formatPages(x.pages))
+          ),
+          Uint8Array.from(r.results, (x) => (x.required ? 1 : 0)),
+          r.results.map((x) => x.rule),
+          r.failClosed
+        )
     );
+
+  it('serializeFlushQueryReply writes exactly the zod serializer\'s bytes for generated decisions', () => {
     fc.assert(
-      fc.property(answer, (a) => {
-        const reply = replyOf(a);
-        expect(stringifyFlushQueryReply(reply)).toBe(zodSerialize(a));
-        // The reply's results, read as objects, are the answer's own.
-        expect(zodSerialize(reply)).toBe(zodSerialize(a));
+      fc.property(reply, (a) => {
+        expect(serializeFlushQueryReply(a).toString('utf8')).toBe(zodSerialize(a));
       }),
       { numRuns: 500 }
     );
   });
 
-  it('leaves an answer with a flush job or receipt to zod', () => {
-    const a = { op: 'map' as const, flush: { required: true, bytes: '0x1000', ranges: [], rangeCount: 0, rangesTruncated: false, jobId: 'j1' }, reasons: [], kvmNoncoherentDma: false, results: [] };
-    expect(stringifyFlushQueryReply(replyOf(a))).toBeUndefined();
+  it('lists at most 10,000 flush ranges, as the schema serializer does', () => {
+    const out = new DecisionBuilder();
+    for (let i = 0; i < 10_050; i++) out.flush(i * 3, 1, 'unpin');
+    const a = new FlushQueryReply('unmap', out.build(false), undefined, echoOf([], []), new Uint8Array(0), []);
+    const text = serializeFlushQueryReply(a).toString('utf8');
+    expect(text).toBe(zodSerialize(a));
+    expect(JSON.parse(text)).toMatchObject({ flush: { rangeCount: 10_050, rangesTruncated: true } });
   });
 });
 
@@ -255,7 +263,7 @@ describe('hexOf', () => {
   });
 });
 
-describe('parseFlushQueryText', () => {
+describe('parseFlushQueryBytes', () => {
   const address = fc.oneof(fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`), fc.string({ maxLength: 24 }), fc.nat());
   const range = fc.oneof(
     fc.record({ iova: address, length: address }),
@@ -284,7 +292,7 @@ describe('parseFlushQueryText', () => {
     let read = 0;
     fc.assert(
       fc.property(text, (t) => {
-        const plain = parseFlushQueryText(t);
+        const plain = parseFlushQueryBytes(Buffer.from(t));
         if (plain === undefined) return;
         read++;
         const parsed = JSON.parse(t) as { op: string; ranges: { iova: string; length: string }[] };
@@ -302,17 +310,18 @@ describe('parseFlushQueryText', () => {
   });
 
   it('reads the usual compact body', () => {
-    const plain = parseFlushQueryText('{"op":"unmap","ranges":[{"iova":"0x0","length":"0x1000"},{"iova":"0x2000","length":"0x3000"}]}');
+    const bytes = (t: string): Buffer => Buffer.from(t);
+    const plain = parseFlushQueryBytes(bytes('{"op":"unmap","ranges":[{"iova":"0x0","length":"0x1000"},{"iova":"0x2000","length":"0x3000"}]}'));
     expect(plain?.op).toBe('unmap');
     expect([...(plain?.iova ?? [])]).toEqual([0, 2]);
     expect([...(plain?.pages ?? [])]).toEqual([1, 3]);
-    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}\n')).toBeUndefined();
-    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0\\u0078","length":"0x1000"}]}')).toBeUndefined();
+    expect(parseFlushQueryBytes(bytes('{"op":"map","ranges":[{"iova":"0x0","length":"0x1000"}]}\n'))).toBeUndefined();
+    expect(parseFlushQueryBytes(bytes('{"op":"map","ranges":[{"iova":"0\\u0078","length":"0x1000"}]}'))).toBeUndefined();
     // Not canonical (upper case, a leading zero, unaligned, empty, too long): left to JSON.parse and zod.
     for (const iova of ['0X1000', '0xA000', '0x01000', '0x1001', '0x', '0x10000000000000000']) {
-      expect(parseFlushQueryText(`{"op":"map","ranges":[{"iova":"${iova}","length":"0x1000"}]}`)).toBeUndefined();
+      expect(parseFlushQueryBytes(bytes(`{"op":"map","ranges":[{"iova":"${iova}","length":"0x1000"}]}`))).toBeUndefined();
     }
-    expect(parseFlushQueryText('{"op":"map","ranges":[{"iova":"0x1000","length":"0x0"}]}')).toBeUndefined();
+    expect(parseFlushQueryBytes(bytes('{"op":"map","ranges":[{"iova":"0x1000","length":"0x0"}]}'))).toBeUndefined();
   });
 
   it('other texts get the same answers as on a route with the default JSON parser', async () => {

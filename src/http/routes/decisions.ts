@@ -2,20 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { flushQueryColumns, parsePageAddress, parsePageLength, type FlushQueryColumns, type FlushQueryRange } from '../../domain/index.js';
-import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryText, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
+import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryBytes, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
 import { FreshQuery, problems, VmParams } from '../schemas/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
-import { batchOf, checkBatch, domainIds, flushWire, vmIdOf } from '../wire.js';
+import { batchOf, checkBatch, domainIds, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
-  // In this plugin only (its one route): the commonest body is read without JSON.parse, into
-  // columns; any other JSON body goes to Fastify's own parser, with its usual errors and
+  // In this plugin only (its one route): the commonest body is read from its bytes, without
+  // JSON.parse, into columns; any other JSON body goes to Fastify's own parser, with its usual errors and
   // prototype-poisoning checks, and to zod.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const plain = parseFlushQueryText(body as string);
-    if (plain === undefined) void json(request, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const plain = parseFlushQueryBytes(body as Buffer);
+    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
     else done(null, plain);
   });
 
@@ -56,9 +56,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
     }
     const answer = app.policy.mustFlush(vmId, op, q);
     // One result per requested range, in request order.
-    const d = answer.decision;
-    const flush = answer.after === undefined ? flushWire(d) : { ...flushWire(d), after: [...answer.after] };
-    return new FlushQueryReply(op, flush, [...d.reasons], d.kvmNoncoherentDma, echo, answer.required, answer.rules, answer.failClosed);
+    return new FlushQueryReply(op, answer.decision, answer.after, echo, answer.required, answer.rules, answer.failClosed);
   };
 
   app.withTypeProvider<ZodTypeProvider>().post(
