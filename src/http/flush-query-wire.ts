@@ -21,7 +21,7 @@
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { flushPairs, flushRangeCount, formatPages, MEM_TYPES, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
+import { flushPairs, flushRangeCount, formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
 import type { FlushQueryAnswer } from './schemas/pin.js';
 import { flushWire, LISTED_RANGES_MAX } from './wire.js';
 
@@ -35,7 +35,7 @@ const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
  * Y canonical hex (what formatPages writes), all ASCII.
  */
 export interface Echo {
-  readonly bytes: Uint8Array;
+  readonly bytes: Buffer;
   readonly at: Uint32Array;
 }
 
@@ -61,7 +61,7 @@ export function echoOf(iova: readonly string[], length: readonly string[]): Echo
 }
 
 function echoed(echo: Echo, i: number, field: 0 | 2): string {
-  return Buffer.from(echo.bytes.buffer, echo.bytes.byteOffset, echo.bytes.byteLength).toString('latin1', echo.at[4 * i + field], echo.at[4 * i + field + 1]);
+  return echo.bytes.toString('latin1', echo.at[4 * i + field], echo.at[4 * i + field + 1]);
 }
 
 /** A compact flush question read from its bytes by parseFlushQueryBytes: columns, and the echo of each range. */
@@ -230,13 +230,16 @@ const LOW_PAGES = 2 ** 28;
 const RANGE_HPA = Buffer.from('{"hpa":"', 'latin1');
 const RANGE_LENGTH = Buffer.from('","length":"', 'latin1');
 const RANGE_CLOSE = Buffer.from('"}', 'latin1');
-const RESULT_TRUE = Buffer.from(',"required":true,"rule":"', 'latin1');
-const RESULT_FALSE = Buffer.from(',"required":false,"rule":"', 'latin1');
+/** The end of a result after its range, by rule: `,"required":true,"rule":"F3"}`. */
+const VERDICT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, Buffer.from(`,"required":true,"rule":"${rule}"}`, 'latin1')]));
+const VERDICT_NOT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, Buffer.from(`,"required":false,"rule":"${rule}"}`, 'latin1')]));
+/** The longest such end. */
+const VERDICT_MAX_BYTES = Math.max(...[...VERDICT_NOT_REQUIRED.values()].map((b) => b.length));
 /** The most bytes one listed flush range takes: `,{"hpa":"0x…000","length":"0x…000"}` with 13 + 3 digits each. */
 const RANGE_MAX_BYTES = 1 + RANGE_HPA.length + 18 + RANGE_LENGTH.length + 18 + RANGE_CLOSE.length;
 
-/** Copies `src` into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
-function put(out: Uint8Array, o: number, src: Uint8Array, from = 0, to = src.length): number {
+/** Copies src[from, to) into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
+function put(out: Uint8Array, o: number, src: Uint8Array, from: number, to: number): number {
   for (let k = from; k < to; k++) out[o++] = src[k] as number;
   return o;
 }
@@ -244,7 +247,7 @@ function put(out: Uint8Array, o: number, src: Uint8Array, from = 0, to = src.len
 /** Writes the hex digits of `value` (an integer below 2^28), at least `width` of them; returns the offset after them. */
 function putHex(out: Uint8Array, o: number, value: number, width: number): number {
   let digits = 1;
-  while (digits < 7 && value >= 16 ** digits) digits++;
+  for (let rest = value >>> 4; rest !== 0; rest >>>= 4) digits++;
   if (digits < width) digits = width;
   for (let k = digits - 1; k >= 0; k--) {
     out[o + k] = HEX_DIGITS[value & 15] as number;
@@ -298,28 +301,24 @@ export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
   const rules = a.rules;
   const required = a.required;
   let size = Buffer.byteLength(head) + Buffer.byteLength(mid) + Buffer.byteLength(tail) + listed * RANGE_MAX_BYTES;
-  // Each result: a comma, its range's bytes, the verdict, a rule id and `"}`.
-  for (let i = 0; i < rules.length; i++) size += 1 + (at[4 * i + 3] as number) + 1 - ((at[4 * i] as number) - ECHO_IOVA.length) + RESULT_FALSE.length + (rules[i] as string).length + 2;
+  // Each result: a comma, its range's bytes, its verdict and rule.
+  for (let i = 0; i < rules.length; i++) size += 1 + (at[4 * i + 3] as number) + 1 - ((at[4 * i] as number) - ECHO_IOVA.length) + VERDICT_MAX_BYTES;
   const out = Buffer.allocUnsafe(size);
   let o = out.write(head, 0, 'utf8');
   for (let i = 0; i < listed; i++) {
     if (i > 0) out[o++] = 0x2c;
-    o = put(out, o, RANGE_HPA);
+    o = put(out, o, RANGE_HPA, 0, RANGE_HPA.length);
     o = putPages(out, o, pairs[2 * i] as number);
-    o = put(out, o, RANGE_LENGTH);
+    o = put(out, o, RANGE_LENGTH, 0, RANGE_LENGTH.length);
     o = putPages(out, o, pairs[2 * i + 1] as number);
-    o = put(out, o, RANGE_CLOSE);
+    o = put(out, o, RANGE_CLOSE, 0, RANGE_CLOSE.length);
   }
   o += out.write(mid, o, 'utf8');
   for (let i = 0; i < rules.length; i++) {
     if (i > 0) out[o++] = 0x2c;
     // `{"iova":"X","length":"Y"` as the echo holds it, then the verdict.
-    o = put(out, o, bytes, (at[4 * i] as number) - ECHO_IOVA.length, (at[4 * i + 3] as number) + 1);
-    o = put(out, o, required[i] === 1 ? RESULT_TRUE : RESULT_FALSE);
-    const rule = rules[i] as string;
-    for (let k = 0; k < rule.length; k++) out[o++] = rule.charCodeAt(k);
-    out[o++] = 0x22;
-    out[o++] = 0x7d;
+    o += bytes.copy(out, o, (at[4 * i] as number) - ECHO_IOVA.length, (at[4 * i + 3] as number) + 1);
+    o += ((required[i] === 1 ? VERDICT_REQUIRED : VERDICT_NOT_REQUIRED).get(rules[i] as RuleId) as Buffer).copy(out, o);
   }
   o += out.write(tail, o, 'utf8');
   return out.subarray(0, o);
@@ -386,7 +385,7 @@ function canonicalPages(b: Uint8Array, from: number): number {
  * undefined for any other body (valid or not), which the caller then parses as JSON and zod
  * validates. What it reads is exactly what JSON.parse and FlushQueryBody would give.
  */
-export function parseFlushQueryBytes(body: Uint8Array): PlainFlushQuery | undefined {
+export function parseFlushQueryBytes(body: Buffer): PlainFlushQuery | undefined {
   let op: 'map' | 'unmap';
   let i: number;
   if (startsWith(body, 0, MAP_HEAD)) {
