@@ -1,0 +1,83 @@
+/**
+ * The package as a user gets it: `npm pack` holds the built service and its types (dist/ is not
+ * in git, so the package must name it), and the README's client snippet, run from a scratch
+ * project that has only the unpacked tarball and its dependencies, talks to a listening server
+ * and type-checks against the packed types.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build, gpuVm } from '../helpers/app.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+
+/** The README's typed-client snippet: the first ts block after its "Typed client" heading. */
+function clientSnippet(): string {
+  const section = readme.slice(readme.indexOf('### Typed client'));
+  const block = /```ts\n([\s\S]*?)```/.exec(section);
+  if (block?.[1] === undefined) throw new Error('no client snippet in the README');
+  return block[1];
+}
+
+let scratch = '';
+let files: string[] = [];
+let app: FastifyInstance | undefined;
+let origin = '';
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'coherency-pack-'));
+  // The package as npm would publish it (dist/ is what `npm ci` built, through `prepare`).
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], { cwd: root, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
+  const [tarball] = packed;
+  if (tarball === undefined) throw new Error('npm pack made nothing');
+  files = tarball.files.map((f) => f.path);
+  // A scratch project: the unpacked tarball, and the dependencies npm would install beside it.
+  const modules = join(scratch, 'node_modules');
+  const unpacked = join(modules, 'coherency-policy-service');
+  mkdirSync(unpacked, { recursive: true });
+  execFileSync('tar', ['-xzf', join(scratch, tarball.filename), '-C', unpacked, '--strip-components=1']);
+  for (const name of readdirSync(join(root, 'node_modules'))) {
+    if (name === '.bin' || name === 'coherency-policy-service' || name.startsWith('.')) continue;
+    symlinkSync(join(root, 'node_modules', name), join(modules, name));
+  }
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+  app = await build();
+  await gpuVm(app);
+  origin = await app.listen({ host: '127.0.0.1', port: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  if (scratch !== '') rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('npm pack', () => {
+  it('holds the built package, its types, the CLI and the OpenAPI document, and no sources or tests', () => {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts', 'dist/server.js', 'dist/domain/default-quirks.json', 'bin/coherency-sim.js', 'openapi/openapi.json', 'package.json', 'README.md']) {
+      expect(files, f).toContain(f);
+    }
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
+  });
+
+  it("runs the README's client snippet against a listening server, from the unpacked tarball", () => {
+    const snippet = clientSnippet().replace('http://127.0.0.1:8080', origin);
+    writeFileSync(join(scratch, 'snippet.mjs'), `${snippet}\nconsole.log(JSON.stringify({ required: answer.flush.required, rules: answer.reasons.map((r) => r.rule) }));\n`);
+    const out = execFileSync(process.execPath, ['snippet.mjs'], { cwd: scratch, encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ required: true, rules: ['F1'] });
+  });
+
+  it("type-checks the README's client snippet against the packed types", () => {
+    writeFileSync(join(scratch, 'snippet.ts'), `${clientSnippet()}\nexport {};\n`);
+    writeFileSync(
+      join(scratch, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: true, types: ['node'] }, files: ['snippet.ts'] })
+    );
+    expect(existsSync(join(scratch, 'node_modules/coherency-policy-service/dist/index.d.ts'))).toBe(true);
+    const tsc = join(root, 'node_modules/typescript/bin/tsc');
+    expect(() => execFileSync(process.execPath, [tsc, '-p', scratch], { cwd: scratch, encoding: 'utf8' })).not.toThrow();
+  });
+});
