@@ -21,7 +21,8 @@
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { flushPairs, flushRangeCount, formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
+import { formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
+import { bytes, listedRanges, putRanges, rangesMaxBytes, readHexRanges, startsWith } from './json-bytes.js';
 import type { FlushQueryAnswer } from './schemas/pin.js';
 import { flushWire, LISTED_RANGES_MAX } from './wire.js';
 
@@ -224,54 +225,11 @@ export const flushQuerySerializerCompiler: FastifySerializerCompiler<unknown> = 
   return serialize as (data: unknown) => string;
 };
 
-const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
-/** 2^28: page numbers are written as two halves below and above this (as formatPages does). */
-const LOW_PAGES = 2 ** 28;
-const RANGE_HPA = Buffer.from('{"hpa":"', 'latin1');
-const RANGE_LENGTH = Buffer.from('","length":"', 'latin1');
-const RANGE_CLOSE = Buffer.from('"}', 'latin1');
 /** The end of a result after its range, by rule: `,"required":true,"rule":"F3"}`. */
-const VERDICT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, Buffer.from(`,"required":true,"rule":"${rule}"}`, 'latin1')]));
-const VERDICT_NOT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, Buffer.from(`,"required":false,"rule":"${rule}"}`, 'latin1')]));
+const VERDICT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, bytes(`,"required":true,"rule":"${rule}"}`)]));
+const VERDICT_NOT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, bytes(`,"required":false,"rule":"${rule}"}`)]));
 /** The longest such end. */
 const VERDICT_MAX_BYTES = Math.max(...[...VERDICT_NOT_REQUIRED.values()].map((b) => b.length));
-/** The most bytes one listed flush range takes: `,{"hpa":"0x…000","length":"0x…000"}` with 13 + 3 digits each. */
-const RANGE_MAX_BYTES = 1 + RANGE_HPA.length + 18 + RANGE_LENGTH.length + 18 + RANGE_CLOSE.length;
-
-/** Copies src[from, to) into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
-function put(out: Uint8Array, o: number, src: Uint8Array, from: number, to: number): number {
-  for (let k = from; k < to; k++) out[o++] = src[k] as number;
-  return o;
-}
-
-/** Writes the hex digits of `value` (an integer below 2^28), at least `width` of them; returns the offset after them. */
-function putHex(out: Uint8Array, o: number, value: number, width: number): number {
-  let digits = 1;
-  for (let rest = value >>> 4; rest !== 0; rest >>>= 4) digits++;
-  if (digits < width) digits = width;
-  for (let k = digits - 1; k >= 0; k--) {
-    out[o + k] = HEX_DIGITS[value & 15] as number;
-    value >>>= 4;
-  }
-  return o + digits;
-}
-
-/** Writes formatPages(pages) without its quotes: `0x0`, or `0x`, the page number in hex, `000`. */
-function putPages(out: Uint8Array, o: number, pages: number): number {
-  out[o++] = 0x30;
-  out[o++] = 0x78;
-  if (pages === 0) {
-    out[o++] = 0x30;
-    return o;
-  }
-  const high = Math.floor(pages / LOW_PAGES);
-  const low = pages - high * LOW_PAGES;
-  o = high === 0 ? putHex(out, o, low, 1) : putHex(out, putHex(out, o, high, 1), low, 7);
-  out[o++] = 0x30;
-  out[o++] = 0x30;
-  out[o++] = 0x30;
-  return o;
-}
 
 /**
  * A FlushQueryReply as FlushQueryAnswer JSON bytes, keys in schema order, optional keys only when
@@ -281,9 +239,7 @@ function putPages(out: Uint8Array, o: number, pages: number): number {
  */
 export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
   const f = a.decision.flush;
-  const count = flushRangeCount(f);
-  const pairs = flushPairs(f);
-  const listed = Math.min(count, LISTED_RANGES_MAX);
+  const { pairs, listed, count } = listedRanges(f, LISTED_RANGES_MAX);
   const head = `{"op":"${a.op}","flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
   let mid = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
   if (f.cause !== null) mid += `,"cause":"${f.cause}"`;
@@ -300,19 +256,11 @@ export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
   const { bytes, at } = a.echo;
   const rules = a.rules;
   const required = a.required;
-  let size = Buffer.byteLength(head) + Buffer.byteLength(mid) + Buffer.byteLength(tail) + listed * RANGE_MAX_BYTES;
+  let size = Buffer.byteLength(head) + Buffer.byteLength(mid) + Buffer.byteLength(tail) + rangesMaxBytes(listed);
   // Each result: a comma, its range's bytes, its verdict and rule.
   for (let i = 0; i < rules.length; i++) size += 1 + (at[4 * i + 3] as number) + 1 - ((at[4 * i] as number) - ECHO_IOVA.length) + VERDICT_MAX_BYTES;
   const out = Buffer.allocUnsafe(size);
-  let o = out.write(head, 0, 'utf8');
-  for (let i = 0; i < listed; i++) {
-    if (i > 0) out[o++] = 0x2c;
-    o = put(out, o, RANGE_HPA, 0, RANGE_HPA.length);
-    o = putPages(out, o, pairs[2 * i] as number);
-    o = put(out, o, RANGE_LENGTH, 0, RANGE_LENGTH.length);
-    o = putPages(out, o, pairs[2 * i + 1] as number);
-    o = put(out, o, RANGE_CLOSE, 0, RANGE_CLOSE.length);
-  }
+  let o = putRanges(out, out.write(head, 0, 'utf8'), pairs, listed);
   o += out.write(mid, o, 'utf8');
   for (let i = 0; i < rules.length; i++) {
     if (i > 0) out[o++] = 0x2c;
@@ -335,103 +283,20 @@ export function hexOf(given: string | number, pages: number): string {
 }
 
 // The only bytes parseFlushQueryBytes reads: no whitespace, these keys in this order.
-const MAP_HEAD = Buffer.from('{"op":"map","ranges":[', 'latin1');
-const UNMAP_HEAD = Buffer.from('{"op":"unmap","ranges":[', 'latin1');
-const IOVA_KEY = Buffer.from(ECHO_IOVA, 'latin1');
-const LENGTH_KEY = Buffer.from(ECHO_LENGTH, 'latin1');
-const QUOTE = 0x22;
-const CLOSE_BRACE = 0x7d;
-const COMMA = 0x2c;
-const CLOSE_BRACKET = 0x5d;
-/** The shortest range, `{"iova":"0x0","length":"0x1000"}`, and its comma. */
-const SHORTEST_RANGE = 34;
-
-function startsWith(b: Uint8Array, at: number, prefix: Uint8Array): boolean {
-  if (at + prefix.length > b.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (b[at + k] !== prefix[k]) return false;
-  return true;
-}
-
-/** Where the hex string read by the last canonicalPages call ended (its closing quote). */
-let hexEnd = 0;
-
-/**
- * The page number written by the JSON string starting at `from` (after its opening quote) when
- * it is canonical hex of an aligned address below 2^52 bytes (`0x0`, or `0x` then at most 13
- * lowercase digits without leading zeros, ending in `000`), then a closing quote: exactly what
- * parsePageAddress gives and what formatPages writes back. -1 otherwise. Sets hexEnd.
- */
-function canonicalPages(b: Uint8Array, from: number): number {
-  if (b[from] !== 0x30 || b[from + 1] !== 0x78) return -1;
-  let k = from + 2;
-  let value = 0;
-  for (; k - from - 2 <= 13; k++) {
-    const c = b[k] as number;
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-    if (d < 0) break;
-    value = value * 16 + d;
-  }
-  const digits = k - from - 2;
-  if (b[k] !== QUOTE || digits === 0 || digits > 13) return -1;
-  hexEnd = k;
-  if (digits === 1) return value === 0 ? 0 : -1;
-  if (b[from + 2] === 0x30 || value % 4096 !== 0) return -1;
-  return value / 4096;
-}
+const MAP_HEAD = bytes('{"op":"map","ranges":[');
+const UNMAP_HEAD = bytes('{"op":"unmap","ranges":[');
+const RANGE_KEYS = [bytes(ECHO_IOVA), bytes(ECHO_LENGTH)];
 
 /**
  * `body` as a PlainFlushQuery when it is a compact flush question whose ranges carry only iova
- * and length, as canonical hex strings (see canonicalPages), every length at least one page;
- * undefined for any other body (valid or not), which the caller then parses as JSON and zod
- * validates. What it reads is exactly what JSON.parse and FlushQueryBody would give.
+ * and length, as canonical hex strings, every length at least one page (json-bytes.ts); undefined
+ * for any other body (valid or not), which the caller then parses as JSON and zod validates.
+ * What it reads is exactly what JSON.parse and FlushQueryBody would give.
  */
 export function parseFlushQueryBytes(body: Buffer): PlainFlushQuery | undefined {
-  let op: 'map' | 'unmap';
-  let i: number;
-  if (startsWith(body, 0, MAP_HEAD)) {
-    op = 'map';
-    i = MAP_HEAD.length;
-  } else if (startsWith(body, 0, UNMAP_HEAD)) {
-    op = 'unmap';
-    i = UNMAP_HEAD.length;
-  } else {
-    return undefined;
-  }
-  const room = Math.floor((body.length - i) / SHORTEST_RANGE) + 1;
-  const iova = new Float64Array(room);
-  const pages = new Float64Array(room);
-  const at = new Uint32Array(4 * room);
-  let n = 0;
-  for (;;) {
-    if (n === room || !startsWith(body, i, IOVA_KEY)) return undefined;
-    const iovaAt = i + IOVA_KEY.length;
-    const start = canonicalPages(body, iovaAt);
-    if (start < 0) return undefined;
-    const iovaEnd = hexEnd;
-    if (!startsWith(body, iovaEnd, LENGTH_KEY)) return undefined;
-    const lengthAt = iovaEnd + LENGTH_KEY.length;
-    const length = canonicalPages(body, lengthAt);
-    if (length < 1) return undefined;
-    const lengthEnd = hexEnd;
-    iova[n] = start;
-    pages[n] = length;
-    at[4 * n] = iovaAt;
-    at[4 * n + 1] = iovaEnd;
-    at[4 * n + 2] = lengthAt;
-    at[4 * n + 3] = lengthEnd;
-    n++;
-    i = lengthEnd + 1;
-    if (body[i] !== CLOSE_BRACE) return undefined;
-    i++;
-    const next = body[i];
-    if (next === COMMA) {
-      i++;
-      continue;
-    }
-    // "]}" and the end of the body.
-    if (next === CLOSE_BRACKET && body[i + 1] === CLOSE_BRACE && i + 2 === body.length) {
-      return new PlainFlushQuery(op, iova.subarray(0, n), pages.subarray(0, n), { bytes: body, at: at.subarray(0, 4 * n) });
-    }
-    return undefined;
-  }
+  const op = startsWith(body, 0, MAP_HEAD) ? 'map' : startsWith(body, 0, UNMAP_HEAD) ? 'unmap' : undefined;
+  if (op === undefined) return undefined;
+  const read = readHexRanges(body, (op === 'map' ? MAP_HEAD : UNMAP_HEAD).length, RANGE_KEYS);
+  if (read === undefined) return undefined;
+  return new PlainFlushQuery(op, read.columns[0] as Float64Array, read.columns[1] as Float64Array, { bytes: body, at: read.at });
 }
