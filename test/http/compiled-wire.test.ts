@@ -9,8 +9,10 @@ import type { FastifyInstance } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { RULE_IDS } from '../../src/domain/index.js';
-import { compileSerializer, DECISION_ANSWERS, isPlainRangeBody } from '../../src/http/compiled-wire.js';
+import { DecisionBuilder, RULE_IDS, type FlushCause } from '../../src/domain/index.js';
+import { compileSerializer, DECISION_ANSWERS, isPlainRangeBody, parseRangeBatchBytes } from '../../src/http/compiled-wire.js';
+import { DecisionReply, serializeDecisionReply } from '../../src/http/decision-bytes.js';
+import { pinInput, rangeInput } from '../../src/http/wire.js';
 import { VmDecision } from '../../src/http/routes/vms.js';
 import { Decision, DevctlDecision, DeviceDecision } from '../../src/http/schemas/decision.js';
 import { PutQuirksAnswer } from '../../src/http/schemas/quirk.js';
@@ -209,4 +211,72 @@ describe('pin and unpin answers', () => {
     expect(bad.headers['content-type']).toMatch(/problem\+json/);
     expect((JSON.parse(bad.body) as { code: string }).code).toBe('VALIDATION_FAILED');
   });
+});
+
+describe('pin and unpin answers written as bytes (DecisionReply)', () => {
+  const pageNumber = fc.oneof(fc.nat({ max: 0xfff }), fc.nat({ max: 2 ** 31 }), fc.integer({ min: 0, max: 2 ** 52 - 1 }));
+  const decided = fc
+    .record({
+      flushes: fc.array(fc.tuple(pageNumber, fc.integer({ min: 1, max: 2 ** 20 })), { maxLength: 100 }),
+      cause: fc.constantFrom<FlushCause>('pin', 'unpin', 'replay', 'teardown'),
+      reasons: fc.array(fc.tuple(fc.constantFrom(...RULE_IDS), text), { maxLength: 4 }),
+      kvm: fc.boolean(),
+      revision: int,
+      jobId: fc.option(text, { nil: undefined }),
+      after: fc.option(fc.array(text, { maxLength: 3 }), { nil: undefined })
+    })
+    .map(({ flushes, cause, reasons, kvm, revision, jobId, after }) => {
+      const out = new DecisionBuilder();
+      for (const [hpa, pages] of flushes) out.flush(hpa, pages, cause);
+      for (const [rule, message] of reasons) out.reason(rule, message);
+      return new DecisionReply(out.build(kvm), revision, jobId, after);
+    });
+
+  it('are exactly the bytes the compiled and the zod serializers write for the same answer', () => {
+    fc.assert(
+      fc.property(decided, (reply) => {
+        const bytes = serializeDecisionReply(reply).toString('utf8');
+        expect(bytes).toBe(compiled(reply.wire()));
+        expect(bytes).toBe(zodSerialize(reply.wire()));
+      }),
+      { numRuns: 500 }
+    );
+  });
+});
+
+describe('pin and unpin bodies read from their bytes', () => {
+  const hexString = fc.oneof(
+    { arbitrary: fc.nat({ max: 2 ** 40 }).map((n) => `0x${(n * 4096).toString(16)}`), weight: 8 },
+    { arbitrary: fc.constantFrom('0x0', '0x1000', '0X1000', '0x01000', '0x1001', 'x'), weight: 1 }
+  );
+  const pinRange = fc.record({ iova: hexString, hpa: hexString, length: hexString });
+  const unpinRange = fc.record({ iova: hexString, length: hexString });
+  const texts = (range: fc.Arbitrary<object>) =>
+    fc.oneof(
+      fc.array(range, { minLength: 1, maxLength: 5 }).map((ranges) => JSON.stringify({ ranges })),
+      fc.tuple(fc.array(range, { minLength: 1, maxLength: 5 }).map((ranges) => JSON.stringify({ ranges })), fc.nat(), fc.constantFrom('', ' ', '"', '\\', '}', ',', '0')).map(([t, at, insert]) => {
+        const k = at % (t.length + 1);
+        return t.slice(0, k) + insert + t.slice(k + 1);
+      })
+    );
+
+  for (const hpa of [true, false]) {
+    it(`${hpa ? 'pins' : 'unpins'}: what they read is what JSON.parse, the schema and ${hpa ? 'pinInput' : 'rangeInput'} give`, () => {
+      let read = 0;
+      fc.assert(
+        fc.property(texts(hpa ? pinRange : unpinRange), (t) => {
+          const plain = parseRangeBatchBytes(Buffer.from(t), hpa);
+          if (plain === undefined) return;
+          read++;
+          const parsed = JSON.parse(t) as { ranges: { iova: string; hpa: string; length: string }[] };
+          expect(isPlainRangeBody(parsed, hpa)).toBe(true);
+          expect((hpa ? PinBody : UnpinBody).safeParse(parsed).success).toBe(true);
+          if (hpa) expect(plain.pins()).toEqual(parsed.ranges.map(pinInput));
+          else expect(plain.ranges()).toEqual(parsed.ranges.map(rangeInput));
+        }),
+        { numRuns: 2000 }
+      );
+      expect(read).toBeGreaterThan(100);
+    });
+  }
 });

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { flushRangeCount, formatPages, type FlushReceipt, type VmId } from '../../domain/index.js';
 import { answerReceipt, type Applied, type FlushJob } from '../../service/policy-service.js';
+import { DecisionReply } from '../decision-bytes.js';
 import { decisionWire } from '../wire.js';
 
 export function receiptWire(job: FlushJob, own?: FlushReceipt) {
@@ -24,11 +25,11 @@ export function receiptWire(job: FlushJob, own?: FlushReceipt) {
   };
 }
 
-export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
+/** Settles the change and joins its decision to the request's one log line (app.ts). */
+async function settle(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>): Promise<{ result: Applied; revision: number }> {
   const result = await applied;
   const revision = result.revision ?? app.policy.revisionOf(vmId);
   const d = result.decision;
-  // Joins the request's one log line (app.ts).
   request.decisionLog = {
     decision: command,
     vmId,
@@ -42,11 +43,32 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
     ...(result.after === undefined ? {} : { after: result.after }),
     revision
   };
+  return { result, revision };
+}
+
+/** The answer as objects; with `wait`, once its flush job is settled, with the receipt. */
+async function answerOf(app: FastifyInstance, result: Applied, revision: number, wait: boolean) {
+  const d = result.decision;
   const answer = decisionWire(d, revision, result);
   if (result.jobId === undefined || !wait) return answer;
   const job = await app.policy.settledFlushJob(result.jobId);
   if (job === undefined) return answer;
   return { ...answer, flush: { ...answer.flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
+}
+
+export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
+  const { result, revision } = await settle(app, request, vmId, command, applied);
+  return await answerOf(app, result, revision, wait);
+}
+
+/**
+ * `decided` for the routes answering the Decision schema with the answer as it is (pins,
+ * unpins): a DecisionReply, written as bytes (decision-bytes.ts), where it fits.
+ */
+export async function decidedAsBytes(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
+  const { result, revision } = await settle(app, request, vmId, command, applied);
+  if ((result.jobId === undefined || !wait) && DecisionReply.fits(result.decision)) return new DecisionReply(result.decision, revision, result.jobId, result.after);
+  return await answerOf(app, result, revision, wait);
 }
 
 /**

@@ -5,16 +5,31 @@ import { parsePageAddress, type VmId } from '../../domain/index.js';
 import { page, PageQuery, problems, VmParams } from '../schemas/common.js';
 import { Decision } from '../schemas/decision.js';
 import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../schemas/pin.js';
-import { batchOf, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
-import { decided, wants } from './decided.js';
+import { batchOf, checkBatch, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
+import { decidedAsBytes, wants } from './decided.js';
 import { HttpError } from '../errors.js';
-import { rangeBodyValidatorCompiler } from '../compiled-wire.js';
+import { parseRangeBatchBytes, PlainRangeBatch, rangeBodyValidatorCompiler } from '../compiled-wire.js';
+
+const PINS = '/v1/vms/:vmId/pins';
+const UNPINS = '/v1/vms/:vmId/unpins';
 
 export default function pinRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
+  // In this plugin only: a compact batch is read from its bytes into page numbers, without
+  // JSON.parse (compiled-wire.ts); any other JSON body goes to Fastify's own parser, with its
+  // usual errors and prototype-poisoning checks, and to zod.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const url = request.routeOptions.url;
+    const plain = url === PINS ? parseRangeBatchBytes(body as Buffer, true) : url === UNPINS ? parseRangeBatchBytes(body as Buffer, false) : undefined;
+    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
+    else done(null, plain);
+  });
+
   r.post(
-    '/v1/vms/:vmId/pins',
+    PINS,
     {
       schema: {
         tags: ['pins'],
@@ -30,13 +45,14 @@ export default function pinRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      const ranges = batchOf(request.body, app.limits.batchLimit).map(pinInput);
-      return await decided(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
+      const body: unknown = request.body;
+      const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.pins()) : batchOf(request.body, app.limits.batchLimit).map(pinInput);
+      return await decidedAsBytes(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 
   r.post(
-    '/v1/vms/:vmId/unpins',
+    UNPINS,
     {
       schema: {
         tags: ['pins'],
@@ -51,8 +67,9 @@ export default function pinRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      const ranges = batchOf(request.body, app.limits.batchLimit).map(rangeInput);
-      return await decided(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
+      const body: unknown = request.body;
+      const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.ranges()) : batchOf(request.body, app.limits.batchLimit).map(rangeInput);
+      return await decidedAsBytes(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 
