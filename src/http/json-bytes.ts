@@ -26,6 +26,10 @@ export function startsWith(b: Uint8Array, at: number, prefix: Uint8Array): boole
 /** Where the hex string read by the last canonicalPages call ended (its closing quote). */
 let hexEnd = 0;
 
+/** The value of each lowercase hex digit by byte, -1 for any other byte. */
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let c = 0; c < 16; c++) HEX_VALUE['0123456789abcdef'.charCodeAt(c)] = c;
+
 /**
  * The page number written by the JSON string starting at `from` (after its opening quote) when
  * it is canonical hex of an aligned address below 2^52 bytes (`0x0`, or `0x` then at most 13
@@ -36,9 +40,9 @@ function canonicalPages(b: Uint8Array, from: number): number {
   if (b[from] !== 0x30 || b[from + 1] !== 0x78) return -1;
   let k = from + 2;
   let value = 0;
-  for (; k - from - 2 <= 13; k++) {
-    const c = b[k] as number;
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+  const stop = Math.min(from + 16, b.length);
+  for (; k < stop; k++) {
+    const d = HEX_VALUE[b[k] as number] as number;
     if (d < 0) break;
     value = value * 16 + d;
   }
