@@ -11,6 +11,9 @@ import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody 
 import type { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../http/schemas/quirk.js';
 import type { Simulation, SimulationRequest } from '../http/schemas/simulation.js';
 import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, ResetBody, Vm } from '../http/schemas/vm.js';
+import type { AuditEntry } from '../http/routes/audit.js';
+import type { FlushJob } from '../http/routes/flush-jobs.js';
+import type { PolicyDefaults } from '../http/routes/quirks.js';
 
 export type VmState = z.output<typeof Vm>;
 export type DecisionAnswer = z.output<typeof Decision>;
@@ -31,6 +34,21 @@ export type QuirkListBody = z.input<typeof QuirkList>;
 export type PutQuirksResult = z.output<typeof PutQuirksAnswer>;
 export type SimulationRequestBody = z.input<typeof SimulationRequest>;
 export type SimulationResult = z.output<typeof Simulation>;
+export type FlushJobState = z.output<typeof FlushJob>;
+export type PolicyDefaultsAnswer = z.output<typeof PolicyDefaults>;
+export type AuditRecord = z.output<typeof AuditEntry>;
+
+/** `?wait=true` on a change: answer once its flush job is settled, with the job's receipt in `flush.receipt`. */
+export interface WaitOptions {
+  readonly wait?: boolean;
+}
+
+/** Which audit records to read: one VM's, from a time on. */
+export interface AuditQuery {
+  readonly vmId?: string;
+  /** ISO 8601 time: records at or after it. */
+  readonly since?: string;
+}
 
 export interface Page<T> {
   items: T[];
@@ -118,6 +136,23 @@ export class CoherencyClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
+  /** Every item of a paged route, page after page (`limit` per request). */
+  async *#pages<T>(path: string, query: Record<string, string | number | undefined> = {}, limit = 1000): AsyncGenerator<T> {
+    let cursor: string | undefined;
+    do {
+      const page: Page<T> = await this.#call('GET', path, undefined, { ...query, limit, cursor });
+      yield* page.items;
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+  }
+
+  async #text(path: string): Promise<string> {
+    const res = await this.#pool.request({ method: 'GET', path, headers: { ...this.#headers }, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+    const text = await res.body.text();
+    if (res.statusCode >= 200 && res.statusCode < 300) return text;
+    throw apiError(res.statusCode, text);
+  }
+
   async #call<T>(method: Method, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) search.set(k, String(v));
@@ -145,6 +180,10 @@ export class CoherencyClient {
   listVms(page: PageOptions = {}): Promise<Page<VmState>> {
     return this.#call('GET', '/v1/vms', undefined, { ...page });
   }
+  /** Every VM, page after page. */
+  vms(): AsyncGenerator<VmState> {
+    return this.#pages('/v1/vms');
+  }
   deleteVm(vmId: string): Promise<DecisionAnswer> {
     return this.#call('DELETE', `/v1/vms/${enc(vmId)}`);
   }
@@ -158,40 +197,48 @@ export class CoherencyClient {
   }
 
   // ---- devices ----
-  putDevice(vmId: string, bdf: string, body: PutDeviceRequest): Promise<DeviceDecisionAnswer> {
-    return this.#call('PUT', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`, body);
+  putDevice(vmId: string, bdf: string, body: PutDeviceRequest, options: WaitOptions = {}): Promise<DeviceDecisionAnswer> {
+    return this.#call('PUT', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`, body, waitQuery(options));
   }
   deleteDevice(vmId: string, bdf: string): Promise<DeviceDecisionAnswer> {
     return this.#call('DELETE', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}`);
   }
   /** R1. By default the reset restores config space (as vfio-pci's do); `{restoresConfig: false}` for one that does not. */
-  resetDevice(vmId: string, bdf: string, body?: ResetRequest): Promise<DeviceDecisionAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/reset`, body ?? undefined);
+  resetDevice(vmId: string, bdf: string, body?: ResetRequest, options: WaitOptions = {}): Promise<DeviceDecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/reset`, body ?? undefined, waitQuery(options));
   }
-  devctl(vmId: string, bdf: string, body: DevctlRequest): Promise<DevctlAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/devctl`, body);
+  devctl(vmId: string, bdf: string, body: DevctlRequest, options: WaitOptions = {}): Promise<DevctlAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/devices/${enc(bdf)}/devctl`, body, waitQuery(options));
   }
 
   // ---- pins and decisions ----
-  pin(vmId: string, body: PinRequest): Promise<DecisionAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/pins`, body);
+  pin(vmId: string, body: PinRequest, options: WaitOptions = {}): Promise<DecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/pins`, body, waitQuery(options));
   }
-  unpin(vmId: string, body: UnpinRequest): Promise<DecisionAnswer> {
-    return this.#call('POST', `/v1/vms/${enc(vmId)}/unpins`, body);
+  unpin(vmId: string, body: UnpinRequest, options: WaitOptions = {}): Promise<DecisionAnswer> {
+    return this.#call('POST', `/v1/vms/${enc(vmId)}/unpins`, body, waitQuery(options));
   }
   listPins(vmId: string, page: PageOptions = {}): Promise<Page<PinnedRangeState>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/pins`, undefined, { ...page });
+  }
+  /** Every pinned range of the VM in IOVA order, page after page. */
+  pins(vmId: string): AsyncGenerator<PinnedRangeState> {
+    return this.#pages(`/v1/vms/${enc(vmId)}/pins`);
   }
   mustFlush(vmId: string, body: FlushQueryRequest, minRevision?: number): Promise<MustFlushAnswer> {
     return this.#call('POST', `/v1/vms/${enc(vmId)}/decisions/flush`, body, { minRevision });
   }
 
   // ---- flush jobs ----
-  getFlushJob(jobId: string): Promise<unknown> {
+  getFlushJob(jobId: string): Promise<FlushJobState> {
     return this.#call('GET', `/v1/flush-jobs/${enc(jobId)}`);
   }
-  listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<unknown>> {
+  listFlushJobs(vmId: string, page: PageOptions = {}): Promise<Page<FlushJobState>> {
     return this.#call('GET', `/v1/vms/${enc(vmId)}/flush-jobs`, undefined, { ...page });
+  }
+  /** Every flush job kept for the VM, oldest first, page after page. */
+  flushJobs(vmId: string): AsyncGenerator<FlushJobState> {
+    return this.#pages(`/v1/vms/${enc(vmId)}/flush-jobs`);
   }
   /** Every coalesced host range of a job, all pages read (GET /v1/flush-jobs/{jobId}/ranges). */
   async listFlushJobRanges(jobId: string): Promise<{ hpa: string; length: string }[]> {
@@ -205,7 +252,7 @@ export class CoherencyClient {
     return out;
   }
   /** Reports the job's flush performed (optionally what was flushed and how long it took). */
-  ack(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<unknown> {
+  ack(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<FlushJobState> {
     return this.#call('POST', `/v1/flush-jobs/${enc(jobId)}/ack`, report);
   }
 
@@ -260,6 +307,19 @@ export class CoherencyClient {
   getSimulation(id: string): Promise<SimulationResult> {
     return this.#call('GET', `/v1/simulations/${enc(id)}`);
   }
+  /** The simulation as an SVG bar chart (one bar per mode). */
+  getSimulationChart(id: string): Promise<string> {
+    return this.#text(`/v1/simulations/${enc(id)}/chart.svg`);
+  }
+
+  // ---- audit ----
+  listAudit(query: AuditQuery & PageOptions = {}): Promise<Page<AuditRecord>> {
+    return this.#call('GET', '/v1/audit', undefined, { ...query });
+  }
+  /** Every audit record the query selects, oldest first, page after page. */
+  audit(query: AuditQuery = {}): AsyncGenerator<AuditRecord> {
+    return this.#pages('/v1/audit', { ...query }, 1000);
+  }
 
   // ---- quirks, policy, health ----
   getQuirks(): Promise<z.output<typeof QuirkListAnswer>> {
@@ -268,7 +328,7 @@ export class CoherencyClient {
   putQuirks(body: QuirkListBody): Promise<PutQuirksResult> {
     return this.#call('PUT', '/v1/quirks', body);
   }
-  getPolicy(): Promise<unknown> {
+  getPolicy(): Promise<PolicyDefaultsAnswer> {
     return this.#call('GET', '/v1/policy');
   }
   health(): Promise<{ status: 'ok' }> {
@@ -281,6 +341,10 @@ export class CoherencyClient {
   close(): Promise<void> {
     return this.#pool.close();
   }
+}
+
+function waitQuery(options: WaitOptions): Record<string, string | undefined> {
+  return { wait: options.wait === true ? 'true' : undefined };
 }
 
 function enc(segment: string): string {

@@ -13,7 +13,9 @@ export type DomainId = Brand<string, 'DomainId'>;
 export type PciAddress = Brand<string, 'PciAddress'>;
 
 /** VM ids, as SPEC section 2 defines them; IOMMU domain ids use the same alphabet. */
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** What a VM or domain id looks like (INVALID_ID otherwise). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ID = ID_PATTERN;
 const BDF = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/i;
 
 export function parseVmId(input: string): VmId {

@@ -7,6 +7,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { polishDocument } from '../openapi-polish.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -18,8 +19,10 @@ async function swagger(app: FastifyInstance): Promise<void> {
         title: 'Coherency policy service',
         description:
           'Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device\'s Enable No Snoop bit. Every answer names the rules (C1, F1-F5, W1-W7, R1, K1) that produced it.',
-        version: API_VERSION
+        version: API_VERSION,
+        license: { name: 'MIT', identifier: 'MIT' }
       },
+      servers: [{ url: 'http://127.0.0.1:8080', description: 'The default listen address (HOST, PORT)' }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token from AUTH_TOKENS_FILE (scopes read, vmm, admin). Without a token file the server runs open on loopback.' }
@@ -36,11 +39,12 @@ async function swagger(app: FastifyInstance): Promise<void> {
         { name: 'quirks', description: 'Device quirks' },
         { name: 'policy', description: 'Server policy defaults' },
         { name: 'audit', description: 'Who changed what, and which rules fired' },
+        { name: 'simulations', description: 'What if? Traces replayed under every policy mode' },
         { name: 'health', description: 'Liveness and readiness' }
       ]
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject
+    transformObject: (input) => polishDocument(jsonSchemaTransformObject(input) as Record<string, unknown>) as ReturnType<typeof jsonSchemaTransformObject>
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());

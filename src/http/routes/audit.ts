@@ -10,7 +10,7 @@ import { HttpError } from '../errors.js';
 import { problems } from '../schemas/common.js';
 import { decodeCursor, encodeCursor } from '../wire.js';
 
-const AuditEntry = z
+export const AuditEntry = z
   .object({
     revision: z.number().int().describe('Global sequence number of the change'),
     at: z.string(),
@@ -29,6 +29,7 @@ export default function auditRoutes(app: FastifyInstance): void {
       schema: {
         tags: ['audit'],
         summary: 'The audit trail of accepted changes (paged, oldest first)',
+        description: 'Accepted changes, oldest first: who (the token), what (the command) and the rules that fired; by VM and time; `limit` per page, `nextCursor` to continue.',
         querystring: z.object({
           vmId: z.string().max(64).optional(),
           since: z.iso.datetime({ offset: true }).optional().describe('Only changes at or after this time'),

@@ -52,7 +52,8 @@ export default function deviceRoutes(app: FastifyInstance): void {
 
   r.delete(
     '/v1/vms/:vmId/devices/:bdf',
-    { schema: { tags: ['devices'], summary: 'Remove a device from the VM', params: DeviceParams, response: { 200: DeviceDecision, ...problems } } },
+    { schema: { tags: ['devices'], summary: 'Remove a device from the VM',
+        description: 'Unassigns the device and answers the decision it causes: the rules that fired and K1 for the VM.', params: DeviceParams, response: { 200: DeviceDecision, ...problems } } },
     async (request) => {
       const vmId = vmIdOf(request.params);
       return await decided(app, request, vmId, 'delete-device', app.policy.apply({ type: 'delete-device', vmId, bdf: bdfOf(request.params) }, actorOf(request)));

@@ -11,7 +11,7 @@ import { FlushJobState, HexAddress, HexOut, HostRange, page, PageQuery, problems
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
 import { receiptWire } from './decided.js';
 
-const FlushJob = z
+export const FlushJob = z
   .object({
     id: z.string(),
     vmId: z.string(),
@@ -76,7 +76,8 @@ export default function flushJobRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/flush-jobs/:jobId',
-    { schema: { tags: ['flush-jobs'], summary: 'A flush job and its receipt', params: z.object({ jobId: z.string().max(100) }), response: { 200: FlushJob, 404: problems[404] } } },
+    { schema: { tags: ['flush-jobs'], summary: 'A flush job and its receipt',
+        description: 'The job\'s state (queued, running, pending, acknowledged, done, failed), the decisions it carries, and its receipt: bytes, ranges and modelled cost.', params: z.object({ jobId: z.string().max(100) }), response: { 200: FlushJob, 404: problems[404] } } },
     (request) => {
       const job = app.policy.flushJob(request.params.jobId);
       if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
@@ -135,7 +136,8 @@ export default function flushJobRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/vms/:vmId/flush-jobs',
-    { schema: { tags: ['flush-jobs'], summary: 'Flush jobs of a VM, oldest first (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(FlushJob, 'FlushJobPage'), 400: problems[400], 404: problems[404] } } },
+    { schema: { tags: ['flush-jobs'], summary: 'Flush jobs of a VM, oldest first (paged)',
+        description: 'The flush jobs kept for the VM, oldest first: `limit` per page, `nextCursor` to continue.', params: VmParams, querystring: PageQuery, response: { 200: page(FlushJob, 'FlushJobPage'), 400: problems[400], 404: problems[404] } } },
     (request) => {
       const vmId = vmIdOf(request.params);
       app.policy.vm(vmId); // 404 for an unknown VM

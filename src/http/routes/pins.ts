@@ -75,7 +75,8 @@ export default function pinRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/vms/:vmId/pins',
-    { schema: { tags: ['pins'], summary: 'Pinned ranges in IOVA order (paged)', params: VmParams, querystring: PageQuery, response: { 200: page(PinnedRange, 'PinnedRangePage'), 400: problems[400], 404: problems[404] } } },
+    { schema: { tags: ['pins'], summary: 'Pinned ranges in IOVA order (paged)',
+        description: 'Each pinned range with its host address, memory type, mmio, flushOnUnpin flag and domains: `limit` per page, `nextCursor` to continue.', params: VmParams, querystring: PageQuery, response: { 200: page(PinnedRange, 'PinnedRangePage'), 400: problems[400], 404: problems[404] } } },
     async (request) => {
       const vmId: VmId = vmIdOf(request.params);
       await app.policy.catchUp(request.query.minRevision ?? 0, vmId);

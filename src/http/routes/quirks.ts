@@ -7,7 +7,7 @@ import { problems } from '../schemas/common.js';
 import { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../schemas/quirk.js';
 import { decisionWire } from '../wire.js';
 
-const PolicyDefaults = z
+export const PolicyDefaults = z
   .object({
     defaults: z.object({ mode: z.enum(POLICY_MODES), onEnable: z.enum(ON_ENABLE), exemptNeedsNoSnoop: z.boolean() }),
     modes: z.array(z.enum(POLICY_MODES)),
@@ -60,7 +60,8 @@ export default function quirkRoutes(app: FastifyInstance): void {
     }
   );
 
-  r.get('/v1/policy', { schema: { tags: ['policy'], summary: 'Server policy defaults and choices', response: { 200: PolicyDefaults } } }, () => ({
+  r.get('/v1/policy', { schema: { tags: ['policy'], summary: 'Server policy defaults and choices',
+      description: 'What a VM gets when its PUT leaves a policy field unset, and the values each field allows.', response: { 200: PolicyDefaults } } }, () => ({
     defaults: { ...app.policy.defaults },
     modes: [...POLICY_MODES],
     onEnable: [...ON_ENABLE],

@@ -55,7 +55,8 @@ export default function simulationRoutes(app: FastifyInstance, opts: { simulator
 
   r.get(
     '/v1/simulations/:id',
-    { schema: { tags: ['simulations'], summary: 'A simulation result', params: SimulationParams, response: { 200: Simulation, 404: problems[404] } } },
+    { schema: { tags: ['simulations'], summary: 'A simulation result',
+        description: 'The result of POST /v1/simulations: per mode the bytes flushed by cause, what pessimistic would flush, flush jobs, modelled cost, DEVCTL verdicts and violations.', params: SimulationParams, response: { 200: Simulation, 404: problems[404] } } },
     (request) => withLinks(find(request.params.id))
   );
 
@@ -65,6 +66,7 @@ export default function simulationRoutes(app: FastifyInstance, opts: { simulator
       schema: {
         tags: ['simulations'],
         summary: 'A simulation as an SVG bar chart (one bar per mode)',
+        description: 'One bar per mode, its height the bytes flushed, labelled with the bytes, the modelled time, the flush jobs and the verdict.',
         params: SimulationParams,
         produces: ['image/svg+xml'],
         response: { 200: z.string().describe('SVG document'), 404: problems[404] }

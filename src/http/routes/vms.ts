@@ -21,7 +21,8 @@ export default function vmRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/vms',
-    { schema: { tags: ['vms'], summary: 'List VMs (paged)', querystring: PageQuery, response: { 200: page(Vm, 'VmPage'), 400: problems[400] } } },
+    { schema: { tags: ['vms'], summary: 'List VMs (paged)',
+        description: 'Every VM with its whole state, in id order: `limit` per page, `nextCursor` to continue.', querystring: PageQuery, response: { 200: page(Vm, 'VmPage'), 400: problems[400] } } },
     (request) => {
       const after = decodeCursor(request.query.cursor);
       const items = app.policy.listVms(after, request.query.limit + 1);
@@ -55,7 +56,8 @@ export default function vmRoutes(app: FastifyInstance): void {
 
   r.get(
     '/v1/vms/:vmId',
-    { schema: { tags: ['vms'], summary: 'The whole state of a VM', params: VmParams, querystring: FreshQuery, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
+    { schema: { tags: ['vms'], summary: 'The whole state of a VM',
+        description: 'Domains (coherent, exposed), devices (their bit, the bit that governs them, whether they may no-snoop, their quirks), pinned totals, K1 and the revision. `?minRevision=` answers once this replica has applied that change of the VM.', params: VmParams, querystring: FreshQuery, response: { 200: Vm, 400: problems[400], 404: problems[404] } } },
     async (request) => {
       const vmId = vmIdOf(request.params);
       await app.policy.catchUp(request.query.minRevision ?? 0, vmId);

@@ -4,7 +4,7 @@
  * parsers, which also check 4 KiB alignment.
  */
 import { z } from 'zod';
-import { MEM_TYPES, RULE_IDS } from '../../domain/index.js';
+import { ID_PATTERN, MEM_TYPES, RULE_IDS } from '../../domain/index.js';
 
 export const HexAddress = z
   .union([z.string().max(20), z.number().int().nonnegative()])
@@ -21,7 +21,8 @@ export const Hex16Out = z.string().regex(/^0x[0-9a-f]{4}$/);
 
 export const MemType = z.enum(MEM_TYPES).meta({ id: 'MemType', description: 'Memory type of the host mapping' });
 
-export const IdParam = z.string().max(64).describe('^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
+// The pattern is documented here and enforced by the domain's parser (INVALID_ID), so the error stays the domain's.
+export const IdParam = z.string().max(64).meta({ pattern: ID_PATTERN.source, description: 'An id: a letter or digit, then up to 63 letters, digits, dots, underscores or hyphens' });
 
 export const VmParams = z.object({ vmId: IdParam });
 export const DomainParams = z.object({ vmId: IdParam, domainId: IdParam });
