@@ -3,7 +3,8 @@
  * spectral:oas pass it without a warning): an operationId per route, named as the typed client's
  * methods; problems documented as application/problem+json with the codes each status can carry
  * (from the one status table, errors.ts), the statuses every /v1 route can answer (401, 403, 429,
- * 503, and 415 where it takes a body); described responses; no components nobody uses.
+ * 503, and 415 where it takes a body); described responses; no components nobody uses; request
+ * defaults that generators do not mistake for required fields.
  */
 import { STATUS, type ErrorCode } from './errors.js';
 
@@ -97,6 +98,24 @@ function dropSafeIntegerBounds(value: unknown): void {
   }
 }
 
+/**
+ * A request property with a default is optional to the caller, but generators that read
+ * `default` as "always present" (openapi-typescript's default options) would require it: in
+ * request schemas the default moves into the description.
+ */
+function defaultsIntoDescriptions(value: unknown): void {
+  if (Array.isArray(value)) for (const v of value) defaultsIntoDescriptions(v);
+  else if (value !== null && typeof value === 'object') {
+    const o = value as Json;
+    if ('default' in o && typeof o['type'] === 'string') {
+      const note = `Default: ${JSON.stringify(o['default'])}.`;
+      o['description'] = typeof o['description'] === 'string' ? `${o['description']}. ${note}` : note;
+      delete o['default'];
+    }
+    for (const v of Object.values(o)) defaultsIntoDescriptions(v);
+  }
+}
+
 /** The document, polished as the header says (in place; returned for chaining). */
 export function polishDocument(doc: Json): Json {
   const paths = (doc['paths'] ?? {}) as Record<string, Record<string, Json>>;
@@ -128,6 +147,8 @@ export function polishDocument(doc: Json): Json {
     grew = used.size > before;
   }
   components['schemas'] = Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name)));
+  for (const [name, schema] of Object.entries(components['schemas'] as Json)) if (name.endsWith('Input')) defaultsIntoDescriptions(schema);
+  for (const operations of Object.values(paths)) for (const op of Object.values(operations)) defaultsIntoDescriptions(op['requestBody']);
   dropSafeIntegerBounds(doc);
   return doc;
 }
