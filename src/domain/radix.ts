@@ -23,6 +23,16 @@ function digit(value: number, scale: number): number {
   return (value / scale) & DIGIT_MASK;
 }
 
+/** Turns per-digit counts into the offset where each digit's values start (in place). */
+function toOffsets(count: Uint32Array): void {
+  let sum = 0;
+  for (let b = 0; b < BUCKETS; b++) {
+    const c = count[b] as number;
+    count[b] = sum;
+    sum += c;
+  }
+}
+
 /** Sorts `values` (page numbers) in place, ascending. */
 export function sortPageNumbers(values: Float64Array): void {
   const n = values.length;
@@ -39,12 +49,7 @@ export function sortPageNumbers(values: Float64Array): void {
   for (let p = 0, scale = 1; p < passes; p++, scale *= BUCKETS) {
     count.fill(0);
     for (let i = 0; i < n; i++) (count[digit(from[i] as number, scale)] as number)++;
-    let sum = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      const c = count[b] as number;
-      count[b] = sum;
-      sum += c;
-    }
+    toOffsets(count);
     for (let i = 0; i < n; i++) {
       const v = from[i] as number;
       const d = digit(v, scale);
@@ -80,12 +85,7 @@ export function ascendingOrder(keys: Float64Array): Uint32Array | null {
   for (let p = 0, scale = 1; p < passes; p++, scale *= BUCKETS) {
     count.fill(0);
     for (let i = 0; i < n; i++) (count[digit(keys[from[i] as number] as number, scale)] as number)++;
-    let sum = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      const c = count[b] as number;
-      count[b] = sum;
-      sum += c;
-    }
+    toOffsets(count);
     for (let i = 0; i < n; i++) {
       const at = from[i] as number;
       const d = digit(keys[at] as number, scale);

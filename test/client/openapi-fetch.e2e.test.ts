@@ -5,13 +5,13 @@
  * overlapping one already pinned: 409 PIN_OVERLAP, typed as a problem).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
+import { scratchProject } from '../helpers/scratch.js';
 
 const run = promisify(execFile);
 const root = new URL('../..', import.meta.url).pathname;
@@ -51,11 +51,7 @@ console.log(JSON.stringify(out));
 `;
 
 beforeAll(async () => {
-  scratch = mkdtempSync(join(tmpdir(), 'coherency-openapi-fetch-'));
-  const modules = join(scratch, 'node_modules');
-  mkdirSync(modules);
-  for (const name of readdirSync(join(root, 'node_modules'))) if (!name.startsWith('.')) symlinkSync(join(root, 'node_modules', name), join(modules, name));
-  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'third-party', private: true, type: 'module' }));
+  scratch = scratchProject(root, 'coherency-openapi-fetch-').dir;
   writeFileSync(
     join(scratch, 'tsconfig.json'),
     JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: true, types: ['node'] }, files: ['session.ts'] })

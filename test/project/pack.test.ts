@@ -5,13 +5,13 @@
  * and type-checks against the packed types.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, gpuVm } from '../helpers/app.js';
+import { scratchProject } from '../helpers/scratch.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -31,22 +31,17 @@ let app: FastifyInstance | undefined;
 let origin = '';
 
 beforeAll(async () => {
-  scratch = mkdtempSync(join(tmpdir(), 'coherency-pack-'));
+  // A scratch project: the dependencies npm would install beside the package, then the package.
+  const project = scratchProject(root, 'coherency-pack-', ['coherency-policy-service']);
+  scratch = project.dir;
   // The package as npm would publish it (dist/ is what `npm ci` built, through `prepare`).
   const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], { cwd: root, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
   const [tarball] = packed;
   if (tarball === undefined) throw new Error('npm pack made nothing');
   files = tarball.files.map((f) => f.path);
-  // A scratch project: the unpacked tarball, and the dependencies npm would install beside it.
-  const modules = join(scratch, 'node_modules');
-  const unpacked = join(modules, 'coherency-policy-service');
-  mkdirSync(unpacked, { recursive: true });
+  const unpacked = join(project.modules, 'coherency-policy-service');
+  mkdirSync(unpacked);
   execFileSync('tar', ['-xzf', join(scratch, tarball.filename), '-C', unpacked, '--strip-components=1']);
-  for (const name of readdirSync(join(root, 'node_modules'))) {
-    if (name === '.bin' || name === 'coherency-policy-service' || name.startsWith('.')) continue;
-    symlinkSync(join(root, 'node_modules', name), join(modules, name));
-  }
-  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
   app = await build();
   await gpuVm(app);
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
