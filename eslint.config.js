@@ -47,6 +47,7 @@ const layerRules = {
   'src/service/**/*.ts': layer('src/service must not depend on the HTTP layer.', ['**/http/**', ...outer]),
   'src/store/**/*.ts': layer('src/store keeps state: it knows the core, not the layers that use it.', ['**/http/**', '**/service/**', '**/jobs/**', '**/sim/**', ...outer]),
   'src/jobs/**/*.ts': layer('src/jobs plans flushes: it knows the core, not the layers that use it.', ['**/http/**', '**/service/**', '**/store/**', '**/sim/**', ...outer]),
+  'src/contract/**/*.ts': layer('src/contract describes the API from the core\'s constants: it knows the core, not the layers that serve or call it.', ['**/http/**', '**/service/**', '**/store/**', '**/jobs/**', '**/client/**', ...outer]),
   'src/sim/**/*.ts': layer('src/sim simulates on the core alone: no HTTP, service, store or flush jobs.', ['**/http/**', '**/service/**', '**/store/**', '**/jobs/**', ...outer])
 };
 

@@ -168,7 +168,7 @@ if (PARTS.has('c')) {
   const { DecisionBuilder } = await import('../src/domain/index.js');
   const { decisionWire } = await import('../src/http/wire.js');
   const { compileSerializer } = await import('../src/http/compiled-wire.js');
-  const { Decision } = await import('../src/http/schemas/decision.js');
+  const { Decision } = await import('../src/contract/decision.js');
   const { serializerCompiler } = await import('fastify-type-provider-zod');
   // An unpin of 10,000 ranges scattered in host memory: every one flushed, none coalesced.
   const out = new DecisionBuilder();

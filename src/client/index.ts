@@ -5,15 +5,15 @@
  */
 import { Pool } from 'undici';
 import type { z } from 'zod';
-import type { Problem } from '../http/schemas/common.js';
-import type { Decision, DevctlDecision, DeviceDecision } from '../http/schemas/decision.js';
-import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../http/schemas/pin.js';
-import type { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../http/schemas/quirk.js';
-import type { Simulation, SimulationRequest } from '../http/schemas/simulation.js';
-import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, ResetBody, Vm } from '../http/schemas/vm.js';
-import type { AuditEntry } from '../http/routes/audit.js';
-import type { FlushJob } from '../http/routes/flush-jobs.js';
-import type { PolicyDefaults } from '../http/routes/quirks.js';
+import type { Problem } from '../contract/common.js';
+import type { Decision, DevctlDecision, DeviceDecision } from '../contract/decision.js';
+import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../contract/pin.js';
+import type { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../contract/quirk.js';
+import type { Simulation, SimulationRequest } from '../contract/simulation.js';
+import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, ResetBody, Vm } from '../contract/vm.js';
+import type { AuditEntry } from '../contract/audit.js';
+import type { FlushJob } from '../contract/flush-job.js';
+import type { PolicyDefaults } from '../contract/policy.js';
 
 export type VmState = z.output<typeof Vm>;
 export type DecisionAnswer = z.output<typeof Decision>;

@@ -13,7 +13,7 @@
  * - arm64 DC CIVAC: no published figure; an estimate of 10 cycles a line and one DSB per range
  *   at 3.0 GHz. Configurable.
  */
-import type { Arch, FlushMethod, Policy } from './policy.js';
+import { FLUSH_METHODS, type Arch, type FlushMethod, type Policy } from './policy.js';
 
 export const CACHE_LINE_BYTES = 64;
 export const LINES_PER_PAGE = 4096 / CACHE_LINE_BYTES;
@@ -41,6 +41,7 @@ export const DEFAULT_COST_MODEL: CostModel = Object.freeze({
   dsbCycles: 50
 });
 
+export const PLANNED_METHODS = [...FLUSH_METHODS, 'wbinvd'] as const;
 export type PlannedMethod = FlushMethod | 'wbinvd';
 
 export interface FlushReceipt {

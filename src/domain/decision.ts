@@ -17,7 +17,8 @@ export interface HostRange {
   readonly pages: number;
 }
 
-export type FlushCause = 'pin' | 'unpin' | 'replay' | 'teardown';
+export const FLUSH_CAUSES = ['pin', 'unpin', 'replay', 'teardown'] as const;
+export type FlushCause = (typeof FLUSH_CAUSES)[number];
 
 /**
  * When the flush happens relative to the change: pins and replays flush, then map (the device
@@ -47,7 +48,8 @@ export interface FlushDecision {
   readonly when: FlushWhen | null;
 }
 
-export type DevctlVerdict = 'allow' | 'deny' | 'ignore';
+export const DEVCTL_VERDICTS = ['allow', 'deny', 'ignore'] as const;
+export type DevctlVerdict = (typeof DEVCTL_VERDICTS)[number];
 
 export interface DevctlOutcome {
   readonly decision: DevctlVerdict;

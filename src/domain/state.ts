@@ -12,6 +12,10 @@ import { QuirkTable, type Quirk } from './quirks.js';
 export const NOSNOOP_STATES = ['enabled', 'disabled', 'hardwired-zero', 'unknown'] as const;
 export type NoSnoopState = (typeof NOSNOOP_STATES)[number];
 
+/** A PCI function: a physical function or an SR-IOV virtual function. */
+export const DEVICE_FUNCTIONS = ['pf', 'vf'] as const;
+export type DeviceFunction = (typeof DEVICE_FUNCTIONS)[number];
+
 export const MEM_TYPES = ['WB', 'WT', 'WP', 'UC', 'UC-', 'WC'] as const;
 export type MemType = (typeof MEM_TYPES)[number];
 
@@ -26,7 +30,7 @@ export interface Device {
   readonly domainId: DomainId | null;
   readonly vendorId: number;
   readonly deviceId: number;
-  readonly function: 'pf' | 'vf';
+  readonly function: DeviceFunction;
   /** For a VF: its PF. When the PF is assigned to the same VM, the PF's bit governs the VF. */
   readonly physfn: PciAddress | null;
   /**

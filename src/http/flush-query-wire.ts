@@ -23,7 +23,7 @@ import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
 import { bytes, listedRanges, putRanges, rangesMaxBytes, readHexRanges, startsWith } from './json-bytes.js';
-import type { FlushQueryAnswer } from './schemas/pin.js';
+import type { FlushQueryAnswer } from '../contract/pin.js';
 import { flushWire, LISTED_RANGES_MAX } from './wire.js';
 
 type Answer = z.output<typeof FlushQueryAnswer>;

@@ -7,7 +7,10 @@
  * The policy mode is not part of a trace: the simulator replays the same trace under each mode.
  */
 import { z } from 'zod';
+import { PolicyInput as VmPolicyInput } from '../contract/vm.js';
 import {
+  ARCHES,
+  DEVICE_FUNCTIONS,
   DomainError,
   MEM_TYPES,
   NOSNOOP_STATES,
@@ -52,14 +55,9 @@ export const TraceLine = z.discriminatedUnion('t', [
   z.strictObject({
     t: z.literal('vm'),
     vm: Id,
-    arch: z.enum(['x86_64', 'aarch64']),
-    policy: z
-      .strictObject({
-        onEnable: z.enum(['allow', 'deny', 'allow-needs-nosnoop']).optional(),
-        exemptNeedsNoSnoop: z.boolean().optional(),
-        flushMethod: z.enum(['clflushopt', 'clflush', 'dc-civac']).optional()
-      })
-      .optional()
+    arch: z.enum(ARCHES),
+    // The API's VM policy without the mode: the simulator replays the trace under each mode.
+    policy: VmPolicyInput.pick({ onEnable: true, exemptNeedsNoSnoop: true, flushMethod: true }).strict().optional()
   }),
   z.strictObject({ t: z.literal('delete-vm'), vm: Id }),
   z.strictObject({ t: z.literal('domain'), vm: Id, domain: Id, coherent: z.boolean() }),
@@ -71,7 +69,7 @@ export const TraceLine = z.discriminatedUnion('t', [
     domain: Id.nullable(),
     vendorId: z.string(),
     deviceId: z.string(),
-    function: z.enum(['pf', 'vf']).optional(),
+    function: z.enum(DEVICE_FUNCTIONS).optional(),
     physfn: Id.optional(),
     /** The Enable No Snoop bit as the hardware holds it when the device is attached. */
     nosnoop: z.enum(NOSNOOP_STATES)

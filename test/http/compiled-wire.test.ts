@@ -14,9 +14,9 @@ import { compileSerializer, DECISION_ANSWERS, isPlainRangeBody, parseRangeBatchB
 import { DecisionReply, serializeDecisionReply } from '../../src/http/decision-bytes.js';
 import { pinInput, rangeInput } from '../../src/http/wire.js';
 import { VmDecision } from '../../src/http/routes/vms.js';
-import { Decision, DevctlDecision, DeviceDecision } from '../../src/http/schemas/decision.js';
-import { PutQuirksAnswer } from '../../src/http/schemas/quirk.js';
-import { PinBody, UnpinBody } from '../../src/http/schemas/pin.js';
+import { Decision, DevctlDecision, DeviceDecision } from '../../src/contract/decision.js';
+import { PutQuirksAnswer } from '../../src/contract/quirk.js';
+import { PinBody, UnpinBody } from '../../src/contract/pin.js';
 import { build, json } from '../helpers/app.js';
 
 const zodSerialize = serializerCompiler({ schema: Decision, method: 'POST', url: '/v1/vms/:vmId/pins' });

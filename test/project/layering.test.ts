@@ -36,7 +36,11 @@ describe('layering', () => {
       ['src/store/probe.ts', '../jobs/flush-jobs.js', true],
       ['src/jobs/probe.ts', '../store/state-store.js', true],
       ['src/sim/probe.ts', '../jobs/flush-jobs.js', true],
-      ['src/sim/probe.ts', '../domain/index.js', false]
+      ['src/sim/probe.ts', '../domain/index.js', false],
+      ['src/contract/probe.ts', '../http/app.js', true],
+      ['src/contract/probe.ts', '../service/policy-service.js', true],
+      ['src/contract/probe.ts', '../domain/index.js', false],
+      ['src/sim/probe.ts', '../contract/vm.js', false]
     ];
     for (const [file, spec, refused] of cases) {
       const [result] = await eslint.lintText(`import { x } from '${spec}';\nexport const y = x;\n`, { filePath: file });

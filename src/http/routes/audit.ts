@@ -7,20 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpError } from '../errors.js';
-import { problems } from '../schemas/common.js';
+import { AuditEntry } from '../../contract/audit.js';
+import { problems } from '../../contract/common.js';
 import { decodeCursor, encodeCursor } from '../wire.js';
-
-export const AuditEntry = z
-  .object({
-    revision: z.number().int().describe('Global sequence number of the change'),
-    at: z.string(),
-    actor: z.string().describe('Token id, or "anonymous" without tokens'),
-    vmId: z.string().nullable(),
-    action: z.string().describe('The command: put-vm, pin, devctl, put-quirks, ...'),
-    rules: z.array(z.string()).describe('Rule ids the decision named'),
-    change: z.record(z.string(), z.unknown()).describe('The command as stored (addresses in 4 KiB pages)')
-  })
-  .meta({ id: 'AuditEntry' });
 
 export default function auditRoutes(app: FastifyInstance): void {
   app.withTypeProvider<ZodTypeProvider>().get(

@@ -3,8 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { flushQueryColumns, parsePageAddress, parsePageLength, type FlushQueryColumns, type FlushQueryRange } from '../../domain/index.js';
 import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryBytes, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
-import { FreshQuery, problems, VmParams } from '../schemas/common.js';
-import { FlushQueryAnswer, FlushQueryBody } from '../schemas/pin.js';
+import { FreshQuery, problems, VmParams } from '../../contract/common.js';
+import { FlushQueryAnswer, FlushQueryBody } from '../../contract/pin.js';
 import { batchOf, checkBatch, domainIds, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {

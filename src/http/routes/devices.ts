@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
 import { parseDomainId, parsePciAddress } from '../../domain/index.js';
-import { DeviceParams, problems } from '../schemas/common.js';
-import { DevctlDecision, DeviceDecision } from '../schemas/decision.js';
-import { DevctlBody, PutDeviceBody, ResetBody } from '../schemas/vm.js';
-import { WaitQuery } from '../schemas/pin.js';
+import { DeviceParams, problems } from '../../contract/common.js';
+import { DevctlDecision, DeviceDecision } from '../../contract/decision.js';
+import { DevctlBody, PutDeviceBody, ResetBody } from '../../contract/vm.js';
+import { WaitQuery } from '../../contract/pin.js';
 import { bdfOf, hex16, vmIdOf } from '../wire.js';
 import { decided, inOrder, wants } from './decided.js';
 

@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
 import { parseDomainId } from '../../domain/index.js';
-import { DomainParams, problems } from '../schemas/common.js';
-import { Decision } from '../schemas/decision.js';
-import { PutDomainBody } from '../schemas/vm.js';
+import { DomainParams, problems } from '../../contract/common.js';
+import { Decision } from '../../contract/decision.js';
+import { PutDomainBody } from '../../contract/vm.js';
 import { vmIdOf } from '../wire.js';
 import { decided } from './decided.js';
 

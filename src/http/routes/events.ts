@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { VmEvent } from '../../service/vm-events.js';
-import { Problem, problems, VmParams } from '../schemas/common.js';
+import { Problem, problems, VmParams } from '../../contract/common.js';
 import { decisionWire, vmIdOf } from '../wire.js';
 import { HttpError } from '../errors.js';
 import { jobWire } from './flush-jobs.js';

@@ -7,31 +7,10 @@ import { z } from 'zod';
 import { formatPages, parsePageAddress } from '../../domain/index.js';
 import type { FlushJob as Job } from '../../service/policy-service.js';
 import { HttpError } from '../errors.js';
-import { FlushJobState, HexAddress, HexOut, HostRange, page, PageQuery, problems, Receipt, VmParams } from '../schemas/common.js';
+import { HexAddress, HostRange, page, PageQuery, problems, VmParams } from '../../contract/common.js';
+import { FlushJob } from '../../contract/flush-job.js';
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
 import { receiptWire } from './decided.js';
-
-export const FlushJob = z
-  .object({
-    id: z.string(),
-    vmId: z.string(),
-    arch: z.enum(['x86_64', 'aarch64']),
-    cause: z.enum(['pin', 'unpin', 'replay', 'teardown']),
-    state: FlushJobState,
-    decisions: z.number().int().describe('Decisions whose flushes this job carries'),
-    requestedBytes: HexOut.describe('Bytes requested by those decisions, before coalescing'),
-    createdAt: z.string(),
-    startedAt: z.string().nullable(),
-    finishedAt: z.string().nullable(),
-    receipt: Receipt.nullable(),
-    error: z.string().nullable(),
-    acknowledgedAt: z.string().nullable().describe('When the VMM acknowledged the flush'),
-    report: z
-      .object({ flushedBytes: HexOut.optional(), durationNs: z.number().int().optional() })
-      .nullable()
-      .describe('What the VMM reported with its acknowledgement')
-  })
-  .meta({ id: 'FlushJob' });
 
 const AckBody = z
   .object({

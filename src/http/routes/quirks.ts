@@ -1,21 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
-import { z } from 'zod';
-import { FLUSH_METHODS, flushRangeCount, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
-import { problems } from '../schemas/common.js';
-import { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../schemas/quirk.js';
+import { flushRangeCount, ON_ENABLE, parseQuirkFile, POLICY_MODES, quirkToWire, type Decision, type VmId } from '../../domain/index.js';
+import { problems } from '../../contract/common.js';
+import { PolicyDefaults } from '../../contract/policy.js';
+import { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../../contract/quirk.js';
 import { decisionWire } from '../wire.js';
-
-export const PolicyDefaults = z
-  .object({
-    defaults: z.object({ mode: z.enum(POLICY_MODES), onEnable: z.enum(ON_ENABLE), exemptNeedsNoSnoop: z.boolean() }),
-    modes: z.array(z.enum(POLICY_MODES)),
-    onEnable: z.array(z.enum(ON_ENABLE)),
-    flushMethods: z.object({ x86_64: z.array(z.enum(FLUSH_METHODS)), aarch64: z.array(z.enum(FLUSH_METHODS)) }),
-    batchLimit: z.number().int()
-  })
-  .meta({ id: 'PolicyDefaults' });
 
 export default function quirkRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { renderChart } from '../../sim/chart.js';
 import type { SimulationResult, Simulator } from '../../sim/simulator.js';
 import { HttpError } from '../errors.js';
-import { problems } from '../schemas/common.js';
-import { Simulation, SimulationParams, SimulationRequest } from '../schemas/simulation.js';
+import { problems } from '../../contract/common.js';
+import { Simulation, SimulationParams, SimulationRequest } from '../../contract/simulation.js';
 
 /** A trace upload may be large: 200,000 events are about 17 MiB of JSON Lines. */
 const TRACE_BODY_LIMIT = 64 * 1024 * 1024;

@@ -3,9 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
 import type { VmId } from '../../domain/index.js';
-import { FreshQuery, page, PageQuery, problems, VmParams } from '../schemas/common.js';
-import { Decision, requiredDecisionFields } from '../schemas/decision.js';
-import { PutVmBody, Vm } from '../schemas/vm.js';
+import { FreshQuery, page, PageQuery, problems, VmParams } from '../../contract/common.js';
+import { Decision, requiredDecisionFields } from '../../contract/decision.js';
+import { PutVmBody, Vm } from '../../contract/vm.js';
 import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
 import { decided } from './decided.js';
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEVCTL_VERDICTS } from '../domain/index.js';
 import { Flush, Hex16Out, Reason } from './common.js';
 
 /**
@@ -36,7 +37,7 @@ export const Decision = z.object(decisionFields).meta({ id: 'Decision', descript
 
 /** Device answers add the DEVCTL outcome when the VMM must write the bit (attach or reset). */
 export const DevctlFields = {
-  decision: z.enum(['allow', 'deny', 'ignore']).optional(),
+  decision: z.enum(DEVCTL_VERDICTS).optional(),
   hardwareValue: Hex16Out.optional().describe('DEVCTL value to write to the device'),
   guestValue: Hex16Out.optional().describe('DEVCTL value the guest reads back')
 };
@@ -46,7 +47,7 @@ export const DeviceDecision = z.object({ ...decisionFields, ...DevctlFields }).m
 export const DevctlDecision = z
   .object({
     ...requiredDecisionFields,
-    decision: z.enum(['allow', 'deny', 'ignore']),
+    decision: z.enum(DEVCTL_VERDICTS),
     hardwareValue: Hex16Out,
     guestValue: Hex16Out,
     dryRun: z.boolean(),

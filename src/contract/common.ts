@@ -4,7 +4,7 @@
  * parsers, which also check 4 KiB alignment.
  */
 import { z } from 'zod';
-import { ID_PATTERN, MEM_TYPES, RULE_IDS } from '../../domain/index.js';
+import { FLUSH_CAUSES, ID_PATTERN, MEM_TYPES, PLANNED_METHODS, RULE_IDS } from '../domain/index.js';
 
 export const HexAddress = z
   .union([z.string().max(20), z.number().int().nonnegative()])
@@ -56,7 +56,7 @@ export const Receipt = z
   .object({
     jobId: z.string(),
     state: FlushJobState,
-    method: z.enum(['clflushopt', 'clflush', 'wbinvd', 'dc-civac']),
+    method: z.enum(PLANNED_METHODS),
     bytes: HexOut,
     ranges: z.number().int().describe('Coalesced host ranges'),
     lines: z.number().int().describe('64-byte cache lines'),
@@ -76,7 +76,7 @@ export const Flush = z
     ranges: z.array(HostRange).describe('Host-physical ranges to flush, sorted and coalesced; at most 10,000 are listed'),
     rangeCount: z.number().int().describe('How many ranges the flush has'),
     rangesTruncated: z.boolean().describe('True when not every range is listed here: page them with GET /v1/flush-jobs/{jobId}/ranges'),
-    cause: z.enum(['pin', 'unpin', 'replay', 'teardown']).optional(),
+    cause: z.enum(FLUSH_CAUSES).optional(),
     when: z
       .enum(['before-map', 'after-unmap'])
       .optional()

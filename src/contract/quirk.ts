@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { QUIRK_FLAGS } from '../../domain/index.js';
+import { QUIRK_FLAGS } from '../domain/index.js';
 import { Decision } from './decision.js';
 
 export const QuirkWire = z

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { ON_ENABLE, POLICY_MODES } from '../../domain/index.js';
-import { REFERENCE_TRACES } from '../../sim/reference-traces.js';
+import { ON_ENABLE, POLICY_MODES } from '../domain/index.js';
+import { REFERENCE_TRACES } from '../sim/reference-traces.js';
 
 export const SimulationRequest = z
   .object({

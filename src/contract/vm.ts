@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ARCHES, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_MODES, QUIRK_FLAGS } from '../../domain/index.js';
+import { ARCHES, DEVICE_FUNCTIONS, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_MODES, QUIRK_FLAGS } from '../domain/index.js';
 import { Hex16Out, HexAddress, HexOut } from './common.js';
 
 export const PolicyInput = z
@@ -45,7 +45,7 @@ export const DeviceView = z
     domainId: z.string().nullable(),
     vendorId: Hex16Out,
     deviceId: Hex16Out,
-    function: z.enum(['pf', 'vf']),
+    function: z.enum(DEVICE_FUNCTIONS),
     physfn: z.string().nullable(),
     pci: z.boolean(),
     nosnoop: z.enum(NOSNOOP_STATES).describe('The state that counts: as last reported, or as decided when the decision made the device more exposed'),
@@ -86,7 +86,7 @@ export const PutDeviceBody = z
     domainId: z.string().max(64).nullable().optional().describe('The IOMMU domain the device is attached to; null or absent: none'),
     vendorId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
     deviceId: z.string().regex(/^0x[0-9a-fA-F]{1,4}$/),
-    function: z.enum(['pf', 'vf']).default('pf'),
+    function: z.enum(DEVICE_FUNCTIONS).default('pf'),
     physfn: z.string().max(16).nullable().optional(),
     nosnoop: z.enum(NOSNOOP_STATES).describe("Enable No Snoop as the VMM reads it (a VF: its PF's bit as the host set it)"),
     pci: z.boolean().optional(),
