@@ -5,8 +5,7 @@
  * decisionWire's answer (compiled-wire.ts); a property test compares them.
  */
 import type { Decision } from '../domain/index.js';
-import { formatPages } from '../domain/index.js';
-import { listedRanges, putRanges, rangesMaxBytes } from './json-bytes.js';
+import { decisionJson, putRanges, rangesMaxBytes } from './json-bytes.js';
 import { decisionWire, LISTED_RANGES_MAX } from './wire.js';
 
 type Wire = ReturnType<typeof decisionWire>;
@@ -49,21 +48,10 @@ export class DecisionReply {
 
 /** The answer's JSON bytes: flush (its ranges from the decision's pairs), reasons, kvmNoncoherentDma, revision. */
 export function serializeDecisionReply(a: DecisionReply): Buffer {
-  const d = a.decision;
-  const f = d.flush;
-  const { pairs, listed, count } = listedRanges(f, LISTED_RANGES_MAX);
-  const head = `{"flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
-  let tail = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
-  if (f.cause !== null) tail += `,"cause":"${f.cause}"`;
-  if (f.when !== null) tail += `,"when":"${f.when}"`;
-  if (a.jobId !== undefined) tail += `,"jobId":${JSON.stringify(a.jobId)}`;
-  if (a.after !== undefined) tail += `,"after":${JSON.stringify(a.after)}`;
-  tail += '},"reasons":[';
-  for (let i = 0; i < d.reasons.length; i++) {
-    const r = d.reasons[i] as (typeof d.reasons)[number];
-    tail += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
-  }
-  tail += `],"kvmNoncoherentDma":${d.kvmNoncoherentDma},"revision":${a.revisionNumber}}`;
+  const parts = decisionJson(a.decision, LISTED_RANGES_MAX, a.jobId, a.after);
+  const head = `{${parts.head}`;
+  const tail = `${parts.tail},"revision":${a.revisionNumber}}`;
+  const { pairs, listed } = parts;
   const out = Buffer.allocUnsafe(Buffer.byteLength(head) + rangesMaxBytes(listed) + Buffer.byteLength(tail));
   let o = putRanges(out, out.write(head, 0, 'utf8'), pairs, listed);
   o += out.write(tail, o, 'utf8');

@@ -22,7 +22,7 @@ import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
-import { bytes, listedRanges, putRanges, rangesMaxBytes, readHexRanges, startsWith } from './json-bytes.js';
+import { bytes, decisionJson, putRanges, rangesMaxBytes, readHexRanges, startsWith } from './json-bytes.js';
 import type { FlushQueryAnswer } from '../contract/pin.js';
 import { flushWire, LISTED_RANGES_MAX } from './wire.js';
 
@@ -233,25 +233,14 @@ const VERDICT_MAX_BYTES = Math.max(...[...VERDICT_NOT_REQUIRED.values()].map((b)
 
 /**
  * A FlushQueryReply as FlushQueryAnswer JSON bytes, keys in schema order, optional keys only when
- * present: exactly what the zod serializer writes for it. Strings from closed sets (op, rule,
- * cause, when, failClosed) and hex need no escaping; messages and job ids go through
- * JSON.stringify.
+ * present: exactly what the zod serializer writes for it (the decision's fields as
+ * decisionJson writes them for every answer written as bytes).
  */
 export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
-  const f = a.decision.flush;
-  const { pairs, listed, count } = listedRanges(f, LISTED_RANGES_MAX);
-  const head = `{"op":"${a.op}","flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
-  let mid = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
-  if (f.cause !== null) mid += `,"cause":"${f.cause}"`;
-  if (f.when !== null) mid += `,"when":"${f.when}"`;
-  if (a.after !== undefined) mid += `,"after":${JSON.stringify(a.after)}`;
-  mid += '},"reasons":[';
-  const reasons = a.decision.reasons;
-  for (let i = 0; i < reasons.length; i++) {
-    const r = reasons[i] as (typeof reasons)[number];
-    mid += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
-  }
-  mid += `],"kvmNoncoherentDma":${a.decision.kvmNoncoherentDma},"results":[`;
+  const parts = decisionJson(a.decision, LISTED_RANGES_MAX, undefined, a.after);
+  const head = `{"op":"${a.op}",${parts.head}`;
+  const mid = `${parts.tail},"results":[`;
+  const { pairs, listed } = parts;
   const tail = a.failClosed === undefined ? ']}' : `],"failClosed":"${a.failClosed}"}`;
   const { bytes, at } = a.echo;
   const rules = a.rules;

@@ -5,8 +5,9 @@
  * whitespace, keys in one order, canonical hex); any other body is left to Fastify's JSON parser
  * and zod, so errors do not change. Hex is written as formatPages writes it.
  */
-import type { FlushDecision } from '../domain/index.js';
-import { flushPairs, flushRangeCount } from '../domain/index.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Decision, FlushDecision } from '../domain/index.js';
+import { flushPairs, flushRangeCount, formatPages } from '../domain/index.js';
 
 export const QUOTE = 0x22;
 export const COMMA = 0x2c;
@@ -152,9 +153,33 @@ const RANGE_CLOSE = bytes('"}');
 const RANGE_MAX_BYTES = 1 + RANGE_HPA.length + 18 + RANGE_LENGTH.length + 18 + RANGE_CLOSE.length;
 
 /** The flush's ranges as an answer lists them (at most `limit`), and how many it has. */
-export function listedRanges(flush: FlushDecision, limit: number): { pairs: Float64Array; listed: number; count: number } {
+function listedRanges(flush: FlushDecision, limit: number): { pairs: Float64Array; listed: number; count: number } {
   const count = flushRangeCount(flush);
   return { pairs: flushPairs(flush), listed: Math.min(count, limit), count };
+}
+
+/**
+ * A decision as the `flush`, `reasons` and `kvmNoncoherentDma` fields of an answer, in schema
+ * order: `head` is `"flush":{…,"ranges":[`, then the first `listed` (hpa, pages) pairs go between
+ * (putRanges), and `tail` closes the list and runs to the kvmNoncoherentDma value. `jobId` and
+ * `after` are the flush's own optional fields. Strings from closed sets and hex need no
+ * escaping; messages and job ids go through JSON.stringify.
+ */
+export function decisionJson(d: Decision, limit: number, jobId: string | undefined, after: readonly string[] | undefined): { head: string; pairs: Float64Array; listed: number; tail: string } {
+  const f = d.flush;
+  const { pairs, listed, count } = listedRanges(f, limit);
+  const head = `"flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
+  let tail = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
+  if (f.cause !== null) tail += `,"cause":"${f.cause}"`;
+  if (f.when !== null) tail += `,"when":"${f.when}"`;
+  if (jobId !== undefined) tail += `,"jobId":${JSON.stringify(jobId)}`;
+  if (after !== undefined) tail += `,"after":${JSON.stringify(after)}`;
+  tail += '},"reasons":[';
+  for (let i = 0; i < d.reasons.length; i++) {
+    const r = d.reasons[i] as (typeof d.reasons)[number];
+    tail += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
+  }
+  return { head, pairs, listed, tail: `${tail}],"kvmNoncoherentDma":${d.kvmNoncoherentDma}` };
 }
 
 /** The most bytes putRanges writes for `listed` ranges. */
@@ -173,4 +198,19 @@ export function putRanges(out: Uint8Array, o: number, pairs: Float64Array, liste
     o = put(out, o, RANGE_CLOSE, 0, RANGE_CLOSE.length);
   }
   return o;
+}
+
+/**
+ * In the plugin `app` (and only there), JSON bodies that `read` recognises from their bytes reach
+ * the route as what it returns; any other JSON body goes to Fastify's own parser, with its usual
+ * errors and prototype-poisoning checks, and then to zod.
+ */
+export function readCompactJson(app: FastifyInstance, read: (body: Buffer, request: FastifyRequest) => unknown): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const plain = read(body as Buffer, request);
+    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
+    else done(null, plain);
+  });
 }

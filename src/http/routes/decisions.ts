@@ -3,21 +3,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { flushQueryColumns, parsePageAddress, parsePageLength, type FlushQueryColumns, type FlushQueryRange } from '../../domain/index.js';
 import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryBytes, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
+import { readCompactJson } from '../json-bytes.js';
 import { FreshQuery, problems, VmParams } from '../../contract/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../contract/pin.js';
 import { batchOf, checkBatch, domainIds, vmIdOf } from '../wire.js';
 
 export default function decisionRoutes(app: FastifyInstance): void {
-  // In this plugin only (its one route): the commonest body is read from its bytes, without
-  // JSON.parse, into columns; any other JSON body goes to Fastify's own parser, with its usual errors and
-  // prototype-poisoning checks, and to zod.
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    const plain = parseFlushQueryBytes(body as Buffer);
-    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
-    else done(null, plain);
-  });
+  // In this plugin only (its one route): the commonest body is read from its bytes into columns.
+  readCompactJson(app, (body) => parseFlushQueryBytes(body));
 
   /** Any other body: each range parsed as before (its errors in range order), then as columns. */
   const columnsOf = (body: z.output<typeof FlushQueryBody>): { q: FlushQueryColumns; echo: Echo } => {

@@ -8,6 +8,7 @@ import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../../contract/pin.j
 import { batchOf, checkBatch, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
 import { decidedAsBytes, wants } from './decided.js';
 import { HttpError } from '../errors.js';
+import { readCompactJson } from '../json-bytes.js';
 import { parseRangeBatchBytes, PlainRangeBatch, rangeBodyValidatorCompiler } from '../compiled-wire.js';
 
 const PINS = '/v1/vms/:vmId/pins';
@@ -16,16 +17,10 @@ const UNPINS = '/v1/vms/:vmId/unpins';
 export default function pinRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
-  // In this plugin only: a compact batch is read from its bytes into page numbers, without
-  // JSON.parse (compiled-wire.ts); any other JSON body goes to Fastify's own parser, with its
-  // usual errors and prototype-poisoning checks, and to zod.
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+  // In this plugin only: a compact pin or unpin batch is read from its bytes into page numbers (compiled-wire.ts).
+  readCompactJson(app, (body, request) => {
     const url = request.routeOptions.url;
-    const plain = url === PINS ? parseRangeBatchBytes(body as Buffer, true) : url === UNPINS ? parseRangeBatchBytes(body as Buffer, false) : undefined;
-    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
-    else done(null, plain);
+    return url === PINS ? parseRangeBatchBytes(body, true) : url === UNPINS ? parseRangeBatchBytes(body, false) : undefined;
   });
 
   r.post(
