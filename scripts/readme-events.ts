@@ -65,6 +65,7 @@ async function run(a: Awaited<ReturnType<typeof buildApp>>): Promise<string> {
   return text
     .replace(/^id: \d+\./gm, 'id: <start>.')
     .replace(/fj-[0-9a-f-]{36}/g, 'fj-…')
+    .replace(/fb-[0-9a-f-]{36}/g, 'fb-…')
     .replace(/"(createdAt|startedAt|finishedAt|acknowledgedAt)":"[^"]+"/g, '"$1":"…"')
     .replace(/"requestId":"[^"]+"/g, '"requestId":"…"');
 }

@@ -10,7 +10,7 @@ export const FlushJob = z
     arch: z.enum(ARCHES),
     cause: z.enum(FLUSH_CAUSES),
     state: FlushJobState,
-    decisions: z.number().int().describe('Decisions whose flushes this job carries'),
+    decisions: z.number().int().describe("Answers whose flush this job is: always 1 (a job is one answer's own flush)"),
     requestedBytes: HexOut.describe('Bytes requested by those decisions, before coalescing'),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
@@ -18,6 +18,14 @@ export const FlushJob = z
     receipt: Receipt.nullable(),
     error: z.string().nullable(),
     acknowledgedAt: z.string().nullable().describe('When the VMM acknowledged the flush'),
+    batch: z
+      .object({
+        id: z.string().describe('The batch this flush was planned and priced in, with the flushes of other answers of its window'),
+        decisions: z.number().int().describe('Answers whose flushes the batch planned together'),
+        bytes: HexOut.describe('Bytes of the whole batch, coalesced')
+      })
+      .nullable()
+      .describe('The batch it was planned in (null until planned). An acknowledgement covers this job only, never the batch.'),
     report: z
       .object({ flushedBytes: HexOut.optional(), durationNs: z.number().int().optional() })
       .nullable()

@@ -8,7 +8,7 @@
  *   F1 pin ................ mapRanges()           F3 unpin ............ release()
  *   F2 replay ............. exposureTransition()  F5 teardown ......... deleteVm(), deleteDomain()
  *   C1, W1-W7 ............. devctl.ts, exposure.ts (VFs and their PFs: governingFunction())
- *   W3, W4 set bits ....... applyPolicyToBit() (attach, reset), applyPolicyToSetBits() (changes)
+ *   W3, W4 set bits ....... applyPolicyToBit() (attach, report, reset), applyPolicyToSetBits() (changes)
  *   R1 reset .............. resetDevice()         K1 .................. kvmTransition()
  *   pending clears ........ decideState(): exposure grows when decided, shrinks when confirmed
  */
@@ -18,7 +18,7 @@ import { DEVCTL_BCR_FLR, DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, devctlFor, ena
 import { DomainError } from './errors.js';
 import { exposedDomains, governedVfs, kvmNoncoherentDma, stateMayNoSnoop, type NoSnoopOverride } from './exposure.js';
 import { classifyPin, classifyRelease, classifyReplay, Exposure } from './ranges.js';
-import type { DomainId, PciAddress, VmId } from './ids.js';
+import { formatHex16, type DomainId, type PciAddress, type VmId } from './ids.js';
 import { resolvePolicy, type Arch, type PolicyInput } from './policy.js';
 import { QuirkTable, type Quirk } from './quirks.js';
 import type { RuleId } from './rules.js';
@@ -404,6 +404,16 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
   if (input.devctl !== undefined && (!Number.isInteger(input.devctl) || input.devctl < 0 || input.devctl > 0xffff)) {
     throw new DomainError('INVALID_DEVICE', 'devctl must be a 16-bit value', { field: 'devctl' });
   }
+  // A report that says the bit reads 1 and 0 at once is refused, not believed either way: taken as
+  // disabled it would expose nothing while the device may no-snoop. A VF is not checked: its own
+  // bit is reserved and `nosnoop` reports its PF's.
+  if (input.function === 'pf' && input.devctl !== undefined && (input.devctl & DEVCTL_NOSNOOP_EN) !== 0 && (input.nosnoop === 'disabled' || input.nosnoop === 'hardwired-zero')) {
+    throw new DomainError('INVALID_DEVICE', `devctl ${formatHex16(input.devctl)} has Enable No Snoop (bit 11) set but nosnoop says "${input.nosnoop}"`, {
+      field: 'devctl',
+      vmId,
+      bdf: input.bdf
+    });
+  }
   const existing = vm.devices.get(input.bdf);
   const out = new DecisionBuilder();
   const before = exposedDomains(vm, state.quirks);
@@ -425,17 +435,21 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
   };
   vm.devices.set(device.bdf, device);
   const attached = device.domainId !== null && existing?.domainId !== device.domainId;
+  // A report of a device already in its domain: a bit it says is set and the policy denies is
+  // cleared in this answer, not left for a later change of another device to find.
+  const reported = !attached && existing !== undefined && device.domainId !== null;
   let outcome: DevctlOutcome | undefined;
-  if (attached) {
-    outcome = applyPolicyToBit(state, vm, device, out, existing === undefined ? 'attach' : 'move');
+  if (attached || reported) {
+    outcome = applyPolicyToBit(state, vm, device, out, existing === undefined ? 'attach' : attached ? 'move' : 'report');
     if (outcome?.decision === 'deny') {
       // The clear counts once the VMM reports it. But a device new to the VM has bus mastering
       // off until the VMM hands it to the guest, after writing hardwareValue: the function itself
       // cannot DMA before its bit is clear, so its own domain is not exposed and nothing is
       // replayed. A VF (already here or attached later) follows the bit as the hardware holds it
       // until that write, and a device already in the VM may be live: they count it as set.
+      // A bit the VMM could not read is not known to be clear once written either: it is not quiet.
       device = decideState(device, 'disabled', outcome.hardwareValue);
-      if (existing === undefined) device = { ...device, quietUntilReported: true };
+      if (existing === undefined && input.nosnoop === 'enabled') device = { ...device, quietUntilReported: true };
       vm.devices.set(device.bdf, device);
     }
   }
@@ -446,31 +460,44 @@ function putDevice(state: CoherencyState, vmId: VmId, input: DeviceInput, now: n
   return { state, decision: out.build(kvm, outcome), created: existing === undefined };
 }
 
-type PolicyOccasion = 'attach' | 'move' | 'reset';
+type PolicyOccasion = 'attach' | 'move' | 'report' | 'reset';
 
 /**
- * W3, W4 at attach and at a reset that does not restore config: the bit is set in hardware, so
+ * W3, W4 at attach, at a reset that does not restore config, and on a report (a device PUT that
+ * neither attaches nor moves the device) saying the bit reads 1: the bit is set in hardware, so
  * tell the VMM what to write. Trap and virtualize-zero give the verdict an enable write would get
- * (a deny clears the bit); at attach, outside virtualize-zero, an allowed bit is left alone.
- * Undefined when there is nothing to write.
+ * (a deny clears the bit); at attach, outside virtualize-zero, and on a report, an allowed bit is
+ * left alone. A bit the VMM could not read (`unknown`) is cleared too where the policy keeps the
+ * hardware's bit 0 (W3: virtualize-zero, or trap with onEnable deny); since the VMM cannot read
+ * it back, such a device still counts as able to no-snoop (never quiet) until it reports the bit
+ * clear. Undefined when there is nothing to write.
  */
 function applyPolicyToBit(state: CoherencyState, vm: Vm, device: Device, out: DecisionBuilder, when: PolicyOccasion): DevctlOutcome | undefined {
-  if (device.function === 'vf' || !device.pci || device.nosnoop !== 'enabled') return undefined;
+  if (device.function === 'vf' || !device.pci) return undefined;
+  const unknown = device.nosnoop === 'unknown';
+  if (device.nosnoop !== 'enabled' && !(unknown && keepsBitZero(vm.policy))) return undefined;
   const verdict = enableVerdict(vm, device, state.quirks);
   const set = device.devctl | DEVCTL_NOSNOOP_EN;
   if (verdict.decision === 'allow') {
-    if (when !== 'reset' && vm.policy.mode !== 'virtualize-zero') return undefined;
+    if (unknown || when === 'report' || (when !== 'reset' && vm.policy.mode !== 'virtualize-zero')) return undefined;
     out.reason(verdict.rule, `${when}: ${verdict.message}; Enable No Snoop may stay set`);
     return { decision: 'allow', hardwareValue: set, guestValue: set };
   }
   const cleared = device.devctl & ~DEVCTL_NOSNOOP_EN;
   out.reason(
     verdict.rule,
-    when === 'attach'
-      ? `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop before the guest gets the device (bus mastering is off until then): nothing is replayed`
-      : `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop, then report the device disabled (it counts as enabled until then)`
+    unknown
+      ? `${when}: Enable No Snoop is unknown and ${verdict.message}; write hardwareValue to clear it${when === 'attach' ? ' before the guest gets the device' : ''}, then report the device disabled (it counts as unknown, able to no-snoop, until then)`
+      : when === 'attach'
+        ? `${when}: ${verdict.message}; write hardwareValue to clear Enable No Snoop before the guest gets the device (bus mastering is off until then): nothing is replayed`
+        : `${when}: ${when === 'report' ? 'the device reports Enable No Snoop set and ' : ''}${verdict.message}; write hardwareValue to clear Enable No Snoop, then report the device disabled (it counts as enabled until then)`
   );
   return { decision: 'deny', hardwareValue: cleared, guestValue: cleared };
+}
+
+/** W3: the policies under which the hardware's bit is kept 0 whatever the guest writes. */
+function keepsBitZero(policy: Vm['policy']): boolean {
+  return policy.mode === 'virtualize-zero' || (policy.mode === 'trap' && policy.onEnable === 'deny');
 }
 
 /**
@@ -572,13 +599,13 @@ function devctl(
   if (next.pendingNosnoop !== null && next.pendingNosnoop !== device.pendingNosnoop) {
     out.reason(evaluation.reasons[evaluation.reasons.length - 1]?.rule ?? 'W6', `device ${device.bdf} counts as ${next.nosnoop} until the VMM reports the bit clear`);
   }
-  if (cmd.dryRun === true) {
-    exposureTransition(state, vm, before, out, false, { bdf: device.bdf, nosnoop: next.nosnoop });
-    return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
-  }
-  vm.devices.set(device.bdf, next);
-  exposureTransition(state, vm, before, out, true);
-  touch(vm, now);
+  // One path for the write and its dry run: the dry run reads exposure with the whole device as
+  // the write would leave it (pending state, quiet), not only its nosnoop, or a quiet device's
+  // preview would answer a replay its write does not make.
+  const commit = cmd.dryRun !== true;
+  if (commit) vm.devices.set(device.bdf, next);
+  exposureTransition(state, vm, before, out, commit, commit ? undefined : next);
+  if (commit) touch(vm, now);
   return { state, decision: out.build(kvmNoncoherentDma(vm), evaluation.outcome) };
 }
 

@@ -9,10 +9,16 @@ import type { DomainId, PciAddress } from './ids.js';
 import type { QuirkFlag, QuirkTable } from './quirks.js';
 import type { Device, NoSnoopState, Vm } from './state.js';
 
-/** A hypothetical device state, for dry runs: evaluate as if `bdf` were in `nosnoop`. */
+/**
+ * A hypothetical device state, for dry runs: evaluate as if `bdf` were in `nosnoop`, with the
+ * pending state and quiet flag given (absent: nothing pending, not quiet). A dry run of a change
+ * passes the device as the change would leave it, so that it reads exposure as the change does.
+ */
 export interface NoSnoopOverride {
   readonly bdf: PciAddress;
   readonly nosnoop: NoSnoopState;
+  readonly pendingNosnoop?: NoSnoopState | null;
+  readonly quietUntilReported?: boolean;
 }
 
 export function deviceQuirks(quirks: QuirkTable, device: Device): ReadonlySet<QuirkFlag> {
@@ -46,11 +52,11 @@ export function governedVfs(vm: Vm, pf: Device): Device[] {
 export function effectiveNoSnoop(vm: Vm, device: Device, override?: NoSnoopOverride): NoSnoopState {
   const governing = governingFunction(vm, device);
   if (governing === null) return 'unknown';
-  if (override !== undefined && override.bdf === governing.bdf) return override.nosnoop;
+  const bit = override !== undefined && override.bdf === governing.bdf ? override : governing;
   // Bus mastering is off until the VMM writes the clear it was told: the function itself cannot
   // DMA meanwhile, but a VF already follows the bit the hardware holds.
-  if (governing === device && device.quietUntilReported && device.pendingNosnoop !== null) return device.pendingNosnoop;
-  return governing.nosnoop;
+  if (governing === device && bit.quietUntilReported === true && bit.pendingNosnoop !== undefined && bit.pendingNosnoop !== null) return bit.pendingNosnoop;
+  return bit.nosnoop;
 }
 
 /** Whether a state lets the function put No-Snoop on the wire. */
@@ -105,18 +111,25 @@ export function kvmNoncoherentDma(vm: Vm): boolean {
 
 /**
  * Ordering (the VMM protocol): whether the change a decision answers is safe only once the VM's
- * outstanding replays (F2 flushes its VMM has not acknowledged yet) are done, since it lets a
- * device no-snoop: a DEVCTL value with Enable No Snoop set (one that clears it never is), or,
- * for any other change, a domain of the VM exposed after it (conservative: the change may attach
- * or re-enable a device). Given the command (`cmd`): a pin or unpin never is (mapping a page
- * exposes no other, and its own flush comes first); a reset that does not restore config counts
- * as any other change whatever value it then writes, since it leaves the bit at its default 1.
- * Until those replays are done, no-snoop DMA could read a line still dirty in a CPU cache. The
- * service names them in `flush.after`; the simulation's VMM waits for them.
+ * outstanding replays (F2 flushes their VMMs have not acknowledged yet) are done. One rule, from
+ * the exposure the change leaves (`vm` is the VM after it), whatever the bits it writes: a change
+ * that leaves a domain of the VM exposed (a device allowed to no-snoop into it, a live device
+ * moved into it whatever value it is then told to write, a reset back at the default 1, a
+ * pessimistic policy, a quirk) lets No-Snoop DMA reach what those replays cover, so every replay
+ * still outstanding must come first. Two changes let no device emit and never wait: a pin or
+ * unpin (mapping a page exposes no other, and its own flush comes first), and a DEVCTL write
+ * that leaves the bit clear. A DEVCTL dry run (`cmd.dryRun`) changes nothing: its device is taken
+ * as holding the value the write would leave. Until those replays are done, no-snoop DMA could
+ * read a line still dirty in a CPU cache. The service names them in `flush.after`; the
+ * simulation's VMM waits for them.
  */
 export function waitsForReplays(vm: Vm, quirks: QuirkTable, decision: Decision, cmd?: Command): boolean {
   if (cmd?.type === 'pin' || cmd?.type === 'unpin') return false;
-  const resets = cmd?.type === 'reset-device' && cmd.restoresConfig === false;
-  if (decision.devctl !== undefined && !resets) return (decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) !== 0;
-  return exposedDomains(vm, quirks).size > 0;
+  let override: NoSnoopOverride | undefined;
+  if (cmd?.type === 'devctl' && decision.devctl !== undefined) {
+    if ((decision.devctl.hardwareValue & DEVCTL_NOSNOOP_EN) === 0) return false;
+    const device = vm.devices.get(cmd.bdf);
+    if (cmd.dryRun === true && device !== undefined && device.nosnoop !== 'hardwired-zero') override = { bdf: cmd.bdf, nosnoop: 'enabled' };
+  }
+  return exposedDomains(vm, quirks, override).size > 0;
 }

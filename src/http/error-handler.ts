@@ -6,7 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../domain/index.js';
-import { FlushAckTimeoutError, OverloadedError, StoreUnavailableError } from '../service/errors.js';
+import { FlushAckTimeoutError, NotReadyError, OverloadedError, StoreUnavailableError } from '../service/errors.js';
 import { SimulatorBusyError } from '../sim/simulator.js';
 import { TraceError } from '../sim/trace.js';
 import { HttpError, STATUS, type ErrorCode } from './errors.js';
@@ -127,6 +127,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (err instanceof SimulatorBusyError) {
       reply.header('retry-after', '5');
       return sendProblem(request, reply, 'OVERLOADED', err.message);
+    }
+    if (err instanceof NotReadyError) {
+      reply.header('retry-after', '1');
+      return sendProblem(request, reply, 'NOT_READY', err.message);
     }
     if (err instanceof StoreUnavailableError) {
       request.log.error({ err }, 'store unavailable');

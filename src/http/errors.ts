@@ -23,6 +23,7 @@ export type HttpErrorCode =
   | 'TOO_MANY_STREAMS'
   | 'OVERLOADED'
   | 'STORE_UNAVAILABLE'
+  | 'NOT_READY'
   | 'FLUSH_ACK_TIMEOUT'
   | 'INTERNAL';
 
@@ -67,6 +68,7 @@ export const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   OVERLOADED: 503,
   STORE_UNAVAILABLE: 503,
+  NOT_READY: 503,
   FLUSH_ACK_TIMEOUT: 503
 };
 

@@ -1,16 +1,20 @@
 /**
- * Flush jobs: every decision that requires a flush joins a job. Flushes for one VM and cause
- * arriving within a short window (default 2 ms) join the same job, up to a size cap; when the
- * window closes the job is planned and priced and keeps its receipt. The flush itself is the
- * VMM's: a planned job is `pending` until that VM's VMM acknowledges it (`acknowledge`), and
- * until then it is outstanding: answers that are safe only once it is done name it. Where acks
- * are not required (`acks: 'answered'`, the weaker guarantee) a planned job is `done` at once.
+ * Flush jobs: every answer that demands a flush gets a flush of its own, a job whose ranges are
+ * exactly what that answer lists and never change afterwards (never grown, never shared with
+ * another answer). Flushes of one VM, cause and method arriving within a short window (default
+ * 2 ms) form a batch, up to a size cap: when the window closes the batch is planned and priced in
+ * one task (each answer's flush and the batch as a whole), and every job in it keeps its own
+ * receipt. The flush itself is the VMM's: a planned job is `pending` until the VMM that got the
+ * answer acknowledges it (`acknowledge`), and until then it is outstanding: answers that are safe
+ * only once it is done name it. An acknowledgement covers exactly its job. Where acks are not
+ * required (`acks: 'answered'`, the weaker guarantee) a planned job is `done` at once; the mode a
+ * job was promised under is kept with it, so a restart in another mode re-decides nothing.
  *
  * Invariants:
- * - A job accepted (an id handed out) is never dropped: it ends `done` or `failed`, and `drain()`
- *   waits for every one of them.
+ * - A job accepted (an id handed out) is never dropped: it ends `done`, `failed` or
+ *   `acknowledged`, and `drain()` waits for every one of them.
  * - Overload is refused before a decision is made (`assertCapacity`), never by dropping work.
- * - Each submitted flush's ranges belong to exactly one job.
+ * - Each submitted flush is exactly one job; a batch only plans jobs together.
  */
 import { randomUUID } from 'node:crypto';
 import { coalescePairs, pairsOf, type Arch, type FlushCause, type FlushMethod, type FlushReceipt, type HostRange, type VmId } from '../domain/index.js';
@@ -36,13 +40,14 @@ export interface FlushJob {
   readonly method: FlushMethod;
   readonly cause: FlushCause;
   state: FlushJobState;
-  /** Decisions whose flushes this job carries. */
+  /** Answers whose flush this job is: always 1 (a job is one answer's flush). */
   decisions: number;
   /** Pages requested (before coalescing). */
   requestedPages: number;
   readonly createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The receipt of this job's own flush. */
   receipt: FlushReceipt | null;
   /** Coalesced [hpa page, pages] pairs once planned; forgotten with the job. */
   ranges: Float64Array | null;
@@ -50,6 +55,20 @@ export interface FlushJob {
   /** When the VMM acknowledged the flush (ms since the epoch), and what it reported. */
   acknowledgedAt?: number | null;
   report?: VmmReport | null;
+  /** Whether the flush was promised to be acknowledged (records of earlier versions: the mode of the process). */
+  acks?: FlushAcks;
+  /** The batch it was planned with: its id, how many answers' flushes it coalesced and their pages. */
+  batch?: BatchInfo | null;
+  /** Settled without an acknowledgement: a later answer's own flush covers its ranges (a teardown). */
+  coveredBy?: string | null;
+}
+
+/** A batch as its jobs show it. */
+export interface BatchInfo {
+  readonly id: string;
+  readonly decisions: number;
+  /** Coalesced pages of the whole batch. */
+  readonly pages: number;
 }
 
 /** Planned: its ranges and receipt are known (whether or not the VMM has acknowledged it). */
@@ -134,14 +153,17 @@ export class OverloadedError extends Error {
   }
 }
 
-interface OpenBatch {
+/** Answers' flushes planned together: one VM, cause and method, one window. */
+interface Batch {
   readonly key: string;
-  readonly job: FlushJob;
-  pairs: Float64Array;
-  length: number;
+  readonly id: string;
+  /** The jobs in it, in arrival order, with their own pairs once filled (null: promised). */
+  readonly parts: { readonly job: FlushJob; pairs: Float64Array | null }[];
+  /** Pages promised or given to it (the size cap). */
+  pages: number;
   readonly wbinvdAbovePages: number | null;
   timer: NodeJS.Timeout | null;
-  /** Flushes promised to this job (reserve) whose ranges have not come yet (fill or cancel). */
+  /** Flushes promised (reserve) whose ranges have not come yet (fill or cancel). */
   reserved: number;
   /** Its window closed (or it is full) while flushes were still promised: dispatch once they come. */
   due: boolean;
@@ -155,10 +177,12 @@ export interface JobHeader {
   readonly cause: FlushCause;
   readonly wbinvdAbovePages: number | null;
   readonly createdAt: number;
+  /** The acknowledgement mode it was promised under (headers of earlier versions: none). */
+  readonly acks?: FlushAcks;
 }
 
-/** A job rebuilt from its header and its ranges (`parts` decisions), to be planned (again). */
-export function jobFromHeader(id: string, header: JobHeader, parts: number, pairs: Float64Array): ResumableJob {
+/** A job rebuilt from its header and its ranges, to be planned (again). */
+export function jobFromHeader(id: string, header: JobHeader, _parts: number, pairs: Float64Array): ResumableJob {
   const pages = pagesOf(pairs);
   const job: FlushJob = {
     id,
@@ -167,14 +191,15 @@ export function jobFromHeader(id: string, header: JobHeader, parts: number, pair
     method: header.method,
     cause: header.cause,
     state: 'queued',
-    decisions: parts,
+    decisions: 1,
     requestedPages: pages,
     createdAt: header.createdAt,
     startedAt: null,
     finishedAt: null,
     receipt: null,
     ranges: null,
-    error: null
+    error: null,
+    ...(header.acks === undefined ? {} : { acks: header.acks })
   };
   return { job, pairs, wbinvdAbovePages: header.wbinvdAbovePages };
 }
@@ -183,6 +208,17 @@ interface Settled {
   readonly promise: Promise<FlushJob>;
   resolve(job: FlushJob): void;
 }
+
+function settledPromise(): Settled {
+  let resolve!: (job: FlushJob) => void;
+  const promise = new Promise<FlushJob>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** Acknowledged jobs remembered after they left the history, so that acking again still answers 200. */
+const FORGOTTEN_KEPT = 65_536;
 
 export class FlushJobs {
   readonly #pool: JobPool;
@@ -198,9 +234,11 @@ export class FlushJobs {
   readonly #jobs = new Map<string, FlushJob>();
   readonly #byVm = new Map<VmId, string[]>();
   /** Batches still taking flushes, by VM, cause and method. */
-  readonly #open = new Map<string, OpenBatch>();
-  /** Every batch not dispatched yet (open, or sealed while flushes are promised), by job id. */
-  readonly #batches = new Map<string, OpenBatch>();
+  readonly #open = new Map<string, Batch>();
+  /** The batch of every job not dispatched yet, by job id. */
+  readonly #batchOf = new Map<string, Batch>();
+  /** Each job's own pairs until it is planned (a teardown covering it reads them). */
+  readonly #own = new Map<string, Float64Array>();
   readonly #maxAgeMs: number;
   readonly #onForget: (ids: readonly string[]) => void;
   #sweeper: NodeJS.Timeout | null = null;
@@ -211,6 +249,8 @@ export class FlushJobs {
   readonly #inflight = new Set<Promise<unknown>>();
   /** Jobs another replica promised (adopt): their records are that replica's to keep. */
   readonly #remote = new Set<string>();
+  /** Settled jobs forgotten from the history (oldest first, bounded): acking one again answers as before. */
+  readonly #forgotten = new Map<string, FlushJob>();
   #pending = 0;
   #closed = false;
 
@@ -232,29 +272,37 @@ export class FlushJobs {
     this.#sweeper = setInterval(() => this.#forgetOld(), 60_000).unref();
   }
 
+  /** The acknowledgement mode job `job` was promised under. */
+  #acksOf(job: FlushJob): FlushAcks {
+    return job.acks ?? this.acks;
+  }
+
   /**
    * After a restart: finished jobs are listed again, with their ranges; unfinished ones (their
-   * ranges were kept with the changes they belong to) are planned again.
+   * ranges were kept with the changes they belong to) are planned again, each on its own.
    */
   resume(stored: readonly ResumableJob[], remote = false): number {
     let resumed = 0;
     for (const { job, pairs, wbinvdAbovePages } of stored) {
       if (this.#jobs.has(job.id)) continue;
       if (remote) this.#remote.add(job.id);
+      // Records of earlier versions say no mode: one still pending was promised to be acknowledged;
+      // one not planned yet is taken as such too (the safe side).
+      job.acks ??= job.state === 'done' || job.state === 'failed' ? this.acks : 'required';
       // Planned jobs come back as they were, pending ones still waiting for their VMM.
       if (isPlanned(job)) {
         if (job.ranges === null && pairs !== null) job.ranges = coalescePairs(pairs);
         if (job.state === 'pending') this.#countPending(job, 1);
         this.#jobs.set(job.id, job);
-        const list = this.#byVm.get(job.vmId) ?? [];
-        list.push(job.id);
-        this.#byVm.set(job.vmId, list);
+        this.#listed(job.vmId).push(job.id);
         continue;
       }
       job.state = 'queued';
       this.#register(job);
-      const batch: OpenBatch = { key: `resume\u0000${job.id}`, job, pairs: pairs ?? new Float64Array(0), length: pairs?.length ?? 0, wbinvdAbovePages, timer: null, reserved: 0, due: true };
-      this.#batches.set(job.id, batch);
+      const own = pairs ?? new Float64Array(0);
+      this.#own.set(job.id, own);
+      const batch: Batch = { key: `resume\u0000${job.id}`, id: `fb-${randomUUID()}`, parts: [{ job, pairs: own }], pages: job.requestedPages, wbinvdAbovePages, timer: null, reserved: 0, due: true };
+      this.#batchOf.set(job.id, batch);
       this.#dispatch(batch);
       resumed++;
     }
@@ -263,40 +311,34 @@ export class FlushJobs {
   }
 
   /**
-   * A part of a job another replica promised, stored with a change this replica has now applied:
-   * the job is planned here too, so that answers here list it in `flush.after` and its VMM may
-   * acknowledge it here. Its state record is the other replica's to keep (an acknowledgement
-   * made here is kept by whoever receives it).
+   * A job another replica promised, stored with a change this replica has now applied: the job is
+   * planned here too, so that answers here list it in `flush.after` and its VMM may acknowledge
+   * it here. Its state record is the other replica's to keep (an acknowledgement made here is
+   * kept by whoever receives it). A job is one answer's flush: one already known never changes.
    */
   adopt(id: string, header: JobHeader, pairs: Float64Array): void {
-    const known = this.#jobs.get(id);
-    if (known === undefined) {
-      this.resume([jobFromHeader(id, header, 1, pairs)], true);
-      return;
+    if (this.#jobs.has(id) || this.#forgotten.has(id)) return;
+    this.resume([jobFromHeader(id, header, 1, pairs)], true);
+  }
+
+  /**
+   * What this replica holds of a job another replica keeps, as that replica's record says now
+   * (a replica that missed an acknowledgement while it could not hear learns it here).
+   */
+  refresh(stored: FlushJob): void {
+    const job = this.#jobs.get(stored.id);
+    if (job === undefined || !this.#remote.has(job.id)) return;
+    if ((stored.acknowledgedAt ?? null) !== null && !isAcknowledged(job)) this.acknowledge(job.id, stored.report ?? {});
+  }
+
+  /** Jobs other replicas promised that are still outstanding here. */
+  remoteOutstanding(): string[] {
+    const ids: string[] = [];
+    for (const id of this.#remote) {
+      const job = this.#jobs.get(id);
+      if (job !== undefined && !isSettled(job) && !isAcknowledged(job)) ids.push(id);
     }
-    if (!this.#remote.has(id)) return;
-    // Another decision joined it there: its ranges join it here.
-    const pages = pagesOf(pairs);
-    known.decisions++;
-    known.requestedPages += pages;
-    const batch = this.#batches.get(id);
-    if (batch !== undefined) {
-      append(batch, pairs);
-      return;
-    }
-    const merged = new Float64Array((known.ranges?.length ?? 0) + pairs.length);
-    merged.set(known.ranges ?? new Float64Array(0));
-    merged.set(pairs, known.ranges?.length ?? 0);
-    known.ranges = coalescePairs(merged);
-    // As on the replica that promised it: an acknowledgement did not cover a flush answered after it.
-    if (isAcknowledged(known)) {
-      known.acknowledgedAt = null;
-      known.report = null;
-      if (known.state === 'acknowledged') {
-        known.state = 'pending';
-        this.#countPending(known, 1);
-      }
-    }
+    return ids;
   }
 
   /** Jobs queued or running. */
@@ -308,11 +350,15 @@ export class FlushJobs {
     return this.#pool;
   }
 
-  /** Refuses new work (before any decision is made) when the queue is full or closing. */
-  assertCapacity(vmId?: VmId): void {
+  /**
+   * Refuses new work (before any decision is made) when the queue is full or closing. A change
+   * that adds no obligation (`adds` false: an unpin, a teardown, a removal, a bit clear) is never
+   * refused for the VM's unacknowledged jobs: a VMM must always be able to release and shut down.
+   */
+  assertCapacity(vmId?: VmId, adds = true): void {
     if (this.#closed || this.#pending >= this.#maxPending) throw new OverloadedError(1);
-    if (vmId !== undefined && this.acks === 'required' && this.#unacknowledged(vmId) >= this.#maxUnacknowledged) {
-      throw new OverloadedError(1, `VM ${vmId} has ${this.#maxUnacknowledged} flush jobs its VMM has not acknowledged (POST /v1/flush-jobs/{jobId}/ack); changes to it are refused until it catches up`);
+    if (adds && vmId !== undefined && this.#unacknowledged(vmId) >= this.#maxUnacknowledged) {
+      throw new OverloadedError(1, `VM ${vmId} has ${this.#maxUnacknowledged} flush jobs its VMM has not acknowledged (POST /v1/flush-jobs/{jobId}/ack); changes to it that add flushes are refused until it catches up`);
     }
   }
 
@@ -325,12 +371,22 @@ export class FlushJobs {
 
   /** Counts a job entering (+1) or leaving (-1) the `pending` state. */
   #countPending(job: FlushJob, delta: 1 | -1): void {
+    if (this.#detached.has(job.id)) return;
     const n = (this.#pendingByVm.get(job.vmId) ?? 0) + delta;
     if (n <= 0) this.#pendingByVm.delete(job.vmId);
     else this.#pendingByVm.set(job.vmId, n);
   }
 
-  /** Adds a decision's flush to the open job of its VM, cause and method, or opens one. Returns the job id. */
+  #listed(vmId: VmId): string[] {
+    let list = this.#byVm.get(vmId);
+    if (list === undefined) {
+      list = [];
+      this.#byVm.set(vmId, list);
+    }
+    return list;
+  }
+
+  /** An answer's flush as a job of its own, planned in the open batch of its VM, cause and method. Returns the job id. */
   submit(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, ranges: readonly HostRange[]): string {
     const pairs = pairsOf(ranges);
     const pages = pagesOf(pairs);
@@ -340,110 +396,112 @@ export class FlushJobs {
   }
 
   /**
-   * Promises a decision's flush of `pages` to the open job of its VM, cause and method (opening
-   * one), before the change is durable: the answer can then name a job id that is stored with
-   * the change. The job is not dispatched until every promised flush has come (`fill`) or been
-   * withdrawn (`cancel`, when the change could not be kept). The method is chosen per demanded
-   * flush: WBINVD only for a flush above the VM's threshold (such flushes share one job, one
-   * WBINVD); smaller ones join a per-line job even when together they would pass it, since
-   * WBINVD stalls every CPU.
+   * Promises an answer's flush of `pages` a job of its own, before the change is durable: the
+   * answer can then name a job id that is stored with the change. The job joins the open batch of
+   * its VM, cause and method (opening one); the batch is not dispatched until every promised
+   * flush has come (`fill`) or been withdrawn (`cancel`, when the change could not be kept). The
+   * method is chosen per answer: WBINVD only for a flush above the VM's threshold (such flushes
+   * share a WBINVD batch); smaller ones are planned per line even when together they would pass
+   * it, since WBINVD stalls every CPU.
    */
   reserve(vmId: VmId, arch: Arch, policy: { flushMethod: FlushMethod; wbinvdAbovePages: number | null }, cause: FlushCause, pages: number): { id: string; header: JobHeader } {
     const wbinvd = usesWbinvd(arch, policy, pages);
     const key = `${vmId}\u0000${cause}\u0000${wbinvd ? 'wbinvd' : policy.flushMethod}`;
     let batch = this.#open.get(key);
-    if (batch !== undefined && batch.job.requestedPages + pages > this.#maxBatchPages && batch.job.requestedPages > 0) {
+    if (batch !== undefined && batch.pages + pages > this.#maxBatchPages && batch.pages > 0) {
       this.#seal(batch);
       batch = undefined;
     }
     if (batch === undefined) {
-      const job: FlushJob = {
-        id: `fj-${randomUUID()}`,
-        vmId,
-        arch,
-        method: policy.flushMethod,
-        cause,
-        state: 'queued',
-        decisions: 0,
-        requestedPages: 0,
-        createdAt: this.#clock(),
-        startedAt: null,
-        finishedAt: null,
-        receipt: null,
-        ranges: null,
-        error: null
-      };
-      // A WBINVD job is planned with a zero threshold (it is WBINVD whatever it holds); a per-line
-      // job with none.
-      const opened: OpenBatch = { key, job, pairs: new Float64Array(16), length: 0, wbinvdAbovePages: wbinvd ? 0 : null, timer: null, reserved: 0, due: false };
+      // A WBINVD batch is planned with a zero threshold (it is WBINVD whatever it holds); a per-line
+      // batch with none.
+      const opened: Batch = { key, id: `fb-${randomUUID()}`, parts: [], pages: 0, wbinvdAbovePages: wbinvd ? 0 : null, timer: null, reserved: 0, due: false };
       this.#open.set(key, opened);
-      this.#batches.set(job.id, opened);
-      this.#register(job);
       opened.timer = setTimeout(() => this.#seal(opened), this.#windowMs);
       batch = opened;
     }
+    const job: FlushJob = {
+      id: `fj-${randomUUID()}`,
+      vmId,
+      arch,
+      method: policy.flushMethod,
+      cause,
+      state: 'queued',
+      decisions: 1,
+      requestedPages: 0,
+      createdAt: this.#clock(),
+      startedAt: null,
+      finishedAt: null,
+      receipt: null,
+      ranges: null,
+      error: null,
+      acks: this.acks
+    };
+    batch.parts.push({ job, pairs: null });
+    batch.pages += pages;
     batch.reserved++;
-    const job = batch.job;
-    return { id: job.id, header: { vmId, arch, method: job.method, cause, wbinvdAbovePages: batch.wbinvdAbovePages, createdAt: job.createdAt } };
+    this.#batchOf.set(job.id, batch);
+    this.#register(job);
+    return { id: job.id, header: { vmId, arch, method: job.method, cause, wbinvdAbovePages: batch.wbinvdAbovePages, createdAt: job.createdAt, acks: this.acks } };
   }
 
   /**
    * The flush promised to job `id` (reserve), now that its change is durable: (hpa, pages) pairs,
-   * and their pages when the caller knows them. The job may hold on to `pairs`: they are not
-   * changed afterwards.
+   * and their pages when the caller knows them. The job holds on to `pairs`: they are not changed
+   * afterwards.
    */
   fill(id: string, pairs: Float64Array, pages = pagesOf(pairs)): void {
-    const batch = this.#batches.get(id);
-    if (batch === undefined) throw new Error(`flush job ${id} is not open`);
-    append(batch, pairs);
-    // A flush promised before the VMM acknowledged the job and answered after: that
-    // acknowledgement did not cover it, so the job is outstanding again until the VMM, told of
-    // it by this answer, acknowledges once more.
-    if (isAcknowledged(batch.job)) {
-      batch.job.acknowledgedAt = null;
-      batch.job.report = null;
-    }
-    batch.job.decisions++;
-    batch.job.requestedPages += pages;
+    const batch = this.#batchOf.get(id);
+    const part = batch?.parts.find((p) => p.job.id === id);
+    if (batch === undefined || part === undefined || part.pairs !== null) throw new Error(`flush job ${id} is not promised`);
+    part.pairs = pairs;
+    part.job.requestedPages = pages;
+    this.#own.set(id, pairs);
     batch.reserved--;
-    if (batch.job.requestedPages >= this.#maxBatchPages) this.#seal(batch);
+    if (batch.pages >= this.#maxBatchPages) this.#seal(batch);
     else if (batch.due && batch.reserved === 0) this.#dispatch(batch);
   }
 
-  /** Withdraws a flush promised to job `id`: its change was not kept. */
+  /** Withdraws a flush promised to job `id`: its change was not kept, and nobody is told of the job. */
   cancel(id: string): void {
-    const batch = this.#batches.get(id);
+    const batch = this.#batchOf.get(id);
     if (batch === undefined) return;
+    const at = batch.parts.findIndex((p) => p.job.id === id);
+    if (at < 0 || (batch.parts[at] as { pairs: Float64Array | null }).pairs !== null) return;
+    const job = (batch.parts[at] as { job: FlushJob }).job;
+    batch.parts.splice(at, 1);
     batch.reserved--;
+    this.#batchOf.delete(id);
+    this.#unregister(job);
     if (batch.reserved > 0) return;
-    if (batch.job.decisions === 0) {
-      // Nobody was told about this job: it never existed.
-      this.#drop(batch);
-    } else if (batch.due) {
-      this.#dispatch(batch);
-    }
+    if (batch.parts.length === 0) this.#drop(batch);
+    else if (batch.due) this.#dispatch(batch);
   }
 
   /** Takes no more flushes; dispatched once every promised one has come. */
-  #seal(batch: OpenBatch): void {
+  #seal(batch: Batch): void {
     if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
     batch.timer = null;
     batch.due = true;
     if (batch.reserved > 0) return;
-    if (batch.job.decisions === 0) this.#drop(batch);
+    if (batch.parts.length === 0) this.#drop(batch);
     else this.#dispatch(batch);
   }
 
-  #drop(batch: OpenBatch): void {
+  #drop(batch: Batch): void {
     if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
-    this.#batches.delete(batch.job.id);
-    const job = batch.job;
+    batch.timer = null;
+  }
+
+  /** Forgets a job nobody was told of (its change was not kept). */
+  #unregister(job: FlushJob): void {
     this.#jobs.delete(job.id);
+    this.#own.delete(job.id);
     const list = this.#byVm.get(job.vmId);
     if (list !== undefined) {
-      const i = list.indexOf(job.id);
+      const i = list.lastIndexOf(job.id);
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) this.#byVm.delete(job.vmId);
     }
@@ -451,8 +509,9 @@ export class FlushJobs {
     this.#settled.delete(job.id);
   }
 
+  /** A job, or one acknowledged and forgotten since (undefined: never known here). */
   get(id: string): FlushJob | undefined {
-    return this.#jobs.get(id);
+    return this.#jobs.get(id) ?? this.#forgotten.get(id);
   }
 
   /** A VM's jobs, oldest first, starting after job `afterId` (exclusive). */
@@ -474,29 +533,86 @@ export class FlushJobs {
 
   /**
    * Jobs of a VM whose flush the service cannot count as done: not acknowledged by the VMM yet
-   * (none where acks are not required: flushes count as done once answered), of `cause` if given.
+   * (none of those promised where acks are not required: they count as done once answered), of
+   * `cause` if given.
    */
   outstanding(vmId: VmId, cause?: FlushCause): FlushJob[] {
-    if (this.acks === 'answered') return [];
-    return this.open(vmId).filter((job) => !isAcknowledged(job) && (cause === undefined || job.cause === cause));
+    return this.open(vmId).filter((job) => this.#acksOf(job) === 'required' && !isAcknowledged(job) && (cause === undefined || job.cause === cause));
   }
 
   /**
-   * The VMM reports the job's flush performed. A job still taking flushes is closed first (a
-   * flush joining it later would not be covered); one still being planned is acknowledged once
-   * planned. Acknowledging again changes nothing. Undefined for an unknown job; the promise
-   * resolves once the record is kept.
+   * The ranges of every outstanding job of the VM, as (hpa, pages) pairs, and their ids: what a
+   * teardown of the VM covers with its own flush (`settle` once it is kept).
+   */
+  outstandingPairs(vmId: VmId): { ids: string[]; pairs: Float64Array } {
+    const jobs = this.outstanding(vmId);
+    const parts = jobs.map((job) => job.ranges ?? this.#own.get(job.id) ?? new Float64Array(0));
+    const pairs = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      pairs.set(p, at);
+      at += p.length;
+    }
+    return { ids: jobs.map((job) => job.id), pairs };
+  }
+
+  /**
+   * Jobs whose ranges a later answer's own flush covers (`by`, a teardown of their VM): settled
+   * now, outstanding no more; their VM's listing starts afresh when `detach` (the VM is gone, and
+   * one made again under its id starts with none).
+   */
+  settle(ids: readonly string[], by: string | null, vmId?: VmId): void {
+    for (const id of ids) {
+      const job = this.#jobs.get(id);
+      if (job === undefined || isSettled(job)) continue;
+      job.coveredBy = by;
+      this.#ackWaiters.get(id)?.resolve(job);
+      this.#ackWaiters.delete(id);
+      if (isPlanned(job)) this.#finishCovered(job);
+    }
+    if (vmId !== undefined) {
+      // The VM is gone: what is still open of it (the teardown's own flush) stays the VMM's to
+      // perform and acknowledge by id, but no longer counts for a VM made again under its id.
+      for (const id of this.#byVm.get(vmId) ?? []) {
+        const job = this.#jobs.get(id);
+        if (job === undefined || isSettled(job) || job.coveredBy !== undefined) continue;
+        if (job.state === 'pending') this.#countPending(job, -1);
+        this.#detached.add(id);
+      }
+      this.#byVm.delete(vmId);
+    }
+  }
+
+  /** Open jobs of VMs deleted since (see `settle`): listed and counted for no VM. */
+  readonly #detached = new Set<string>();
+
+  #finishCovered(job: FlushJob): void {
+    if (job.state === 'pending') this.#countPending(job, -1);
+    job.state = 'done';
+    this.#onState(job);
+    this.#keep(job, plannedThreshold(job));
+    this.#forgetOld();
+  }
+
+  /**
+   * The VMM reports the job's flush performed. A job still being planned is acknowledged once
+   * planned. Acknowledging again (even a job forgotten since) changes nothing. Undefined for an
+   * unknown job; the promise resolves once the record is kept.
    */
   acknowledge(id: string, report: VmmReport): { job: FlushJob; saved: Promise<void> } | undefined {
     const job = this.#jobs.get(id);
-    if (job === undefined) return undefined;
-    if (isSettled(job) || isAcknowledged(job)) return { job, saved: Promise.resolve() };
+    if (job === undefined) {
+      const forgotten = this.#forgotten.get(id);
+      return forgotten === undefined ? undefined : { job: forgotten, saved: Promise.resolve() };
+    }
+    if (isSettled(job)) return { job, saved: this.#unsaved.has(id) ? this.#save(job) : Promise.resolve() };
+    if (isAcknowledged(job)) return { job, saved: job.state === 'pending' ? Promise.resolve() : this.#planned(id) };
     job.acknowledgedAt = this.#clock();
     job.report = report;
     // Whoever waits for it may go on now: the VMM has flushed.
     this.#ackWaiters.get(id)?.resolve(job);
     this.#ackWaiters.delete(id);
-    const batch = this.#batches.get(id);
+    const batch = this.#batchOf.get(id);
     if (batch !== undefined) this.#seal(batch);
     if (job.state !== 'pending') return { job, saved: this.#planned(id) };
     return { job, saved: this.#acknowledged(job) };
@@ -508,11 +624,7 @@ export class FlushJobs {
     if (job === undefined || isSettled(job) || isAcknowledged(job)) return Promise.resolve();
     let waiter = this.#ackWaiters.get(id);
     if (waiter === undefined) {
-      let resolve!: (job: FlushJob) => void;
-      const promise = new Promise<FlushJob>((r) => {
-        resolve = r;
-      });
-      waiter = { promise, resolve };
+      waiter = settledPromise();
       this.#ackWaiters.set(id, waiter);
     }
     return waiter.promise.then(() => undefined);
@@ -533,15 +645,29 @@ export class FlushJobs {
     this.#onState(job);
     this.#ackWaiters.get(job.id)?.resolve(job);
     this.#ackWaiters.delete(job.id);
-    const saved = this.#persist({ ...job, ranges: null }, null, plannedThreshold(job));
+    const saved = this.#save(job);
     this.#forgetOld();
     return saved;
   }
 
+  /**
+   * Acknowledged jobs whose record could not be kept: acknowledging again keeps it then (an
+   * acknowledgement answered 200 is never lost), and they are not forgotten meanwhile.
+   */
+  readonly #unsaved = new Set<string>();
 
-  /** Resolves once the job is done or failed. */
+  #save(job: FlushJob): Promise<void> {
+    const saved = this.#persist({ ...job, ranges: null }, null, plannedThreshold(job));
+    saved.then(
+      () => this.#unsaved.delete(job.id),
+      () => this.#unsaved.add(job.id)
+    );
+    return saved;
+  }
+
+  /** Resolves once the job is planned (pending, acknowledged, done or failed). */
   wait(id: string): Promise<FlushJob> {
-    const job = this.#jobs.get(id);
+    const job = this.get(id);
     if (job === undefined) return Promise.reject(new Error(`unknown flush job ${id}`));
     if (isPlanned(job)) return Promise.resolve(job);
     return (this.#settled.get(id) as Settled).promise;
@@ -549,7 +675,7 @@ export class FlushJobs {
 
   /** Dispatches every open batch now and waits for every accepted job to finish. */
   async drain(): Promise<void> {
-    for (const batch of [...this.#batches.values()]) this.#seal(batch);
+    for (const batch of new Set(this.#batchOf.values())) this.#seal(batch);
     while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
   }
 
@@ -564,73 +690,95 @@ export class FlushJobs {
 
   #register(job: FlushJob): void {
     this.#jobs.set(job.id, job);
-    let list = this.#byVm.get(job.vmId);
-    if (list === undefined) {
-      list = [];
-      this.#byVm.set(job.vmId, list);
-    }
-    list.push(job.id);
-    let resolve!: (job: FlushJob) => void;
-    const promise = new Promise<FlushJob>((r) => {
-      resolve = r;
-    });
-    this.#settled.set(job.id, { promise, resolve });
+    this.#listed(job.vmId).push(job.id);
+    this.#settled.set(job.id, settledPromise());
     this.#pending++;
     this.#onState(job);
     this.#forgetOld();
   }
 
-  #dispatch(batch: OpenBatch): void {
-    if (this.#batches.get(batch.job.id) !== batch) return;
-    this.#batches.delete(batch.job.id);
+  #dispatch(batch: Batch): void {
+    const parts = batch.parts.filter((p) => this.#batchOf.get(p.job.id) === batch);
+    if (parts.length === 0) return;
+    for (const p of parts) this.#batchOf.delete(p.job.id);
     if (this.#open.get(batch.key) === batch) this.#open.delete(batch.key);
     if (batch.timer !== null) clearTimeout(batch.timer);
-    const job = batch.job;
-    // A copy: the planner takes its ranges over (transferred), and the first flush's ranges are
-    // its decision's too.
-    const pairs = batch.pairs.slice(0, batch.length);
-    job.state = 'running';
-    job.startedAt = this.#clock();
-    this.#onState(job);
-    // No record yet: until it finishes, the job is rebuilt after a restart from the ranges kept
-    // with its changes, and planned again.
+    batch.timer = null;
+    // One task for the batch: its parts side by side (a copy: the planner takes it over,
+    // transferred), each planned on its own and the whole priced together.
+    const starts: number[] = [];
+    let length = 0;
+    for (const p of parts) {
+      starts.push(length);
+      length += (p.pairs as Float64Array).length;
+    }
+    const pairs = new Float64Array(length);
+    for (let i = 0; i < parts.length; i++) pairs.set(parts[i]?.pairs as Float64Array, starts[i]);
+    const startedAt = this.#clock();
+    for (const { job } of parts) {
+      job.state = 'running';
+      job.startedAt = startedAt;
+      this.#onState(job);
+    }
+    const first = (parts[0] as { job: FlushJob }).job;
+    // No record yet: until it finishes, a job is rebuilt after a restart from the ranges kept
+    // with its change, and planned again.
     const run = this.#pool
-      .plan({ pairs, arch: job.arch, flushMethod: job.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages })
+      .plan({ pairs, arch: first.arch, flushMethod: first.method, wbinvdAbovePages: batch.wbinvdAbovePages, chunkPages: this.#chunkPages, ...(parts.length > 1 ? { parts: starts } : {}) })
       .then(
         (result) => {
-          job.receipt = result.receipt;
-          job.ranges = result.ranges;
-          job.state = this.acks === 'required' ? 'pending' : 'done';
+          const info: BatchInfo = { id: batch.id, decisions: parts.length, pages: result.receipt.pages };
+          parts.forEach(({ job }, i) => {
+            const own = result.parts?.[i] ?? result;
+            job.receipt = own.receipt;
+            job.ranges = own.ranges;
+            job.batch = info;
+            job.state = this.#acksOf(job) === 'required' ? 'pending' : 'done';
+          });
         },
         (err: unknown) => {
           // The model failed, not the flush: the VMM still has the ranges it was answered.
-          job.error = err instanceof Error ? err.message : String(err);
-          job.state = this.acks === 'required' ? 'pending' : 'failed';
+          for (const { job } of parts) {
+            job.error = err instanceof Error ? err.message : String(err);
+            job.ranges = coalescePairs(this.#own.get(job.id) ?? new Float64Array(0));
+            job.state = this.#acksOf(job) === 'required' ? 'pending' : 'failed';
+          }
         }
       )
       .then(async () => {
-        job.finishedAt = this.#clock();
-        this.#pending--;
-        if (job.state === 'pending') this.#countPending(job, 1);
-        this.#onState(job);
-        this.#settled.get(job.id)?.resolve(job);
-        this.#settled.delete(job.id);
-        if (job.state === 'pending' && isAcknowledged(job)) {
-          // Acknowledged while it was being planned.
-          const saved = this.#acknowledged(job);
-          this.#ackSaved.set(job.id, saved);
-          await saved.catch(() => undefined);
-          this.#ackSaved.delete(job.id);
-        } else {
-          this.#keep(job, batch.wbinvdAbovePages);
+        const finishedAt = this.#clock();
+        const saving: Promise<unknown>[] = [];
+        for (const { job } of parts) {
+          job.finishedAt = finishedAt;
+          this.#own.delete(job.id);
+          this.#pending--;
+          if (job.state === 'pending') this.#countPending(job, 1);
+          this.#onState(job);
+          this.#settled.get(job.id)?.resolve(job);
+          this.#settled.delete(job.id);
+          if (job.state === 'pending' && job.coveredBy !== undefined) {
+            this.#finishCovered(job);
+          } else if (job.state === 'pending' && isAcknowledged(job)) {
+            // Acknowledged while it was being planned.
+            const saved = this.#acknowledged(job);
+            this.#ackSaved.set(job.id, saved);
+            saving.push(
+              saved.catch(() => undefined).then(() => {
+                this.#ackSaved.delete(job.id);
+              })
+            );
+          } else {
+            this.#keep(job, batch.wbinvdAbovePages);
+          }
         }
+        await Promise.all(saving);
         this.#inflight.delete(run);
       });
     this.#inflight.add(run);
   }
 
   /**
-   * Keeps the job's state record (its ranges are stored with the changes it carries). A record
+   * Keeps the job's state record (its ranges are stored with the change it belongs to). A record
    * that cannot be kept fails nothing: after a restart the job is planned again from its ranges.
    */
   #keep(job: FlushJob, wbinvdAbovePages: number | null): void {
@@ -642,7 +790,7 @@ export class FlushJobs {
 
   /**
    * Keeps at most `history` finished jobs, none finished longer ago than `maxAgeMs`; the others
-   * are forgotten oldest first, here and in the store.
+   * are forgotten oldest first, here and in the store (acknowledging one again still answers).
    */
   #forgetOld(): void {
     const oldest = this.#clock() - this.#maxAgeMs;
@@ -652,11 +800,14 @@ export class FlushJobs {
         if (isSettled(job)) break;
         continue;
       }
-      // A job its VMM has not acknowledged is never forgotten.
-      if (!isSettled(job)) continue;
+      // A job its VMM has not acknowledged (or whose acknowledgement is not kept yet) is never forgotten.
+      if (!isSettled(job) || this.#unsaved.has(id)) continue;
       this.#jobs.delete(id);
       this.#remote.delete(id);
+      this.#detached.delete(id);
       forgotten.push(id);
+      this.#forgotten.set(id, { ...job, ranges: null });
+      if (this.#forgotten.size > FORGOTTEN_KEPT) this.#forgotten.delete(this.#forgotten.keys().next().value as string);
       const list = this.#byVm.get(job.vmId);
       if (list !== undefined) {
         const i = list.indexOf(id);
@@ -676,28 +827,8 @@ export function usesWbinvd(arch: Arch, policy: { wbinvdAbovePages: number | null
 /** Flush chunk the planner splits ranges into (1 GiB), unless configured otherwise. */
 export const CHUNK_PAGES = 262_144;
 
-/** A job's first flush of at least this many numbers is held as given rather than copied. */
-const ADOPTED_PAIRS = 4096;
-
 function pagesOf(pairs: Float64Array): number {
   let pages = 0;
   for (let i = 1; i < pairs.length; i += 2) pages += pairs[i] as number;
   return pages;
-}
-
-/** Adds `pairs` to the batch's ranges; the first ones are kept as they are, not copied. */
-function append(batch: OpenBatch, pairs: Float64Array): void {
-  if (batch.length === 0 && pairs.length >= ADOPTED_PAIRS) {
-    batch.pairs = pairs;
-    batch.length = pairs.length;
-    return;
-  }
-  const need = batch.length + pairs.length;
-  if (need > batch.pairs.length) {
-    const grown = new Float64Array(Math.max(need, 2 * batch.pairs.length));
-    grown.set(batch.pairs.subarray(0, batch.length));
-    batch.pairs = grown;
-  }
-  batch.pairs.set(pairs, batch.length);
-  batch.length += pairs.length;
 }

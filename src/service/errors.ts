@@ -3,4 +3,4 @@
  * and imports them from here, never from the layers behind the service.
  */
 export { FlushAckTimeoutError, OverloadedError } from '../jobs/flush-jobs.js';
-export { StoreUnavailableError } from '../store/state-store.js';
+export { NotReadyError, StoreUnavailableError } from '../store/state-store.js';

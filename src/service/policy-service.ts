@@ -17,7 +17,6 @@ import {
   PIN_OP_STRIDE,
   PinJournal,
   PinMap,
-  planFlush,
   QuirkTable,
   parseQuirkFile,
   quirkToWire,
@@ -42,16 +41,15 @@ import {
   type Quirk,
   type Decision,
   type PciAddress,
-  type FlushReceipt,
   type Vm,
   type VmId,
   type VmView
 } from '../domain/index.js';
-import { CHUNK_PAGES, FlushAckTimeoutError, plannedThreshold, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
+import { FlushAckTimeoutError, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
 import { VmEvents, type VmEventInput } from './vm-events.js';
-import { auditOf, isShared, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type EventCursor, type Missed, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart, type WriteScope } from '../store/state-store.js';
+import { auditOf, isShared, NotReadyError, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type EventCursor, type Missed, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart, type WriteScope } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -244,8 +242,9 @@ export class PolicyService {
     const store = this.#store;
     if (this.#recovery !== null || store === undefined) return;
     const attempt = (): void => {
-      store
-        .probe()
+      // The fence comes down only now: every write sent before the failure was known was refused.
+      Promise.resolve(store.unfence?.())
+        .then(() => store.probe())
         .then(() => this.restore())
         .then(
           () => {
@@ -297,7 +296,9 @@ export class PolicyService {
       if (cmd.type === 'devctl' && dryRun) return this.#failClosedDevctl(cmd.write);
       throw new StoreUnavailableError('the state cannot be vouched for: the store failed or has not been loaded; refusing changes', { cause: this.#failure ?? undefined });
     }
-    if (!dryRun) this.jobs?.assertCapacity(cmd.type === 'put-quirks' ? undefined : cmd.vmId);
+    // Backpressure refuses what would add obligations, never a change that only releases pages or
+    // lowers exposure (an unpin, a teardown, a removal, a bit clear).
+    if (!dryRun) this.jobs?.assertCapacity(cmd.type === 'put-quirks' ? undefined : cmd.vmId, addsObligations(cmd));
     // What is stored is what was decided: the policy resolved now, not the defaults of a later start.
     if (!dryRun) cmd = decidedCommand(this.state, cmd);
     // Teardown removes the VM: remember how it flushes before it is gone.
@@ -305,7 +306,7 @@ export class PolicyService {
     const at = this.#clock();
     if (cmd.type === 'devctl' && dryRun) {
       const { decision } = applyCommand(this.state, cmd, at);
-      const after = this.dependencies(cmd.vmId, decision);
+      const after = this.dependencies(cmd.vmId, decision, undefined, cmd);
       return { decision, revision: this.revisionOf(cmd.vmId), ...(after.length === 0 ? {} : { after }) };
     }
     const store = this.#store;
@@ -315,16 +316,17 @@ export class PolicyService {
     // it: no answer names a job a crash could lose. Their ranges join them once it is durable.
     let reserved: Reservation[];
     let told: VmEventInput[];
+    let covered: readonly string[];
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decided inside the store's transaction, with the changes that
       // arrived meanwhile (group commit), after applying what the others stored.
-      ({ result, seq, reserved, told } = await new Promise<Decided>((resolve, reject) => {
+      ({ result, seq, reserved, told, covered } = await new Promise<Decided>((resolve, reject) => {
         this.#queued.push({ cmd, at, actor, resolve, reject });
         if (!this.#committing) void this.#commitQueued();
       }));
     } else {
       const d = this.#decide(cmd, at, actor, before, false);
-      ({ result, seq, reserved, told } = d);
+      ({ result, seq, reserved, told, covered } = d);
       const effects = d.change.effects;
       try {
         await this.#persist(d.change);
@@ -339,6 +341,9 @@ export class PolicyService {
       this.jobs?.fill(r.id, r.pairs, r.pages);
       jobIds.set(r.vmId, r.id);
     }
+    // A teardown's own flush covers the VM's outstanding ones: they are settled, and a VM made
+    // again under its id starts with none.
+    if (covered.length > 0 && cmd.type !== 'put-quirks') this.jobs?.settle(covered, jobIds.get(cmd.vmId) ?? null, cmd.type === 'delete-vm' ? cmd.vmId : undefined);
     for (const e of told) this.events.emit(e);
     if (cmd.type === 'put-quirks') {
       const vmAfter = new Map<VmId, readonly string[]>();
@@ -382,11 +387,13 @@ export class PolicyService {
   }
 
   /**
-   * The outstanding flush jobs a decision about VM `vmId` depends on (`flush.after`): its replays
-   * (F2) the VMM has not acknowledged yet, when the change (`cmd`, when there is one) lets a
-   * device no-snoop (waitsForReplays). The decision's own job (`own`) is not among them: its
-   * answer already says to flush first. Empty for a VM no longer there, and where flushes count as
-   * done once answered (FLUSH_ACKS=answered).
+   * The outstanding flush jobs a decision about VM `vmId` depends on (`flush.after`): every
+   * replay (F2) of the VM not acknowledged yet, whichever answer, caller or replica it came from,
+   * when the change (`cmd`, when there is one) leaves a domain of the VM exposed
+   * (waitsForReplays, one rule for changes, dry runs, map questions and ?wait=true). The
+   * decision's own job (`own`) is not among them: its answer already says to flush first. Empty
+   * for a VM no longer there, and for flushes promised where they count as done once answered
+   * (FLUSH_ACKS=answered).
    */
   dependencies(vmId: VmId, decision: Decision, own?: string, cmd?: Command): string[] {
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
@@ -432,14 +439,26 @@ export class PolicyService {
 
   /** The VMM reports a flush job done; undefined for an unknown job. Resolves once the record is kept. */
   async acknowledgeFlushJob(id: string, report: VmmReport): Promise<FlushJob | undefined> {
-    const acked = this.jobs?.acknowledge(id, report);
+    if (this.jobs === undefined) return undefined;
+    if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
+    const store = this.#store;
+    // A job another replica promised a moment ago: catch up on its VM first, as a change does.
+    if (this.jobs.get(id) === undefined && store !== undefined && isShared(store) && this.healthy) {
+      const vmId = await store.jobVm(id).catch((err: unknown) => {
+        throw new StoreUnavailableError('the store could not be asked about the flush job; send it again', { cause: err });
+      });
+      if (vmId !== null) await this.catchUp(Number.MAX_SAFE_INTEGER, vmId as VmId);
+    }
+    const acked = this.jobs.acknowledge(id, report);
     if (acked === undefined) return undefined;
     try {
       await acked.saved;
     } catch (err) {
+      // Kept in memory, not in the store: the next acknowledgement of it tries again. The store
+      // refused a write: the service reloads from it once it takes one again.
+      this.#fail(err);
       throw new StoreUnavailableError('the acknowledgement could not be kept; send it again', { cause: err });
     }
-    const store = this.#store;
     if (store !== undefined && isShared(store)) {
       // The other replicas count it done once they hear of it; until then they keep waiting for
       // it (safe), and a restart reads the record kept above.
@@ -526,7 +545,10 @@ export class PolicyService {
   follow(intervalMs = 5000): void {
     const store = this.#store;
     if (store === undefined || !isShared(store) || this.#follower !== null) return;
-    this.#follower = setInterval(() => this.#sync(), intervalMs).unref();
+    this.#follower = setInterval(() => {
+      this.#refreshRemote = true;
+      this.#sync();
+    }, intervalMs).unref();
     this.#unwatch = store.watch(() => this.#sync());
   }
 
@@ -559,6 +581,13 @@ export class PolicyService {
     const scope: WriteScope = batch.some((q) => q.cmd.type === 'put-quirks') ? 'all' : batch.map((q) => (q.cmd as Exclude<Command, { type: 'put-quirks' }>).vmId);
     const decided: { q: Queued; d: Decided }[] = [];
     const refused = new Map<Queued, unknown>();
+    // A commit fence: changes queued behind one the store refused were not decided yet, but this
+    // replica's memory may be ahead of the store until it has reloaded: refuse them.
+    if (!this.healthy) {
+      const err = new StoreUnavailableError('an earlier change could not be kept and the state is being reloaded from the store; nothing was changed', { cause: this.#failure ?? undefined });
+      for (const q of batch) q.reject(err);
+      return;
+    }
     try {
       await store.write(scope, this.#known, batch.length, (missed, seqs) => {
         this.#replay(missed);
@@ -622,8 +651,10 @@ export class PolicyService {
     if (!this.healthy) return;
     await this.#catchUpAll();
     if (!this.healthy) return;
+    if (this.#refreshRemote) await this.#refreshRemoteJobs();
     for (;;) {
       const { events, next, gone, more, held } = await store.eventsAfter(this.#eventsAt);
+      if (gone) await this.#refreshRemoteJobs();
       // Stopped meanwhile (shutdown): nothing more is handed on, and the position stays for a restart of following.
       if (this.#follower === null) return;
       if (gone) this.events.resetAll('events made through another replica are no longer held: re-read the VM');
@@ -640,6 +671,22 @@ export class PolicyService {
       }
       if (!more) return;
     }
+  }
+
+  /** Set by the periodic round: read again the records of other replicas' jobs still outstanding here. */
+  #refreshRemote = false;
+
+  /**
+   * Acknowledgements this replica may have missed (it could not hear while they were published):
+   * the records of other replicas' jobs still outstanding here say whether they were acknowledged.
+   */
+  async #refreshRemoteJobs(): Promise<void> {
+    this.#refreshRemote = false;
+    const jobs = this.jobs;
+    const ids = jobs?.remoteOutstanding() ?? [];
+    if (jobs === undefined || ids.length === 0) return;
+    const records = await (this.#store as SharedStateStore).jobRecords(ids);
+    for (const r of records) jobs.refresh((JSON.parse(r.body) as { job: FlushJob }).job);
   }
 
   /** An event another replica published: a change's event for the VM's stream, or an acknowledgement. */
@@ -683,6 +730,12 @@ export class PolicyService {
       if (e.seq > this.#seq) this.#seq = e.seq;
     }
     for (const part of missed.jobs) this.jobs?.adopt(part.id, JSON.parse(part.header) as JobHeader, part.pairs);
+    // A VM another replica tore down: its teardown covered the flushes outstanding here.
+    for (const e of missed.effects) {
+      if (e.record === null && e.vmId !== QUIRKS_EFFECT && !this.state.vms.has(e.vmId as VmId) && this.jobs !== undefined) {
+        this.jobs.settle(this.jobs.outstanding(e.vmId as VmId).map((j) => j.id), null, e.vmId as VmId);
+      }
+    }
   }
 
   /**
@@ -746,6 +799,16 @@ export class PolicyService {
     } finally {
       unwatch(this.state, watched);
     }
+    // A teardown (the VM deleted, or its last domain removed) flushes, with its own flush, the
+    // ranges of every flush of the VM still outstanding: those are settled once it is kept.
+    let covered: string[] = [];
+    if (this.jobs !== undefined && (cmd.type === 'delete-vm' || (cmd.type === 'delete-domain' && this.state.vms.get(cmd.vmId)?.domains.size === 0))) {
+      const outstanding = this.jobs.outstandingPairs(cmd.vmId);
+      if (outstanding.ids.length > 0) {
+        result = { ...result, decision: withCovered(result.decision, outstanding.pairs, outstanding.ids.length) };
+        covered = outstanding.ids;
+      }
+    }
     // A shared store gives the sequence number (unique across replicas); an embedded one counts.
     const seq = given ?? this.#seq + 1;
     if (seq > this.#seq) this.#seq = seq;
@@ -761,6 +824,7 @@ export class PolicyService {
       seq,
       reserved,
       told,
+      covered,
       change: { seq, at, command: auditOf(cmd), effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result), ...(events === undefined ? {} : { events }) }
     };
   }
@@ -811,12 +875,24 @@ export class PolicyService {
   }
 
 
+  /**
+   * Reads answer only what the store holds: while the state is being restored, 503 NOT_READY
+   * (never a 404 for something the store may hold); after a store failure, until the state is
+   * reloaded, 503 STORE_UNAVAILABLE (memory may hold a change that was refused).
+   */
+  #readable(): void {
+    if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
+    if (this.#failure !== null) throw new StoreUnavailableError('a change could not be kept and the state is being reloaded from the store; retry shortly', { cause: this.#failure });
+  }
+
   vm(vmId: VmId): VmView {
+    this.#readable();
     return viewVm(this.state, getVm(this.state, vmId));
   }
 
   /** VMs in id order, after `after` (exclusive), at most `limit`. */
   listVms(after: string | undefined, limit: number): VmView[] {
+    this.#readable();
     const ids = [...this.state.vms.keys()].sort();
     const start = after === undefined ? 0 : ids.findIndex((id) => id > after);
     if (start < 0) return [];
@@ -824,10 +900,12 @@ export class PolicyService {
   }
 
   pins(vmId: VmId, fromPage: number, limit: number): PinnedRangeView[] {
+    this.#readable();
     return listPins(getVm(this.state, vmId), fromPage, limit);
   }
 
   quirks(): readonly Quirk[] {
+    this.#readable();
     return this.state.quirks.quirks;
   }
 }
@@ -870,6 +948,8 @@ interface Decided {
   readonly reserved: Reservation[];
   readonly told: VmEventInput[];
   readonly change: StoredChange;
+  /** Outstanding flush jobs of the VM its own flush covers (a teardown): settled once it is kept. */
+  readonly covered: readonly string[];
 }
 
 /** A change waiting for the next shared transaction. */
@@ -995,10 +1075,36 @@ function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: 
   if (vm !== undefined) vm.revision = seq;
 }
 
-/**
- * The receipt of one answer's own flush: its ranges priced with the method chosen for it (the
- * job's: a job holds flushes of one method), whatever else shares the job.
- */
-export function answerReceipt(job: FlushJob, decision: Decision): FlushReceipt {
-  return planFlush(flushPairs(decision.flush), job.arch, { flushMethod: job.method, wbinvdAbovePages: plannedThreshold(job) }, CHUNK_PAGES);
+/** Whether a change adds flush obligations (backpressure may refuse it); releases and clears never do. */
+function addsObligations(cmd: Command): boolean {
+  switch (cmd.type) {
+    case 'unpin':
+    case 'delete-vm':
+    case 'delete-device':
+    case 'delete-domain':
+      return false;
+    case 'devctl': {
+      const w = cmd.write;
+      return w.value === undefined ? w.nosnoopEnable === true : (w.value & DEVCTL_NOSNOOP_EN) !== 0;
+    }
+    case 'pin':
+    case 'put-device':
+    case 'put-domain':
+    case 'put-quirks':
+    case 'put-vm':
+    case 'reset-device':
+      return true;
+  }
+}
+
+/** A teardown's decision whose own flush also covers the VM's outstanding flushes (`pairs`, of `jobs` jobs). */
+function withCovered(decision: Decision, pairs: Float64Array, jobs: number): Decision {
+  const out = new DecisionBuilder();
+  out.flushAll(flushPairs(decision.flush).slice(), 'teardown');
+  out.flushAll(pairs, 'teardown');
+  const covered = `the VM's ${jobs} outstanding flush job(s) are settled by this teardown: their ranges are flushed with its own flush, after the unmap and before the pages are released`;
+  // Said in the teardown's own F5 reason: one rule, one reason.
+  const at = decision.reasons.findIndex((r) => r.rule === 'F5');
+  const reasons = at < 0 ? [...decision.reasons, { rule: 'F5' as const, message: covered }] : decision.reasons.map((r, i) => (i === at ? { rule: r.rule, message: `${r.message}; ${covered}` } : r));
+  return { ...decision, flush: out.buildFlush(), reasons };
 }

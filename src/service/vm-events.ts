@@ -6,9 +6,11 @@
  * after it, and one resuming from an id no longer held (or from an earlier start of the service)
  * is told to re-read the VM (`reset`), as a watch answers "gone" for a compacted revision.
  *
- * Event ids are `<epoch>.<n>`: the service start's epoch and a counter, so that an id from an
- * earlier start is never taken for one of this start.
+ * Event ids are `<epoch>.<n>`: the service start's epoch (its start time and a random part, so
+ * that two replicas started in the same millisecond never share one) and a counter, so that an id
+ * from an earlier start, or from another replica, is never taken for one of this start.
  */
+import { randomInt } from 'node:crypto';
 import { flushRangeCount, type Decision, type VmId } from '../domain/index.js';
 import type { FlushJob } from '../jobs/flush-jobs.js';
 
@@ -43,10 +45,10 @@ export class VmEvents {
 
   readonly #keepRanges: number;
 
-  constructor(options: { keep?: number; keepRanges?: number; epoch?: number } = {}) {
+  constructor(options: { keep?: number; keepRanges?: number; epoch?: number | string } = {}) {
     this.#keep = options.keep ?? 256;
     this.#keepRanges = options.keepRanges ?? 65_536;
-    this.#epoch = String(options.epoch ?? Date.now());
+    this.#epoch = String(options.epoch ?? `${Date.now()}${randomInt(1_000_000).toString().padStart(6, '0')}`);
   }
 
   #log(vmId: string): Log {

@@ -665,6 +665,27 @@ export class PostgresStore implements SharedStateStore {
     }
   }
 
+  async jobVm(id: string): Promise<string | null> {
+    await this.#init();
+    try {
+      const res = await this.#pool.query<{ vm: string }>(`SELECT vm FROM ${this.#t('job_parts')} WHERE job = $1 LIMIT 1`, [id]);
+      return res.rows[0]?.vm ?? null;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async jobRecords(ids: readonly string[]): Promise<{ readonly id: string; readonly body: string }[]> {
+    if (ids.length === 0) return [];
+    await this.#init();
+    try {
+      const res = await this.#pool.query<{ id: string; body: string }>(`SELECT id, body FROM ${this.#t('jobs')} WHERE id = ANY($1::text[])`, [[...ids]]);
+      return res.rows;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   async loadJobs(): Promise<LoadedJob[]> {
     await this.#init();
     try {

@@ -123,6 +123,11 @@ export class SqliteStore implements StateStore {
     return this.#write({ kind: 'probe', at: Date.now() });
   }
 
+  /** Lifts the commit fence a failed write put up (the service has reloaded, or is about to). */
+  unfence(): Promise<void> {
+    return this.#call({ op: 'unfence' });
+  }
+
   #writes: WriteOp[] = [];
   #waiting: { resolve(): void; reject(err: Error): void }[] = [];
   /** Numbers the queued writes carry (pin operations, job ranges, pinned ranges). */

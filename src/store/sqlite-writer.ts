@@ -13,7 +13,7 @@ import type { AuditQuery, VmSnapshot } from './state-store.js';
 
 export type WriterRequest =
   | { readonly op: 'write'; readonly writes: PackedWrites }
-  | { readonly op: 'load' | 'legacy' | 'loadJobs' | 'close' }
+  | { readonly op: 'load' | 'legacy' | 'loadJobs' | 'close' | 'unfence' }
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
   | { readonly op: 'meta'; readonly key: string; readonly initial: string }
@@ -35,6 +35,13 @@ if (parentPort === null) throw new Error('sqlite-writer runs in a worker thread'
 const port = parentPort;
 const engine = new SqliteEngine((workerData as { dataDir: string }).dataDir);
 
+/**
+ * A commit fence: once a transaction failed, every later write is refused until the service,
+ * having learned of the failure, reloads its state and lifts the fence (`unfence`). A write sent
+ * before the service knew (a change decided on top of the refused one) is never kept.
+ */
+let fenced: string | null = null;
+
 /** Writes waiting for the next transaction, and the requests they came in. */
 let queue: PackedWrites[] = [];
 let ids: number[] = [];
@@ -49,10 +56,15 @@ function commit(): void {
   ids = [];
   if (waiting.length === 0) return;
   let error: string | null = null;
-  try {
-    engine.writePacked(batch);
-  } catch (err) {
-    error = err instanceof Error ? err.message : String(err);
+  if (fenced !== null) {
+    error = `an earlier write failed (${fenced}); nothing written after it is kept until the state is reloaded`;
+  } else {
+    try {
+      engine.writePacked(batch);
+    } catch (err) {
+      error = err instanceof Error ? err.message : String(err);
+      fenced = error;
+    }
   }
   port.postMessage(error === null ? { ids: waiting, transactions: engine.transactions } : { ids: waiting, transactions: engine.transactions, error });
 }
@@ -76,6 +88,9 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
       return engine.trimAudit(request.at);
     case 'close':
       engine.close();
+      return undefined;
+    case 'unfence':
+      fenced = null;
       return undefined;
   }
 }

@@ -148,6 +148,12 @@ export interface StateStore {
    * service learns that the store takes changes again after a failure, rather than by a read.
    */
   probe(): Promise<void>;
+  /**
+   * After a failed write the store refuses every later one (a commit fence: nothing decided on
+   * top of a refused change is kept) until the service lifts it, just before reloading its
+   * state. Stores whose transactions cannot outlive a failure (PostgreSQL's) have none.
+   */
+  unfence?(): Promise<void>;
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */
@@ -203,6 +209,10 @@ export type WriteScope = readonly string[] | 'all';
  */
 export interface SharedStateStore extends StateStore {
   write(scope: WriteScope, known: Known, seqs: number, decide: (missed: Missed, seqs: readonly number[]) => readonly StoredChange[]): Promise<void>;
+  /** The VM whose change promised flush job `id` (null: no change stored it, or it was forgotten). */
+  jobVm(id: string): Promise<string | null>;
+  /** The state records of flush jobs `ids` that are stored (their JSON, without ranges). */
+  jobRecords(ids: readonly string[]): Promise<{ readonly id: string; readonly body: string }[]>;
   /** What the replica missed of `vmIds` and the quirk list (null: of every VM). */
   since(vmIds: readonly string[] | null, known: Known): Promise<Missed>;
   /**
@@ -230,8 +240,14 @@ export function isShared(store: StateStore): store is SharedStateStore {
 
 /** Raised when the store cannot take or give changes; the service then fails closed. */
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
-  readonly code = 'STORE_UNAVAILABLE';
+  override readonly name: string = 'StoreUnavailableError';
+  readonly code: 'STORE_UNAVAILABLE' | 'NOT_READY' = 'STORE_UNAVAILABLE';
+}
+
+/** The state is still being restored from the store: nothing about it can be answered yet. */
+export class NotReadyError extends StoreUnavailableError {
+  override readonly name = 'NotReadyError';
+  override readonly code = 'NOT_READY';
 }
 
 /** The quirk list effect's `vmId`: not a VM id (those start with a letter or digit). */

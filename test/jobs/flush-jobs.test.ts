@@ -46,7 +46,8 @@ describe('flush jobs', () => {
     const pin = (iova: number, hpa: number, length: number) =>
       a.inject({ method: 'POST', url: '/v1/vms/vm1/pins?wait=true', headers: json, payload: { iova, hpa, length } }).then((r) => r.json<FlushAnswer>());
     const [x, y] = await Promise.all([pin(0, 0x100000000, MiB768), pin(MiB768, 0x200000000, MiB768)]);
-    expect(x.flush.jobId).toBe(y.flush.jobId);
+    // Each answer's flush is a job of its own, planned in one batch with the other's.
+    expect(x.flush.jobId).not.toBe(y.flush.jobId);
     for (const answer of [x, y]) {
       expect(answer.flush.receipt).toMatchObject({ method: 'clflushopt', bytes: '0x30000000', jobBytes: '0x60000000', jobDecisions: 2 });
     }
@@ -56,7 +57,7 @@ describe('flush jobs', () => {
     expect(big.flush.jobId).not.toBe(x.flush.jobId);
   });
 
-  it('400 concurrent single-page pins to one VM become far fewer jobs, and every pin is in exactly one job', async () => {
+  it('400 concurrent single-page pins to one VM are 400 jobs of their own, planned in far fewer batches', async () => {
     const a = await start({ windowMs: 20 });
     await gpuVm(a);
     const answers = await Promise.all(
@@ -71,8 +72,8 @@ describe('flush jobs', () => {
       expect(id).toBeDefined();
       perJob.set(id ?? '', (perJob.get(id ?? '') ?? 0) + 1);
     }
-    expect(perJob.size).toBeLessThan(40);
-    const jobs: { id: string; decisions: number; requestedBytes: string; state: string; receipt: { bytes: string; ranges: number } | null }[] = [];
+    expect(perJob.size).toBe(400);
+    const jobs: { id: string; decisions: number; requestedBytes: string; state: string; receipt: { bytes: string; ranges: number } | null; batch: { id: string; decisions: number } | null }[] = [];
     let cursor: string | undefined;
     await a.policy.jobs?.drain();
     do {
@@ -82,15 +83,22 @@ describe('flush jobs', () => {
     } while (cursor !== undefined);
     expect(jobs.map((j) => j.id).sort()).toEqual([...perJob.keys()].sort());
     let total = 0;
+    const perBatch = new Map<string, { decisions: number; seen: number }>();
     for (const job of jobs) {
       expect(job.state).toBe('pending');
-      expect(job.decisions).toBe(perJob.get(job.id));
-      expect(job.requestedBytes).toBe('0x' + (job.decisions * 0x1000).toString(16));
-      // Host pages were 2 pages apart, so no two pins coalesce: one range per pin.
-      expect(job.receipt?.ranges).toBe(job.decisions);
+      expect(job.decisions).toBe(1);
+      expect(job.requestedBytes).toBe('0x1000');
+      expect(job.receipt).toMatchObject({ bytes: '0x1000', ranges: 1 });
       total += Number(job.receipt?.bytes ?? 0);
+      const batch = job.batch as { id: string; decisions: number };
+      const seen = perBatch.get(batch.id) ?? { decisions: batch.decisions, seen: 0 };
+      seen.seen++;
+      perBatch.set(batch.id, seen);
     }
     expect(total).toBe(400 * 0x1000);
+    // Batching stays: the window planned them together, each batch naming the answers it holds.
+    expect(perBatch.size).toBeLessThan(40);
+    for (const b of perBatch.values()) expect(b.seen).toBe(b.decisions);
   });
 
   it('a replay longer than 10,000 ranges lists 10,000 in the answer and every one through its job', async () => {
@@ -244,33 +252,39 @@ describe('acknowledgements (FlushJobs)', () => {
       await jobs.acknowledge(kept, {})?.saved;
       const after = jobs.submit(vmId, 'x86_64', policy, 'pin', [{ hpa: 999, pages: 1 }]);
       await jobs.wait(after);
-      expect(jobs.get(kept)).toBeUndefined();
+      // Gone from the history (and the VM's listing); acknowledging it again still answers as before.
+      expect(jobs.list(vmId, undefined, 100).map((j) => j.id)).not.toContain(kept);
+      expect(jobs.acknowledge(kept, {})?.job).toMatchObject({ id: kept, state: 'acknowledged' });
     } finally {
       await runtime.close();
     }
   });
 });
 
-describe('an acknowledgement covers the flushes answered before it', () => {
-  it('a flush promised to a job before its ack and answered after makes it outstanding again until acknowledged once more', async () => {
+describe('an acknowledgement covers exactly its own answer\'s flush', () => {
+  it('a flush promised in the same window as an acknowledged one is a job of its own, outstanding until it is acknowledged itself', async () => {
     const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), windowMs: 50 });
     try {
       const jobs = runtime.jobs;
       const vmId = parseVmId('vm1');
       const policy = { flushMethod: 'clflushopt' as const, wbinvdAbovePages: null };
       const first = jobs.submit(vmId, 'x86_64', policy, 'replay', [{ hpa: 10, pages: 2 }]);
-      // A second decision's flush is promised to the same job; its change is not durable yet.
+      // A second answer's flush is promised in the same window; its change is not durable yet.
       const promised = jobs.reserve(vmId, 'x86_64', policy, 'replay', 1);
-      expect(promised.id).toBe(first);
+      expect(promised.id).not.toBe(first);
       const acked = jobs.acknowledge(first, {});
-      expect(jobs.outstanding(vmId, 'replay')).toEqual([]);
-      // Its change is kept and answered: the acknowledgement did not cover that flush.
-      jobs.fill(first, new Float64Array([20, 1]));
-      expect(jobs.outstanding(vmId, 'replay').map((j) => j.id)).toEqual([first]);
+      expect(jobs.outstanding(vmId, 'replay').map((j) => j.id)).toEqual([promised.id]);
+      jobs.fill(promised.id, new Float64Array([20, 1]));
       await acked?.saved;
-      expect(jobs.get(first)?.state).toBe('pending');
-      await jobs.acknowledge(first, {})?.saved;
-      expect(jobs.get(first)).toMatchObject({ state: 'acknowledged', decisions: 2 });
+      expect(jobs.get(first)).toMatchObject({ state: 'acknowledged', decisions: 1, requestedPages: 2 });
+      expect(Array.from(jobs.get(first)?.ranges ?? [])).toEqual([10, 2]);
+      await jobs.wait(promised.id);
+      // Its ranges are exactly its own, never grown by or merged into the other.
+      expect(jobs.get(promised.id)).toMatchObject({ state: 'pending', decisions: 1, requestedPages: 1 });
+      expect(Array.from(jobs.get(promised.id)?.ranges ?? [])).toEqual([20, 1]);
+      expect(jobs.get(promised.id)?.batch?.id).toBe(jobs.get(first)?.batch?.id);
+      await jobs.acknowledge(promised.id, {})?.saved;
+      expect(jobs.outstanding(vmId)).toEqual([]);
     } finally {
       await runtime.close();
     }

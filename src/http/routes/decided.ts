@@ -3,13 +3,14 @@
  * that an operator greps for: VM, command, rules, flush bytes, job.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { flushRangeCount, formatPages, type FlushReceipt, type VmId } from '../../domain/index.js';
-import { answerReceipt, type Applied, type FlushJob } from '../../service/policy-service.js';
+import { flushRangeCount, formatPages, type VmId } from '../../domain/index.js';
+import type { Applied, FlushJob } from '../../service/policy-service.js';
 import { DecisionReply } from '../decision-bytes.js';
 import { decisionWire } from '../wire.js';
 
-export function receiptWire(job: FlushJob, own?: FlushReceipt) {
-  const r = own ?? job.receipt;
+/** A job's receipt: its own flush, with the batch it was planned in (`jobBytes`, `jobDecisions`: the batch's). */
+export function receiptWire(job: FlushJob, withBatch = false) {
+  const r = job.receipt;
   return {
     jobId: job.id,
     state: job.state,
@@ -21,7 +22,7 @@ export function receiptWire(job: FlushJob, own?: FlushReceipt) {
     chunks: r?.chunks ?? 0,
     modeledCycles: r?.modeledCycles ?? 0,
     modeledNs: r?.modeledNs ?? 0,
-    ...(own === undefined ? {} : { jobBytes: formatPages(job.receipt?.pages ?? 0), jobDecisions: job.decisions })
+    ...(withBatch ? { jobBytes: formatPages(job.batch?.pages ?? r?.pages ?? 0), jobDecisions: job.batch?.decisions ?? 1 } : {})
   };
 }
 
@@ -53,7 +54,7 @@ async function answerOf(app: FastifyInstance, result: Applied, revision: number,
   if (result.jobId === undefined || !wait) return answer;
   const job = await app.policy.settledFlushJob(result.jobId);
   if (job === undefined) return answer;
-  return { ...answer, flush: { ...answer.flush, receipt: receiptWire(job, answerReceipt(job, d)) } };
+  return { ...answer, flush: { ...answer.flush, receipt: receiptWire(job, true) } };
 }
 
 export async function decided(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {

@@ -40,6 +40,7 @@ export function jobWire(job: Job) {
     receipt: job.receipt === null ? null : receiptWire(job),
     error: job.error,
     acknowledgedAt: iso(job.acknowledgedAt ?? null),
+    batch: job.batch === undefined || job.batch === null ? null : { id: job.batch.id, decisions: job.batch.decisions, bytes: formatPages(job.batch.pages) },
     report:
       job.report === undefined || job.report === null
         ? null
