@@ -60,4 +60,41 @@ describe('PostgreSQL stopped under a running replica', () => {
     const healthy = await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'map', ranges: [{ iova: '0x100000', length: '0x1000' }] });
     expect(healthy.body['failClosed']).toBeUndefined();
   });
+
+  it('a change refused mid-batch shapes nothing kept: reads answer 503 while memory may be ahead, and afterwards hold exactly what was answered 200', async () => {
+    const a = app as FastifyInstance;
+    const call = async (method: 'GET' | 'PUT' | 'POST', url: string, payload?: object) => {
+      const res = await a.inject({ method, url, ...(payload === undefined ? {} : { headers: json, payload }) });
+      return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+    };
+    expect(await until(async () => (await call('GET', '/readyz')).status === 200, 10_000)).toBe(true);
+    const answered: string[] = [];
+    const pin = async (i: number): Promise<number> => {
+      const ranges = Array.from({ length: 100 }, (_, k) => ({ iova: `0x${((i * 100 + k + 16) * 0x1000).toString(16)}`, hpa: `0x${((i * 100 + k) * 0x2000 + 0x10000000).toString(16)}`, length: '0x1000' }));
+      const res = await call('POST', '/v1/vms/vm1/pins', { ranges });
+      if (res.status === 200) answered.push(...ranges.map((r) => r.iova));
+      else expect(res.body).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      return res.status;
+    };
+    // Batches committed together, then more in flight (group commit) while the server stops.
+    const first = await Promise.all(Array.from({ length: 10 }, (_, i) => pin(i)));
+    expect(first.every((s) => s === 200)).toBe(true);
+    const inFlight = Array.from({ length: 10 }, (_, i) => pin(10 + i));
+    await new Promise((r) => setImmediate(r));
+    cluster.stop();
+    const statuses = [...first, ...(await Promise.all(inFlight))];
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    expect(statuses).toContain(503);
+    if (statuses.includes(503)) expect((await call('GET', '/v1/vms/vm1')).status).toBe(503);
+    cluster.start();
+    expect(await until(async () => (await call('GET', '/readyz')).status === 200, 10_000)).toBe(true);
+    const items: { iova: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = (await call('GET', `/v1/vms/vm1/pins?limit=1000${cursor === undefined ? '' : `&cursor=${cursor}`}`)).body as { items: { iova: string }[]; nextCursor?: string };
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(items.map((p) => p.iova).filter((iova) => iova !== '0x0' && iova !== '0x1000').sort()).toEqual([...answered].sort());
+  });
 });

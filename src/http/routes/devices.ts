@@ -19,7 +19,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
         tags: ['devices'],
         summary: 'Assign, move or report a device',
         description:
-          'Also how the VMM reports the Enable No Snoop state it reads back: a cleared bit counts only once reported here (`disabled`), after writing the `hardwareValue` a devctl, reset or policy answer gave. A device that may no-snoop exposes its non-coherent domain (F2). A device attached with its bit set where the policy denies it (virtualize-zero, or trap whose onEnable denies it) is answered with the `hardwareValue` that clears it, to be written before the guest gets the device: nothing is replayed (W3, W4).',
+          'Also how the VMM reports the Enable No Snoop state it reads back: a cleared bit counts only once reported here (`disabled`), after writing the `hardwareValue` a devctl, reset or policy answer gave. A device that may no-snoop exposes its non-coherent domain (F2). A device attached with its bit set where the policy denies it (virtualize-zero, or trap whose onEnable denies it) is answered with the `hardwareValue` that clears it, to be written before the guest gets the device: nothing is replayed (W3, W4); so is one attached `unknown` under those policies (it counts as able to no-snoop until reported `disabled`). A report of a device already in its domain saying the bit reads 1 where the policy denies it is answered with its clear in the same answer. A report whose `devctl` has bit 11 set while `nosnoop` says `disabled` or `hardwired-zero` contradicts itself: 400 `INVALID_DEVICE`, nothing changed.',
         params: DeviceParams,
         querystring: WaitQuery,
         body: PutDeviceBody,

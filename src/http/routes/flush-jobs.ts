@@ -72,7 +72,7 @@ export default function flushJobRoutes(app: FastifyInstance): void {
         tags: ['flush-jobs'],
         summary: 'Acknowledge a flush: the VMM performed it',
         description:
-          "The VMM of the job's VM (`vmm` scope) reports the job's flush done. Until then the job is `pending` and answers that are safe only once it is done list it in `flush.after`. A job still taking flushes is closed by this; acknowledging again changes nothing. The body is optional.",
+          "The VMM of the job's VM (`vmm` scope) reports the job's flush done: exactly the ranges of the answer that named it, nothing else of the batch it was planned in. Until then the job is `pending` and answers that are safe only once it is done list it in `flush.after`. Acknowledging again (even a job that has left the history) answers 200 and changes nothing. Through any replica: one that does not know the job yet catches up on its VM first. The body is optional.",
         params: z.object({ jobId: z.string().max(100) }),
         body: AckBody,
         response: { 200: FlushJob, ...problems }
