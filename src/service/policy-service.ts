@@ -320,16 +320,18 @@ export class PolicyService {
     if (store !== undefined && isShared(store)) {
       // Replicas share the log: decided inside the store's transaction, with the changes that
       // arrived meanwhile (group commit), after applying what the others stored.
-      ({ result, seq, reserved, told, covered } = await new Promise<Decided>((resolve, reject) => {
-        this.#queued.push({ cmd, at, actor, resolve, reject });
-        if (!this.#committing) void this.#commitQueued();
-      }));
+      ({ result, seq, reserved, told, covered } = await this.#committing(
+        new Promise<Decided>((resolve, reject) => {
+          this.#queued.push({ cmd, at, actor, resolve, reject });
+          if (!this.#groupCommitting) void this.#commitQueued();
+        })
+      ));
     } else {
       const d = this.#decide(cmd, at, actor, before, false);
       ({ result, seq, reserved, told, covered } = d);
       const effects = d.change.effects;
       try {
-        await this.#persist(d.change);
+        await this.#committing(this.#persist(d.change));
       } catch (err) {
         for (const r of reserved) this.jobs?.cancel(r.id);
         throw err;
@@ -508,6 +510,7 @@ export class PolicyService {
    * of one VM get increasing revisions). A replica that cannot reach the store fails closed.
    */
   async catchUp(minRevision: number, vmId: VmId): Promise<void> {
+    await this.settledReads();
     const store = this.#store;
     if (store === undefined || !isShared(store) || !this.healthy || this.#caughtUp(vmId, minRevision)) return;
     await this.#exclusive(async () => {
@@ -554,18 +557,18 @@ export class PolicyService {
 
   /** Changes waiting for the next shared transaction, in arrival order (group commit). */
   #queued: Queued[] = [];
-  #committing = false;
+  #groupCommitting = false;
 
   /** Commits queued changes, as many as have arrived, one transaction at a time. */
   async #commitQueued(): Promise<void> {
-    this.#committing = true;
+    this.#groupCommitting = true;
     try {
       while (this.#queued.length > 0) {
         const batch = this.#queued.splice(0, GROUP_COMMIT_MAX);
         await this.#exclusive(() => this.#commitBatch(batch));
       }
     } finally {
-      this.#committing = false;
+      this.#groupCommitting = false;
     }
   }
 
@@ -883,6 +886,27 @@ export class PolicyService {
   #readable(): void {
     if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
     if (this.#failure !== null) throw new StoreUnavailableError('a change could not be kept and the state is being reloaded from the store; retry shortly', { cause: this.#failure });
+  }
+
+  /**
+   * Resolves once every change decided before it has been kept or refused: a read then shows
+   * only what the store holds (a change decided in memory but still being committed could yet
+   * be refused). Reads answer 503 when that left memory ahead of the store (`#readable`).
+   */
+  async settledReads(): Promise<void> {
+    if (this.#commits.size > 0) await Promise.allSettled([...this.#commits]);
+  }
+
+  /** Changes decided and being committed (their promises settle once kept or refused). */
+  readonly #commits = new Set<Promise<unknown>>();
+
+  #committing<T>(commit: Promise<T>): Promise<T> {
+    this.#commits.add(commit);
+    const done = (): void => {
+      this.#commits.delete(commit);
+    };
+    commit.then(done, done);
+    return commit;
   }
 
   vm(vmId: VmId): VmView {

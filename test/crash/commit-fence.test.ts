@@ -116,10 +116,13 @@ describe('commit fences', () => {
     const before = (await app.inject({ method: 'GET', url: '/v1/vms/vm1' })).json<{ revision: number; pinned: unknown }>();
 
     const filler = fill(mountPoint, 64 * 1024);
-    const [x, y] = await Promise.all([
+    const [x, y, read] = await Promise.all([
       app.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:01:00.0/devctl', headers: json, payload: { nosnoopEnable: true } }),
-      app.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:02:00.0/devctl', headers: json, payload: { nosnoopEnable: true } })
+      app.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:02:00.0/devctl', headers: json, payload: { nosnoopEnable: true } }),
+      // A read while they are being committed never shows them.
+      app.inject({ method: 'GET', url: '/v1/vms/vm1' })
     ]);
+    expect(read.statusCode === 503 || read.json<{ devices: { nosnoop: string }[] }>().devices.every((d) => d.nosnoop === 'disabled'), read.body).toBe(true);
     expect(x.statusCode, x.body).toBe(503);
     expect(y.statusCode, y.body).toBe(503);
     expect(y.json()).toMatchObject({ code: 'STORE_UNAVAILABLE' });

@@ -21,7 +21,8 @@ export default function quirkRoutes(app: FastifyInstance): void {
         response: { 200: QuirkListAnswer }
       }
     },
-    () => {
+    async () => {
+      await app.policy.settledReads();
       const configured = app.policy.configuredQuirks();
       return { quirks: app.policy.quirks().map(quirkToWire), configured: { inForce: configured.inForce, quirks: configured.quirks.map(quirkToWire) } };
     }
