@@ -295,6 +295,7 @@ export class FlushJobs {
         if (job.state === 'pending') this.#countPending(job, 1);
         this.#jobs.set(job.id, job);
         this.#listed(job.vmId).push(job.id);
+        if (!isSettled(job)) this.#opened(job);
         continue;
       }
       job.state = 'queued';
@@ -499,6 +500,7 @@ export class FlushJobs {
   #unregister(job: FlushJob): void {
     this.#jobs.delete(job.id);
     this.#own.delete(job.id);
+    this.#openByVm.get(job.vmId)?.delete(job.id);
     const list = this.#byVm.get(job.vmId);
     if (list !== undefined) {
       const i = list.lastIndexOf(job.id);
@@ -523,12 +525,30 @@ export class FlushJobs {
     return ids.slice(at + 1, at + 1 + limit).flatMap((id) => this.#jobs.get(id) ?? []);
   }
 
-  /** Jobs of a VM not finished yet. */
+  /** Jobs of a VM not finished yet, oldest first (those found finished since are dropped from the set here). */
   open(vmId: VmId): FlushJob[] {
-    return (this.#byVm.get(vmId) ?? []).flatMap((id) => {
+    const ids = this.#openByVm.get(vmId);
+    if (ids === undefined) return [];
+    const jobs: FlushJob[] = [];
+    for (const id of ids) {
       const job = this.#jobs.get(id);
-      return job !== undefined && !isSettled(job) ? [job] : [];
-    });
+      if (job === undefined || isSettled(job)) ids.delete(id);
+      else jobs.push(job);
+    }
+    if (ids.size === 0) this.#openByVm.delete(vmId);
+    return jobs;
+  }
+
+  /** Per VM, the ids of its jobs that may not be finished yet (a superset: `open` prunes it). */
+  readonly #openByVm = new Map<VmId, Set<string>>();
+
+  #opened(job: FlushJob): void {
+    let ids = this.#openByVm.get(job.vmId);
+    if (ids === undefined) {
+      ids = new Set();
+      this.#openByVm.set(job.vmId, ids);
+    }
+    ids.add(job.id);
   }
 
   /**
@@ -537,7 +557,7 @@ export class FlushJobs {
    * `cause` if given.
    */
   outstanding(vmId: VmId, cause?: FlushCause): FlushJob[] {
-    return this.open(vmId).filter((job) => this.#acksOf(job) === 'required' && !isAcknowledged(job) && (cause === undefined || job.cause === cause));
+    return this.open(vmId).filter((job) => this.#acksOf(job) === 'required' && !isAcknowledged(job) && job.coveredBy === undefined && (cause === undefined || job.cause === cause));
   }
 
   /**
@@ -580,6 +600,7 @@ export class FlushJobs {
         this.#detached.add(id);
       }
       this.#byVm.delete(vmId);
+      this.#openByVm.delete(vmId);
     }
   }
 
@@ -691,6 +712,7 @@ export class FlushJobs {
   #register(job: FlushJob): void {
     this.#jobs.set(job.id, job);
     this.#listed(job.vmId).push(job.id);
+    this.#opened(job);
     this.#settled.set(job.id, settledPromise());
     this.#pending++;
     this.#onState(job);

@@ -398,6 +398,8 @@ export class PolicyService {
    * (FLUSH_ACKS=answered).
    */
   dependencies(vmId: VmId, decision: Decision, own?: string, cmd?: Command): string[] {
+    // A pin or unpin never waits (waitsForReplays): asked first, as the commonest change.
+    if (cmd?.type === 'pin' || cmd?.type === 'unpin') return [];
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);
@@ -442,7 +444,7 @@ export class PolicyService {
   /** The VMM reports a flush job done; undefined for an unknown job. Resolves once the record is kept. */
   async acknowledgeFlushJob(id: string, report: VmmReport): Promise<FlushJob | undefined> {
     if (this.jobs === undefined) return undefined;
-    if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
+    this.#restoring();
     const store = this.#store;
     // A job another replica promised a moment ago: catch up on its VM first, as a change does.
     if (this.jobs.get(id) === undefined && store !== undefined && isShared(store) && this.healthy) {
@@ -474,11 +476,13 @@ export class PolicyService {
 
   /** A flush job, or undefined when unknown (or forgotten). */
   flushJob(id: string): FlushJob | undefined {
+    this.#restoring();
     return this.jobs?.get(id);
   }
 
   /** Resolves once the job is done or failed (its ranges planned); undefined for an unknown job. */
   async settledFlushJob(id: string): Promise<FlushJob | undefined> {
+    this.#restoring();
     if (this.jobs?.get(id) === undefined) return undefined;
     return this.jobs.wait(id);
   }
@@ -884,8 +888,13 @@ export class PolicyService {
    * reloaded, 503 STORE_UNAVAILABLE (memory may hold a change that was refused).
    */
   #readable(): void {
-    if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
+    this.#restoring();
     if (this.#failure !== null) throw new StoreUnavailableError('a change could not be kept and the state is being reloaded from the store; retry shortly', { cause: this.#failure });
+  }
+
+  /** While the state (and the flush jobs) are being restored, nothing held can be answered for. */
+  #restoring(): void {
+    if (!this.#restored) throw new NotReadyError('the state is being restored from the store; retry shortly');
   }
 
   /**

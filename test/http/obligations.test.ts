@@ -230,7 +230,7 @@ describe('honest while restoring', () => {
     const dir = mkdtempSync(join(tmpdir(), 'coherency-notready-'));
     dirs.push(dir);
     const a = await start({ store: new SqliteStore(dir) });
-    for (const url of ['/v1/vms/vm1', '/v1/vms', '/v1/vms/vm1/pins', '/v1/quirks']) {
+    for (const url of ['/v1/vms/vm1', '/v1/vms', '/v1/vms/vm1/pins', '/v1/quirks', '/v1/vms/vm1/flush-jobs', '/v1/flush-jobs/fj-0', '/v1/flush-jobs/fj-0/ranges']) {
       const res = await a.inject({ method: 'GET', url });
       expect(res.statusCode, url).toBe(503);
       expect(res.headers['retry-after'], url).toBeDefined();

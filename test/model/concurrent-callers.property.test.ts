@@ -18,7 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrentHost, concurrentApp, concurrentScenario, replayStorm, type Answer, type ConcurrentStats, type Config, type ModeSpec } from './concurrent-host.js';
 
-const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 200);
+const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 1000);
 const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261207);
 
 const MODES: readonly ModeSpec[] = [
@@ -83,7 +83,7 @@ describe('several callers of one VM, requests in flight at once, one long batchi
     });
   }
 
-  it(`the union of an answer's own flush and its outstanding flush.after covers every unflushed page a device it lets emit No-Snoop could reach (${RUNS * 2} enable-heavy sequences)`, async () => {
+  it(`the union of an answer's own flush and its outstanding flush.after covers every unflushed page a device it lets emit No-Snoop could reach (${RUNS} enable-heavy sequences)`, async () => {
     const total = zeroStats();
     await fc.assert(
       fc.asyncProperty(replayStorm(), async (scenario) => {
@@ -92,11 +92,11 @@ describe('several callers of one VM, requests in flight at once, one long batchi
         expectSafe(host, 'hazards');
         add(total, host.stats);
       }),
-      { numRuns: RUNS * 2, seed: SEED + 1 }
+      { numRuns: RUNS, seed: SEED + 1 }
     );
     if (RUNS < 100) return;
-    expect(total.replays).toBeGreaterThan(RUNS);
-    expect(total.coveredByAfter).toBeGreaterThan(RUNS / 4);
+    expect(total.replays).toBeGreaterThan(RUNS / 2);
+    expect(total.coveredByAfter).toBeGreaterThan(RUNS / 8);
   });
 });
 
