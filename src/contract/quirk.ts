@@ -34,6 +34,7 @@ export const QuirkListAnswer = z
 export const PutQuirksAnswer = z
   .object({
     quirks: z.array(QuirkWire),
-    vms: z.array(z.object({ vmId: z.string(), ...Decision.shape })).describe('VMs whose domains the change exposed, with their replay flushes')
+    vms: z.array(z.object({ vmId: z.string(), ...Decision.shape })).describe('VMs whose domains the change exposed, with their replay flushes'),
+    revision: z.number().int().optional().describe('The change\'s revision: `?minRevision=` with it reads any VM, on any replica, with this quirk list in force')
   })
   .meta({ id: 'PutQuirksAnswer' });

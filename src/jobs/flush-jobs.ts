@@ -218,7 +218,7 @@ function settledPromise(): Settled {
 }
 
 /** Acknowledged jobs remembered after they left the history, so that acking again still answers 200. */
-const FORGOTTEN_KEPT = 65_536;
+const FORGOTTEN_KEPT = 16_384;
 
 export class FlushJobs {
   readonly #pool: JobPool;
@@ -789,9 +789,10 @@ export class FlushJobs {
                 this.#ackSaved.delete(job.id);
               })
             );
-          } else {
-            this.#keep(job, batch.wbinvdAbovePages);
           }
+          // Planned, nothing is kept: its ranges are stored with its change, and a restart plans
+          // it again from them (the same receipt). A record is kept only once it is settled by
+          // its acknowledgement or a teardown, which a restart must not undo.
         }
         await Promise.all(saving);
         this.#inflight.delete(run);
@@ -828,7 +829,8 @@ export class FlushJobs {
       this.#remote.delete(id);
       this.#detached.delete(id);
       forgotten.push(id);
-      this.#forgotten.set(id, { ...job, ranges: null });
+      job.ranges = null;
+      this.#forgotten.set(id, job);
       if (this.#forgotten.size > FORGOTTEN_KEPT) this.#forgotten.delete(this.#forgotten.keys().next().value as string);
       const list = this.#byVm.get(job.vmId);
       if (list !== undefined) {
@@ -837,8 +839,20 @@ export class FlushJobs {
         if (list.length === 0) this.#byVm.delete(job.vmId);
       }
     }
-    if (forgotten.length > 0) this.#onForget(forgotten);
+    if (forgotten.length === 0) return;
+    // Forgotten in the store together, once a turn: one write for every job forgotten meanwhile.
+    if (this.#forgetting.length === 0) {
+      setImmediate(() => {
+        const ids = this.#forgetting;
+        this.#forgetting = [];
+        this.#onForget(ids);
+      });
+    }
+    this.#forgetting.push(...forgotten);
   }
+
+  /** Ids forgotten this turn, for the store. */
+  #forgetting: string[] = [];
 }
 
 /** Whether one demanded flush of `pages` uses WBINVD under the VM's policy (x86 only, above its threshold). */

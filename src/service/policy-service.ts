@@ -123,6 +123,11 @@ export class PolicyService {
     this.auditRetentionMs = options.auditRetentionMs ?? 30 * 86_400_000;
     this.events = options.events ?? new VmEvents();
     this.#reloadJobs = options.reloadJobs;
+    // A write the store refused, whoever made it, fences the store: the state is reloaded once it
+    // takes writes again (until then changes are refused and reads answer 503).
+    options.store?.onFence?.((err) => {
+      if (this.#restored) this.#fail(err);
+    });
   }
 
   readonly #reloadJobs: ((remote: boolean) => Promise<void>) | undefined;

@@ -182,8 +182,18 @@ export class SqliteStore implements StateStore {
       },
       (err: unknown) => {
         for (const w of waiting) w.reject(err as Error);
+        // The writer refuses every write from now on (the commit fence): whoever holds the state
+        // must hear of it, even when the write was one nobody waits for (a snapshot, a record).
+        for (const listener of this.#fenceListeners) listener(err as Error);
       }
     );
+  }
+
+  readonly #fenceListeners = new Set<(err: Error) => void>();
+
+  /** Calls `listener` whenever a write fails (the store then refuses writes until `unfence`). */
+  onFence(listener: (err: Error) => void): void {
+    this.#fenceListeners.add(listener);
   }
 
   audit(query: AuditQuery): Promise<AuditEntry[]> {

@@ -154,6 +154,8 @@ export interface StateStore {
    * state. Stores whose transactions cannot outlive a failure (PostgreSQL's) have none.
    */
   unfence?(): Promise<void>;
+  /** Calls `listener` whenever a write fails and the fence goes up (stores with a fence). */
+  onFence?(listener: (err: Error) => void): void;
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */

@@ -63,7 +63,7 @@ const PAGE = 0x1000;
 // ---- the service ---------------------------------------------------------------------------------
 
 /** Plans flush jobs on the calling thread (no worker threads in a property test). */
-const INLINE_POOL: JobPool = { plan: (task) => Promise.resolve(plan(task)), queueSize: 0, utilization: 0, threads: 0, close: () => Promise.resolve() };
+export const INLINE_POOL: JobPool = { plan: (task) => Promise.resolve(plan(task)), queueSize: 0, utilization: 0, threads: 0, close: () => Promise.resolve() };
 
 /** A long FLUSH_WINDOW_MS: the answers of a round (and usually of the whole run) share a batching window. */
 export const WINDOW_MS = 150;
@@ -250,7 +250,71 @@ export interface ConcurrentStats {
   coveredByAfter: number;
 }
 
-type Result = { readonly action: Action; readonly status: number; readonly body: unknown; readonly order: number; readonly pin?: Pin; readonly dev?: Dev };
+/** How the VMM reaches the service, and what it tolerates (every field optional: the default is one app that never fails). */
+export interface HostOptions {
+  /** A careless VMM that makes changes once its own flush is performed, not waiting for `flush.after` (to show the model notices). */
+  readonly ignoreAfter?: boolean;
+  /**
+   * Replicas besides the app given (one PostgreSQL store): caller c of the VMM talks to replica
+   * (c + a drawn offset) mod n, so the callers of one VM are spread across them; each
+   * acknowledgement, listing and operator's change goes to a replica drawn at random.
+   */
+  readonly replicas?: readonly FastifyInstance[];
+  /** Seed of those draws. */
+  readonly seed?: number;
+  /**
+   * The store may fail (a full disk): a change answered 503 STORE_UNAVAILABLE changed nothing, so
+   * the VMM does not act on it (a later action may try again); an acknowledgement so answered is
+   * sent again later; a read so answered is tried again later.
+   */
+  readonly storeFaults?: boolean;
+  /** Whether setup puts the config's quirk list (default true); false: the caller put it already (several VMs on one service). */
+  readonly quirksAtSetup?: boolean;
+}
+
+/** What the faults did to a host's requests. */
+export interface FaultStats {
+  /** Changes answered 503 STORE_UNAVAILABLE (not acted on). */
+  refused: number;
+  /** Acknowledgements answered 503, sent again later. */
+  ackRetries: number;
+  /** Reads answered 503. */
+  readsRefused: number;
+  /** State checks (checkState) that compared something. */
+  stateChecks: number;
+}
+
+/** A change the service answered 2xx: what was sent, to which replica, and the answer. */
+export interface AcceptedChange {
+  readonly order: number;
+  readonly method: 'PUT' | 'POST' | 'DELETE';
+  readonly url: string;
+  readonly payload: object | undefined;
+  readonly via: number;
+  readonly status: number;
+  readonly body: unknown;
+  /** The change's revision as the answer says it; null: a quirk list that decided nothing for the VM (its place is found in the audit trail). */
+  readonly revision: number | null;
+}
+
+/** A small deterministic PRNG (mulberry32). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Stands, in a quirk list's switch, for the VM's jobs a listing the store could not answer did not name. */
+const UNLISTED = '(not listed yet)';
+
+type Result = { readonly action: Action; readonly status: number; readonly body: unknown; readonly order: number; readonly pin?: Pin; readonly dev?: Dev; readonly via?: number };
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageHex = (page: number): string => hex(page * PAGE);
@@ -290,7 +354,26 @@ export class ConcurrentHost {
   readonly answers: Answer[] = [];
   readonly stats: ConcurrentStats = { answers: 0, withAfter: 0, afterWaits: 0, sharedWindows: 0, replays: 0, othersJobs: 0, probes: 0, coveredByAfter: 0 };
 
+  /** Differences between the service's state and what the answers the VMM got 2xx for make it (checkState, and the reference replay). */
+  readonly state: string[] = [];
+  /** Changes the service answered 2xx, in the order their answers came. */
+  readonly changes: AcceptedChange[] = [];
+  readonly faults: FaultStats = { refused: 0, ackRetries: 0, readsRefused: 0, stateChecks: 0 };
+
   readonly #app: FastifyInstance;
+  /** The app, then the other replicas. */
+  #apps: readonly FastifyInstance[];
+  readonly #rand: () => number;
+  /** Caller c talks to replica (c + offset) mod n. */
+  readonly #offset: number;
+  readonly #storeFaults: boolean;
+  readonly #quirksAtSetup: boolean;
+  /** Jobs whose acknowledgement the VMM got a 2xx answer for: kept, whatever happens next. */
+  readonly #ackKept = new Set<string>();
+  /** Jobs performed whose acknowledgement was answered 503: sent again later. */
+  readonly #ackRetry = new Set<string>();
+  /** Host pages a 2xx answer's pin or replay flush covered: their ranges carry flushOnUnpin. */
+  readonly #flagged = new Set<number>();
   readonly #config: Config;
   readonly #devs: Dev[];
   /** Pins the service accepted and no unpin of which was answered yet. */
@@ -316,9 +399,14 @@ export class ConcurrentHost {
 
   readonly #ignoreAfter: boolean;
 
-  /** `ignoreAfter`: a careless VMM that makes changes once its own flush is performed, not waiting for `flush.after` (to show the model notices). */
-  constructor(app: FastifyInstance, vmId: string, config: Config, options: { ignoreAfter?: boolean } = {}) {
+  /** `ignoreAfter`: a careless VMM that makes changes once its own flush is performed, not waiting for `flush.after` (to show the model notices). See HostOptions for the rest. */
+  constructor(app: FastifyInstance, vmId: string, config: Config, options: HostOptions = {}) {
     this.#app = app;
+    this.#apps = [app, ...(options.replicas ?? [])];
+    this.#rand = prng(options.seed ?? 1);
+    this.#offset = this.#apps.length > 1 ? Math.floor(this.#rand() * this.#apps.length) : 0;
+    this.#storeFaults = options.storeFaults ?? false;
+    this.#quirksAtSetup = options.quirksAtSetup ?? true;
     this.#ignoreAfter = options.ignoreAfter ?? false;
     this.vmId = vmId;
     this.#config = config;
@@ -340,7 +428,7 @@ export class ConcurrentHost {
   }
 
   get clean(): boolean {
-    return this.leaks.length === 0 && this.corruptions.length === 0 && this.coverage.length === 0 && this.rules.length === 0;
+    return this.leaks.length === 0 && this.corruptions.length === 0 && this.coverage.length === 0 && this.rules.length === 0 && this.state.length === 0;
   }
 
   /** What a failing run shows: the findings, then the trace. */
@@ -349,7 +437,8 @@ export class ConcurrentHost {
       ...this.leaks.map((l) => `LEAK ${l}`),
       ...this.corruptions.map((c) => `CORRUPTION ${c}`),
       ...this.coverage.map((c) => `NOT COVERED ${c}`),
-      ...this.rules.map((r) => `RULE ${r}`)
+      ...this.rules.map((r) => `RULE ${r}`),
+      ...this.state.map((r) => `STATE ${r}`)
     ];
     return [...head.slice(0, 12), '--- trace ---', ...this.trace.slice(0, 200)].join('\n');
   }
@@ -370,20 +459,74 @@ export class ConcurrentHost {
     return this.#config.coherent[dom] === true;
   }
 
-  async #call(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object): Promise<{ status: number; body: unknown }> {
-    const res = await this.#app.inject({ method, url, ...(payload === undefined ? {} : { headers: json, payload }) });
+  /** Sends a request to replica `via` (0: the app); a change answered 2xx is recorded in `changes`. */
+  async #call(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object, via = 0): Promise<{ status: number; body: unknown }> {
+    const app = this.#apps[via] ?? this.#app;
+    const res = await app.inject({ method, url, ...(payload === undefined ? {} : { headers: json, payload }) });
     let body: unknown;
     try {
       body = JSON.parse(res.body);
     } catch {
       body = res.body;
     }
+    if (method !== 'GET' && !url.endsWith('/ack') && res.statusCode < 300) {
+      let revision: number | null = null;
+      if (typeof body === 'object' && body !== null) {
+        const rev = (body as { revision?: unknown }).revision;
+        // A quirk list's own revision is the change's, not the VM's: the VM's is in its entry,
+        // present only when the list decided something for it.
+        if (typeof rev === 'number' && url !== '/v1/quirks') revision = rev;
+        else revision = ((body as { vms?: { vmId: string; revision: number }[] }).vms ?? []).find((v) => v.vmId === this.vmId)?.revision ?? null;
+      }
+      this.changes.push({ order: this.changes.length, method, url, payload, via, status: res.statusCode, body, revision });
+    }
     return { status: res.statusCode, body };
   }
 
+  /** The replica caller `caller` talks to. */
+  #via(caller: number): number {
+    return (caller + this.#offset) % this.#apps.length;
+  }
+
+  /** A replica drawn at random (always 0 with one app). */
+  #anyVia(): number {
+    return this.#apps.length === 1 ? 0 : Math.floor(this.#rand() * this.#apps.length);
+  }
+
+  /**
+   * With replicas: replica `via` catches up to the VM's last answer before it is asked for the
+   * VM's flush jobs (that listing takes no `?minRevision=` of its own; GET /v1/vms/{id} does).
+   */
+  async #fresh(via: number): Promise<void> {
+    if (this.#apps.length === 1 || this.maxRevision === 0) return;
+    await this.#call('GET', `${this.#vmUrl}?minRevision=${this.maxRevision}`, undefined, via);
+  }
+
+  /** A 503 the faults allow (the store is down, or the state is being reloaded). */
+  #storeDown(res: { status: number; body: unknown }): boolean {
+    if (!this.#storeFaults || res.status !== 503) return false;
+    const code = typeof res.body === 'object' && res.body !== null ? (res.body as { code?: unknown }).code : undefined;
+    return code === 'STORE_UNAVAILABLE' || code === 'NOT_READY';
+  }
+
+  /** A read that may answer 503 while the store is down (with storeFaults); null then. */
+  async #read(url: string, via = 0): Promise<unknown> {
+    const res = await this.#call('GET', url, undefined, via);
+    if (this.#storeDown(res)) {
+      this.faults.readsRefused++;
+      this.trace.push(`  read ${url} answered 503 (store down)`);
+      return null;
+    }
+    if (res.status >= 300) {
+      this.rules.push(`GET ${url} answered ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      return null;
+    }
+    return res.body;
+  }
+
   /** A request that must succeed (setup, acknowledgements, listings). */
-  async #ok(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object): Promise<unknown> {
-    const res = await this.#call(method, url, payload);
+  async #ok(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object, via = 0): Promise<unknown> {
+    const res = await this.#call(method, url, payload, via);
     if (res.status >= 300) {
       this.rules.push(`${method} ${url} answered ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       return null;
@@ -395,9 +538,10 @@ export class ConcurrentHost {
 
   async setup(): Promise<void> {
     const c = this.#config;
-    await this.#ok('PUT', '/v1/quirks', { quirks: QUIRK_TABLES[c.quirks] });
-    await this.#ok('PUT', this.#vmUrl, { arch: 'x86_64', policy: { mode: c.mode, onEnable: c.onEnable, exemptNeedsNoSnoop: c.exempt } });
-    for (let d = 0; d < c.coherent.length; d++) await this.#ok('PUT', `${this.#vmUrl}/domains/d${d}`, { enforceCacheCoherency: c.coherent[d] === true });
+    const via = this.#via(0);
+    if (this.#quirksAtSetup) await this.#ok('PUT', '/v1/quirks', { quirks: QUIRK_TABLES[c.quirks] }, via);
+    await this.#ok('PUT', this.#vmUrl, { arch: 'x86_64', policy: { mode: c.mode, onEnable: c.onEnable, exemptNeedsNoSnoop: c.exempt } }, via);
+    for (let d = 0; d < c.coherent.length; d++) await this.#ok('PUT', `${this.#vmUrl}/domains/d${d}`, { enforceCacheCoherency: c.coherent[d] === true }, via);
     this.trace.push(`setup: ${c.mode}/${c.onEnable}${c.exempt ? '/exempt' : ''}, domains ${c.coherent.map((x, d) => `d${d}${x ? '(coherent)' : ''}`).join(' ')}, quirk table ${c.quirks}`);
     // Devices are assigned, then ranges pinned, one at a time, everything performed at once.
     for (const [i, spec] of c.devices.entries()) {
@@ -415,6 +559,8 @@ export class ConcurrentHost {
   async round(actions: readonly Action[], label?: string): Promise<void> {
     const round = ++this.#round;
     this.trace.push(`round ${label ?? round}:`);
+    // Acknowledgements the store could not keep are sent again first.
+    if (this.#ackRetry.size > 0) await this.#retryAcks();
     const used = new Set<number>();
     const tasks: Promise<Result | null>[] = [];
     for (const a of actions) {
@@ -467,22 +613,25 @@ export class ConcurrentHost {
         for (let p = hpa; p < hpa + a.pages; p++) this.model.hostZero(p, this.vmId);
         const doms = a.doms === null ? null : [...new Set(a.doms.map((d) => this.#dom(d)))].sort();
         const pin: Pin = { iova, hpa, pages: a.pages, doms, mapped: false, unpinning: false, own: null, gate: null };
-        const res = await this.#call('POST', `${this.#vmUrl}/pins`, { iova: pageHex(iova), hpa: pageHex(hpa), length: pageHex(a.pages), ...(doms === null ? {} : { domains: doms.map((d) => `d${d}`) }) });
-        return { action: a, order, ...res, pin };
+        const via = this.#via(a.caller);
+        const res = await this.#call('POST', `${this.#vmUrl}/pins`, { iova: pageHex(iova), hpa: pageHex(hpa), length: pageHex(a.pages), ...(doms === null ? {} : { domains: doms.map((d) => `d${d}`) }) }, via);
+        return { action: a, order, ...res, pin, via };
       }
       case 'unpin': {
         const mapped = this.#pins.filter((p) => p.mapped && !p.unpinning);
         const pin = mapped[a.pick % Math.max(1, mapped.length)];
         if (pin === undefined) return null;
         pin.unpinning = true;
-        const res = await this.#call('POST', `${this.#vmUrl}/unpins`, { iova: pageHex(pin.iova), length: pageHex(pin.pages) });
-        return { action: a, order, ...res, pin };
+        const via = this.#via(a.caller);
+        const res = await this.#call('POST', `${this.#vmUrl}/unpins`, { iova: pageHex(pin.iova), length: pageHex(pin.pages) }, via);
+        return { action: a, order, ...res, pin, via };
       }
       case 'devctl': {
         const dev = this.#dev(a.dev);
         if (dev.intendedDom === null) return null;
-        const res = await this.#call('POST', `${this.#vmUrl}/devices/${dev.bdf}/devctl`, { nosnoopEnable: a.enable });
-        return { action: a, order, ...res, dev };
+        const via = this.#via(a.caller);
+        const res = await this.#call('POST', `${this.#vmUrl}/devices/${dev.bdf}/devctl`, { nosnoopEnable: a.enable }, via);
+        return { action: a, order, ...res, dev, via };
       }
       case 'move': {
         const dev = this.#dev(a.dev);
@@ -491,8 +640,9 @@ export class ConcurrentHost {
         if (dom === dev.intendedDom && dev.ops.length > 0) return null;
         // What the device reads once the writes the VMM owes it land (they land before the move).
         const nosnoop = dev.hardwired ? 'hardwired-zero' : dev.unreadable ? 'unknown' : dev.intendedBit === 1 ? 'enabled' : 'disabled';
-        const res = await this.#call('PUT', `${this.#vmUrl}/devices/${dev.bdf}`, { domainId: `d${dom}`, vendorId: IDS[dev.kind][0], deviceId: IDS[dev.kind][1], function: 'pf', nosnoop });
-        return { action: a, order, ...res, dev };
+        const via = this.#via(a.caller);
+        const res = await this.#call('PUT', `${this.#vmUrl}/devices/${dev.bdf}`, { domainId: `d${dom}`, vendorId: IDS[dev.kind][0], deviceId: IDS[dev.kind][1], function: 'pf', nosnoop }, via);
+        return { action: a, order, ...res, dev, via };
       }
       case 'flush': {
         const ob = this.#obligations.find((o) => o.caller === a.caller && !o.performed);
@@ -504,8 +654,9 @@ export class ConcurrentHost {
         await this.#listOthers(false);
         return null;
       case 'quirks': {
-        const res = await this.#call('PUT', '/v1/quirks', { quirks: QUIRK_TABLES[a.table] });
-        return { action: a, order, ...res };
+        const via = this.#anyVia();
+        const res = await this.#call('PUT', '/v1/quirks', { quirks: QUIRK_TABLES[a.table] }, via);
+        return { action: a, order, ...res, via };
       }
     }
   }
@@ -550,7 +701,14 @@ export class ConcurrentHost {
       // A job answered again after its acknowledgement is outstanding again.
       this.#acked.delete(f.jobId);
     }
+    this.#flag(f);
     return answer;
+  }
+
+  /** A pin's or replay's flush sets flushOnUnpin on the ranges it covers. */
+  #flag(f: WireFlush): void {
+    if (!f.required || (f.cause !== 'pin' && f.cause !== 'replay')) return;
+    for (const p of pageSet(parseRanges(f.ranges))) this.#flagged.add(p);
   }
 
   /** The answer's own flush, which the caller performs later (a `flush` action, or at the end). */
@@ -569,6 +727,11 @@ export class ConcurrentHost {
     if (r.status >= 300) {
       this.trace.push(`  c${caller} ${a.t} refused ${r.status} ${JSON.stringify(r.body).slice(0, 160)}`);
       if (a.t === 'unpin' && r.pin !== undefined) r.pin.unpinning = false;
+      if (this.#storeDown(r)) {
+        // The store could not keep it: nothing changed, and the VMM does not act on it.
+        this.faults.refused++;
+        return;
+      }
       // Nothing this model sends should be refused: no overlap, no bisecting, no unknown device.
       this.rules.push(`${a.t} by c${caller} refused: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
       return;
@@ -581,7 +744,7 @@ export class ConcurrentHost {
         pin.own = this.#obligation(answer, body, 'before-map', null);
         pin.gate = { own: pin.own, after: answer.after, answer: answer.index };
         this.#pins.push(pin);
-        await this.#checkCoverage(answer, pin.own, [], pin);
+        await this.#checkCoverage(answer, pin.own, [], pin, r.via);
         return;
       }
       case 'unpin': {
@@ -603,7 +766,7 @@ export class ConcurrentHost {
         else this.#queueWrite(dev, answer.hardwareValue, gate, answer);
         this.#queueDevices(body, gate, answer);
         const lets = answer.hardwareValue !== undefined && (answer.hardwareValue & DEVCTL_NOSNOOP_EN) !== 0 ? [dev] : [];
-        await this.#checkCoverage(answer, own, lets, null);
+        await this.#checkCoverage(answer, own, lets, null, r.via);
         return;
       }
       case 'move': {
@@ -629,12 +792,13 @@ export class ConcurrentHost {
         if (from !== dom) dev.ops.push({ kind: 'attach', dom, gate });
         dev.intendedDom = dom;
         this.#queueDevices(body, gate, answer);
-        await this.#checkCoverage(answer, own, from !== dom && this.#intendedNoSnoop(dev) ? [dev] : [], null);
+        await this.#checkCoverage(answer, own, from !== dom && this.#intendedNoSnoop(dev) ? [dev] : [], null, r.via);
         return;
       }
       case 'quirks': {
         const entry = ((r.body as { vms?: (WireAnswer & { vmId: string })[] }).vms ?? []).find((v) => v.vmId === this.vmId);
         this.trace.push(`  operator: quirk table ${a.table}${entry?.flush.required === true ? `, replay ${showRanges(parseRanges(entry.flush.ranges))} job ${entry.flush.jobId?.slice(0, 11)}` : ''}`);
+        if (entry !== undefined) this.#flag(entry.flush);
         if (a.table === 0) {
           // A flag taken away is gone at once.
           this.#ignoresTrue = false;
@@ -643,8 +807,12 @@ export class ConcurrentHost {
           // Nobody could know before the replays it causes, and every flush outstanding when it
           // was put (the service's list: an earlier list's replay may cover what this one does
           // not replay again), are performed.
-          const listed = (await this.#ok('GET', `${this.#vmUrl}/flush-jobs?limit=1000`)) as { items: { id: string; state: string; acknowledgedAt: string | null }[] } | null;
-          const outstanding = (listed?.items ?? []).filter((j) => j.acknowledgedAt === null && j.state !== 'done' && j.state !== 'failed').map((j) => j.id);
+          const url = `${this.#vmUrl}/flush-jobs?limit=1000`;
+          await this.#fresh(r.via ?? 0);
+          const listed = (this.#storeFaults ? await this.#read(url, r.via) : await this.#ok('GET', url, undefined, r.via)) as { items: { id: string; state: string; acknowledgedAt: string | null }[] } | null;
+          // Unreadable (the store down): the list is true no sooner than a later listing's outstanding jobs are acknowledged.
+          const outstanding =
+            listed === null && this.#storeFaults ? [UNLISTED] : (listed?.items ?? []).filter((j) => j.acknowledgedAt === null && j.state !== 'done' && j.state !== 'failed').map((j) => j.id);
           this.#quirkSwitch = [...(entry?.flush.jobId === undefined ? [] : [entry.flush.jobId]), ...outstanding].filter((id) => !this.#acked.has(id));
         }
         return;
@@ -685,33 +853,84 @@ export class ConcurrentHost {
   }
 
   async #ack(id: string): Promise<void> {
-    const body = (await this.#ok('POST', `/v1/flush-jobs/${id}/ack`)) as { state?: string } | null;
+    const via = this.#anyVia();
+    const url = `/v1/flush-jobs/${id}/ack`;
+    let body: { state?: string } | null;
+    if (this.#storeFaults) {
+      const res = await this.#call('POST', url, undefined, via);
+      if (this.#storeDown(res)) {
+        // Not kept (or not known to be): the VMM sends it again later; until then it waits for it.
+        this.faults.ackRetries++;
+        this.#ackRetry.add(id);
+        this.trace.push(`  ack of ${id.slice(0, 11)} answered 503: sent again later`);
+        return;
+      }
+      if (res.status >= 300) this.rules.push(`POST ${url} answered ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      body = res.status >= 300 ? null : (res.body as { state?: string });
+    } else {
+      body = (await this.#ok('POST', url, undefined, via)) as { state?: string } | null;
+    }
     if (body === null) return;
+    this.#ackRetry.delete(id);
+    this.#ackKept.add(id);
     if (body.state !== 'acknowledged' && body.state !== 'done') this.rules.push(`ack of ${id} answered state ${body.state}`);
     this.#acked.add(id);
   }
 
-  /** A job's ranges as the service lists them (waits for the job to be planned). */
-  async #fetchRanges(id: string): Promise<Range[]> {
-    const out: Range[] = [];
-    let cursor: string | undefined;
-    do {
-      const body = (await this.#ok('GET', `/v1/flush-jobs/${id}/ranges?limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)) as { items: { hpa: string; length: string }[]; nextCursor?: string } | null;
-      if (body === null) break;
-      out.push(...parseRanges(body.items));
-      cursor = body.nextCursor;
-    } while (cursor !== undefined);
-    return out;
+  /** Sends again the acknowledgements the store could not keep. */
+  async #retryAcks(): Promise<void> {
+    for (const id of [...this.#ackRetry]) await this.#ack(id);
+  }
+
+  /**
+   * A job's ranges as the service lists them (waits for the job to be planned), asked of replica
+   * `prefer` first, then of the others (a replica that has not applied the change behind a job
+   * does not know it yet); with storeFaults, a 503 is asked again a little later.
+   */
+  async #fetchRanges(id: string, prefer = 0): Promise<Range[]> {
+    let failed: { url: string; status: number; body: unknown } | null = null;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      for (let k = 0; k < this.#apps.length; k++) {
+        const via = (prefer + k) % this.#apps.length;
+        const out: Range[] = [];
+        let cursor: string | undefined;
+        failed = null;
+        do {
+          const url = `/v1/flush-jobs/${id}/ranges?limit=10000${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+          const res = await this.#call('GET', url, undefined, via);
+          if (res.status >= 300) {
+            failed = { url, status: res.status, body: res.body };
+            break;
+          }
+          const body = res.body as { items: { hpa: string; length: string }[]; nextCursor?: string };
+          out.push(...parseRanges(body.items));
+          cursor = body.nextCursor;
+        } while (cursor !== undefined);
+        if (failed === null) return out;
+      }
+      if (failed === null || !this.#storeDown(failed)) break;
+      await sleep(100);
+    }
+    if (failed !== null) this.rules.push(`GET ${failed.url} answered ${failed.status} ${JSON.stringify(failed.body).slice(0, 200)}`);
+    return [];
   }
 
   /** The listing VMM: every job of its VM it was not answered, pending (or, at the end, any not acknowledged), performed and acknowledged. */
   async #listOthers(all: boolean): Promise<number> {
-    const body = (await this.#ok('GET', `${this.#vmUrl}/flush-jobs?limit=1000`)) as { items: { id: string; state: string; acknowledgedAt: string | null }[] } | null;
+    const via = this.#anyVia();
+    await this.#fresh(via);
+    const url = `${this.#vmUrl}/flush-jobs?limit=1000`;
+    const body = (this.#storeFaults ? await this.#read(url, via) : await this.#ok('GET', url, undefined, via)) as { items: { id: string; state: string; acknowledgedAt: string | null }[] } | null;
     let n = 0;
+    if (body !== null && this.#quirkSwitch?.includes(UNLISTED) === true) {
+      // The jobs outstanding now: those outstanding when the list was put and acknowledged since were performed.
+      const outstanding = body.items.filter((j) => j.acknowledgedAt === null && j.state !== 'done' && j.state !== 'failed').map((j) => j.id);
+      this.#quirkSwitch = [...this.#quirkSwitch.filter((id) => id !== UNLISTED), ...outstanding].filter((id) => !this.#acked.has(id));
+    }
     for (const job of body?.items ?? []) {
       if (this.#ownJobs.has(job.id) || this.#acked.has(job.id) || job.acknowledgedAt !== null) continue;
       if (job.state !== 'pending' && !(all && (job.state === 'queued' || job.state === 'running'))) continue;
-      const ranges = await this.#fetchRanges(job.id);
+      const ranges = await this.#fetchRanges(job.id, via);
       this.#jobRanges.set(job.id, ranges);
       this.#othersJobs.add(job.id);
       this.#flush(ranges);
@@ -727,14 +946,20 @@ export class ConcurrentHost {
   async #jobDone(id: string): Promise<boolean> {
     if (this.#acked.has(id)) return true;
     if (this.#jobRanges.has(id)) return false;
-    const res = await this.#call('GET', `/v1/flush-jobs/${id}`);
-    if (res.status === 404) {
-      this.rules.push(`flush.after names job ${id}, which the service does not know`);
-      this.#acked.add(id);
-      return true;
+    // Asked of every replica: one that has not applied the change behind it yet does not know it.
+    let known = false;
+    for (let via = 0; via < this.#apps.length; via++) {
+      const res = await this.#call('GET', `/v1/flush-jobs/${id}`, undefined, via);
+      if (res.status === 404) continue;
+      known = true;
+      const state = (res.body as { state?: string }).state;
+      if (state === 'acknowledged' || state === 'done') {
+        this.#acked.add(id);
+        return true;
+      }
     }
-    const state = (res.body as { state?: string }).state;
-    if (state === 'acknowledged' || state === 'done') {
+    if (!known) {
+      this.rules.push(`flush.after names job ${id}, which the service does not know`);
       this.#acked.add(id);
       return true;
     }
@@ -858,7 +1083,7 @@ export class ConcurrentHost {
    * page that a device it lets emit No-Snoop (`lets`; for a pin, every device that will emit it
    * in the pin's domains) could reach once it takes effect.
    */
-  async #checkCoverage(answer: Answer, own: Obligation | null, lets: readonly Dev[], pin: Pin | null): Promise<void> {
+  async #checkCoverage(answer: Answer, own: Obligation | null, lets: readonly Dev[], pin: Pin | null, via = 0): Promise<void> {
     const reach = new Map<number, string>();
     const unflushed = (p: number): boolean => this.model.dram(p).owner !== this.vmId;
     for (const dev of lets) {
@@ -882,7 +1107,7 @@ export class ConcurrentHost {
     const afterRanges: { id: string; ranges: Range[] }[] = [];
     for (const id of answer.after) {
       if (this.#acked.has(id)) continue;
-      const known = this.#jobRanges.get(id) ?? (await this.#fetchRanges(id));
+      const known = this.#jobRanges.get(id) ?? (await this.#fetchRanges(id, via));
       if (!this.#jobRanges.has(id)) {
         this.#jobRanges.set(id, known);
         this.#othersJobs.add(id);
@@ -905,18 +1130,148 @@ export class ConcurrentHost {
     }
   }
 
+  // ---- the state, as the answers make it --------------------------------------------------------------
+
+  /** The highest revision of the VM's answers (0: none). */
+  get maxRevision(): number {
+    let max = 0;
+    for (const c of this.changes) if (c.revision !== null && c.revision > max) max = c.revision;
+    return max;
+  }
+
+  /** Acknowledgements still to be sent again. */
+  get pendingAcks(): number {
+    return this.#ackRetry.size;
+  }
+
+  /**
+   * Compares the service's state, as replica `via` holds it at least as fresh as the VM's last
+   * answer (`?minRevision=`), with what the answers the VMM got 2xx for make it: exactly the
+   * ranges accepted and not unpinned, each with flushOnUnpin iff a 2xx answer's pin or replay
+   * flush covered it; the devices assigned, each in the domain last answered; and a device the
+   * VMM will let emit No-Snoop counting as one that may. Call it between rounds (nothing in
+   * flight). Differences go to `state`; false when the replica answered 503 (store down).
+   *
+   * With replicas, a quirk list that decided nothing for the VM carries no revision for it, so a
+   * read at the VM's last revision may show the list before it: a device counting as able to
+   * no-snoop only because of the quirk list is checked only given `minRevision` (a revision at
+   * least that of the last quirk list put, from the audit trail).
+   */
+  async checkState(via = 0, label = 'state', minRevision?: number): Promise<boolean> {
+    const min = Math.max(this.maxRevision, minRevision ?? 0);
+    const fresh = min > 0 ? `minRevision=${min}` : '';
+    const quirksFresh = this.#apps.length === 1 || minRevision !== undefined;
+    const vmRes = await this.#call('GET', `${this.#vmUrl}${fresh === '' ? '' : `?${fresh}`}`, undefined, via);
+    if (this.#storeDown(vmRes)) {
+      this.faults.readsRefused++;
+      return false;
+    }
+    if (vmRes.status !== 200) {
+      this.state.push(`${label}: GET ${this.#vmUrl} on replica ${via} answered ${vmRes.status} ${JSON.stringify(vmRes.body).slice(0, 200)}`);
+      return true;
+    }
+    const pinsRes = await this.#call('GET', `${this.#vmUrl}/pins?limit=1000${fresh === '' ? '' : `&${fresh}`}`, undefined, via);
+    if (this.#storeDown(pinsRes)) return false;
+    if (pinsRes.status !== 200) {
+      this.state.push(`${label}: GET ${this.#vmUrl}/pins on replica ${via} answered ${pinsRes.status} ${JSON.stringify(pinsRes.body).slice(0, 200)}`);
+      return true;
+    }
+    this.faults.stateChecks++;
+    const at = `${label} (replica ${via}, after rev ${this.maxRevision})`;
+    const revision = (vmRes.body as { revision: number }).revision;
+    if (revision !== this.maxRevision) this.state.push(`${at}: the VM is at revision ${revision}, its last 2xx answer's is ${this.maxRevision}`);
+    const items = (pinsRes.body as { items: { iova: string; hpa: string; length: string; flushOnUnpin: boolean }[] }).items;
+    const held = new Map(items.map((p) => [Number(BigInt(p.iova) / BigInt(PAGE)), p]));
+    for (const pin of this.#pins) {
+      const got = held.get(pin.iova);
+      held.delete(pin.iova);
+      const flag = pageSet([{ hpa: pin.hpa, pages: pin.pages }]);
+      const flagged = [...flag].every((p) => this.#flagged.has(p));
+      const what = `range iova ${pageHex(pin.iova)} hpa ${showRanges([{ hpa: pin.hpa, pages: pin.pages }])}`;
+      if (got === undefined) {
+        this.state.push(`${at}: ${what}, pinned by a 2xx answer and never unpinned, is not held`);
+        continue;
+      }
+      if (Number(BigInt(got.hpa) / BigInt(PAGE)) !== pin.hpa || Number(BigInt(got.length) / BigInt(PAGE)) !== pin.pages) this.state.push(`${at}: ${what} is held as hpa ${got.hpa} length ${got.length}`);
+      if (got.flushOnUnpin !== flagged) this.state.push(`${at}: ${what} has flushOnUnpin ${got.flushOnUnpin}, but ${flagged ? 'a 2xx answer flushed it (pin or replay)' : 'no 2xx answer flushed it'}`);
+    }
+    for (const p of held.values()) this.state.push(`${at}: range iova ${p.iova} hpa ${p.hpa} is held, but no 2xx answer pinned it (or its unpin was answered)`);
+    const vm = vmRes.body as { devices: { bdf: string; domainId: string | null; nosnoop: string; mayNoSnoop: boolean }[] };
+    const devices = new Map(vm.devices.map((d) => [d.bdf, d]));
+    for (const dev of this.#devs) {
+      const got = devices.get(dev.bdf);
+      devices.delete(dev.bdf);
+      if (dev.intendedDom === null) {
+        if (got !== undefined) this.state.push(`${at}: ${dev.bdf} is assigned, but no 2xx answer assigned it`);
+        continue;
+      }
+      if (got === undefined) {
+        this.state.push(`${at}: ${dev.bdf}, assigned by a 2xx answer, is not held`);
+        continue;
+      }
+      if (got.domainId !== `d${dev.intendedDom}`) this.state.push(`${at}: ${dev.bdf} is held in ${got.domainId}, its last answer put it in d${dev.intendedDom}`);
+      const emits = quirksFresh ? this.#intendedNoSnoop(dev) : dev.unreadable || (!dev.hardwired && dev.intendedBit === 1);
+      if (emits && !got.mayNoSnoop) this.state.push(`${at}: ${dev.bdf} (nosnoop ${got.nosnoop}) counts as unable to no-snoop, yet the answers let it emit No-Snoop (bit ${dev.intendedBit}${dev.unreadable ? ', unknown' : ''})`);
+    }
+    for (const bdf of devices.keys()) this.state.push(`${at}: ${bdf} is held, not a device of the model`);
+    return true;
+  }
+
+  /** The service restarted (the same store): the VMM talks to `apps` from now on (as many as before). */
+  retarget(apps: readonly FastifyInstance[]): void {
+    if (apps.length !== this.#apps.length) throw new Error(`retarget: ${apps.length} app(s) for ${this.#apps.length}`);
+    this.#apps = [...apps];
+    this.trace.push('the service restarts on its store');
+  }
+
+  /** "An acknowledgement answered 200 is kept": every job the VMM got a 2xx acknowledgement for is acknowledged (or done) on replica `via`. */
+  async checkAcks(via: number, label: string): Promise<void> {
+    for (const id of this.#ackKept) {
+      const res = await this.#call('GET', `/v1/flush-jobs/${id}`, undefined, via);
+      const state = res.status === 200 ? (res.body as { state?: string }).state : undefined;
+      if (state !== 'acknowledged' && state !== 'done') this.state.push(`${label}: job ${id}, whose acknowledgement was answered 2xx, is ${res.status === 200 ? state : `answered ${res.status}`} on replica ${via}`);
+    }
+  }
+
+  /**
+   * No job shared or grown, as replica `via` tells it: each job of the VMM's answers lists
+   * exactly the ranges its answer listed. The replica first catches up to the VM's last answer.
+   */
+  async checkJobs(via: number): Promise<void> {
+    if (this.maxRevision > 0) await this.#call('GET', `${this.#vmUrl}?minRevision=${this.maxRevision}`, undefined, via);
+    for (const a of this.answers) {
+      if (a.jobId === undefined || (this.#ownJobs.get(a.jobId) ?? 0) > 1) continue;
+      const res = await this.#call('GET', `/v1/flush-jobs/${a.jobId}/ranges?limit=10000`, undefined, via);
+      if (res.status !== 200) {
+        this.rules.push(`job ${a.jobId} of #${a.index} (${a.what}): replica ${via} answered ${res.status} for its ranges after catching up to rev ${this.maxRevision}`);
+        continue;
+      }
+      const listed = pageSet(parseRanges((res.body as { items: { hpa: string; length: string }[] }).items));
+      const answered = pageSet(a.ranges);
+      if (listed.size !== answered.size || [...listed].some((p) => !answered.has(p))) {
+        this.rules.push(`job ${a.jobId} of #${a.index} (${a.what}) holds ${listed.size} page(s) on replica ${via}, its answer listed ${answered.size}: a job is exactly its answer's flush`);
+      }
+    }
+  }
+
   // ---- the end ------------------------------------------------------------------------------------
 
   /** Every caller performs every flush it owes, the VMM takes up everyone else's, every change allowed is made. */
   async settle(all = false): Promise<void> {
     for (let pass = 0; pass < 8; pass++) {
+      // Acknowledgements the store could not keep, sent again until it keeps them (it recovers by itself).
+      for (let i = 0; i < 25 && this.#ackRetry.size > 0; i++) {
+        if (i > 0) await sleep(200);
+        await this.#retryAcks();
+      }
       for (let ob = this.#obligations.find((o) => !o.performed); ob !== undefined; ob = this.#obligations.find((o) => !o.performed)) await this.#perform(ob);
       const others = await this.#listOthers(all);
       await this.#apply();
       this.#sweep();
       const waiting = this.#pins.some((p) => !p.mapped) || this.#devs.some((d) => d.ops.length > 0);
-      if (!waiting && others === 0 && this.#quirkSwitch === null) return;
+      if (!waiting && others === 0 && this.#quirkSwitch === null && this.#ackRetry.size === 0) return;
     }
+    if (this.#ackRetry.size > 0) this.rules.push(`acknowledgements of ${[...this.#ackRetry].join(', ')} still answered 503 at the end`);
     const stuck = [...this.#pins.filter((p) => !p.mapped).map((p) => `pin ${pageHex(p.hpa)} (#${p.gate?.answer})`), ...this.#devs.flatMap((d) => d.ops.map((op) => `${op.kind} of ${d.bdf} (#${op.gate.answer})`))];
     if (stuck.length > 0) this.rules.push(`changes never allowed: every flush was performed and acknowledged, yet ${stuck.join(', ')} still wait(s)`);
   }
@@ -925,7 +1280,11 @@ export class ConcurrentHost {
     this.trace.push('finish: every flush performed, every change made');
     await this.settle(true);
     // Teardown: unmap everything, flush what the answer lists, then the pages go back to the host.
-    const res = await this.#call('DELETE', this.#vmUrl);
+    let res = await this.#call('DELETE', this.#vmUrl, undefined, this.#via(0));
+    for (let i = 0; i < 50 && this.#storeDown(res); i++) {
+      await sleep(100);
+      res = await this.#call('DELETE', this.#vmUrl, undefined, this.#via(0));
+    }
     if (res.status >= 300) {
       this.rules.push(`teardown refused: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       return;
@@ -950,6 +1309,127 @@ export class ConcurrentHost {
       }
     }
   }
+}
+
+// ---- the reference: the answered changes alone -------------------------------------------------------
+
+/**
+ * An in-memory app to replay answered changes on (FLUSH_ACKS=answered: nothing waits there for
+ * an acknowledgement, and no flush it plans is anyone's to perform).
+ */
+export async function referenceApp(): Promise<FastifyInstance> {
+  return build({ runtime: createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile), pool: INLINE_POOL, windowMs: 1, simThreads: 0, flushAcks: 'answered' }) });
+}
+
+/** What an answer decided, without what depends on jobs (ids, `after`) or on time (the revision). */
+function decided(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null) return body;
+  const b = body as Record<string, unknown> & { flush?: Record<string, unknown> & { ranges?: { hpa: string; length: string }[] } };
+  if (b.flush === undefined) return null;
+  const flush: Record<string, unknown> = { ...b.flush };
+  delete flush['jobId'];
+  delete flush['after'];
+  const sorted = [...(b.flush.ranges ?? [])].sort((x, y) => (BigInt(x.hpa) < BigInt(y.hpa) ? -1 : BigInt(x.hpa) > BigInt(y.hpa) ? 1 : 0));
+  return { flush: { ...flush, ranges: sorted }, reasons: b['reasons'], kvmNoncoherentDma: b['kvmNoncoherentDma'], decision: b['decision'], hardwareValue: b['hardwareValue'], guestValue: b['guestValue'], devices: b['devices'] };
+}
+
+/** A VM's state as GET /v1/vms/{id} shows it, without what depends on jobs or time. */
+function vmState(body: unknown): unknown {
+  const b = body as Record<string, unknown>;
+  return { arch: b['arch'], policy: b['policy'], domains: b['domains'], devices: b['devices'], pinned: b['pinned'], kvmNoncoherentDma: b['kvmNoncoherentDma'] };
+}
+
+function firstDifference(a: unknown, b: unknown, path = ''): string | null {
+  if (JSON.stringify(a) === JSON.stringify(b)) return null;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of keys) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+      if (d !== null) return d;
+    }
+  }
+  return `${path || '.'}: ${JSON.stringify(a)?.slice(0, 300)} vs ${JSON.stringify(b)?.slice(0, 300)}`;
+}
+
+export interface ReferenceOptions {
+  /** The service's replicas (the app first) and those to compare the state on. */
+  readonly replicas: readonly FastifyInstance[];
+  readonly vias: readonly number[];
+  readonly quirkRevisions?: readonly number[];
+  /** The quirk list put before the host's setup (quirksAtSetup false), put first on the reference. */
+  readonly quirkTable?: 0 | 1;
+}
+
+/**
+ * "Nothing refused is kept, nothing answered is lost, no answered change rests on a refused
+ * one": replays the changes the host's VMM got 2xx for (its VM's, and the quirk lists it put),
+ * in revision order, on `ref`, a fresh in-memory service. Each must be decided there exactly as
+ * the service answered it (flush ranges, verdicts, values to write, reasons), and the VM's state
+ * there must equal the service's (on every replica in `vias`, read at least as fresh as the VM's
+ * last answer): domains, devices with their No-Snoop states, pinned ranges with their flags.
+ * `quirkRevisions`: the revisions of the quirk lists put during the run, in order (from the
+ * audit trail), for those that decided nothing for the VM; without them such a list is placed
+ * first. Differences go to host.state. Call it between rounds, before the teardown.
+ */
+export async function referenceCheck(ref: FastifyInstance, host: ConcurrentHost, options: ReferenceOptions): Promise<void> {
+  const { replicas, vias, quirkRevisions } = options;
+  if (options.quirkTable !== undefined) await ref.inject({ method: 'PUT', url: '/v1/quirks', headers: json, payload: { quirks: QUIRK_TABLES[options.quirkTable] } });
+  const quirkPuts = host.changes.filter((c) => c.url === '/v1/quirks');
+  if (quirkRevisions !== undefined && quirkRevisions.length !== quirkPuts.length) {
+    host.state.push(`reference: the audit trail holds ${quirkRevisions.length} quirk list(s) put during the run, the VMM got 2xx for ${quirkPuts.length}`);
+  }
+  const placed = host.changes
+    .filter((c) => !(c.method === 'DELETE' && c.url === `/v1/vms/${host.vmId}`))
+    .map((c) => {
+      if (c.url !== '/v1/quirks') return { c, rev: c.revision ?? -1 };
+      const audited = quirkRevisions?.[quirkPuts.indexOf(c)];
+      if (audited !== undefined && c.revision !== null && audited !== c.revision) host.state.push(`reference: the quirk list answered at rev ${c.revision} is audited at rev ${audited}`);
+      return { c, rev: c.revision ?? audited ?? -1 };
+    })
+    .sort((x, y) => x.rev - y.rev || x.c.order - y.c.order);
+  for (const { c, rev } of placed) {
+    const res = await ref.inject({ method: c.method, url: c.url, ...(c.payload === undefined ? {} : { headers: json, payload: c.payload }) });
+    const what = `${c.method} ${c.url} ${JSON.stringify(c.payload ?? {}).slice(0, 120)} (rev ${rev})`;
+    if (res.statusCode >= 300) {
+      host.state.push(`reference: ${what}, answered ${c.status}, is refused ${res.statusCode} on the answered changes alone: ${res.body.slice(0, 200)}`);
+      continue;
+    }
+    if (c.method === 'PUT' && c.url === `/v1/vms/${host.vmId}`) continue;
+    let got: unknown = JSON.parse(res.body);
+    let had: unknown = c.body;
+    if (c.url === '/v1/quirks') {
+      const entry = (b: unknown): unknown => ((b as { vms?: { vmId: string }[] }).vms ?? []).find((v) => v.vmId === host.vmId) ?? null;
+      got = entry(got);
+      had = entry(had);
+    }
+    const d = firstDifference(decided(had), decided(got));
+    if (d !== null) host.state.push(`reference: ${what} was answered otherwise than the answered changes before it decide it (service vs reference): ${d}`);
+  }
+  // At least as fresh as the VM's last answer and every quirk list put (a list that decided nothing for the VM has no revision of its own there).
+  const min = Math.max(host.maxRevision, ...(quirkRevisions ?? []));
+  const fresh = min > 0 ? `minRevision=${min}` : '';
+  const refVm = await ref.inject({ method: 'GET', url: `/v1/vms/${host.vmId}` });
+  const refPins = await ref.inject({ method: 'GET', url: `/v1/vms/${host.vmId}/pins?limit=1000` });
+  for (const via of vias) {
+    const app = replicas[via] as FastifyInstance;
+    // Reads answer 503 while the state is reloaded after a store failure: asked again meanwhile.
+    let vm = await app.inject({ method: 'GET', url: `/v1/vms/${host.vmId}${fresh === '' ? '' : `?${fresh}`}` });
+    let pins = await app.inject({ method: 'GET', url: `/v1/vms/${host.vmId}/pins?limit=1000${fresh === '' ? '' : `&${fresh}`}` });
+    for (let i = 0; i < 50 && (vm.statusCode === 503 || pins.statusCode === 503); i++) {
+      await sleep(100);
+      vm = await app.inject({ method: 'GET', url: `/v1/vms/${host.vmId}${fresh === '' ? '' : `?${fresh}`}` });
+      pins = await app.inject({ method: 'GET', url: `/v1/vms/${host.vmId}/pins?limit=1000${fresh === '' ? '' : `&${fresh}`}` });
+    }
+    if (vm.statusCode !== 200 || pins.statusCode !== 200 || refVm.statusCode !== 200 || refPins.statusCode !== 200) {
+      host.state.push(`reference: GET on replica ${via} answered ${vm.statusCode}/${pins.statusCode}, on the reference ${refVm.statusCode}/${refPins.statusCode}`);
+      continue;
+    }
+    const dv = firstDifference(vmState(JSON.parse(vm.body)), vmState(JSON.parse(refVm.body)));
+    if (dv !== null) host.state.push(`reference: replica ${via}'s VM differs from the answered changes' (service vs reference): ${dv}`);
+    const dp = firstDifference(JSON.parse(pins.body), JSON.parse(refPins.body));
+    if (dp !== null) host.state.push(`reference: replica ${via}'s pinned ranges differ from the answered changes' (service vs reference): ${dp}`);
+  }
+  await ref.inject({ method: 'DELETE', url: `/v1/vms/${host.vmId}` });
 }
 
 // ---- generators ------------------------------------------------------------------------------------

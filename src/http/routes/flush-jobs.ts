@@ -120,7 +120,7 @@ export default function flushJobRoutes(app: FastifyInstance): void {
         description: 'The flush jobs kept for the VM, oldest first: `limit` per page, `nextCursor` to continue.', params: VmParams, querystring: PageQuery, response: { 200: page(FlushJob, 'FlushJobPage'), 400: problems[400], 404: problems[404] } } },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      await app.policy.settledReads();
+      await app.policy.catchUp(request.query.minRevision ?? 0, vmId);
       app.policy.vm(vmId); // 404 for an unknown VM
       const after = decodeCursor(request.query.cursor);
       const jobs = app.policy.flushJobs(vmId, after, request.query.limit + 1);

@@ -47,7 +47,7 @@ export default function quirkRoutes(app: FastifyInstance): void {
         return { vmId, ...decisionWire(d, result.revision ?? app.policy.revisionOf(vmId), { jobId: result.vmJobIds?.get(vmId), after: result.vmAfter?.get(vmId) }) };
       });
       request.log.info({ quirks: quirks.length }, 'quirk list replaced');
-      return { quirks: quirks.map(quirkToWire), vms };
+      return { quirks: quirks.map(quirkToWire), vms, ...(result.revision === undefined ? {} : { revision: result.revision }) };
     }
   );
 
