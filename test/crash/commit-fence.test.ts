@@ -9,9 +9,7 @@
  *   decided in memory after X's, is refused too (503, nothing changed), reads answer 503 until
  *   the state is reloaded, and afterwards neither counts as enabled and no pin lost its flag.
  */
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,40 +18,16 @@ import { createRuntime } from '../../src/service/runtime.js';
 import type { StoredChange } from '../../src/store/state-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { build, json } from '../helpers/app.js';
+import { fillDisk, mountTmpfs } from '../helpers/tmpfs.js';
 
-const mountPoint = mkdtempSync(join(tmpdir(), 'coherency-fence-'));
-let mounted = false;
-let why = '';
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint], { stdio: 'pipe' });
-  mounted = true;
-} catch (err) {
-  why = err instanceof Error ? err.message : String(err);
-}
+const disk = mountTmpfs('coherency-fence-', '16m');
+const { path: mountPoint, mounted, why } = disk;
 
 const closing: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
   for (const close of closing) await close().catch(() => undefined);
-  if (mounted) execFileSync('umount', [mountPoint]);
-  rmSync(mountPoint, { recursive: true, force: true });
+  disk.remove();
 });
-
-/** Fills the file system with one file until it is full, then frees `spare` bytes; returns its path. */
-function fill(dir: string, spare: number): string {
-  const filler = join(dir, 'filler');
-  const chunk = Buffer.alloc(16 * 1024, 1);
-  writeFileSync(filler, '');
-  let size = 0;
-  for (;;) {
-    try {
-      appendFileSync(filler, chunk);
-      size += chunk.length;
-    } catch {
-      truncateSync(filler, Math.max(0, size - spare));
-      return filler;
-    }
-  }
-}
 
 /** A change that stores a flush job part of `numbers` numbers (its ranges) with a VM's deletion. */
 function change(seq: number, numbers: number): StoredChange {
@@ -79,7 +53,7 @@ describe('commit fences', () => {
     closing.push(() => store.close());
     await store.load();
     await store.append([change(1, 16)]);
-    const filler = fill(mountPoint, 256 * 1024);
+    const filler = fillDisk(mountPoint, 256 * 1024);
     // Far more than is left: refused.
     await expect(store.append([change(2, 1_000_000)])).rejects.toThrow();
     // A small write would fit, but it may rest on the refused one: refused too.
@@ -115,7 +89,7 @@ describe('commit fences', () => {
     await ok('POST', '/v1/vms/vm1/pins', { iova: '0x10000000', hpa: '0x40000000', length: '0x1000', domains: ['d1'] });
     const before = (await app.inject({ method: 'GET', url: '/v1/vms/vm1' })).json<{ revision: number; pinned: unknown }>();
 
-    const filler = fill(mountPoint, 64 * 1024);
+    const filler = fillDisk(mountPoint, 64 * 1024);
     const [x, y, read] = await Promise.all([
       app.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:01:00.0/devctl', headers: json, payload: { nosnoopEnable: true } }),
       app.inject({ method: 'POST', url: '/v1/vms/vm1/devices/0000:02:00.0/devctl', headers: json, payload: { nosnoopEnable: true } }),

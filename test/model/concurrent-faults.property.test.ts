@@ -39,9 +39,7 @@
  * many runs, 80-100 VMs, each run waiting about a second for the service to recover) and
  * PROPERTY_SEED override the runs and the seed; FAULTS_DEBUG=1 prints each store-fault run.
  */
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -51,6 +49,7 @@ import { createRuntime } from '../../src/service/runtime.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { build, json } from '../helpers/app.js';
+import { fillDisk, mountTmpfs } from '../helpers/tmpfs.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
 import { ConcurrentHost, concurrentApp, concurrentScenario, INLINE_POOL, QUIRK_TABLES, referenceApp, referenceCheck, replayStorm, WINDOW_MS, type Config, type ModeSpec, type Scenario } from './concurrent-host.js';
 
@@ -97,36 +96,11 @@ function failIfUnsafe(hosts: readonly ConcurrentHost[], extra: readonly string[]
 
 // ---- 1. store failures on a full tmpfs ----------------------------------------------------------------
 
-const mountPoint = mkdtempSync(join(tmpdir(), 'coherency-faults-'));
-let mounted = false;
-let why = '';
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint], { stdio: 'pipe' });
-  mounted = true;
-} catch (err) {
-  why = err instanceof Error ? err.message : String(err);
-}
+const disk = mountTmpfs('coherency-faults-', '16m');
+const { path: mountPoint, mounted, why } = disk;
 afterAll(() => {
-  if (mounted) execFileSync('umount', [mountPoint]);
-  rmSync(mountPoint, { recursive: true, force: true });
+  disk.remove();
 });
-
-/** Fills the file system with one file until it is full, then frees `spare` bytes; returns its path. */
-function fill(dir: string, spare: number): string {
-  const filler = join(dir, 'filler');
-  const chunk = Buffer.alloc(16 * 1024, 1);
-  writeFileSync(filler, '');
-  let size = 0;
-  for (;;) {
-    try {
-      appendFileSync(filler, chunk);
-      size += chunk.length;
-    } catch {
-      truncateSync(filler, Math.max(0, size - spare));
-      return filler;
-    }
-  }
-}
 
 interface Outage {
   /** The round during which the disk is filled (clamped to the run's last). */
@@ -256,7 +230,7 @@ async function playOutage(run: FaultRun, totals: FaultTotals): Promise<void> {
       if (r === at) {
         filling = new Promise<void>((resolve) => {
           setTimeout(() => {
-            filler.path = fill(mountPoint, run.outage.spare);
+            filler.path = fillDisk(mountPoint, run.outage.spare);
             resolve();
           }, run.outage.delayMs);
         });
