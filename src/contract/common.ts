@@ -49,7 +49,7 @@ export const FlushJobState = z
   .meta({
     id: 'FlushJobState',
     description:
-      '`queued` (taking flushes), `running` (being planned), `pending` (planned; the VMM must flush and acknowledge it), `acknowledged` (the VMM did). Where acknowledgements are not required (FLUSH_ACKS=answered) a planned job is `done` (or `failed` when its planning failed).'
+      '`queued` (its batching window is open), `running` (being planned), `pending` (planned; the VMM must flush and acknowledge it), `acknowledged` (the VMM did), `done` when a teardown covered it. Where acknowledgements are not required (FLUSH_ACKS=answered) a planned job is `done` (or `failed` when its planning failed).'
   });
 
 export const Receipt = z

@@ -95,7 +95,7 @@ export interface FlushJobsOptions {
   readonly pool: JobPool;
   /** How long a job stays open for more flushes of the same VM and cause. */
   readonly windowMs?: number;
-  /** A job stops taking flushes beyond this many pages (it is dispatched at once). */
+  /** A batch stops taking flushes beyond this many pages (it is dispatched at once). */
   readonly maxBatchPages?: number;
   /** Jobs queued or running beyond which new decisions are refused (503). */
   readonly maxPending?: number;
