@@ -303,7 +303,7 @@ export class PolicyService {
     }
     // Backpressure refuses what would add obligations, never a change that only releases pages or
     // lowers exposure (an unpin, a teardown, a removal, a bit clear).
-    if (!dryRun) this.jobs?.assertCapacity(cmd.type === 'put-quirks' ? undefined : cmd.vmId, addsObligations(cmd));
+    if (!dryRun) this.jobs?.assertCapacity(cmd.type === 'put-quirks' ? undefined : cmd.vmId, addsObligations(this.state, cmd));
     // What is stored is what was decided: the policy resolved now, not the defaults of a later start.
     if (!dryRun) cmd = decidedCommand(this.state, cmd);
     // Teardown removes the VM: remember how it flushes before it is gone.
@@ -1113,8 +1113,12 @@ function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: 
   if (vm !== undefined) vm.revision = seq;
 }
 
-/** Whether a change adds flush obligations (backpressure may refuse it); releases and clears never do. */
-function addsObligations(cmd: Command): boolean {
+/**
+ * Whether a change may add flush obligations (backpressure may refuse it). Releases and clears
+ * never do: an unpin, a teardown, a removal, a DEVCTL write that clears the bit, a device
+ * reporting its bit clear where it already is, a reset that restores config.
+ */
+function addsObligations(state: CoherencyState, cmd: Command): boolean {
   switch (cmd.type) {
     case 'unpin':
     case 'delete-vm':
@@ -1125,12 +1129,17 @@ function addsObligations(cmd: Command): boolean {
       const w = cmd.write;
       return w.value === undefined ? w.nosnoopEnable === true : (w.value & DEVCTL_NOSNOOP_EN) !== 0;
     }
+    case 'put-device': {
+      const known = state.vms.get(cmd.vmId)?.devices.get(cmd.device.bdf);
+      const clear = cmd.device.nosnoop === 'disabled' || cmd.device.nosnoop === 'hardwired-zero';
+      return !(clear && known !== undefined && known.domainId === cmd.device.domainId);
+    }
+    case 'reset-device':
+      return cmd.restoresConfig === false;
     case 'pin':
-    case 'put-device':
     case 'put-domain':
     case 'put-quirks':
     case 'put-vm':
-    case 'reset-device':
       return true;
   }
 }

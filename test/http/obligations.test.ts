@@ -160,6 +160,9 @@ describe('backpressure refuses only what adds obligations', () => {
     await ok(a, 'POST', '/v1/vms/vm1/pins?wait=true', { iova: '0x0', hpa: '0x100000', length: '0x1000' });
     expect((await call(a, 'POST', '/v1/vms/vm1/pins', { iova: '0x1000', hpa: '0x200000', length: '0x1000' })).body).toMatchObject({ code: 'OVERLOADED' });
     expect((await call(a, 'POST', `/v1/vms/vm1/devices/${X}/devctl`, { nosnoopEnable: false })).status).toBe(200);
+    // The VMM reports the bit clear, and resets the device restoring its config.
+    expect((await call(a, 'PUT', `/v1/vms/vm1/devices/${X}`, { domainId: 'd0', ...NIC, nosnoop: 'disabled' })).status).toBe(200);
+    expect((await call(a, 'POST', `/v1/vms/vm1/devices/${X}/reset`, { restoresConfig: true })).status).toBe(200);
     expect((await call(a, 'POST', '/v1/vms/vm1/unpins', { iova: '0x0', length: '0x1000' })).status).toBe(200);
     expect((await call(a, 'DELETE', `/v1/vms/vm1/devices/${X}`)).status).toBe(200);
     expect((await call(a, 'DELETE', '/v1/vms/vm1')).status).toBe(200);
