@@ -187,7 +187,11 @@ describe('acknowledgements are kept exactly once', () => {
   });
 
   it('many acks at once while other answers join the same batches: every ack answered 200 leaves its job acknowledged', async () => {
-    const a = await start({ windowMs: 20 });
+    // On the durable store: an answer's change is being committed while others are acknowledged.
+    const dir = mkdtempSync(join(tmpdir(), 'coherency-acks-at-once-'));
+    dirs.push(dir);
+    const a = await start({ windowMs: 20, store: new SqliteStore(dir) });
+    await a.policy.restore();
     await ok(a, 'PUT', '/v1/vms/vm1', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
     await ok(a, 'PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false });
     const pins = Array.from({ length: 200 }, (_, i) =>

@@ -78,13 +78,20 @@ describe('obligations per answer across replicas (real PostgreSQL)', () => {
     expect(ey.after).toEqual([jx]);
     const shown = await b.service.settledFlushJob(jx);
     expect(Array.from(shown?.ranges ?? [])).toEqual([0x100, 1]);
-    // Later answers on A in the same window do not change what B showed.
+    // A later replay on A, in the same window: a job of its own, not X's grown.
+    const d2 = parseDomainId('d2');
+    await a.service.apply({ type: 'put-domain', vmId, domainId: d2, enforceCacheCoherency: false });
+    await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 2, pages: 1, hpa: 0x300, domains: [d2] }] });
+    const ez = await a.service.apply({ type: 'put-device', vmId, device: { ...nic(parsePciAddress('0000:03:00.0'), d2), nosnoop: 'enabled' } });
+    expect(ez.decision.flush.cause).toBe('replay');
+    expect(ez.jobId).not.toBe(jx);
+    await b.service.catchUp(Number.MAX_SAFE_INTEGER, vmId);
     await new Promise((r) => setTimeout(r, 400));
     expect(Array.from(b.service.flushJob(jx)?.ranges ?? [])).toEqual([0x100, 1]);
     expect(Array.from((await a.service.settledFlushJob(jx))?.ranges ?? [])).toEqual([0x100, 1]);
-    // B acknowledges X's job: Y's own job is still outstanding on both.
+    // B acknowledges X's job: Y's and Z's own jobs are still outstanding there.
     await b.service.acknowledgeFlushJob(jx, {});
-    expect(b.jobs.outstanding(vmId).map((j) => j.id)).toEqual([ey.jobId]);
+    expect(b.jobs.outstanding(vmId).map((j) => j.id).sort()).toEqual([ey.jobId, ez.jobId].sort());
   });
 
   it('a replica that missed an acknowledgement learns it from the job\'s record', async () => {
