@@ -182,7 +182,7 @@ export interface JobHeader {
 }
 
 /** A job rebuilt from its header and its ranges, to be planned (again). */
-export function jobFromHeader(id: string, header: JobHeader, _parts: number, pairs: Float64Array): ResumableJob {
+export function jobFromHeader(id: string, header: JobHeader, pairs: Float64Array): ResumableJob {
   const pages = pagesOf(pairs);
   const job: FlushJob = {
     id,
@@ -319,7 +319,7 @@ export class FlushJobs {
    */
   adopt(id: string, header: JobHeader, pairs: Float64Array): void {
     if (this.#jobs.has(id) || this.#forgotten.has(id)) return;
-    this.resume([jobFromHeader(id, header, 1, pairs)], true);
+    this.resume([jobFromHeader(id, header, pairs)], true);
   }
 
   /**

@@ -403,8 +403,6 @@ export class PolicyService {
    * (FLUSH_ACKS=answered).
    */
   dependencies(vmId: VmId, decision: Decision, own?: string, cmd?: Command): string[] {
-    // A pin or unpin never waits (waitsForReplays): asked first, as the commonest change.
-    if (cmd?.type === 'pin' || cmd?.type === 'unpin') return [];
     const outstanding = this.jobs?.outstanding(vmId, 'replay') ?? [];
     if (outstanding.length === 0) return [];
     const vm = this.state.vms.get(vmId);

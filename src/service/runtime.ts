@@ -62,7 +62,7 @@ function resumable(s: LoadedJob): ResumableJob[] {
     return [{ job: body.job, pairs: s.pairs, wbinvdAbovePages: body.wbinvdAbovePages }];
   }
   if (s.header === null || s.pairs === null) return [];
-  return [jobFromHeader(s.id, JSON.parse(s.header) as JobHeader, s.parts, s.pairs)];
+  return [jobFromHeader(s.id, JSON.parse(s.header) as JobHeader, s.pairs)];
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {

@@ -69,6 +69,12 @@ async function twoDomains(a: FastifyInstance): Promise<void> {
   expect((await ok(a, 'POST', '/v1/vms/vm1/pins', { iova: '0x1000', hpa: '0x200000', length: '0x1000', domains: ['d1'] })).flush?.required).toBe(false);
 }
 
+/** X and Y enabled at once (one batching window): their answers and their jobs. */
+async function enableXY(a: FastifyInstance): Promise<{ enableX: Body; enableY: Body; jx: string; jy: string }> {
+  const [enableX, enableY] = await Promise.all([ok(a, 'POST', `/v1/vms/vm1/devices/${X}/devctl`, { nosnoopEnable: true }), ok(a, 'POST', `/v1/vms/vm1/devices/${Y}/devctl`, { nosnoopEnable: true })]);
+  return { enableX, enableY, jx: enableX.flush?.jobId as string, jy: enableY.flush?.jobId as string };
+}
+
 const R0 = { hpa: '0x100000', length: '0x1000' };
 const R1 = { hpa: '0x200000', length: '0x1000' };
 
@@ -76,9 +82,7 @@ describe('the obligation is the answer\'s', () => {
   it('two enables in one batching window: each answer has a job of its own, and B\'s after names A\'s replay of R0', async () => {
     const a = await start({ windowMs: 500 });
     await twoDomains(a);
-    const [enableX, enableY] = await Promise.all([ok(a, 'POST', `/v1/vms/vm1/devices/${X}/devctl`, { nosnoopEnable: true }), ok(a, 'POST', `/v1/vms/vm1/devices/${Y}/devctl`, { nosnoopEnable: true })]);
-    const jx = enableX.flush?.jobId as string;
-    const jy = enableY.flush?.jobId as string;
+    const { enableX, enableY, jx, jy } = await enableXY(a);
     expect(enableX.flush?.ranges).toEqual([R0]);
     // Y's replay into d1 skips R0 (X's replay set its flag) and lists R1 only ...
     expect(enableY.flush?.ranges).toEqual([R1]);
@@ -98,9 +102,7 @@ describe('the obligation is the answer\'s', () => {
   it('an ack covers only its own answer\'s ranges: a later enable into Y\'s domain still names Y\'s unacknowledged replay', async () => {
     const a = await start({ windowMs: 500 });
     await twoDomains(a);
-    const [enableX, enableY] = await Promise.all([ok(a, 'POST', `/v1/vms/vm1/devices/${X}/devctl`, { nosnoopEnable: true }), ok(a, 'POST', `/v1/vms/vm1/devices/${Y}/devctl`, { nosnoopEnable: true })]);
-    const jx = enableX.flush?.jobId as string;
-    const jy = enableY.flush?.jobId as string;
+    const { jx, jy } = await enableXY(a);
     // X's caller flushes what its answer listed and acknowledges its job (the README's pattern).
     expect(await ok(a, 'POST', `/v1/flush-jobs/${jx}/ack`)).toMatchObject({ id: jx, state: 'acknowledged' });
     expect((await ok(a, 'GET', `/v1/flush-jobs/${jy}`))['state']).toBe('pending');

@@ -16,18 +16,10 @@
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConcurrentHost, concurrentApp, concurrentScenario, replayStorm, type Answer, type ConcurrentStats, type Config, type ModeSpec } from './concurrent-host.js';
+import { ConcurrentHost, concurrentApp, concurrentScenario, MODES, replayStorm, type Answer, type ConcurrentStats, type Config } from './concurrent-host.js';
 
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 1000);
 const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261207);
-
-const MODES: readonly ModeSpec[] = [
-  { mode: 'trap', onEnable: 'allow' },
-  { mode: 'trap', onEnable: 'deny' },
-  { mode: 'trap', onEnable: 'allow-needs-nosnoop' },
-  { mode: 'virtualize-zero', onEnable: 'allow-needs-nosnoop' },
-  { mode: 'pessimistic', onEnable: 'allow-needs-nosnoop' }
-];
 
 let app: FastifyInstance;
 let vms = 0;

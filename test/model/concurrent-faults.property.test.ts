@@ -51,18 +51,10 @@ import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { build, json } from '../helpers/app.js';
 import { fillDisk, mountTmpfs } from '../helpers/tmpfs.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
-import { ConcurrentHost, concurrentApp, concurrentScenario, INLINE_POOL, QUIRK_TABLES, referenceApp, referenceCheck, replayStorm, WINDOW_MS, type Config, type ModeSpec, type Scenario } from './concurrent-host.js';
+import { ConcurrentHost, concurrentApp, concurrentScenario, INLINE_POOL, MODES, QUIRK_TABLES, referenceApp, referenceCheck, replayStorm, WINDOW_MS, type Config, type Scenario } from './concurrent-host.js';
 
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 100);
 const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261208);
-
-const MODES: readonly ModeSpec[] = [
-  { mode: 'trap', onEnable: 'allow' },
-  { mode: 'trap', onEnable: 'deny' },
-  { mode: 'trap', onEnable: 'allow-needs-nosnoop' },
-  { mode: 'virtualize-zero', onEnable: 'allow-needs-nosnoop' },
-  { mode: 'pessimistic', onEnable: 'allow-needs-nosnoop' }
-];
 
 let ref: FastifyInstance;
 beforeAll(async () => {

@@ -1439,6 +1439,15 @@ export interface ModeSpec {
   readonly onEnable: OnEnable;
 }
 
+/** Every policy mode (trap with each onEnable), as the models play them. */
+export const MODES: readonly ModeSpec[] = [
+  { mode: 'trap', onEnable: 'allow' },
+  { mode: 'trap', onEnable: 'deny' },
+  { mode: 'trap', onEnable: 'allow-needs-nosnoop' },
+  { mode: 'virtualize-zero', onEnable: 'allow-needs-nosnoop' },
+  { mode: 'pessimistic', onEnable: 'allow-needs-nosnoop' }
+];
+
 /** Initial bit states, weighted: mostly clear and readable, so that enables replay. */
 export const DEV_STATES: readonly DevState[] = ['disabled', 'disabled', 'disabled', 'disabled', 'disabled', 'enabled', 'enabled', 'unknown', 'hardwired-zero'];
 
