@@ -11,13 +11,8 @@ import {
   decidedCommand,
   decodeVm,
   encodeVmRecord,
-  encodeVmDelta,
-  isVmDelta,
-  applyVmDelta,
   PIN_OP_STRIDE,
-  PinJournal,
   PinMap,
-  QuirkTable,
   parseQuirkFile,
   quirkToWire,
   DecisionBuilder,
@@ -48,8 +43,9 @@ import {
 import { FlushAckTimeoutError, type FlushJob, type FlushJobs, type JobHeader, type VmmReport } from '../jobs/flush-jobs.js';
 
 export type { FlushJob } from '../jobs/flush-jobs.js';
+import { applyEffect, decideChange, quirkFileJson } from './change.js';
 import { VmEvents, type VmEventInput } from './vm-events.js';
-import { auditOf, isShared, NotReadyError, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EffectRow, type EventCursor, type Missed, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart, type WriteScope } from '../store/state-store.js';
+import { auditOf, isShared, NotReadyError, QUIRKS_EFFECT, StoreUnavailableError, type AuditEntry, type AuditQuery, type EventCursor, type Missed, type SharedStateStore, type StateStore, type StoredChange, type StoredEffect, type StoredJobPart, type WriteScope } from '../store/state-store.js';
 
 export interface PolicyServiceOptions {
   readonly defaults: PolicyDefaults;
@@ -222,7 +218,7 @@ export class PolicyService {
     const state = createState(this.#defaults, initial);
     let seq = 0;
     for (const c of legacy) {
-      stamp(state, c.command, applyCommand(state, c.command, c.at), c.seq);
+      decideChange(state, c.command, c.at, c.seq);
       seq = c.seq;
       if (seq % 1000 === 0) await yieldToLoop();
     }
@@ -800,15 +796,12 @@ export class PolicyService {
    * entry, under the next sequence number.
    */
   #decide(cmd: Command, at: number, actor: string, before: Vm | undefined, shared: boolean, given?: number): Decided {
-    const watched = watch(this.state, cmd);
-    // A pin that adds no subset of domains, or an unpin, changes only pins and counters.
-    const pinsOnly = cmd.type === 'unpin' || cmd.type === 'pin' ? { vmId: cmd.vmId, subsets: this.state.vms.get(cmd.vmId)?.subsets.length ?? -1 } : null;
-    let result: CommandResult;
-    try {
-      result = applyCommand(this.state, cmd, at);
-    } finally {
-      unwatch(this.state, watched);
-    }
+    // A shared store gives the sequence number (unique across replicas); an embedded one counts.
+    const seq = given ?? this.#seq + 1;
+    if (seq > this.#seq) this.#seq = seq;
+    const change = decideChange(this.state, cmd, at, seq);
+    let result = change.result;
+    const effects = change.effects;
     // A teardown (the VM deleted, or its last domain removed) flushes, with its own flush, the
     // ranges of every flush of the VM still outstanding: those are settled once it is kept.
     let covered: string[] = [];
@@ -819,11 +812,6 @@ export class PolicyService {
         covered = outstanding.ids;
       }
     }
-    // A shared store gives the sequence number (unique across replicas); an embedded one counts.
-    const seq = given ?? this.#seq + 1;
-    if (seq > this.#seq) this.#seq = seq;
-    stamp(this.state, cmd, result, seq);
-    const effects = effectsOf(this.state, cmd, result, watched, pinsOnly);
     for (const e of effects) this.#known.set(e.vmId, seq);
     const reserved = this.#reserve(cmd, result, before);
     const told = this.#eventsOf(cmd, result, seq, actor, reserved);
@@ -1022,94 +1010,6 @@ function jobPart(r: Reservation): StoredJobPart {
 /** Changes and pin operations after which a VM is snapshotted (see #snapshotIfDue). */
 const SNAPSHOT_MIN_OPS = 4096;
 const SNAPSHOT_MAX_CHANGES = 4096;
-
-/** Journals the pin maps a command may change: its VM's, or every VM's for a quirk change. */
-function watch(state: CoherencyState, cmd: Command): Map<string, PinJournal> {
-  const watched = new Map<string, PinJournal>();
-  const vms = cmd.type === 'put-quirks' ? [...state.vms.values()] : [state.vms.get(cmd.vmId)].filter((vm) => vm !== undefined);
-  for (const vm of vms) {
-    vm.pins.journal = new PinJournal();
-    watched.set(vm.id, vm.pins.journal);
-  }
-  return watched;
-}
-
-/** Detaches the journals (their operations stay in them until taken). */
-function unwatch(state: CoherencyState, watched: Map<string, PinJournal>): void {
-  for (const vmId of watched.keys()) {
-    const vm = state.vms.get(vmId as VmId);
-    if (vm !== undefined) vm.pins.journal = null;
-  }
-}
-
-/**
- * What a change did, as the store keeps it: each touched VM's record and pin operations. A
- * change that only pinned or unpinned (`pinsOnly`: its VM and the VM's subsets of domains before
- * it, unchanged) keeps a delta of the record instead of the whole.
- */
-function effectsOf(
-  state: CoherencyState,
-  cmd: Command,
-  result: CommandResult,
-  watched: Map<string, PinJournal>,
-  pinsOnly: { readonly vmId: VmId; readonly subsets: number } | null
-): StoredEffect[] {
-  const effects: StoredEffect[] = [];
-  const touched = new Set<string>(cmd.type === 'put-quirks' ? [...(result.vms?.keys() ?? [])] : [cmd.vmId]);
-  for (const [vmId, journal] of watched) if (journal.length > 0) touched.add(vmId);
-  for (const vmId of touched) {
-    const vm = state.vms.get(vmId as VmId);
-    const journal = watched.get(vmId);
-    if (vm === undefined) {
-      effects.push({ vmId, record: null, ops: null });
-      continue;
-    }
-    const delta = pinsOnly !== null && pinsOnly.vmId === vmId && pinsOnly.subsets === vm.subsets.length;
-    effects.push({ vmId, record: delta ? encodeVmDelta(vm) : encodeVmRecord(vm), ops: journal === undefined || journal.length === 0 ? null : journal.take() });
-  }
-  if (cmd.type === 'put-quirks') effects.push({ vmId: QUIRKS_EFFECT, record: quirkFileJson(state.quirks.quirks), ops: null });
-  return effects;
-}
-
-/** Applies a stored effect to the state, as it was decided. */
-function applyEffect(state: CoherencyState, e: EffectRow): void {
-  if (e.vmId === QUIRKS_EFFECT) {
-    state.quirks = new QuirkTable(parseQuirkFile(JSON.parse(e.record ?? '{"quirks":[]}')));
-    return;
-  }
-  const vmId = e.vmId as VmId;
-  if (e.record === null) {
-    state.vms.delete(vmId);
-    return;
-  }
-  if (isVmDelta(e.record)) {
-    const vm = state.vms.get(vmId);
-    if (vm === undefined) throw new Error(`stored effect ${e.seq} changes VM ${vmId}, which the store does not hold`);
-    if (e.ops !== null) vm.pins.apply(e.ops);
-    applyVmDelta(vm, e.record);
-    return;
-  }
-  const pins = state.vms.get(vmId)?.pins ?? new PinMap();
-  if (e.ops !== null) pins.apply(e.ops);
-  state.vms.set(vmId, decodeVm(e.record, pins));
-}
-
-function quirkFileJson(quirks: readonly Quirk[]): string {
-  return JSON.stringify({ quirks: quirks.map(quirkToWire) });
-}
-
-/** A VM's revision is the global sequence number of the last command that changed it. */
-function stamp(state: CoherencyState, cmd: Command, result: CommandResult, seq: number): void {
-  if (cmd.type === 'put-quirks') {
-    for (const vmId of result.vms?.keys() ?? []) {
-      const vm = state.vms.get(vmId);
-      if (vm !== undefined) vm.revision = seq;
-    }
-    return;
-  }
-  const vm = state.vms.get(cmd.vmId);
-  if (vm !== undefined) vm.revision = seq;
-}
 
 /**
  * Whether a change may add flush obligations (backpressure may refuse it). Releases and clears
