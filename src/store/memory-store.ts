@@ -4,8 +4,8 @@
  * not survive one fails here too.
  */
 import { auditRow, encodeCommand } from './codec.js';
-import type { AuditEntry, AuditQuery, EffectRow, LegacyCommand, LoadedJob, LoadedState, StateStore, StoredChange, StoredJob, StoredJobPart, VmSnapshot } from './state-store.js';
-import { mergeJobs, QUIRKS_EFFECT } from './state-store.js';
+import { mergeJobs } from './merge-jobs.js';
+import { QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedJob, type LoadedState, type StateStore, type StoredChange, type StoredJob, type StoredJobPart, type VmSnapshot } from './state-store.js';
 
 interface AuditRecord {
   readonly seq: number;

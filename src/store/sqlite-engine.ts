@@ -1,7 +1,8 @@
 /**
  * The SQLite engine behind the embedded store (better-sqlite3, WAL, synchronous=FULL): the
- * tables, their migrations and every statement, prepared once. It is synchronous; the store
- * (sqlite-store.ts) runs it in a worker thread so that no commit or fsync blocks the event loop.
+ * tables (migrated by sqlite/migrations.ts) and every statement, prepared once. It is
+ * synchronous; the store (sqlite-store.ts) runs it in a worker thread so that no commit or fsync
+ * blocks the event loop.
  * It keeps decided state (state-store.ts): per VM a snapshot and the effects after it, the quirk
  * list in force, and the commands behind the changes as the audit trail. Appends and snapshots
  * queued together are committed in one transaction, in order (group commit).
@@ -9,152 +10,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { auditRow, encodeCommand, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
-import { mergeJobs, QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedJob, type LoadedState, type StoredChange, type StoredJob, type VmSnapshot } from './state-store.js';
-
-/** Schema migrations, applied in order; the version table records how far a file has come. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE commands (
-     seq  INTEGER PRIMARY KEY,
-     at   INTEGER NOT NULL,
-     vm   TEXT,
-     body TEXT NOT NULL
-   )`,
-  `CREATE TABLE jobs (
-     id    TEXT PRIMARY KEY,
-     vm    TEXT NOT NULL,
-     body  TEXT NOT NULL,
-     pairs BLOB
-   )`,
-  `ALTER TABLE commands ADD COLUMN actor TEXT`,
-  `ALTER TABLE commands ADD COLUMN rules TEXT`,
-  `CREATE INDEX commands_vm ON commands (vm, seq)`,
-  `CREATE TABLE meta (
-     key   TEXT PRIMARY KEY,
-     value TEXT NOT NULL
-   )`,
-  // Decided state (0.2): effects of changes after each VM's snapshot. `commands` stays as the
-  // audit trail.
-  `CREATE TABLE effects (
-     seq    INTEGER NOT NULL,
-     vm     TEXT NOT NULL,
-     record TEXT,
-     ops    BLOB
-   );
-   CREATE INDEX effects_vm ON effects (vm, seq);
-   CREATE TABLE snapshots (
-     vm     TEXT PRIMARY KEY,
-     seq    INTEGER NOT NULL,
-     record TEXT NOT NULL,
-     pins   BLOB NOT NULL
-   );
-   INSERT INTO meta (key, value) SELECT 'format', '2' WHERE NOT EXISTS (SELECT 1 FROM commands)`,
-  // Each decision's part of a flush job, stored with its change; `jobs` keeps the job's state.
-  `CREATE TABLE job_parts (
-     job    TEXT NOT NULL,
-     seq    INTEGER NOT NULL,
-     vm     TEXT NOT NULL,
-     header TEXT NOT NULL,
-     pairs  BLOB NOT NULL
-   );
-   CREATE INDEX job_parts_job ON job_parts (job);
-   CREATE INDEX commands_at ON commands (at)`
-];
+import { auditRow, pairsFromBytes, pairsToBytes, type AuditRow } from './codec.js';
+import { migrate } from './sqlite/migrations.js';
+import { packWrites, type PackedWrites, type WriteOp } from './sqlite/packed-writes.js';
+import { mergeJobs } from './merge-jobs.js';
+import { QUIRKS_EFFECT, type AuditEntry, type AuditQuery, type EffectRow, type LegacyCommand, type LoadedJob, type LoadedState, type VmSnapshot } from './state-store.js';
 
 /** Meta key of the store's format: '2' holds decided state; absent with commands: a 0.1.0 log. */
 const FORMAT = 'format';
-
-/** A write the engine commits in order with the others queued with it. */
-export type WriteOp =
-  | { readonly kind: 'append'; readonly changes: readonly StoredChange[] }
-  | { readonly kind: 'snapshot'; readonly snapshot: VmSnapshot }
-  | { readonly kind: 'probe'; readonly at: number }
-  | { readonly kind: 'job'; readonly job: StoredJob }
-  | { readonly kind: 'forget'; readonly ids: readonly string[] };
-
-/**
- * Writes as they travel to the writer thread: their fields flattened into one array of strings
- * and numbers, in order, and every number array (pin operations, job ranges, pinned ranges) in
- * one Float64Array, named by offset and length (-1: none). Far cheaper to copy between threads
- * than the objects themselves, and the numbers can be transferred rather than copied.
- */
-export interface PackedWrites {
-  readonly values: (string | number | null)[];
-  readonly floats: Float64Array;
-}
-
-/** How many numbers a write carries to the writer thread (pin operations, job ranges, pinned ranges). */
-export function numbersOf(op: WriteOp): number {
-  switch (op.kind) {
-    case 'append': {
-      let n = 0;
-      for (const c of op.changes) {
-        for (const e of c.effects) n += e.ops?.length ?? 0;
-        for (const j of c.jobs ?? []) n += j.pairs.length;
-      }
-      return n;
-    }
-    case 'snapshot':
-      return op.snapshot.pins.length;
-    case 'job':
-      return op.job.pairs?.length ?? 0;
-    case 'probe':
-    case 'forget':
-      return 0;
-  }
-}
-
-/** Flattens `ops` (see PackedWrites); the column values are encoded here, once. */
-export function packWrites(ops: readonly WriteOp[]): PackedWrites {
-  let size = 0;
-  for (const op of ops) size += numbersOf(op);
-  const floats = new Float64Array(size);
-  let at = 0;
-  const values: (string | number | null)[] = [];
-  const put = (a: Float64Array | null): void => {
-    if (a === null) {
-      values.push(-1, -1);
-      return;
-    }
-    floats.set(a, at);
-    values.push(at, a.length);
-    at += a.length;
-  };
-  for (const op of ops) {
-    switch (op.kind) {
-      case 'append':
-        for (const c of op.changes) {
-          values.push('c', c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules), c.effects.length);
-          for (const e of c.effects) {
-            values.push(e.vmId, e.record);
-            put(e.ops);
-          }
-          const jobs = c.jobs ?? [];
-          values.push(jobs.length);
-          for (const j of jobs) {
-            values.push(j.id, j.vmId, j.header);
-            put(j.pairs);
-          }
-        }
-        break;
-      case 'snapshot':
-        values.push('s', op.snapshot.vmId, op.snapshot.seq, op.snapshot.record);
-        put(op.snapshot.pins);
-        break;
-      case 'probe':
-        values.push('p', op.at);
-        break;
-      case 'job':
-        values.push('j', op.job.id, op.job.vmId, op.job.body);
-        put(op.job.pairs);
-        break;
-      case 'forget':
-        values.push('f', op.ids.length, ...op.ids);
-        break;
-    }
-  }
-  return { values, floats };
-}
 
 export function dataFile(dataDir: string): string {
   return join(dataDir, 'coherency.db');
@@ -174,7 +37,7 @@ export class SqliteEngine {
     this.#db = new Database(this.path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
-    this.#migrate();
+    migrate(this.#db, this.path);
     const db = this.#db;
     const insertAudit = db.prepare('INSERT INTO commands (seq, at, vm, body, actor, rules) VALUES (?, ?, ?, ?, ?, ?)');
     const insertEffect = db.prepare('INSERT INTO effects (seq, vm, record, ops) VALUES (?, ?, ?, ?)');
@@ -245,21 +108,6 @@ export class SqliteEngine {
       }
       if (last >= 0) putMeta.run('seq', String(last));
     });
-  }
-
-  #migrate(): void {
-    this.#db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
-    const row = this.#db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
-    let version = row?.version ?? 0;
-    if (row === undefined) this.#db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-    if (version > MIGRATIONS.length) throw new Error(`${this.path} has schema version ${version}, newer than this service (${MIGRATIONS.length})`);
-    for (; version < MIGRATIONS.length; version++) {
-      const sql = MIGRATIONS[version] as string;
-      this.#db.transaction(() => {
-        this.#db.exec(sql);
-        this.#db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
-      })();
-    }
   }
 
   load(): LoadedState {

@@ -8,7 +8,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { workerEntry } from '../worker-file.js';
-import { numbersOf, packWrites, SqliteEngine, type WriteOp } from './sqlite-engine.js';
+import { SqliteEngine } from './sqlite-engine.js';
+import { numbersOf, packWrites, type WriteOp } from './sqlite/packed-writes.js';
 import type { WriterMessage, WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
   StoreUnavailableError,

@@ -8,7 +8,8 @@
  * `{ id, error }` out; the writes one transaction committed are answered together (`{ ids }`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteEngine, type PackedWrites } from './sqlite-engine.js';
+import { SqliteEngine } from './sqlite-engine.js';
+import type { PackedWrites } from './sqlite/packed-writes.js';
 import type { AuditQuery, VmSnapshot } from './state-store.js';
 
 export type WriterRequest =

@@ -9,6 +9,9 @@
  */
 import type { Command } from '../domain/index.js';
 
+export { auditOf, AUDIT_RANGES } from './audit-of.js';
+export { NotReadyError, StoreUnavailableError, type StoreErrorCode } from './store-errors.js';
+
 /** One VM's part of a change, or a new quirk list (`vmId` empty). */
 export interface StoredEffect {
   readonly vmId: string;
@@ -240,68 +243,5 @@ export function isShared(store: StateStore): store is SharedStateStore {
   return 'write' in store && 'since' in store && 'watch' in store;
 }
 
-/** Raised when the store cannot take or give changes; the service then fails closed. */
-export class StoreUnavailableError extends Error {
-  override readonly name: string = 'StoreUnavailableError';
-  readonly code: 'STORE_UNAVAILABLE' | 'NOT_READY' = 'STORE_UNAVAILABLE';
-}
-
-/** The state is still being restored from the store: nothing about it can be answered yet. */
-export class NotReadyError extends StoreUnavailableError {
-  override readonly name = 'NotReadyError';
-  override readonly code = 'NOT_READY';
-}
-
 /** The quirk list effect's `vmId`: not a VM id (those start with a letter or digit). */
 export const QUIRKS_EFFECT = '';
-
-/**
- * Flush jobs as loaded: state records and parts joined by job id, in order of first appearance
- * (records first: they are older, or carry their ranges themselves).
- */
-export function mergeJobs(records: readonly StoredJob[], parts: readonly StoredJobPart[]): LoadedJob[] {
-  const byId = new Map<string, { id: string; vmId: string; body: string | null; header: string | null; parts: Float64Array[]; own: Float64Array | null }>();
-  for (const r of records) byId.set(r.id, { id: r.id, vmId: r.vmId, body: r.body, header: null, parts: [], own: r.pairs });
-  for (const p of parts) {
-    let job = byId.get(p.id);
-    if (job === undefined) {
-      job = { id: p.id, vmId: p.vmId, body: null, header: p.header, parts: [], own: null };
-      byId.set(p.id, job);
-    }
-    job.header ??= p.header;
-    job.parts.push(p.pairs);
-  }
-  return [...byId.values()].map((j) => {
-    let pairs = j.own;
-    if (j.parts.length > 0) {
-      pairs = new Float64Array(j.parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of j.parts) {
-        pairs.set(p, at);
-        at += p.length;
-      }
-    }
-    return { id: j.id, vmId: j.vmId, body: j.body, header: j.header, parts: j.parts.length, pairs };
-  });
-}
-
-/** Ranges a pin or unpin batch lists in the audit trail; a larger batch is summarised. */
-export const AUDIT_RANGES = 16;
-
-/**
- * The command as the audit trail keeps it: whole, except that a pin or unpin batch of more than
- * AUDIT_RANGES ranges keeps its count, its pages and its IOVA span (the ranges themselves are in
- * the state while pinned), so the trail grows with the changes, not with the ranges they carry.
- */
-export function auditOf(command: Command): Command {
-  if ((command.type !== 'pin' && command.type !== 'unpin') || command.ranges.length <= AUDIT_RANGES) return command;
-  let pages = 0;
-  let first = Number.POSITIVE_INFINITY;
-  let end = 0;
-  for (const r of command.ranges) {
-    pages += r.pages;
-    if (r.iova < first) first = r.iova;
-    if (r.iova + r.pages > end) end = r.iova + r.pages;
-  }
-  return { type: command.type, vmId: command.vmId, summary: { ranges: command.ranges.length, pages, iovaFrom: first, iovaTo: end } } as unknown as Command;
-}
