@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { DEFAULT_POLICY, POLICY_MODES, quirkToWire, type OnEnable, type PolicyDefaults, type PolicyMode, type Quirk } from '../domain/index.js';
+import { CodedError, DEFAULT_POLICY, POLICY_MODES, quirkToWire, type OnEnable, type PolicyDefaults, type PolicyMode, type Quirk } from '../domain/index.js';
 import { workerFile } from '../worker-file.js';
 import type { ModeResult } from './replay.js';
 import { simulateTask, type SimulateOutcome, type SimulateTask, type TraceInfo, type TraceSource } from './simulate.js';
@@ -40,11 +40,12 @@ export interface SimulatorOptions {
   readonly maxQueue?: number;
 }
 
-/** Thrown when the pool's queue is full. */
-export class SimulatorBusyError extends Error {
+/** Thrown when the pool's queue is full: overload is refused by name, with a time after which to retry. */
+export class SimulatorBusyError extends CodedError<'OVERLOADED'> {
+  override readonly name = 'SimulatorBusyError';
+
   constructor() {
-    super('too many simulations are waiting; retry shortly');
-    this.name = 'SimulatorBusyError';
+    super('OVERLOADED', 'too many simulations are waiting; retry shortly', { retryAfterSeconds: 5 });
   }
 }
 
@@ -69,8 +70,10 @@ export class Simulator {
     });
   }
 
-  /** Replays the trace under each mode. Throws TraceError for a trace that does not parse. */
-  /** Replays the trace under each mode, with `defaults` (the server's) for what a VM leaves unset. */
+  /**
+   * Replays the trace under each mode, with `defaults` (the server's) for what a VM leaves unset.
+   * Throws TraceError for a trace that does not parse, SimulatorBusyError when too many wait.
+   */
   async run(source: TraceSource, quirks: readonly Quirk[], modes: readonly PolicyMode[] = POLICY_MODES, defaults: PolicyDefaults = DEFAULT_POLICY): Promise<SimulationResult> {
     const started = performance.now();
     const wire = quirks.map(quirkToWire);

@@ -69,6 +69,22 @@ describe('trace format', () => {
     expect(err.detail).toContain(detail);
   });
 
+  it('carries the code INVALID_TRACE with the line in its details', () => {
+    const err = errorOf(`${VM}\n{"t":`);
+    expect(err.code).toBe('INVALID_TRACE');
+    expect(err.details).toEqual({ line: 2 });
+    expect(err.name).toBe('TraceError');
+  });
+
+  it("gives a VM line's policy to the core as set, and refuses what the core's input has no place for", () => {
+    const head = '{"t":"vm","vm":"vm1","arch":"x86_64"';
+    expect(parseTrace(`${head}}`).events[0]).toEqual({ t: 'vm', vm: 'vm1', arch: 'x86_64', policy: {} });
+    const policy = { onEnable: 'deny', exemptNeedsNoSnoop: false, flushMethod: 'clflush' };
+    expect(parseTrace(`${head},"policy":${JSON.stringify(policy)}}`).events[0]).toEqual({ t: 'vm', vm: 'vm1', arch: 'x86_64', policy });
+    expect(errorOf(`${head},"policy":{"wbinvdAbove":"0x1000"}}`).detail).toBe('policy: Unrecognized key: "wbinvdAbove"');
+    expect(errorOf(`${head},"policy":{"onEnable":"maybe"}}`).detail).toBe('policy.onEnable: Invalid option: expected one of "allow"|"deny"|"allow-needs-nosnoop"');
+  });
+
   it('generates every reference trace byte for byte the same twice, and each parses', () => {
     for (const name of REFERENCE_TRACES) {
       const a = traceText(generateReferenceTrace(name));
