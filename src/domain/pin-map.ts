@@ -17,201 +17,29 @@
  *
  * Page numbers are below 2^52, so every field is an exact double.
  */
+import { recodeAttrs, walkLeavesByAttr, type AttrPlan, type AttrWalk } from './attr-walk.js';
+import { PIN_ATTR, PIN_INSERT, PIN_OP_STRIDE, PIN_RECODE, PIN_REMOVE, type PinJournal } from './pin-journal.js';
+import { checkTree, childIndex, collectFrom, lastAtOrBefore, Leaf, Node, TREE, type Path } from './pin-tree.js';
 
-const STRIDE = 4;
-const F_START = 0;
-const F_PAGES = 1;
-const F_HPA = 2;
-const F_ATTR = 3;
-
-/** Ranges per leaf. 64 keeps the memmove on insert short while the per-leaf overhead stays under 4 bytes a range. */
-const LEAF_CAP = 64;
-/** A leaf below this many ranges is merged with or refilled from a sibling. */
-const LEAF_MIN = LEAF_CAP >> 2;
-/** Children per internal node. */
-const NODE_CAP = 64;
-const NODE_MIN = NODE_CAP >> 2;
-
-class Leaf {
-  n = 0;
-  /** Ranges, STRIDE numbers each; one spare slot so an insert into a full leaf can happen before its split. */
-  readonly d = new Float64Array((LEAF_CAP + 1) * STRIDE);
-  prev: Leaf | null = null;
-  next: Leaf | null = null;
-
-  start(i: number): number {
-    return this.d[i * STRIDE + F_START] as number;
-  }
-
-  end(i: number): number {
-    const o = i * STRIDE;
-    return (this.d[o + F_START] as number) + (this.d[o + F_PAGES] as number);
-  }
-}
-
-class Node {
-  n = 0;
-  /** keys[i] bounds child i from below; keys[0] is unused. One spare slot for the same reason as Leaf.d. */
-  readonly keys = new Float64Array(NODE_CAP + 1);
-  readonly children: (Node | Leaf)[] = [];
-}
-
-type Path = (Node | number)[];
-
-/** What `walkByAttr` does with the ranges of one attribute word. */
-export interface AttrPlan {
-  /** Their attribute word afterwards (journaled where it differs). */
-  readonly attr: number;
-  /** Their (hpa, pages) are collected. */
-  readonly collect: boolean;
-  /** They are counted (ranges and pages). */
-  readonly counted: boolean;
-}
+const { STRIDE, F_START, F_PAGES, F_HPA, F_ATTR, LEAF_CAP, LEAF_MIN, NODE_CAP, NODE_MIN, FINGER_STEPS } = TREE;
 
 /** Receives one range; returning a number replaces the range's attribute word in place. */
 export type RangeVisitor = (start: number, pages: number, hpa: number, attr: number) => number | undefined;
-
-/** Index of the child of `node` whose subtree may hold `key`. */
-function childIndex(node: Node, key: number): number {
-  let lo = 1;
-  let hi = node.n - 1;
-  let found = 0;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if ((node.keys[mid] as number) <= key) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found;
-}
-
-/** Index of the last range in `leaf` whose start is <= key, or -1. */
-function lastAtOrBefore(leaf: Leaf, key: number): number {
-  const d = leaf.d;
-  let lo = 0;
-  let hi = leaf.n - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if ((d[mid * STRIDE] as number) <= key) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found;
-}
-
-/** Leaves an in-order query steps forward before it descends from the root instead. */
-const FINGER_STEPS = 4;
-
-/**
- * collectOverlaps from `leaf`, a leaf whose ranges start at or before `start` where any range
- * does (the one `#descend(start)` finds, or a later one whose first range starts at or before
- * `start` while the next leaf's does not).
- */
-function collectFrom(from: Leaf, start: number, end: number, out: number[]): number {
-  let leaf: Leaf | null = from;
-  let i = lastAtOrBefore(leaf, start);
-  let n = 0;
-  if (i < 0) {
-    // The predecessor, if any, is the last range of the previous leaf.
-    const prev = leaf.prev;
-    if (prev !== null && prev.end(prev.n - 1) > start) n = copyRange(prev, prev.n - 1, out, n);
-    i = 0;
-  } else if (leaf.end(i) <= start) {
-    i++;
-  }
-  while (leaf !== null) {
-    for (; i < leaf.n; i++) {
-      if (leaf.start(i) >= end) return n;
-      n = copyRange(leaf, i, out, n);
-    }
-    leaf = leaf.next;
-    i = 0;
-  }
-  return n;
-}
-
-/** Appends range `i` of `leaf` to `out` as the `n`th quadruple; returns n + 1. */
-function copyRange(leaf: Leaf, i: number, out: number[], n: number): number {
-  const o = i * STRIDE;
-  const w = n * STRIDE;
-  const d = leaf.d;
-  out[w + F_START] = d[o + F_START] as number;
-  out[w + F_PAGES] = d[o + F_PAGES] as number;
-  out[w + F_HPA] = d[o + F_HPA] as number;
-  out[w + F_ATTR] = d[o + F_ATTR] as number;
-  return n + 1;
-}
-
-/**
- * Operation codes of a PinJournal, and its stride: [op, start, pages, hpa, attr]. PIN_RECODE
- * replaces one attribute word by another on every range, as one walk did: the walk's k
- * replacements are k consecutive operations [PIN_RECODE, k - i, 0, from, to] (i = 0 .. k - 1),
- * applied together, so a replay of a whole VM is a few numbers rather than five a range.
- */
-export const PIN_INSERT = 1;
-export const PIN_REMOVE = 2;
-export const PIN_ATTR = 3;
-export const PIN_RECODE = 4;
-export const PIN_OP_STRIDE = 5;
-const EMPTY_PAIRS = new Float64Array(0);
-/** Journals up to this many numbers are copied out by `take` and their buffer kept. */
-const JOURNAL_KEPT = 4096 * PIN_OP_STRIDE;
-
-/**
- * What a PinMap did, as its effects: inserts, removes and attribute changes, in order, five
- * numbers each. The store keeps these instead of the command that caused them, so a restart
- * applies what was decided and decides nothing again.
- */
-export class PinJournal {
-  #d = new Float64Array(16 * PIN_OP_STRIDE);
-  #n = 0;
-
-  /** Operations recorded. */
-  get length(): number {
-    return this.#n / PIN_OP_STRIDE;
-  }
-
-  record(op: number, start: number, pages: number, hpa: number, attr: number): void {
-    if (this.#n + PIN_OP_STRIDE > this.#d.length) {
-      const grown = new Float64Array(this.#d.length * 2);
-      grown.set(this.#d);
-      this.#d = grown;
-    }
-    const d = this.#d;
-    d[this.#n++] = op;
-    d[this.#n++] = start;
-    d[this.#n++] = pages;
-    d[this.#n++] = hpa;
-    d[this.#n++] = attr;
-  }
-
-  /**
-   * The operations so far, and an empty journal. A journal at least half full hands its buffer
-   * over instead of copying it (a replay of a large VM records an operation per range).
-   */
-  take(): Float64Array {
-    const n = this.#n;
-    this.#n = 0;
-    if (n < JOURNAL_KEPT || 2 * n < this.#d.length) return this.#d.slice(0, n);
-    const ops = this.#d.subarray(0, n);
-    this.#d = new Float64Array(16 * PIN_OP_STRIDE);
-    return ops;
-  }
-}
 
 export class PinMap {
   #root: Node | Leaf = new Leaf();
   #size = 0;
   #pages = 0;
-  /** When set, every change is recorded here (the service persists them as effects). */
-  journal: PinJournal | null = null;
+  /** Where changes are recorded while the core journals a change (recordInto). */
+  #journal: PinJournal | null = null;
+
+  /**
+   * From now on records every change into `journal` (null: stops recording). The core journals
+   * the pin maps a change may touch, to report their operations as the change's effects.
+   */
+  recordInto(journal: PinJournal | null): void {
+    this.#journal = journal;
+  }
 
   /** Inserts ranges given four numbers each (start, pages, hpa, attr); throws on an overlap. */
   insertMany(ranges: Float64Array): void {
@@ -250,7 +78,7 @@ export class PinMap {
           words.set(ops[o + 3] as number, ops[o + 4] as number);
         }
         o -= PIN_OP_STRIDE;
-        this.#recode(words);
+        recodeAttrs(this.#firstLeaf(), this.#journal, words);
       } else if (op === PIN_ATTR) {
         const attr = ops[o + 4] as number;
         let found = false;
@@ -319,7 +147,7 @@ export class PinMap {
     leaf.n++;
     this.#size++;
     this.#pages += pages;
-    this.journal?.record(PIN_INSERT, start, pages, hpa, attr);
+    this.#journal?.record(PIN_INSERT, start, pages, hpa, attr);
     if (leaf.n > LEAF_CAP) this.#splitLeaf(leaf, pos, path);
     return true;
   }
@@ -375,7 +203,7 @@ export class PinMap {
     const pos = lastAtOrBefore(leaf, start);
     if (pos < 0 || leaf.start(pos) !== start) return false;
     this.#pages -= leaf.d[pos * STRIDE + F_PAGES] as number;
-    this.journal?.record(PIN_REMOVE, start, 0, 0, 0);
+    this.#journal?.record(PIN_REMOVE, start, 0, 0, 0);
     leaf.d.copyWithin(pos * STRIDE, (pos + 1) * STRIDE, leaf.n * STRIDE);
     leaf.n--;
     this.#size--;
@@ -487,7 +315,7 @@ export class PinMap {
       const attr = visit(d[o + F_START] as number, d[o + F_PAGES] as number, d[o + F_HPA] as number, d[o + F_ATTR] as number);
       if (attr !== undefined && attr !== d[o + F_ATTR]) {
         d[o + F_ATTR] = attr;
-        this.journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
+        this.#journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
       }
       return true;
     });
@@ -537,96 +365,20 @@ export class PinMap {
         const attr = visit(d[o + F_START] as number, d[o + F_PAGES] as number, d[o + F_HPA] as number, d[o + F_ATTR] as number);
         if (attr !== undefined && attr !== d[o + F_ATTR]) {
           d[o + F_ATTR] = attr;
-          this.journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
+          this.#journal?.record(PIN_ATTR, d[o + F_START] as number, 0, 0, attr);
         }
       }
       leaf = leaf.next;
     }
   }
-
   /**
-   * Walks every range in IOVA order and does what `plan` says for its attribute word, asking
-   * `plan` once per run of ranges sharing a word (a VM's ranges have few distinct words): no call
-   * or object per range, so a replay of a 1 TiB VM is one pass over the leaves' arrays. Returns
-   * the ranges and pages counted and the collected (hpa, pages) pairs, in IOVA order; while they
-   * are in host order too they are coalesced as they come, and `coalesced` then gives their pages
-   * (null: not in host order).
+   * Walks every range in IOVA order and does what `plan` says for its attribute word, once per
+   * run of ranges sharing a word (see attr-walk.ts): a replay of a 1 TiB VM is one pass over the
+   * leaves' arrays. Returns the ranges and pages counted and the (hpa, pages) pairs collected.
    */
-  walkByAttr(plan: (attr: number) => AttrPlan): { ranges: number; pages: number; pairs: Float64Array; coalesced: number | null } {
-    // Room for every range, made at the first range collected; pages never written cost nothing.
-    let pairs = EMPTY_PAIRS;
-    let n = 0;
-    let ranges = 0;
-    let pages = 0;
-    let sorted = true;
-    let sortedPages = 0;
-    let lastAttr = Number.NaN;
-    // The plan of the current run of ranges, in locals.
-    let to = 0;
-    let counted = false;
-    let collect = false;
-    // Journaled as the replacements of attribute words made, all at once (PIN_RECODE).
-    const words = new Map<number, number>();
-    for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
-      const d = leaf.d;
-      for (let o = 0; o < leaf.n * STRIDE; o += STRIDE) {
-        const attr = d[o + F_ATTR] as number;
-        if (attr !== lastAttr) {
-          const p = plan(attr);
-          lastAttr = attr;
-          to = p.attr;
-          counted = p.counted;
-          collect = p.collect;
-          if (to !== attr) words.set(attr, to);
-        }
-        if (counted) {
-          ranges++;
-          pages += d[o + F_PAGES] as number;
-        }
-        if (collect) {
-          if (n === 0 && pairs.length === 0) pairs = new Float64Array(2 * this.#size);
-          const hpa = d[o + F_HPA] as number;
-          const length = d[o + F_PAGES] as number;
-          const from = n === 0 ? 0 : (pairs[n - 2] as number);
-          const end = n === 0 ? 0 : from + (pairs[n - 1] as number);
-          if (n > 0 && sorted && hpa >= from && hpa <= end) {
-            // In host order and touching the last one: merged into it.
-            if (hpa + length > end) {
-              pairs[n - 1] = hpa + length - from;
-              sortedPages += hpa + length - end;
-            }
-          } else {
-            if (n > 0 && hpa < from) sorted = false;
-            pairs[n++] = hpa;
-            pairs[n++] = length;
-            sortedPages += length;
-          }
-        }
-        if (to !== attr) d[o + F_ATTR] = to;
-      }
-    }
-    this.#journalRecode(words);
-    return { ranges, pages, pairs: pairs.subarray(0, n), coalesced: sorted ? sortedPages : null };
+  walkByAttr(plan: (attr: number) => AttrPlan): AttrWalk {
+    return walkLeavesByAttr(this.#firstLeaf(), this.#size, this.#journal, plan);
   }
-
-  /** Replaces every range's attribute word found in `words` by the word it maps to. */
-  #recode(words: ReadonlyMap<number, number>): void {
-    for (let leaf: Leaf | null = this.#firstLeaf(); leaf !== null; leaf = leaf.next) {
-      const d = leaf.d;
-      for (let o = F_ATTR; o < leaf.n * STRIDE; o += STRIDE) {
-        const to = words.get(d[o] as number);
-        if (to !== undefined) d[o] = to;
-      }
-    }
-    this.#journalRecode(words);
-  }
-
-  /** Journals word replacements made together as consecutive PIN_RECODE operations. */
-  #journalRecode(words: ReadonlyMap<number, number>): void {
-    let left = words.size;
-    for (const [from, to] of words) this.journal?.record(PIN_RECODE, left--, 0, from, to);
-  }
-
   /** Ranges in IOVA order starting at the first range whose start is >= `after`, at most `limit`. */
   page(after: number, limit: number): { start: number; pages: number; hpa: number; attr: number }[] {
     const out: { start: number; pages: number; hpa: number; attr: number }[] = [];
@@ -676,40 +428,8 @@ export class PinMap {
   }
 
   /** Verifies every invariant in the header comment; throws on the first one broken. Test support. */
+  /** Verifies every invariant in the header comment; throws on the first one broken. Test support. */
   checkInvariants(): void {
-    let count = 0;
-    let pages = 0;
-    let lastEnd = -1;
-    let prevLeaf: Leaf | null = null;
-    const walk = (node: Node | Leaf, lo: number, hi: number, depth: number, depths: Set<number>): void => {
-      if (node instanceof Leaf) {
-        depths.add(depth);
-        if (node.n === 0 && node !== this.#root) throw new Error('empty non-root leaf');
-        if (node.prev !== prevLeaf) throw new Error('leaf chain broken');
-        prevLeaf = node;
-        for (let i = 0; i < node.n; i++) {
-          const s = node.start(i);
-          if (s < lo || s >= hi) throw new Error(`range ${s} outside separator bounds [${lo}, ${hi})`);
-          if (s < lastEnd) throw new Error(`ranges overlap or are unordered at ${s}`);
-          lastEnd = node.end(i);
-          count++;
-          pages += node.d[i * STRIDE + F_PAGES] as number;
-        }
-        return;
-      }
-      if (node.n < 1 || node.children.length !== node.n) throw new Error('internal node child count');
-      for (let i = 0; i < node.n; i++) {
-        const clo = i === 0 ? lo : (node.keys[i] as number);
-        const chi = i + 1 < node.n ? (node.keys[i + 1] as number) : hi;
-        if (clo > chi) throw new Error('separators out of order');
-        walk(node.children[i] as Node | Leaf, clo, chi, depth + 1, depths);
-      }
-    };
-    const depths = new Set<number>();
-    walk(this.#root, -Infinity, Infinity, 0, depths);
-    if (depths.size > 1) throw new Error('leaves at different depths');
-    if (prevLeaf !== null && (prevLeaf as Leaf).next !== null) throw new Error('last leaf has a next');
-    if (count !== this.#size) throw new Error(`size ${this.#size} != ${count}`);
-    if (pages !== this.#pages) throw new Error(`pages ${this.#pages} != ${pages}`);
+    checkTree(this.#root, this.#size, this.#pages);
   }
 }

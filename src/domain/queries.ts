@@ -12,7 +12,10 @@ import type { RuleId } from './rules.js';
 import { ascendingOrder } from './radix.js';
 import { classifyRelease, classifyReplay, Exposure } from './ranges.js';
 import { attrFlushOnUnpin, attrMemType, attrMmio, attrSubset, type CoherencyState, type Device, type IommuDomain, type MemType, type NoSnoopState, type Vm } from './state.js';
-import { checkRange, getVm, mapRanges, pinOverlap, unpinVictims, validatePins, type PinInput, type RangeOutcome } from './commands.js';
+import type { PinInput } from './commands/command.js';
+import { getVm } from './commands/common.js';
+import { checkRange, pinOverlap, unpinVictims, validatePins } from './commands/pin-checks.js';
+import { mapRanges, type RangeOutcome } from './commands/pins.js';
 
 export interface FlushQueryRange {
   readonly iova: number;
@@ -79,8 +82,8 @@ export function flushQueryColumns(ranges: readonly FlushQueryRange[]): FlushQuer
 /**
  * Must the caller flush before mapping (`map`) or after unmapping, before release (`unmap`) the
  * given IOVA ranges? The answer is a dry run of the change, classified by the same code
- * (ranges.ts, and the pin and unpin checks of commands.ts): same verdict, same flush ranges,
- * same errors, nothing changed.
+ * (ranges.ts, and the pin and unpin checks of commands/pin-checks.ts): same verdict, same flush
+ * ranges, same errors, nothing changed.
  * - map: ranges not pinned are previewed as a pin of them (F1, C1, F4; its errors: no domain,
  *   unknown domain, overlaps within the batch). A range wholly pinned already answers as a
  *   replay into `domains` (or its own domains) would (F2); one partly pinned is refused as the

@@ -1,6 +1,6 @@
 /**
  * The state aggregate: VMs with their IOMMU domains, devices and pinned ranges, plus the quirk
- * table. Commands (commands.ts) are the only writers. They validate everything first and then
+ * table. Commands (commands/) are the only writers. They validate everything first and then
  * update the aggregate in place, so a rejected command changes nothing; in-place updates keep a
  * million-range VM at tens of bytes a range instead of copying it per pin.
  */

@@ -13,7 +13,9 @@ import {
   parseQuirkFile,
   parseVmId,
   type Arch,
+  type ChangeResult,
   type CoherencyState,
+  type Command,
   type CommandResult,
   type Decision,
   type DeviceInput,
@@ -62,8 +64,13 @@ export class Core {
     return core;
   }
 
-  run(cmd: Parameters<typeof applyCommand>[1]): CommandResult {
+  run(cmd: Command): CommandResult {
     return applyCommand(this.state, cmd, ++this.#now);
+  }
+
+  /** Applies `cmd` as change `revision` of a log: the core numbers what it changes and reports its effects. */
+  runAs(cmd: Command, revision: number): ChangeResult {
+    return applyCommand(this.state, cmd, ++this.#now, { revision });
   }
 
   putVm(policy: PolicyInput = {}, arch: Arch = 'x86_64'): Decision {
