@@ -1,13 +1,10 @@
 import { z } from 'zod';
-import { ARCHES, DEVICE_FUNCTIONS, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_MODES, QUIRK_FLAGS } from '../domain/index.js';
+import { ARCHES, DEVICE_FUNCTIONS, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_CHOICES, POLICY_MODES, QUIRK_FLAGS } from '../domain/index.js';
 import { Hex16Out, HexAddress, HexOut } from './common.js';
 
 export const PolicyInput = z
   .object({
-    mode: z.enum(POLICY_MODES).optional(),
-    onEnable: z.enum(ON_ENABLE).optional(),
-    exemptNeedsNoSnoop: z.boolean().optional(),
-    flushMethod: z.enum(FLUSH_METHODS).optional(),
+    ...POLICY_CHOICES,
     wbinvdAbove: HexAddress.nullable().optional().describe('x86 only: flushes larger than this many bytes may use WBINVD. Absent: never')
   })
   .strict()

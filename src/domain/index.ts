@@ -10,6 +10,7 @@ export * from './exposure.js';
 export * from './ids.js';
 export * from './ordering.js';
 export * from './policy.js';
+export * from './policy-choices.js';
 export * from './queries.js';
 export * from './quirks.js';
 export * from './rules.js';

@@ -110,11 +110,8 @@ export function toEvent(line: TraceLine): TraceEvent {
 
 /** The core's policy input for a VM line: the fields the line sets, the rest left to the defaults. */
 function policyInput(policy: TracePolicy | undefined): PolicyInput {
-  const input: { -readonly [K in keyof PolicyInput]: PolicyInput[K] } = {};
-  if (policy?.onEnable !== undefined) input.onEnable = policy.onEnable;
-  if (policy?.exemptNeedsNoSnoop !== undefined) input.exemptNeedsNoSnoop = policy.exemptNeedsNoSnoop;
-  if (policy?.flushMethod !== undefined) input.flushMethod = policy.flushMethod;
-  return input;
+  // The schema's fields are the core's own choices; a field left out is absent, not undefined.
+  return Object.fromEntries(Object.entries(policy ?? {}).filter(([, v]) => v !== undefined));
 }
 
 function runOf(iova: string, hpa: string, length: string, repeat: { count: number; iovaStride?: string; hpaStride?: string } | undefined): Run {

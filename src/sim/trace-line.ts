@@ -7,7 +7,7 @@
  * The policy mode is not part of a trace: the simulator replays the same trace under each mode.
  */
 import { z } from 'zod';
-import { ARCHES, DEVICE_FUNCTIONS, FLUSH_METHODS, MEM_TYPES, NOSNOOP_STATES, ON_ENABLE } from '../domain/index.js';
+import { ARCHES, DEVICE_FUNCTIONS, MEM_TYPES, NOSNOOP_STATES, POLICY_CHOICES } from '../domain/index.js';
 
 export const TRACE_VERSION = 1;
 
@@ -22,15 +22,11 @@ const Repeat = z.strictObject({
 });
 
 /**
- * A VM's policy as a trace writes it: the fields of the API's VM policy a trace may set, which
- * carry the core's names and values. No mode (the simulator replays each mode) and no WBINVD
- * threshold.
+ * A VM's policy as a trace writes it: the core's policy choices (those of the API's VM policy),
+ * but no mode (the simulator replays each mode) and no WBINVD threshold.
  */
-export const TracePolicy = z.strictObject({
-  onEnable: z.enum(ON_ENABLE).optional(),
-  exemptNeedsNoSnoop: z.boolean().optional(),
-  flushMethod: z.enum(FLUSH_METHODS).optional()
-});
+const { mode: _mode, ...TRACE_CHOICES } = POLICY_CHOICES;
+export const TracePolicy = z.strictObject(TRACE_CHOICES);
 export type TracePolicy = z.infer<typeof TracePolicy>;
 
 export const TraceHeader = z.strictObject({
