@@ -16,7 +16,9 @@
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConcurrentHost, concurrentApp, concurrentScenario, MODES, replayStorm, type Answer, type ConcurrentStats, type Config } from './concurrent-host.js';
+import type { Answer } from './concurrent-answers.js';
+import { ConcurrentHost, concurrentApp, type ConcurrentStats } from './concurrent-host.js';
+import { concurrentScenario, MODES, replayStorm, type Config } from './concurrent-scenarios.js';
 
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 1000);
 const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261207);

@@ -51,7 +51,10 @@ import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { build, json } from '../helpers/app.js';
 import { fillDisk, mountTmpfs } from '../helpers/tmpfs.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
-import { ConcurrentHost, concurrentApp, concurrentScenario, INLINE_POOL, MODES, QUIRK_TABLES, referenceApp, referenceCheck, replayStorm, WINDOW_MS, type Config, type Scenario } from './concurrent-host.js';
+import { ConcurrentHost, concurrentApp, WINDOW_MS } from './concurrent-host.js';
+import { referenceApp, referenceCheck } from './concurrent-reference.js';
+import { concurrentScenario, MODES, QUIRK_TABLES, replayStorm, type Config, type Scenario } from './concurrent-scenarios.js';
+import { INLINE_POOL } from './inline-pool.js';
 
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 100);
 const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261208);

@@ -10,7 +10,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { VmId } from '../../src/domain/index.js';
-import { findings, HostSimulation, NONE, protocolScenario, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
+import { protocolScenario } from './host-scenarios.js';
+import { findings, HostSimulation, NONE } from './host-simulation.js';
+import { VM_IDS, type HostEvent, type PfSpec } from './host-topology.js';
 
 /** Sequences per property; PROPERTY_RUNS overrides. */
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 300);

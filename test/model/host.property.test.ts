@@ -9,7 +9,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, DEVCTL_NOSNOOP_EN, POLICY_MODES, type PolicyDefaults, type PolicyMode, type VmId } from '../../src/domain/index.js';
-import { findings, HOST_QUIRK_TABLES, HostSimulation, hostScenario, NONE, VM_IDS, type HostEvent, type PfSpec } from './host-simulation.js';
+import { hostScenario } from './host-scenarios.js';
+import { findings, HostSimulation, NONE } from './host-simulation.js';
+import { HOST_QUIRK_TABLES, VM_IDS, type HostEvent, type PfSpec } from './host-topology.js';
 
 /** Sequences per mode (and for each other property); PROPERTY_RUNS overrides. */
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 300);

@@ -2,8 +2,9 @@
  * The VMM protocol under adversarial interleavings: several vCPU threads of one VMM handle config
  * writes and pins of one VM concurrently, each flush is performed (and acknowledged) at a random
  * later moment by the thread that was answered it, and a device reads every page mapped into its
- * domain with No-Snoop the moment its Enable No Snoop bit is set in hardware. The cache model
- * knows which pages still have dirty lines (zeroed by the host through the cache, not flushed).
+ * domain with No-Snoop the moment its Enable No Snoop bit is set in hardware. The host's memory
+ * (test/model/player) knows which pages still have dirty lines (zeroed by the host through the
+ * cache, not flushed).
  *
  * A VMM that writes a bit only once its own flush is done and every job in `flush.after` is
  * acknowledged never lets a device read a dirty page. One that ignores `after` does, in some
@@ -14,6 +15,9 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVmId, type PciAddress } from '../../src/domain/index.js';
 import type { Applied } from '../../src/service/policy-service.js';
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
+import { HostMemory } from './player/host-memory.js';
+import { HostPages } from './player/host-pages.js';
+import { JobBook } from './player/job-book.js';
 
 const vmId = parseVmId('vm1');
 const d0 = parseDomainId('d0');
@@ -27,30 +31,30 @@ interface Step {
 
 interface World {
   readonly runtime: Runtime;
-  /** Host pages (by hpa page) with dirty lines. */
-  readonly dirty: Set<number>;
+  /** Host pages, zeroed through the cache as they are pinned: dirty lines until flushed. */
+  readonly memory: HostMemory;
   /** Pages mapped into d0 (by hpa page): reachable by the devices. */
   readonly mapped: Set<number>;
   /** Devices whose bit is set in hardware. */
   readonly enabled: Set<PciAddress>;
   /** Jobs the VMM has flushed and acknowledged. */
-  readonly acked: Set<string>;
+  readonly jobs: JobBook;
   leaks: number;
 }
 
 /** Performs a flush answered to a thread: cleans its pages, then acknowledges the job. */
 async function flush(world: World, answer: Applied): Promise<void> {
-  for (const r of answer.decision.flush.ranges) for (let p = r.hpa; p < r.hpa + r.pages; p++) world.dirty.delete(p);
+  world.memory.flush(answer.decision.flush.ranges);
   if (answer.jobId !== undefined) {
     await world.runtime.service.acknowledgeFlushJob(answer.jobId, {});
-    world.acked.add(answer.jobId);
+    world.jobs.done(answer.jobId);
   }
 }
 
 /** The adversary: every device with its bit set reads every mapped page with No-Snoop. */
 function attack(world: World): void {
   if (world.enabled.size === 0) return;
-  for (const page of world.mapped) if (world.dirty.has(page)) world.leaks++;
+  for (const page of world.mapped) if (world.memory.read(page, vmId)) world.leaks++;
 }
 
 /** A thread enabling `bdf`: decide, flush (later), write the bit once allowed by the protocol. */
@@ -72,7 +76,7 @@ function enable(world: World, bdf: PciAddress, honourAfter: boolean): Step[] {
       }
     },
     {
-      ready: () => flushed && (!honourAfter || (answer?.after ?? []).every((id) => world.acked.has(id))),
+      ready: () => flushed && (!honourAfter || (answer?.after ?? []).every((id) => world.jobs.isDone(id))),
       run: () => {
         if ((answer?.decision.devctl?.hardwareValue ?? 0) & 0x800) world.enabled.add(bdf);
         return Promise.resolve();
@@ -82,15 +86,15 @@ function enable(world: World, bdf: PciAddress, honourAfter: boolean): Step[] {
 }
 
 /** A thread pinning one page: decide, flush if told (later), then map. */
-function pin(world: World, page: number): Step[] {
+function pin(world: World): Step[] {
+  // The host zeroes the page through the cache before handing it out.
+  const page = world.memory.handOut(1, vmId);
   let answer: Applied | undefined;
   let flushed = false;
   return [
     {
       ready: () => true,
       run: async () => {
-        // The host zeroed the page through the cache before handing it out.
-        world.dirty.add(page);
         answer = await world.runtime.service.apply({ type: 'pin', vmId, ranges: [{ iova: page, pages: 1, hpa: page }] });
       }
     },
@@ -114,7 +118,8 @@ function pin(world: World, page: number): Step[] {
 /** Runs a random program of pins and enables under a random schedule; returns the leaks seen. */
 async function play(ops: readonly ('pin' | 0 | 1 | 2)[], schedule: readonly number[], honourAfter: boolean): Promise<number> {
   const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile({ quirks: [] }), windowMs: 0 });
-  const world: World = { runtime, dirty: new Set(), mapped: new Set(), enabled: new Set(), acked: new Set(), leaks: 0 };
+  // Pages 0x1002, 0x1004, ...: one page each, never adjacent, never reused.
+  const world: World = { runtime, memory: new HostMemory(new HostPages({ reuse: false, ramBase: 0x1002, gap: 1 })), mapped: new Set(), enabled: new Set(), jobs: new JobBook(), leaks: 0 };
   try {
     const service = runtime.service;
     await service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
@@ -122,8 +127,7 @@ async function play(ops: readonly ('pin' | 0 | 1 | 2)[], schedule: readonly numb
     for (const bdf of DEVICES) {
       await service.apply({ type: 'put-device', vmId, device: { bdf, domainId: d0, vendorId: 0x10ee, deviceId: 0x903f, function: 'pf', physfn: null, nosnoop: 'disabled' } });
     }
-    let nextPage = 0x1000;
-    const threads: Step[][] = ops.map((op) => (op === 'pin' ? pin(world, (nextPage += 2)) : enable(world, DEVICES[op] as PciAddress, honourAfter)));
+    const threads: Step[][] = ops.map((op) => (op === 'pin' ? pin(world) : enable(world, DEVICES[op] as PciAddress, honourAfter)));
     let turn = 0;
     for (;;) {
       const runnable = threads.filter((t) => t.length > 0 && (t[0] as Step).ready());

@@ -1,18 +1,32 @@
 /**
- * Host physical pages as the models hand them out: RAM pages (released ones reused first when
- * asked, so a leak shows another owner's data) and MMIO pages (never reused).
+ * Host physical pages as the host hands them out: RAM pages (released ones reused first when
+ * asked, so that a leak shows another owner's data) and MMIO pages (never reused).
  */
 const RAM_BASE = 0x1000;
 const MMIO_BASE = 0x10_0000;
 
+export interface HostPagesOptions {
+  /** Hand out released RAM pages again (default true), or always fresh ones. */
+  readonly reuse?: boolean;
+  /** The first RAM page (default 0x1000). */
+  readonly ramBase?: number;
+  /** Pages left unused after each fresh run, so that runs never touch (default 0). */
+  readonly gap?: number;
+}
+
 export class HostPages {
   readonly #reuse: boolean;
+  readonly #ramBase: number;
+  readonly #gap: number;
   #free: number[] = [];
-  #nextRam = RAM_BASE;
+  #nextRam: number;
   #nextMmio = MMIO_BASE;
 
-  constructor(reuse = true) {
-    this.#reuse = reuse;
+  constructor(options: HostPagesOptions = {}) {
+    this.#reuse = options.reuse ?? true;
+    this.#ramBase = options.ramBase ?? RAM_BASE;
+    this.#gap = options.gap ?? 0;
+    this.#nextRam = this.#ramBase;
   }
 
   /** `pages` contiguous RAM pages: the lowest run of released ones, or fresh ones. */
@@ -28,7 +42,7 @@ export class HostPages {
       }
     }
     const start = this.#nextRam;
-    this.#nextRam += pages;
+    this.#nextRam += pages + this.#gap;
     return start;
   }
 
@@ -40,11 +54,11 @@ export class HostPages {
 
   /** A RAM page goes back to the host. */
   release(page: number): void {
-    this.#free.push(page);
+    if (this.#reuse) this.#free.push(page);
   }
 
   /** A RAM page handed out so far, chosen by `n` (for evictions). */
   anyRam(n: number): number {
-    return RAM_BASE + (n % Math.max(1, this.#nextRam - RAM_BASE));
+    return this.#ramBase + (n % Math.max(1, this.#nextRam - this.#ramBase));
   }
 }
