@@ -2,13 +2,19 @@
  * The HTTP application. It never listens: `server.ts` does that, and tests build it and call
  * `inject()`.
  */
+// The OpenAPI document lists component schemas in the order the contract registers them (zod's
+// global registry): the VM schemas first, then the audit entry, then the rest as the routes
+// import them. Importing these first keeps openapi.json the same whichever module below happens
+// to reach the contract first.
+import '../contract/vm.js';
+import '../contract/audit.js';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { decisionSerializerCompiler } from './compiled-wire.js';
-import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
+import { CodedError, DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
-import { redactQuery, registerErrorHandler, sendProblem } from './error-handler.js';
+import { redactQuery, registerErrorHandler, sendError, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
@@ -134,12 +140,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   }
   const maxDelay = options.maxEventLoopDelayMs ?? 0;
   if (maxDelay > 0) {
+    const retryAfter = 5;
     await app.register(underPressure, {
       maxEventLoopDelay: maxDelay,
-      retryAfter: 5,
+      retryAfter,
       pressureHandler: (request, reply, type, value) => {
-        reply.header('retry-after', '5');
-        void sendProblem(request, reply, 'OVERLOADED', `the service is overloaded (${type}: ${String(value)}); retry shortly`);
+        void sendError(request, reply, new CodedError('OVERLOADED', `the service is overloaded (${type}: ${String(value)}); retry shortly`, { retryAfterSeconds: retryAfter }));
       }
     });
   }

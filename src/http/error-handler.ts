@@ -1,15 +1,13 @@
 /**
  * Every error becomes application/problem+json (RFC 9457) with a stable `code`. 4xx answers
  * say what was wrong, with field paths for schema errors; 5xx answers never carry a stack or an
- * internal message.
+ * internal message. Errors are told apart by their code alone (CodedError), never by their
+ * class: whichever layer raised one, the status table (errors.ts) says how it is answered.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { isDomainError } from '../domain/index.js';
-import { FlushAckTimeoutError, NotReadyError, OverloadedError, StoreUnavailableError } from '../service/errors.js';
-import { SimulatorBusyError } from '../sim/simulator.js';
-import { TraceError } from '../sim/trace.js';
-import { HttpError, STATUS, type ErrorCode } from './errors.js';
+import { isCodedError } from '../domain/index.js';
+import { isErrorCode, STATUS, type ErrorCode } from './errors.js';
 
 interface ProblemBody {
   type: string;
@@ -52,7 +50,7 @@ export function sendProblem(
   detail: string,
   extra: Pick<ProblemBody, 'errors' | 'details'> = {}
 ): FastifyReply {
-  const status = STATUS[code];
+  const status = STATUS[code].status;
   const body: ProblemBody = {
     type: `urn:problem:coherency:${code.toLowerCase().replaceAll('_', '-')}`,
     title: TITLES[status] ?? 'Error',
@@ -103,6 +101,20 @@ function explain(where: string, path: readonly PropertyKey[], code: string | und
   return [{ path: [where, ...path.map(String)].join('.'), message: message ?? 'invalid' }];
 }
 
+/**
+ * Answers `err` by one lookup of its code: its status, `Retry-After` when retrying later helps,
+ * `details` when it has any. An error without a code the table knows is INTERNAL.
+ */
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const known = isCodedError(err) && isErrorCode(err.code);
+  const code = known ? err.code : 'INTERNAL';
+  const answer = STATUS[code];
+  if (answer.logged !== undefined) request.log.error({ err }, answer.logged);
+  if (!known) return sendProblem(request, reply, code, answer.detail ?? '');
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+  return sendProblem(request, reply, code, answer.detail ?? err.message, Object.keys(err.details).length > 0 ? { details: { ...err.details } } : {});
+}
+
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -110,40 +122,9 @@ export function registerErrorHandler(app: FastifyInstance): void {
       const errors = err.validation.flatMap((v) => explain(where, v.instancePath.split('/').filter((x) => x !== ''), v.keyword, v.message, v.params));
       return sendProblem(request, reply, 'VALIDATION_FAILED', `request ${err.validationContext ?? 'body'} does not match the schema`, { errors });
     }
-    if (isDomainError(err)) {
-      return sendProblem(request, reply, err.code, err.message, { details: { ...err.details } });
-    }
-    if (err instanceof OverloadedError) {
-      reply.header('retry-after', String(err.retryAfterSeconds));
-      return sendProblem(request, reply, 'OVERLOADED', err.message);
-    }
-    if (err instanceof FlushAckTimeoutError) {
-      reply.header('retry-after', '1');
-      return sendProblem(request, reply, 'FLUSH_ACK_TIMEOUT', err.message, { details: { after: [...err.jobIds], timeoutMs: err.timeoutMs } });
-    }
-    if (err instanceof TraceError) {
-      return sendProblem(request, reply, 'INVALID_TRACE', err.message, { details: { line: err.line } });
-    }
-    if (err instanceof SimulatorBusyError) {
-      reply.header('retry-after', '5');
-      return sendProblem(request, reply, 'OVERLOADED', err.message);
-    }
-    if (err instanceof NotReadyError) {
-      reply.header('retry-after', '1');
-      return sendProblem(request, reply, 'NOT_READY', err.message);
-    }
-    if (err instanceof StoreUnavailableError) {
-      request.log.error({ err }, 'store unavailable');
-      reply.header('retry-after', '5');
-      return sendProblem(request, reply, 'STORE_UNAVAILABLE', 'the state store is unavailable; nothing was changed');
-    }
-    if (err instanceof HttpError) {
-      return sendProblem(request, reply, err.code, err.message, Object.keys(err.details).length > 0 ? { details: err.details } : {});
-    }
     const mapped = fastifyCode(err);
     if (mapped !== undefined) return sendProblem(request, reply, mapped, err.message);
-    request.log.error({ err }, 'unhandled error');
-    return sendProblem(request, reply, 'INTERNAL', 'the service could not answer; the error is logged with this request id');
+    return sendError(request, reply, err);
   });
 
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));

@@ -1,62 +1,60 @@
 /**
  * The wire of POST /v1/vms/{vmId}/decisions/flush, the one route a VMM may call with 10,000
  * ranges many times a second. Its schemas (FlushQueryBody, FlushQueryAnswer) stay the contract
- * and the OpenAPI document; two shortcuts keep the generic zod machinery off the hot path:
+ * and the OpenAPI document, and every shortcut below is taken from them:
  *
- * - `isPlainFlushQuery` recognises a body that FlushQueryBody certainly accepts as it is (its
- *   output would equal its input), and likewise for the path parameters and an empty query
- *   string. Those skip zod; anything else, valid or not, is validated by zod exactly as before,
- *   so errors do not change.
+ * - A body, path parameters or query string that the schemas certainly accept as they are skip
+ *   zod (plain-check.ts); anything else, valid or not, is validated by zod exactly as before, so
+ *   errors do not change.
  * - `parseFlushQueryBytes` reads the commonest body, `{"op":..,"ranges":[{"iova":..,
  *   "length":..},..]}` written compactly with canonical hex strings, from its bytes: without
  *   decoding it, without JSON.parse and without an object per range. Page numbers go into typed
- *   arrays (a PlainFlushQuery), and where each range's bytes lie is kept for the answer. Any
+ *   arrays (a PlainFlushQuery), and where each range's values lie is kept for the answer. Any
  *   other body goes to Fastify's JSON parser, whose errors stay the same, and is validated by zod.
- * - `serializeFlushQueryReply` writes a 200 answer as JSON bytes, exactly what the zod
- *   serializer writes (encode with FlushQueryAnswer, then JSON.stringify), from the answer's
- *   columns: flush ranges from the decision's pairs, and each result the bytes of its range
- *   (`{"iova":"..","length":".."`), then its verdict and rule.
+ * - `serializeFlushQueryReply` writes a 200 answer as JSON bytes, exactly what the zod serializer
+ *   writes: the serializer compiled from FlushQueryAnswer writes all but its two long lists, the
+ *   flush ranges (from the decision's pairs) and the results (each its range's values as the
+ *   question gave them, then its verdict), which are written in their markers' places.
  * - `hexOf` gives back the caller's own address string when it is already the canonical hex.
  */
-import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { formatPages, MEM_TYPES, RULE_IDS, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
-import { bytes, decisionJson, putRanges, rangesMaxBytes, readHexRanges, startsWith } from './json-bytes.js';
-import type { FlushQueryAnswer } from '../contract/pin.js';
-import { flushWire, LISTED_RANGES_MAX } from './wire.js';
+import { formatPages, type Decision, type FlushQueryColumns, type RuleId } from '../domain/index.js';
+import { VmParams } from '../contract/common.js';
+import { FlushQueryAnswer, FlushQueryBody, FlushQueryRange } from '../contract/pin.js';
+import { compileSerializer } from './compiled-wire.js';
+import { ListedRanges, markedRanges, RANGE_MARKER_JSON } from './decision-bytes.js';
+import { bytes, compactRange, cutAt, HOLE, HOLE_CHARS, HOLE_VALUE, readHexRanges, spliced, startsWith } from './json-bytes.js';
+import { isEmptyQuery, plainCheck, plainValidatorCompiler } from './plain-check.js';
+import { flushWire, listedRanges, type HostRangeWire } from './wire.js';
+
+export { isEmptyQuery };
 
 type Answer = z.output<typeof FlushQueryAnswer>;
-
-const MEM_TYPE_SET: ReadonlySet<unknown> = new Set(MEM_TYPES);
+type Result = Answer['results'][number];
 
 /**
- * Each range of a question as the answer echoes it: `bytes` hold range i as
- * `{"iova":"X","length":"Y"` with X at [at[4i], at[4i+1]) and Y at [at[4i+2], at[4i+3]), X and
- * Y canonical hex (what formatPages writes), all ASCII.
+ * Each range of a question as the answer echoes it: `bytes` hold range i as the answer's result
+ * for it starts, `{"iova":"X","length":"Y`, with X at [at[4i], at[4i+1]) and Y at [at[4i+2],
+ * at[4i+3]), both canonical hex (what formatPages writes), all ASCII.
  */
 export interface Echo {
   readonly bytes: Buffer;
   readonly at: Uint32Array;
 }
 
-const ECHO_IOVA = '{"iova":"';
-const ECHO_LENGTH = '","length":"';
-
 /** The echo of ranges given as canonical hex strings. */
 export function echoOf(iova: readonly string[], length: readonly string[]): Echo {
   const at = new Uint32Array(4 * iova.length);
   let text = '';
   for (let i = 0; i < iova.length; i++) {
-    text += ECHO_IOVA;
+    text += RESULT_IOVA;
     at[4 * i] = text.length;
     text += iova[i] as string;
     at[4 * i + 1] = text.length;
-    text += ECHO_LENGTH;
+    text += RESULT_LENGTH;
     at[4 * i + 2] = text.length;
     text += length[i] as string;
     at[4 * i + 3] = text.length;
-    text += '"';
   }
   return { bytes: Buffer.from(text, 'latin1'), at };
 }
@@ -85,8 +83,8 @@ export class PlainFlushQuery implements FlushQueryColumns {
 
 /**
  * A 200 answer of the route as columns. `flush`, `reasons` and `results` make what the schema
- * describes when read (the schema serializer reads them); serializeFlushQueryReply writes the
- * same bytes from the columns.
+ * describes when read (the zod serializer reads them); serializeFlushQueryReply writes the same
+ * bytes from the columns.
  */
 export class FlushQueryReply {
   constructor(
@@ -100,8 +98,7 @@ export class FlushQueryReply {
   ) {}
 
   get flush(): Answer['flush'] {
-    const wire = flushWire(this.decision);
-    return this.after === undefined ? wire : { ...wire, after: [...this.after] };
+    return this.#flush(listedRanges(this.decision));
   }
 
   get reasons(): Answer['reasons'] {
@@ -115,150 +112,81 @@ export class FlushQueryReply {
   get results(): Answer['results'] {
     return this.rules.map((rule, i) => ({ iova: echoed(this.echo, i, 0), length: echoed(this.echo, i, 2), required: this.required[i] === 1, rule }));
   }
-}
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** HexAddress: a string of at most 20 characters, or a non-negative safe integer. */
-export function isHexAddress(value: unknown): boolean {
-  return typeof value === 'string' ? value.length <= 20 : typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-/** One FlushQueryRange (strict): iova and length, optional hpa, memType, mmio, domains. */
-function isPlainRange(value: unknown): boolean {
-  if (!isRecord(value)) return false;
-  let required = 0;
-  for (const key in value) {
-    const field = value[key];
-    switch (key) {
-      case 'iova':
-      case 'length':
-        if (!isHexAddress(field)) return false;
-        required++;
-        break;
-      case 'hpa':
-        if (!isHexAddress(field)) return false;
-        break;
-      case 'memType':
-        if (!MEM_TYPE_SET.has(field)) return false;
-        break;
-      case 'mmio':
-        if (typeof field !== 'boolean') return false;
-        break;
-      case 'domains':
-        if (!Array.isArray(field)) return false;
-        for (const d of field as unknown[]) if (typeof d !== 'string' || d.length > 64) return false;
-        break;
-      default:
-        return false;
-    }
+  /** The answer with `ranges` for its listed flush ranges and `results` for its results: the byte writer's markers. */
+  marked(ranges: HostRangeWire[], results: Result[]): Answer {
+    return {
+      op: this.op,
+      flush: this.#flush(ranges),
+      reasons: this.reasons,
+      kvmNoncoherentDma: this.kvmNoncoherentDma,
+      results,
+      ...(this.failClosed === undefined ? {} : { failClosed: this.failClosed })
+    };
   }
-  return required === 2;
-}
 
-/**
- * True when FlushQueryBody accepts `body` and would answer it unchanged: `{op, ranges}` and
- * nothing else, op `map` or `unmap`, at least one range, every range valid. False says nothing
- * about validity: the caller then asks zod.
- */
-export function isPlainFlushQuery(body: unknown): boolean {
-  if (!isRecord(body)) return false;
-  let keys = 0;
-  for (const key in body) {
-    if (key !== 'op' && key !== 'ranges') return false;
-    keys++;
+  #flush(ranges: HostRangeWire[]): Answer['flush'] {
+    return flushWire(this.decision, ranges, { after: this.after });
   }
-  if (keys !== 2 || (body['op'] !== 'map' && body['op'] !== 'unmap')) return false;
-  const ranges = body['ranges'];
-  if (!Array.isArray(ranges) || ranges.length === 0) return false;
-  for (const r of ranges as unknown[]) if (!isPlainRange(r)) return false;
-  return true;
 }
 
-// Fastify types a route's compilers by the whole route schema; at run time each receives one
-// part's zod schema, as the zod compilers set in app.ts do.
+/** FlushQueryBody certainly accepts `body` and would answer it unchanged. False says nothing about validity: the caller then asks zod. */
+export const isPlainFlushQuery = plainCheck(FlushQueryBody);
 
-/** VmParams certainly accepts `params` unchanged: only a vmId of at most 64 characters. */
-export function isPlainVmParams(params: unknown): boolean {
-  if (!isRecord(params)) return false;
-  let keys = 0;
-  for (const key in params) {
-    if (key !== 'vmId') return false;
-    keys++;
-  }
-  const vmId = params['vmId'];
-  return keys === 1 && typeof vmId === 'string' && vmId.length <= 64;
+/** VmParams certainly accepts `params` unchanged. */
+export const isPlainVmParams = plainCheck(VmParams);
+
+/** The route's validator compiler: bodies read from bytes and plain parts skip zod. */
+export const flushQueryValidatorCompiler = plainValidatorCompiler((data) => data instanceof PlainFlushQuery);
+
+// ---- the answer as bytes -----------------------------------------------------------------------
+
+const RESULT_JSON = compileSerializer(FlushQueryAnswer.shape.results.element);
+const ANSWER_JSON = compileSerializer(FlushQueryAnswer);
+const RULES = FlushQueryAnswer.shape.results.element.shape.rule.options;
+/** Any rule: the marker's. */
+const SOME_RULE = RULES[0] as RuleId;
+
+/** A result as the serializer writes it, its range the holes; cut into the JSON before the iova, between iova and length, and after the length. */
+function resultJson(required: boolean, rule: RuleId): string[] {
+  return cutAt(RESULT_JSON({ iova: HOLE, length: HOLE, required, rule } satisfies Result), HOLE_CHARS, 3);
 }
 
-/** An empty query string, which FreshQuery answers with `{}`. */
-export function isEmptyQuery(query: unknown): boolean {
-  if (!isRecord(query)) return false;
-  for (const key in query) if (Object.hasOwn(query, key)) return false;
-  return true;
-}
+const RESULT_MARKER: Result = { iova: HOLE, length: HOLE, required: false, rule: SOME_RULE };
+const RESULT_MARKER_JSON = RESULT_JSON(RESULT_MARKER);
+/** How a result starts (`{"iova":"`), and what lies between its iova and its length (`","length":"`). */
+const [RESULT_IOVA, RESULT_LENGTH] = resultJson(false, SOME_RULE) as [string, string];
+/** The end of a result from its length's closing quote, by verdict and rule: `","required":true,"rule":"F3"}`. */
+const VERDICTS = [false, true].map((required) => new Map(RULES.map((rule) => [rule, bytes(resultJson(required, rule)[2] as string)])));
+const VERDICT_MAX_BYTES = Math.max(...VERDICTS.flatMap((m) => [...m.values()].map((b) => b.length)));
 
-/**
- * The route's validator compiler: the body, the path parameters and the query string take the
- * shortcut when they can; anything else goes through fastify-type-provider-zod as on other routes.
- */
-export const flushQueryValidatorCompiler: FastifySchemaCompiler<unknown> = (route) => {
-  const zod = validatorCompiler({ ...route, schema: route.schema as z.ZodType });
-  const part = route.httpPart;
-  if (part === 'body') return (data: unknown) => (data instanceof PlainFlushQuery || isPlainFlushQuery(data) ? { value: data } : zod(data));
-  if (part === 'params') return (data: unknown) => (isPlainVmParams(data) ? { value: data } : zod(data));
-  if (part === 'querystring') return (data: unknown) => (isEmptyQuery(data) ? { value: {} } : zod(data));
-  return zod;
-};
-
-/**
- * The route's serializer compiler: 200 answers are written by `serializeFlushQueryReply`,
- * problems by the zod serializer as on other routes.
- */
-export const flushQuerySerializerCompiler: FastifySerializerCompiler<unknown> = (route) => {
-  const zod = serializerCompiler({ ...route, schema: route.schema as z.ZodType });
-  if (route.httpStatus !== '200') return zod;
-  const serialize = (data: unknown): string | Buffer => (data instanceof FlushQueryReply ? serializeFlushQueryReply(data) : zod(data));
-  // Fastify sends a serializer's Buffer as it is (its content-length from the Buffer's length);
-  // its types only name strings.
-  return serialize as (data: unknown) => string;
-};
-
-/** The end of a result after its range, by rule: `,"required":true,"rule":"F3"}`. */
-const VERDICT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, bytes(`,"required":true,"rule":"${rule}"}`)]));
-const VERDICT_NOT_REQUIRED = new Map(RULE_IDS.map((rule) => [rule, bytes(`,"required":false,"rule":"${rule}"}`)]));
-/** The longest such end. */
-const VERDICT_MAX_BYTES = Math.max(...[...VERDICT_NOT_REQUIRED.values()].map((b) => b.length));
-
-/**
- * A FlushQueryReply as FlushQueryAnswer JSON bytes, keys in schema order, optional keys only when
- * present: exactly what the zod serializer writes for it (the decision's fields as
- * decisionJson writes them for every answer written as bytes).
- */
-export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
-  const parts = decisionJson(a.decision, LISTED_RANGES_MAX, undefined, a.after);
-  const head = `{"op":"${a.op}",${parts.head}`;
-  const mid = `${parts.tail},"results":[`;
-  const { pairs, listed } = parts;
-  const tail = a.failClosed === undefined ? ']}' : `],"failClosed":"${a.failClosed}"}`;
-  const { bytes, at } = a.echo;
-  const rules = a.rules;
-  const required = a.required;
-  let size = Buffer.byteLength(head) + Buffer.byteLength(mid) + Buffer.byteLength(tail) + rangesMaxBytes(listed);
-  // Each result: a comma, its range's bytes, its verdict and rule.
-  for (let i = 0; i < rules.length; i++) size += 1 + (at[4 * i + 3] as number) + 1 - ((at[4 * i] as number) - ECHO_IOVA.length) + VERDICT_MAX_BYTES;
-  const out = Buffer.allocUnsafe(size);
-  let o = putRanges(out, out.write(head, 0, 'utf8'), pairs, listed);
-  o += out.write(mid, o, 'utf8');
+/** Writes the results, comma-separated: each the start of its result as the echo holds it, then its verdict. */
+function putResults(a: FlushQueryReply, out: Buffer, o: number): number {
+  const { bytes: echo, at } = a.echo;
+  const { rules, required } = a;
+  const [notRequired, isRequired] = VERDICTS as [Map<RuleId, Buffer>, Map<RuleId, Buffer>];
   for (let i = 0; i < rules.length; i++) {
     if (i > 0) out[o++] = 0x2c;
-    // `{"iova":"X","length":"Y"` as the echo holds it, then the verdict.
-    o += bytes.copy(out, o, (at[4 * i] as number) - ECHO_IOVA.length, (at[4 * i + 3] as number) + 1);
-    o += ((required[i] === 1 ? VERDICT_REQUIRED : VERDICT_NOT_REQUIRED).get(rules[i] as RuleId) as Buffer).copy(out, o);
+    o += echo.copy(out, o, (at[4 * i] as number) - RESULT_IOVA.length, at[4 * i + 3]);
+    o += ((required[i] === 1 ? isRequired : notRequired).get(rules[i] as RuleId) as Buffer).copy(out, o);
   }
-  o += out.write(tail, o, 'utf8');
-  return out.subarray(0, o);
+  return o;
+}
+
+/** The most bytes putResults writes. */
+function resultsMaxBytes(a: FlushQueryReply): number {
+  const { at } = a.echo;
+  const count = a.rules.length;
+  let starts = 0;
+  for (let i = 0; i < count; i++) starts += (at[4 * i + 3] as number) - (at[4 * i] as number);
+  return starts + count * (1 + RESULT_IOVA.length + VERDICT_MAX_BYTES);
+}
+
+/** A FlushQueryReply as FlushQueryAnswer JSON bytes: exactly what the zod serializer writes for it. */
+export function serializeFlushQueryReply(a: FlushQueryReply): Buffer {
+  const json = ANSWER_JSON(a.marked(markedRanges(), [RESULT_MARKER]));
+  const ranges = new ListedRanges(a.decision);
+  return spliced(json, [RANGE_MARKER_JSON, RESULT_MARKER_JSON], [ranges.maxBytes, resultsMaxBytes(a)], (k, out, o) => (k === 0 ? ranges.put(out, o) : putResults(a, out, o)));
 }
 
 const CANONICAL_HEX = /^0x(?:0|[1-9a-f][0-9a-f]*)$/;
@@ -271,10 +199,20 @@ export function hexOf(given: string | number, pages: number): string {
   return typeof given === 'string' && CANONICAL_HEX.test(given) ? given : formatPages(pages);
 }
 
-// The only bytes parseFlushQueryBytes reads: no whitespace, these keys in this order.
-const MAP_HEAD = bytes('{"op":"map","ranges":[');
-const UNMAP_HEAD = bytes('{"op":"unmap","ranges":[');
-const RANGE_KEYS = [bytes(ECHO_IOVA), bytes(ECHO_LENGTH)];
+// ---- the question from bytes -------------------------------------------------------------------
+
+/**
+ * The ranges parseFlushQueryBytes reads, or none: the body is the answer's echo, so its range
+ * objects must start as the answer's results do (iova, then length, named alike).
+ */
+const RANGE_FORM = ((form) => (form !== null && form.keys.map((k) => Buffer.from(k).toString('latin1')).join() === [RESULT_IOVA, RESULT_LENGTH].join() ? form : null))(
+  compactRange(FlushQueryRange, 'length')
+);
+/** Per op, the JSON before the ranges and after them: `{"op":"map","ranges":[`, `]}`. */
+const HEADS = FlushQueryBody.shape.op.options.map((op) => {
+  const [head, end] = cutAt(JSON.stringify({ op, ranges: [HOLE] } satisfies Record<keyof typeof FlushQueryBody.shape, unknown>), HOLE_VALUE, 2).map(bytes) as [Buffer, Buffer];
+  return { op, head, end };
+});
 
 /**
  * `body` as a PlainFlushQuery when it is a compact flush question whose ranges carry only iova
@@ -283,9 +221,10 @@ const RANGE_KEYS = [bytes(ECHO_IOVA), bytes(ECHO_LENGTH)];
  * What it reads is exactly what JSON.parse and FlushQueryBody would give.
  */
 export function parseFlushQueryBytes(body: Buffer): PlainFlushQuery | undefined {
-  const op = startsWith(body, 0, MAP_HEAD) ? 'map' : startsWith(body, 0, UNMAP_HEAD) ? 'unmap' : undefined;
-  if (op === undefined) return undefined;
-  const read = readHexRanges(body, (op === 'map' ? MAP_HEAD : UNMAP_HEAD).length, RANGE_KEYS);
+  if (RANGE_FORM === null) return undefined;
+  const which = HEADS.find((h) => startsWith(body, 0, h.head));
+  if (which === undefined) return undefined;
+  const read = readHexRanges(body, which.head.length, RANGE_FORM, which.end);
   if (read === undefined) return undefined;
-  return new PlainFlushQuery(op, read.columns[0] as Float64Array, read.columns[1] as Float64Array, { bytes: body, at: read.at });
+  return new PlainFlushQuery(which.op, read.columns[0] as Float64Array, read.columns[1] as Float64Array, { bytes: body, at: read.at });
 }

@@ -2,17 +2,31 @@
  * JSON read and written as bytes on the batch routes (decisions/flush, pins, unpins): a batch of
  * 10,000 ranges travels from body to answer without a decoded string, JSON.parse or an object per
  * range. Only the compact form a client library writes is read here (`{"k":"0x…",…}`, no
- * whitespace, keys in one order, canonical hex); any other body is left to Fastify's JSON parser
- * and zod, so errors do not change. Hex is written as formatPages writes it.
+ * whitespace, keys in the schema's order, canonical hex); any other body is left to Fastify's JSON
+ * parser and zod, so errors do not change. Hex is written as formatPages writes it.
+ *
+ * No punctuation or key is typed here: every fixed piece of JSON is cut, once, from what a
+ * serializer writes for a template (as pino's genLsCache makes its cached level strings with
+ * JSON.stringify), so the bytes follow the schemas.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Decision, FlushDecision } from '../domain/index.js';
-import { flushPairs, flushRangeCount, formatPages } from '../domain/index.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { HexAddress } from '../contract/common.js';
+import { stringLimits } from './plain-check.js';
 
-export const QUOTE = 0x22;
-export const COMMA = 0x2c;
-export const CLOSE_BRACKET = 0x5d;
-export const CLOSE_BRACE = 0x7d;
+/** The content type Fastify gives a serialized JSON answer: a handler sending bytes sets it. */
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * Sends an answer that is JSON bytes already, as it is: Fastify passes a Buffer through
+ * untouched. A synchronous handler then returns nothing; an async one awaits `reply` (settled
+ * once the answer is sent) and returns nothing, as returning `reply` would do.
+ */
+export function sendJson(reply: FastifyReply, json: Buffer): void {
+  reply.type(JSON_TYPE).send(json);
+}
+
+const COMMA = 0x2c;
 
 export function bytes(text: string): Buffer {
   return Buffer.from(text, 'latin1');
@@ -24,98 +38,177 @@ export function startsWith(b: Uint8Array, at: number, prefix: Uint8Array): boole
   return true;
 }
 
-/** Where the hex string read by the last canonicalPages call ended (its closing quote). */
-let hexEnd = 0;
+/** Copies src[from, to) into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
+export function put(out: Uint8Array, o: number, src: Uint8Array, from: number, to: number): number {
+  for (let k = from; k < to; k++) out[o++] = src[k] as number;
+  return o;
+}
+
+// ---- templates --------------------------------------------------------------------------------
+
+/**
+ * A string no key holds: templates carry it where values go, and are cut there. Plain ASCII, so
+ * serializers write it as it is (no escaping, no slow path).
+ */
+export const HOLE = '<hole>';
+/** HOLE as JSON writes it for a whole value (`"<hole>"`), and for the characters of a string. */
+export const HOLE_VALUE = JSON.stringify(HOLE);
+export const HOLE_CHARS = HOLE_VALUE.slice(1, -1);
+
+/** `json`, written from a template, cut at each `hole`: the fixed JSON between its values. */
+export function cutAt(json: string, hole: string, pieces: number): string[] {
+  const cut = json.split(hole);
+  if (cut.length !== pieces) throw new Error(`a JSON template cut into ${cut.length} pieces where ${pieces} were expected: ${json}`);
+  return cut;
+}
+
+// ---- reading -----------------------------------------------------------------------------------
 
 /** The value of each lowercase hex digit by byte, -1 for any other byte. */
 const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let c = 0; c < 16; c++) HEX_VALUE['0123456789abcdef'.charCodeAt(c)] = c;
 
+/** The most hex digits whose page number a double holds exactly: addresses below 2^52 bytes. */
+const EXACT_DIGITS = 13;
+
 /**
- * The page number written by the JSON string starting at `from` (after its opening quote) when
- * it is canonical hex of an aligned address below 2^52 bytes (`0x0`, or `0x` then at most 13
- * lowercase digits without leading zeros, ending in `000`), then a closing quote: exactly what
- * parsePageAddress gives and what formatPages writes back. -1 otherwise.
+ * How the compact objects of a range schema are read: its required fields (`names`, in the
+ * schema's order, each HexAddress), `keys[k]` the JSON before value k (`{"iova":"`, then
+ * `","length":"`…), `close` the JSON after the last (`"}`).
  */
-function canonicalPages(b: Uint8Array, from: number): number {
+export interface CompactRange {
+  readonly names: readonly string[];
+  readonly keys: readonly Uint8Array[];
+  readonly close: Uint8Array;
+  /** The value that must be at least one page (a length). */
+  readonly lengthAt: number;
+  /** The most digits read after `0x`: within what HexAddress takes and what a double holds. */
+  readonly maxDigits: number;
+}
+
+/**
+ * The compact form of `schema`'s range objects, as JSON.stringify writes them; null when one of
+ * its required fields is not a HexAddress or HexAddress would refuse canonical hex: no body is
+ * then read from its bytes, and zod sees every one.
+ */
+export function compactRange(schema: z.ZodObject, lengthName: string): CompactRange | null {
+  const names = Object.entries(schema.shape)
+    .filter(([, field]) => (field as z.ZodType).def.type !== 'optional')
+    .map(([name]) => name);
+  const limits = stringLimits(HexAddress);
+  const lengthAt = names.indexOf(lengthName);
+  if (names.some((name) => schema.shape[name] !== HexAddress) || lengthAt < 0 || limits === undefined || limits.min > '0x0'.length) return null;
+  const cut = cutAt(JSON.stringify(Object.fromEntries(names.map((name) => [name, HOLE]))), HOLE_CHARS, names.length + 1).map(bytes);
+  return { names, keys: cut.slice(0, -1), close: cut[names.length] as Buffer, lengthAt, maxDigits: Math.min(EXACT_DIGITS, limits.max - '0x'.length) };
+}
+
+/**
+ * Reads the JSON string starting at `from` (after its opening quote) when it is canonical hex of
+ * an aligned address (`0x0`, or `0x` then at most `maxDigits` lowercase digits without leading
+ * zeros, ending in `000`) of at least `min` pages, then a closing quote: exactly what
+ * parsePageAddress gives and what formatPages writes back. Its page number goes to `into[n]`;
+ * returns where its closing quote is, or -1.
+ */
+function readPages(b: Uint8Array, from: number, maxDigits: number, into: Float64Array, n: number, min: number): number {
   if (b[from] !== 0x30 || b[from + 1] !== 0x78) return -1;
   let k = from + 2;
   let value = 0;
-  const stop = Math.min(from + 16, b.length);
+  const stop = Math.min(k + maxDigits + 1, b.length);
   for (; k < stop; k++) {
     const d = HEX_VALUE[b[k] as number] as number;
     if (d < 0) break;
     value = value * 16 + d;
   }
   const digits = k - from - 2;
-  if (b[k] !== QUOTE || digits === 0 || digits > 13) return -1;
-  hexEnd = k;
-  if (digits === 1) return value === 0 ? 0 : -1;
-  if (b[from + 2] === 0x30 || value % 4096 !== 0) return -1;
-  return value / 4096;
+  if (b[k] !== 0x22 || digits === 0 || digits > maxDigits) return -1;
+  if (digits === 1) {
+    if (value !== 0) return -1;
+  } else if (b[from + 2] === 0x30 || value % 4096 !== 0) {
+    return -1;
+  }
+  const pages = value / 4096;
+  if (pages < min) return -1;
+  into[n] = pages;
+  return k;
 }
 
-/** Ranges read by readHexRanges: per key a column of page numbers, and where each value lies. */
+/** Ranges read by readHexRanges: per field a column of page numbers, and where each value lies. */
 export interface HexRanges {
   readonly count: number;
   readonly columns: readonly Float64Array[];
-  /** Value k of range i lies at [at[2(iK+k)], at[2(iK+k)+1]) for K keys. */
+  /** Value k of range i lies at [at[2(iK+k)], at[2(iK+k)+1]) for K fields. */
   readonly at: Uint32Array;
 }
 
+/** The column of `name` in ranges read in `form`. */
+export function columnOf(read: HexRanges, form: CompactRange, name: string): Float64Array {
+  return read.columns[form.names.indexOf(name)] as Float64Array;
+}
+
 /**
- * Reads `body` from `start` as compact range objects, `{"k0":"hex","k1":"hex",…}` with the keys
- * `keys` (each given with its punctuation: `{"iova":"`, then `","length":"` and so on), separated
- * by commas, then `]}` ending the body. Every value canonical hex; the last key's at least one
- * page. Undefined for anything else.
+ * Reads `body` from `start` as compact range objects of `form`, separated by commas, then `end`
+ * ending the body. Every value canonical hex; the length at least one page. Undefined for
+ * anything else.
  */
-export function readHexRanges(body: Uint8Array, start: number, keys: readonly Uint8Array[]): HexRanges | undefined {
-  const shortest = keys.reduce((n, k) => n + k.length + 4, 2);
+export function readHexRanges(body: Uint8Array, start: number, form: CompactRange, end: Uint8Array): HexRanges | undefined {
+  const { keys, close, lengthAt, maxDigits } = form;
+  const fields = keys.length;
+  let shortest = close.length + 1;
+  for (const key of keys) shortest += key.length + '0x0'.length;
   const room = Math.floor((body.length - start) / shortest) + 1;
   const columns = keys.map(() => new Float64Array(room));
-  const at = new Uint32Array(2 * keys.length * room);
-  const last = keys.length - 1;
+  const at = new Uint32Array(2 * fields * room);
   let i = start;
   let n = 0;
   for (;;) {
     if (n === room) return undefined;
-    for (let k = 0; k <= last; k++) {
+    for (let k = 0; k < fields; k++) {
       const key = keys[k] as Uint8Array;
       if (!startsWith(body, i, key)) return undefined;
       const from = i + key.length;
-      const pages = canonicalPages(body, from);
-      if (pages < (k === last ? 1 : 0)) return undefined;
-      (columns[k] as Float64Array)[n] = pages;
-      const w = 2 * (n * keys.length + k);
+      const to = readPages(body, from, maxDigits, columns[k] as Float64Array, n, k === lengthAt ? 1 : 0);
+      if (to < 0) return undefined;
+      const w = 2 * (n * fields + k);
       at[w] = from;
-      at[w + 1] = hexEnd;
-      i = hexEnd;
+      at[w + 1] = to;
+      i = to;
     }
     n++;
-    i++;
-    if (body[i] !== CLOSE_BRACE) return undefined;
-    i++;
-    const next = body[i];
-    if (next === COMMA) {
+    if (!startsWith(body, i, close)) return undefined;
+    i += close.length;
+    if (body[i] === COMMA) {
       i++;
       continue;
     }
-    if (next === CLOSE_BRACKET && body[i + 1] === CLOSE_BRACE && i + 2 === body.length) {
-      return { count: n, columns: columns.map((c) => c.subarray(0, n)), at: at.subarray(0, 2 * keys.length * n) };
+    if (i + end.length === body.length && startsWith(body, i, end)) {
+      return { count: n, columns: columns.map((c) => c.subarray(0, n)), at: at.subarray(0, 2 * fields * n) };
     }
     return undefined;
   }
 }
 
+/**
+ * In the plugin `app` (and only there), JSON bodies that `read` recognises from their bytes reach
+ * the route as what it returns; any other JSON body goes to Fastify's own parser, with its usual
+ * errors and prototype-poisoning checks, and then to zod.
+ */
+export function readCompactJson(app: FastifyInstance, read: (body: Buffer, request: FastifyRequest) => unknown): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const plain = read(body as Buffer, request);
+    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
+    else done(null, plain);
+  });
+}
+
+// ---- writing -----------------------------------------------------------------------------------
+
 const HEX_DIGITS = bytes('0123456789abcdef');
 /** 2^28: page numbers are written as two halves below and above this (as formatPages does). */
 const LOW_PAGES = 2 ** 28;
-
-/** Copies src[from, to) into `out` at `o`; returns the offset after it. A loop: cheaper than a native call for a few bytes. */
-export function put(out: Uint8Array, o: number, src: Uint8Array, from: number, to: number): number {
-  for (let k = from; k < to; k++) out[o++] = src[k] as number;
-  return o;
-}
+/** The most characters formatPages writes: `0x`, 13 digits of page number, `000`. */
+export const PAGES_MAX_CHARS = 2 + EXACT_DIGITS + 3;
 
 /** Writes the hex digits of `value` (an integer below 2^28), at least `width` of them; returns the offset after them. */
 function putHex(out: Uint8Array, o: number, value: number, width: number): number {
@@ -146,71 +239,31 @@ export function putPages(out: Uint8Array, o: number, pages: number): number {
   return o;
 }
 
-const RANGE_HPA = bytes('{"hpa":"');
-const RANGE_LENGTH = bytes('","length":"');
-const RANGE_CLOSE = bytes('"}');
-/** The most bytes one listed flush range takes: `,{"hpa":"0x…000","length":"0x…000"}` with 13 + 3 digits each. */
-const RANGE_MAX_BYTES = 1 + RANGE_HPA.length + 18 + RANGE_LENGTH.length + 18 + RANGE_CLOSE.length;
-
-/** The flush's ranges as an answer lists them (at most `limit`), and how many it has. */
-function listedRanges(flush: FlushDecision, limit: number): { pairs: Float64Array; listed: number; count: number } {
-  const count = flushRangeCount(flush);
-  return { pairs: flushPairs(flush), listed: Math.min(count, limit), count };
-}
-
 /**
- * A decision as the `flush`, `reasons` and `kvmNoncoherentDma` fields of an answer, in schema
- * order: `head` is `"flush":{…,"ranges":[`, then the first `listed` (hpa, pages) pairs go between
- * (putRanges), and `tail` closes the list and runs to the kvmNoncoherentDma value. `jobId` and
- * `after` are the flush's own optional fields. Strings from closed sets and hex need no
- * escaping; messages and job ids go through JSON.stringify.
+ * A serializer's JSON with, in place of each marker element it wrote (in order), the elements
+ * `write` puts there (at most `maxBytes[k]` of them for marker k): the answer's fixed parts stay
+ * the serializer's own, only its long lists are written as bytes.
  */
-export function decisionJson(d: Decision, limit: number, jobId: string | undefined, after: readonly string[] | undefined): { head: string; pairs: Float64Array; listed: number; tail: string } {
-  const f = d.flush;
-  const { pairs, listed, count } = listedRanges(f, limit);
-  const head = `"flush":{"required":${f.required},"bytes":"${formatPages(f.pages)}","ranges":[`;
-  let tail = `],"rangeCount":${count},"rangesTruncated":${listed < count}`;
-  if (f.cause !== null) tail += `,"cause":"${f.cause}"`;
-  if (f.when !== null) tail += `,"when":"${f.when}"`;
-  if (jobId !== undefined) tail += `,"jobId":${JSON.stringify(jobId)}`;
-  if (after !== undefined) tail += `,"after":${JSON.stringify(after)}`;
-  tail += '},"reasons":[';
-  for (let i = 0; i < d.reasons.length; i++) {
-    const r = d.reasons[i] as (typeof d.reasons)[number];
-    tail += `${i === 0 ? '' : ','}{"rule":"${r.rule}","message":${JSON.stringify(r.message)}}`;
+export function spliced(json: string, markers: readonly string[], maxBytes: readonly number[], write: (k: number, out: Buffer, o: number) => number): Buffer {
+  const cuts: number[] = [];
+  let size = Buffer.byteLength(json);
+  let from = 0;
+  for (let k = 0; k < markers.length; k++) {
+    const marker = markers[k] as string;
+    const at = json.indexOf(marker, from);
+    if (at < 0) throw new Error('the serializer did not write the marker');
+    size += maxBytes[k] as number;
+    cuts.push(at);
+    from = at + marker.length;
   }
-  return { head, pairs, listed, tail: `${tail}],"kvmNoncoherentDma":${d.kvmNoncoherentDma}` };
-}
-
-/** The most bytes putRanges writes for `listed` ranges. */
-export function rangesMaxBytes(listed: number): number {
-  return listed * RANGE_MAX_BYTES;
-}
-
-/** Writes the first `listed` (hpa, pages) pairs as `{"hpa":"…","length":"…"}` objects, comma-separated. */
-export function putRanges(out: Uint8Array, o: number, pairs: Float64Array, listed: number): number {
-  for (let i = 0; i < listed; i++) {
-    if (i > 0) out[o++] = COMMA;
-    o = put(out, o, RANGE_HPA, 0, RANGE_HPA.length);
-    o = putPages(out, o, pairs[2 * i] as number);
-    o = put(out, o, RANGE_LENGTH, 0, RANGE_LENGTH.length);
-    o = putPages(out, o, pairs[2 * i + 1] as number);
-    o = put(out, o, RANGE_CLOSE, 0, RANGE_CLOSE.length);
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  from = 0;
+  for (let k = 0; k < markers.length; k++) {
+    o += out.write(json.slice(from, cuts[k]), o, 'utf8');
+    o = write(k, out, o);
+    from = (cuts[k] as number) + (markers[k] as string).length;
   }
-  return o;
-}
-
-/**
- * In the plugin `app` (and only there), JSON bodies that `read` recognises from their bytes reach
- * the route as what it returns; any other JSON body goes to Fastify's own parser, with its usual
- * errors and prototype-poisoning checks, and then to zod.
- */
-export function readCompactJson(app: FastifyInstance, read: (body: Buffer, request: FastifyRequest) => unknown): void {
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    const plain = read(body as Buffer, request);
-    if (plain === undefined) void json(request, (body as Buffer).toString('utf8'), done);
-    else done(null, plain);
-  });
+  o += out.write(json.slice(from), o, 'utf8');
+  return out.subarray(0, o);
 }

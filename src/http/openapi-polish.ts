@@ -62,7 +62,7 @@ type Json = Record<string, unknown>;
 
 /** The codes a problem of `status` can carry. */
 export function codesOf(status: number): ErrorCode[] {
-  return (Object.keys(STATUS) as ErrorCode[]).filter((code) => STATUS[code] === status).sort();
+  return (Object.keys(STATUS) as ErrorCode[]).filter((code) => STATUS[code].status === status).sort();
 }
 
 function problemResponse(status: string, description?: string): Json {

@@ -18,12 +18,19 @@ import {
   type PinInput,
   type PinnedRangeView,
   type Policy,
-  type PolicyInput,
   type RangeInput,
   type VmId,
   type VmView
 } from '../domain/index.js';
+import type { z } from 'zod';
+import type { Flush } from '../contract/common.js';
+import type { DeviceDecision } from '../contract/decision.js';
 import { HttpError } from './errors.js';
+
+/** A flush as answered (the Flush schema). */
+export type FlushWire = z.output<typeof Flush>;
+/** A decision as answered: every decision answer's fields, and a device's DEVCTL outcome when it has one (the DeviceDecision schema). */
+export type DecisionWire = z.output<typeof DeviceDecision>;
 
 type HexIn = string | number;
 
@@ -66,17 +73,6 @@ export function checkBatch(count: number, limit: number): void {
   if (count > limit) throw new HttpError('BATCH_TOO_LARGE', `a batch holds at most ${limit} ranges; this one has ${count}`, { limit, count });
 }
 
-export function policyInput(p: { mode?: Policy['mode']; onEnable?: Policy['onEnable']; exemptNeedsNoSnoop?: boolean; flushMethod?: Policy['flushMethod']; wbinvdAbove?: HexIn | null } | undefined): PolicyInput {
-  if (p === undefined) return {};
-  return {
-    ...(p.mode === undefined ? {} : { mode: p.mode }),
-    ...(p.onEnable === undefined ? {} : { onEnable: p.onEnable }),
-    ...(p.exemptNeedsNoSnoop === undefined ? {} : { exemptNeedsNoSnoop: p.exemptNeedsNoSnoop }),
-    ...(p.flushMethod === undefined ? {} : { flushMethod: p.flushMethod }),
-    ...(p.wbinvdAbove === undefined ? {} : { wbinvdAbovePages: p.wbinvdAbove === null ? null : parsePageLength(p.wbinvdAbove, 'policy.wbinvdAbove') })
-  };
-}
-
 export function hex16(value: string | number, field: string): number {
   return parseHex16(value, field);
 }
@@ -88,50 +84,65 @@ export function hex16(value: string | number, field: string): number {
  */
 export const LISTED_RANGES_MAX = 10_000;
 
-export function flushWire(decision: Decision) {
+/** A listed flush range as answered. */
+export interface HostRangeWire {
+  readonly hpa: string;
+  readonly length: string;
+}
+
+/** The first ranges of a flush as answered: at most LISTED_RANGES_MAX. */
+export function listedRanges(decision: Decision): HostRangeWire[] {
+  return firstFlushRanges(decision.flush, LISTED_RANGES_MAX).map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) }));
+}
+
+/** What a decision's answer carries besides the decision: its flush job, and the jobs it waits for. */
+export interface DecisionJobs {
+  readonly jobId?: string | undefined;
+  readonly after?: readonly string[] | undefined;
+}
+
+/** The same, and (byte writers) a stand-in for the listed ranges. */
+export interface DecisionExtras extends DecisionJobs {
+  readonly ranges?: HostRangeWire[];
+}
+
+/**
+ * A decision's flush as answered, with its job and the jobs it waits for. `ranges` stands for its
+ * listed ranges when given: the byte writers give a marker the serializer writes in their place
+ * (decision-bytes.ts). Built by assignment rather than spreads: answers are written many times a
+ * second, and an object of one shape is cheaper to make and to serialize.
+ */
+export function flushWire(decision: Decision, ranges: HostRangeWire[] = listedRanges(decision), jobs: DecisionJobs = {}): FlushWire {
   const f = decision.flush;
   const count = flushRangeCount(f);
-  const listed = firstFlushRanges(f, LISTED_RANGES_MAX);
-  return {
-    required: f.required,
-    bytes: formatPages(f.pages),
-    ranges: listed.map((r) => ({ hpa: formatPages(r.hpa), length: formatPages(r.pages) })),
-    rangeCount: count,
-    rangesTruncated: listed.length < count,
-    ...(f.cause === null ? {} : { cause: f.cause }),
-    ...(f.when === null ? {} : { when: f.when })
-  };
+  const wire: FlushWire = { required: f.required, bytes: formatPages(f.pages), ranges, rangeCount: count, rangesTruncated: Math.min(count, LISTED_RANGES_MAX) < count };
+  if (f.cause !== null) wire.cause = f.cause;
+  if (f.when !== null) wire.when = f.when;
+  if (jobs.jobId !== undefined) wire.jobId = jobs.jobId;
+  if (jobs.after !== undefined) wire.after = [...jobs.after];
+  return wire;
 }
 
 /**
  * A decision as answered, with the flush job that carries its flush and the outstanding jobs it
  * must wait for (`flush.jobId`, `flush.after`) when there are any.
  */
-export function decisionWire(decision: Decision, revision: number, jobs: { readonly jobId?: string | undefined; readonly after?: readonly string[] | undefined } = {}) {
-  const { jobId, after } = jobs;
-  return {
-    flush: { ...flushWire(decision), ...(jobId === undefined ? {} : { jobId }), ...(after === undefined ? {} : { after: [...after] }) },
-    reasons: [...decision.reasons],
-    kvmNoncoherentDma: decision.kvmNoncoherentDma,
-    revision,
-    ...(decision.devices === undefined
-      ? {}
-      : {
-          devices: decision.devices.map((d) => ({
-            bdf: d.bdf,
-            decision: d.decision === 'ignore' ? ('deny' as const) : d.decision,
-            hardwareValue: formatHex16(d.hardwareValue),
-            guestValue: formatHex16(d.guestValue)
-          }))
-        }),
-    ...(decision.devctl === undefined
-      ? {}
-      : {
-          decision: decision.devctl.decision,
-          hardwareValue: formatHex16(decision.devctl.hardwareValue),
-          guestValue: formatHex16(decision.devctl.guestValue)
-        })
-  };
+export function decisionWire(decision: Decision, revision: number, extras: DecisionExtras = {}): DecisionWire {
+  const wire: DecisionWire = { flush: flushWire(decision, extras.ranges, extras), reasons: [...decision.reasons], kvmNoncoherentDma: decision.kvmNoncoherentDma, revision };
+  if (decision.devices !== undefined) {
+    wire.devices = decision.devices.map((d) => ({
+      bdf: d.bdf,
+      decision: d.decision === 'ignore' ? ('deny' as const) : d.decision,
+      hardwareValue: formatHex16(d.hardwareValue),
+      guestValue: formatHex16(d.guestValue)
+    }));
+  }
+  if (decision.devctl !== undefined) {
+    wire.decision = decision.devctl.decision;
+    wire.hardwareValue = formatHex16(decision.devctl.hardwareValue);
+    wire.guestValue = formatHex16(decision.devctl.guestValue);
+  }
+  return wire;
 }
 
 export function policyWire(p: Policy) {

@@ -1,6 +1,6 @@
 /**
  * The compiled serializers of every answer that carries a decision, and the body shortcuts of the
- * pin and unpin routes (src/http/compiled-wire.ts), must be invisible: a compiled serializer
+ * pin and unpin routes (src/http/pin-wire.ts), must be invisible: a compiled serializer
  * writes exactly the zod serializer's bytes for any answer its schema admits, and a body taken as
  * plain is one zod accepts unchanged.
  */
@@ -10,7 +10,8 @@ import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { DecisionBuilder, RULE_IDS, type FlushCause } from '../../src/domain/index.js';
-import { compileSerializer, DECISION_ANSWERS, isPlainRangeBody, parseRangeBatchBytes } from '../../src/http/compiled-wire.js';
+import { compileSerializer, DECISION_ANSWERS } from '../../src/http/compiled-wire.js';
+import { isPlainRangeBody, parseRangeBatchBytes } from '../../src/http/pin-wire.js';
 import { DecisionReply, serializeDecisionReply } from '../../src/http/decision-bytes.js';
 import { pinInput, rangeInput } from '../../src/http/wire.js';
 import { VmDecision } from '../../src/http/routes/vms.js';

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { flushRangeCount, formatPages, type VmId } from '../../domain/index.js';
 import type { Applied, FlushJob } from '../../service/policy-service.js';
-import { DecisionReply } from '../decision-bytes.js';
+import { DecisionReply, serializeDecisionReply } from '../decision-bytes.js';
 import { decisionWire } from '../wire.js';
 
 /** A job's receipt: its own flush, with the batch it was planned in (`jobBytes`, `jobDecisions`: the batch's). */
@@ -50,7 +50,7 @@ async function settle(app: FastifyInstance, request: FastifyRequest, vmId: VmId,
 /** The answer as objects; with `wait`, once its flush job is settled, with the receipt. */
 async function answerOf(app: FastifyInstance, result: Applied, revision: number, wait: boolean) {
   const d = result.decision;
-  const answer = decisionWire(d, revision, result);
+  const answer = decisionWire(d, revision, { jobId: result.jobId, after: result.after });
   if (result.jobId === undefined || !wait) return answer;
   const job = await app.policy.settledFlushJob(result.jobId);
   if (job === undefined) return answer;
@@ -64,11 +64,11 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
 
 /**
  * `decided` for the routes answering the Decision schema with the answer as it is (pins,
- * unpins): a DecisionReply, written as bytes (decision-bytes.ts), where it fits.
+ * unpins): its JSON bytes (decision-bytes.ts), unless it waits for its flush job's receipt.
  */
 export async function decidedAsBytes(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
   const { result, revision } = await settle(app, request, vmId, command, applied);
-  if ((result.jobId === undefined || !wait) && DecisionReply.fits(result.decision)) return new DecisionReply(result.decision, revision, result.jobId, result.after);
+  if (result.jobId === undefined || !wait) return serializeDecisionReply(new DecisionReply(result.decision, revision, result.jobId, result.after));
   return await answerOf(app, result, revision, wait);
 }
 

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { flushQueryColumns, parsePageAddress, parsePageLength, type FlushQueryColumns, type FlushQueryRange } from '../../domain/index.js';
-import { echoOf, flushQuerySerializerCompiler, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryBytes, PlainFlushQuery, type Echo } from '../flush-query-wire.js';
-import { readCompactJson } from '../json-bytes.js';
+import { echoOf, flushQueryValidatorCompiler, FlushQueryReply, hexOf, parseFlushQueryBytes, PlainFlushQuery, serializeFlushQueryReply, type Echo } from '../flush-query-wire.js';
+import { readCompactJson, sendJson } from '../json-bytes.js';
 import { FreshQuery, problems, VmParams } from '../../contract/common.js';
 import { FlushQueryAnswer, FlushQueryBody } from '../../contract/pin.js';
 import { batchOf, checkBatch, domainIds, vmIdOf } from '../wire.js';
@@ -34,7 +34,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
     return { q: flushQueryColumns(ranges), echo };
   };
 
-  const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }): FlushQueryReply => {
+  const decide = (request: { params: { vmId: string }; body: z.output<typeof FlushQueryBody> }): Buffer => {
     const vmId = vmIdOf(request.params);
     const body: unknown = request.body;
     const { op } = request.body;
@@ -49,7 +49,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
     }
     const answer = app.policy.mustFlush(vmId, op, q);
     // One result per requested range, in request order.
-    return new FlushQueryReply(op, answer.decision, answer.after, echo, answer.required, answer.rules, answer.failClosed);
+    return serializeFlushQueryReply(new FlushQueryReply(op, answer.decision, answer.after, echo, answer.required, answer.rules, answer.failClosed));
   };
 
   app.withTypeProvider<ZodTypeProvider>().post(
@@ -65,16 +65,22 @@ export default function decisionRoutes(app: FastifyInstance): void {
         body: FlushQueryBody,
         response: { 200: FlushQueryAnswer, ...problems }
       },
-      // Batches of 10,000 ranges: the body and the answer skip the per-field zod walk when they
-      // safely can (flush-query-wire.ts); the schemas above still define both.
-      validatorCompiler: flushQueryValidatorCompiler,
-      serializerCompiler: flushQuerySerializerCompiler
+      // Batches of 10,000 ranges: the body skips the per-field zod walk when it safely can, and
+      // the answer is written as bytes (flush-query-wire.ts); the schemas above still define both.
+      validatorCompiler: flushQueryValidatorCompiler
     },
-    // Synchronous unless the caller asks for a fresher state: no promise per decision.
-    (request) => {
+    // Synchronous unless the caller asks for a fresher state: no promise per decision. The answer
+    // is JSON bytes, which Fastify sends as they are.
+    (request, reply) => {
       const minRevision = request.query.minRevision;
-      if (minRevision !== undefined) return app.policy.catchUp(minRevision, vmIdOf(request.params)).then(() => decide(request));
-      return decide(request);
+      if (minRevision !== undefined) {
+        return app.policy.catchUp(minRevision, vmIdOf(request.params)).then(async () => {
+          sendJson(reply, decide(request));
+          await reply;
+        });
+      }
+      sendJson(reply, decide(request));
+      return undefined;
     }
   );
 }

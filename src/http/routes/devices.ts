@@ -1,13 +1,35 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { actorOf } from '../plugins/auth.js';
-import { parseDomainId, parsePciAddress } from '../../domain/index.js';
+import { parseDomainId, parsePciAddress, type DevctlWrite, type DeviceInput } from '../../domain/index.js';
 import { DeviceParams, problems } from '../../contract/common.js';
 import { DevctlDecision, DeviceDecision } from '../../contract/decision.js';
 import { DevctlBody, PutDeviceBody, ResetBody } from '../../contract/vm.js';
 import { WaitQuery } from '../../contract/pin.js';
+import { coreInput, given, orNull } from '../core-input.js';
 import { bdfOf, hex16, vmIdOf } from '../wire.js';
 import { decided, inOrder, wants } from './decided.js';
+
+/** The device fields the core takes in another form: ids parsed (absent or null: none), 16-bit values read from hex. */
+const DEVICE_FIELDS = {
+  domainId: orNull(parseDomainId),
+  vendorId: hex16,
+  deviceId: hex16,
+  physfn: orNull(parsePciAddress),
+  devctl: given(hex16)
+} as const;
+
+/** A device PUT as the core takes it. */
+function deviceInput(params: { bdf: string }, body: z.output<typeof PutDeviceBody>): DeviceInput {
+  return { bdf: bdfOf(params), ...coreInput(PutDeviceBody, body, DEVICE_FIELDS) };
+}
+
+/** A DEVCTL write as the core takes it, and whether it is a dry run. */
+function devctlInput(body: z.output<typeof DevctlBody>): { write: DevctlWrite; dryRun: boolean } {
+  const { dryRun, ...write } = coreInput(DevctlBody, body, { value: given(hex16) });
+  return { write, dryRun };
+}
 
 export default function deviceRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -28,23 +50,8 @@ export default function deviceRoutes(app: FastifyInstance): void {
     },
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
-      const b = request.body;
       await inOrder(app, vmId, wants(request.query));
-      const result = await app.policy.apply({
-        type: 'put-device',
-        vmId,
-        device: {
-          bdf: bdfOf(request.params),
-          domainId: b.domainId === undefined || b.domainId === null ? null : parseDomainId(b.domainId),
-          vendorId: hex16(b.vendorId, 'vendorId'),
-          deviceId: hex16(b.deviceId, 'deviceId'),
-          function: b.function,
-          physfn: b.physfn === undefined || b.physfn === null ? null : parsePciAddress(b.physfn),
-          nosnoop: b.nosnoop,
-          ...(b.pci === undefined ? {} : { pci: b.pci }),
-          ...(b.devctl === undefined ? {} : { devctl: hex16(b.devctl, 'devctl') })
-        }
-      }, actorOf(request));
+      const result = await app.policy.apply({ type: 'put-device', vmId, device: deviceInput(request.params, request.body) }, actorOf(request));
       reply.code(result.created === true ? 201 : 200);
       return await decided(app, request, vmId, 'put-device', result, wants(request.query));
     }
@@ -76,16 +83,9 @@ export default function deviceRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      const restoresConfig = request.body?.restoresConfig;
       await inOrder(app, vmId, wants(request.query));
-      return await decided(
-        app,
-        request,
-        vmId,
-        'reset-device',
-        app.policy.apply({ type: 'reset-device', vmId, bdf: bdfOf(request.params), ...(restoresConfig === undefined ? {} : { restoresConfig }) }, actorOf(request)),
-        wants(request.query)
-      );
+      const reset = { type: 'reset-device', vmId, bdf: bdfOf(request.params), ...request.body } as const;
+      return await decided(app, request, vmId, 'reset-device', app.policy.apply(reset, actorOf(request)), wants(request.query));
     }
   );
 
@@ -104,19 +104,15 @@ export default function deviceRoutes(app: FastifyInstance): void {
     },
     async (request) => {
       const vmId = vmIdOf(request.params);
-      const b = request.body;
       const bdf = bdfOf(request.params);
-      const write = {
-        ...(b.value === undefined ? {} : { value: hex16(b.value, 'value') }),
-        ...(b.nosnoopEnable === undefined ? {} : { nosnoopEnable: b.nosnoopEnable })
-      };
+      const { write, dryRun } = devctlInput(request.body);
       await inOrder(app, vmId, wants(request.query), { bdf, write });
-      const result = await app.policy.apply({ type: 'devctl', vmId, bdf, write, dryRun: b.dryRun }, actorOf(request));
-      const answer = await decided(app, request, vmId, b.dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
+      const result = await app.policy.apply({ type: 'devctl', vmId, bdf, write, dryRun }, actorOf(request));
+      const answer = await decided(app, request, vmId, dryRun ? 'devctl-dry-run' : 'devctl', result, wants(request.query));
       const failClosed = result.failClosed;
       const { decision, hardwareValue, guestValue } = answer;
       if (decision === undefined || hardwareValue === undefined || guestValue === undefined) throw new Error('devctl decision without an outcome');
-      return { ...answer, decision, hardwareValue, guestValue, dryRun: b.dryRun, ...(failClosed === undefined ? {} : { failClosed }) };
+      return { ...answer, decision, hardwareValue, guestValue, dryRun, ...(failClosed === undefined ? {} : { failClosed }) };
     }
   );
 }

@@ -8,8 +8,8 @@ import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../../contract/pin.j
 import { batchOf, checkBatch, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
 import { decidedAsBytes, wants } from './decided.js';
 import { HttpError } from '../errors.js';
-import { readCompactJson } from '../json-bytes.js';
-import { parseRangeBatchBytes, PlainRangeBatch, rangeBodyValidatorCompiler } from '../compiled-wire.js';
+import { readCompactJson, sendJson } from '../json-bytes.js';
+import { parseRangeBatchBytes, PlainRangeBatch, rangeBodyValidatorCompiler } from '../pin-wire.js';
 
 const PINS = '/v1/vms/:vmId/pins';
 const UNPINS = '/v1/vms/:vmId/unpins';
@@ -38,11 +38,15 @@ export default function pinRoutes(app: FastifyInstance): void {
       },
       validatorCompiler: rangeBodyValidatorCompiler(true)
     },
-    async (request) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const body: unknown = request.body;
       const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.pins()) : batchOf(request.body, app.limits.batchLimit).map(pinInput);
-      return await decidedAsBytes(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
+      const answer = await decidedAsBytes(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
+      if (!Buffer.isBuffer(answer)) return answer;
+      sendJson(reply, answer);
+      await reply;
+      return undefined;
     }
   );
 
@@ -60,11 +64,15 @@ export default function pinRoutes(app: FastifyInstance): void {
       },
       validatorCompiler: rangeBodyValidatorCompiler(false)
     },
-    async (request) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
       const body: unknown = request.body;
       const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.ranges()) : batchOf(request.body, app.limits.batchLimit).map(rangeInput);
-      return await decidedAsBytes(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
+      const answer = await decidedAsBytes(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
+      if (!Buffer.isBuffer(answer)) return answer;
+      sendJson(reply, answer);
+      await reply;
+      return undefined;
     }
   );
 

@@ -2,16 +2,27 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../plugins/auth.js';
 import { z } from 'zod';
-import type { VmId } from '../../domain/index.js';
+import { parsePageLength, type VmId } from '../../domain/index.js';
 import { FreshQuery, page, PageQuery, problems, VmParams } from '../../contract/common.js';
 import { Decision, requiredDecisionFields } from '../../contract/decision.js';
-import { PutVmBody, Vm } from '../../contract/vm.js';
-import { decodeCursor, encodeCursor, policyInput, vmIdOf, vmWire } from '../wire.js';
+import { PolicyInput, PutVmBody, Vm } from '../../contract/vm.js';
+import { decodeCursor, encodeCursor, vmIdOf, vmWire } from '../wire.js';
+import { coreInput, given } from '../core-input.js';
 import { decided } from './decided.js';
 
 /** Ids of the VM's flush jobs not finished yet. */
 function openJobs(app: FastifyInstance, vmId: VmId): string[] {
   return app.policy.openFlushJobs(vmId);
+}
+
+/** The VM policy's fields the core takes in another form: the WBINVD threshold in pages. */
+const POLICY_FIELDS = {
+  wbinvdAbove: { as: 'wbinvdAbovePages', from: given((value: string | number | null) => (value === null ? null : parsePageLength(value, 'policy.wbinvdAbove'))) }
+} as const;
+
+/** A PUT /v1/vms body as the core takes it; without a policy, the server default's (`{}`). */
+function putVmInput(body: z.output<typeof PutVmBody>) {
+  return coreInput(PutVmBody, body, { policy: (p) => (p === undefined ? {} : coreInput(PolicyInput, p, POLICY_FIELDS)) });
 }
 
 export const VmDecision = z.object({ ...requiredDecisionFields, vm: Vm, devices: Decision.shape.devices }).meta({ id: 'VmDecision' });
@@ -49,7 +60,7 @@ export default function vmRoutes(app: FastifyInstance): void {
     },
     async (request, reply) => {
       const vmId = vmIdOf(request.params);
-      const result = await app.policy.apply({ type: 'put-vm', vmId, arch: request.body.arch, policy: policyInput(request.body.policy) }, actorOf(request));
+      const result = await app.policy.apply({ type: 'put-vm', vmId, ...putVmInput(request.body) }, actorOf(request));
       reply.code(result.created === true ? 201 : 200);
       return { ...await decided(app, request, vmId, 'put-vm', result), vm: vmWire(app.policy.vm(vmId), openJobs(app, vmId)) };
     }
