@@ -23,3 +23,19 @@ export const RULES = {
 export type RuleId = keyof typeof RULES;
 
 export const RULE_IDS = Object.keys(RULES) as RuleId[];
+
+/**
+ * The rule ids as people write them, runs of one letter shortened: "C1, F1-F5, W1-W7, R1, K1",
+ * or only the rules of one letter ("W1-W7"). Documentation takes them from here, so a new rule
+ * shows wherever the rules are listed.
+ */
+export function ruleRanges(letter?: string): string {
+  const runs: string[][] = [];
+  for (const id of RULE_IDS) {
+    if (letter !== undefined && !id.startsWith(letter)) continue;
+    const last = runs.at(-1);
+    if (last !== undefined && (last[0] as string)[0] === id[0]) last.push(id);
+    else runs.push([id]);
+  }
+  return runs.map((run) => (run.length === 1 ? run[0] : `${run[0] as string}-${run.at(-1) as string}`)).join(', ');
+}

@@ -145,14 +145,10 @@ export function decisionWire(decision: Decision, revision: number, extras: Decis
   return wire;
 }
 
+/** A policy as answered: the core's fields as they are, the WBINVD threshold in bytes. */
 export function policyWire(p: Policy) {
-  return {
-    mode: p.mode,
-    onEnable: p.onEnable,
-    exemptNeedsNoSnoop: p.exemptNeedsNoSnoop,
-    flushMethod: p.flushMethod,
-    wbinvdAbove: p.wbinvdAbovePages === null ? null : formatPages(p.wbinvdAbovePages)
-  };
+  const { wbinvdAbovePages, ...choices } = p;
+  return { ...choices, wbinvdAbove: wbinvdAbovePages === null ? null : formatPages(wbinvdAbovePages) };
 }
 
 export function vmWire(v: VmView, openFlushJobs: readonly string[] = []) {

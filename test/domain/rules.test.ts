@@ -2,7 +2,7 @@
  * One or more named tests per decision rule of SPEC section 3.
  */
 import { describe, expect, it } from 'vitest';
-import { DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, exposedDomains, getVm, kvmNoncoherentDma, parseDomainId, RULE_IDS, viewVm } from '../../src/domain/index.js';
+import { DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, exposedDomains, getVm, kvmNoncoherentDma, parseDomainId, RULE_IDS, ruleRanges, viewVm } from '../../src/domain/index.js';
 import { Core, IGPU, rules } from '../helpers/core.js';
 
 const NS = DEVCTL_NOSNOOP_EN;
@@ -448,6 +448,11 @@ describe('K1 KVM non-coherent DMA', () => {
 describe('rule table', () => {
   it('names exactly the rules of SPEC section 3', () => {
     expect(RULE_IDS).toEqual(['C1', 'F1', 'F2', 'F3', 'F4', 'F5', 'W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'R1', 'K1']);
+  });
+
+  it('lists them as documentation writes them, from the table', () => {
+    expect(ruleRanges()).toBe('C1, F1-F5, W1-W7, R1, K1');
+    expect(ruleRanges('W')).toBe('W1-W7');
   });
 
   it('the VM view reports coherent and exposed per domain', () => {

@@ -7,6 +7,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { ruleRanges } from '../../domain/index.js';
 import { polishDocument } from '../openapi-polish.js';
 
 export const API_VERSION = '0.1.0';
@@ -18,7 +19,7 @@ async function swagger(app: FastifyInstance): Promise<void> {
       info: {
         title: 'Coherency policy service',
         description:
-          'Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device\'s Enable No Snoop bit. Every answer names the rules (C1, F1-F5, W1-W7, R1, K1) that produced it.',
+          `Decides when CPU caches must be flushed for DMA pages and whether a guest may set a PCIe device's Enable No Snoop bit. Every answer names the rules (${ruleRanges()}) that produced it.`,
         version: API_VERSION,
         license: { name: 'MIT', identifier: 'MIT' }
       },

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { actorOf } from '../plugins/auth.js';
-import { parseDomainId, parsePciAddress, type DevctlWrite, type DeviceInput } from '../../domain/index.js';
+import { parseDomainId, parsePciAddress, ruleRanges, type DevctlWrite, type DeviceInput } from '../../domain/index.js';
 import { DeviceParams, problems } from '../../contract/common.js';
 import { DevctlDecision, DeviceDecision } from '../../contract/decision.js';
 import { DevctlBody, PutDeviceBody, ResetBody } from '../../contract/vm.js';
@@ -94,7 +94,7 @@ export default function deviceRoutes(app: FastifyInstance): void {
     {
       schema: {
         tags: ['devices'],
-        summary: 'Decide a trapped PCIe Device Control write (W1-W7)',
+        summary: `Decide a trapped PCIe Device Control write (${ruleRanges('W')})`,
         description: 'Give the 16-bit `value` the guest wrote, or just `nosnoopEnable`. Write `hardwareValue` to the device only after performing `flush`. `dryRun` evaluates without changing anything.',
         params: DeviceParams,
         querystring: WaitQuery,
