@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ARCHES, DEVICE_FUNCTIONS, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_CHOICES, POLICY_MODES, QUIRK_FLAGS } from '../domain/index.js';
+import { ARCHES, DEVICE_FUNCTIONS, DEVICE_ON_ENABLE, FLUSH_METHODS, NOSNOOP_STATES, ON_ENABLE, POLICY_CHOICES, POLICY_MODES, QUIRK_FLAGS } from '../domain/index.js';
 import { Hex16Out, HexAddress, HexOut } from './common.js';
 
 export const PolicyInput = z
@@ -16,6 +16,10 @@ export const Policy = z
     onEnable: z.enum(ON_ENABLE),
     exemptNeedsNoSnoop: z.boolean(),
     flushMethod: z.enum(FLUSH_METHODS),
+    devices: z
+      .record(z.string(), z.object({ onEnable: z.enum(DEVICE_ON_ENABLE) }))
+      .optional()
+      .describe('W8: per-device overrides of trapped enables, by PCI address (lower case); absent when there are none'),
     wbinvdAbove: HexOut.nullable()
   })
   .meta({ id: 'Policy' });

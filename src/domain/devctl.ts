@@ -1,11 +1,11 @@
 /**
- * The trapped PCIe Device Control write (W1-W7): what the hardware gets, what the guest reads
+ * The trapped PCIe Device Control write (W1-W8): what the hardware gets, what the guest reads
  * back, and the device's No-Snoop state afterwards. Exposure consequences (F2) are the caller's.
  */
 import type { DevctlOutcome, DevctlVerdict, Reason } from './decision.js';
 import { DomainError } from './errors.js';
 import { deviceQuirks, governedVfs } from './exposure.js';
-import type { OnEnable } from './policy.js';
+import type { DeviceOverride, OnEnable } from './policy.js';
 import type { QuirkTable } from './quirks.js';
 import type { RuleId } from './rules.js';
 import type { Device, NoSnoopState, Vm } from './state.js';
@@ -79,9 +79,23 @@ export function enableVerdict(vm: Vm, device: Device, quirks: QuirkTable): Verdi
   }
   const needs = flags.has('needs-nosnoop');
   const policy = vm.policy;
-  const verdict = policyVerdict(policy, needs);
+  const verdict = deviceVerdict(policy, device) ?? policyVerdict(policy, needs);
   if (domain?.enforceCacheCoherency !== true || nonCoherentVf === undefined) return verdict;
   return { ...verdict, message: `its VF ${nonCoherentVf.bdf} sits in non-coherent domain ${String(nonCoherentVf.domainId)} and follows this bit: ${verdict.message}` };
+}
+
+/** W8: the VM policy's override for this device, ahead of the mode's verdict (pessimistic ignores it). */
+function deviceVerdict(policy: Vm['policy'], device: Device): Verdict | undefined {
+  const override = deviceOverride(policy, device);
+  if (override === undefined) return undefined;
+  return override.onEnable === 'allow'
+    ? { decision: 'allow', rule: 'W8', message: `per-device override: onEnable=allow for ${device.bdf}` }
+    : { decision: 'deny', rule: 'W8', message: `per-device override: onEnable=deny for ${device.bdf}: the bit stays 0` };
+}
+
+/** The override W8 applies to this device's enables: none under pessimistic, which allows them all (W5). */
+export function deviceOverride(policy: Vm['policy'], device: Device): DeviceOverride | undefined {
+  return policy.mode === 'pessimistic' ? undefined : policy.devices?.[device.bdf];
 }
 
 /** W3-W5: what the policy mode says about Enable No Snoop on a device in a non-coherent domain. */

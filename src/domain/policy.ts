@@ -3,6 +3,7 @@
  * was created with; `resolvePolicy` validates the combination for the VM's architecture.
  */
 import { DomainError } from './errors.js';
+import { parsePciAddress } from './ids.js';
 
 export const ARCHES = ['x86_64', 'aarch64'] as const;
 export type Arch = (typeof ARCHES)[number];
@@ -12,6 +13,17 @@ export type PolicyMode = (typeof POLICY_MODES)[number];
 
 export const ON_ENABLE = ['allow', 'deny', 'allow-needs-nosnoop'] as const;
 export type OnEnable = (typeof ON_ENABLE)[number];
+
+/** W8: a device's own answer to its trapped enables, ahead of the mode's (W3, W4). */
+export const DEVICE_ON_ENABLE = ['allow', 'deny'] as const;
+export type DeviceOnEnable = (typeof DEVICE_ON_ENABLE)[number];
+
+export interface DeviceOverride {
+  readonly onEnable: DeviceOnEnable;
+}
+
+/** Per-device overrides one VM's policy may carry, at most (they are kept with the VM's record). */
+export const MAX_DEVICE_OVERRIDES = 256;
 
 /** Per-line flush instructions. WBINVD is not a per-line method: see `wbinvdAbovePages`. */
 export const FLUSH_METHODS = ['clflushopt', 'clflush', 'dc-civac'] as const;
@@ -27,6 +39,11 @@ export interface Policy {
    * Null (the default) never uses WBINVD: it stalls every CPU and ignores cache partitioning.
    */
   readonly wbinvdAbovePages: number | null;
+  /**
+   * W8: per-device overrides, by PCI address (lower case), of how the device's trapped enables
+   * are decided. Absent when there are none.
+   */
+  readonly devices?: Readonly<Record<string, DeviceOverride>>;
 }
 
 export type PolicyInput = Partial<Policy>;
@@ -57,7 +74,8 @@ export function resolvePolicy(arch: Arch, base: PolicyDefaults | Policy, input: 
     onEnable: input.onEnable ?? base.onEnable,
     exemptNeedsNoSnoop: input.exemptNeedsNoSnoop ?? base.exemptNeedsNoSnoop,
     flushMethod,
-    wbinvdAbovePages
+    wbinvdAbovePages,
+    ...deviceOverrides(input.devices)
   };
   const x86 = arch === 'x86_64';
   if (x86 && policy.flushMethod === 'dc-civac') {
@@ -77,4 +95,29 @@ export function resolvePolicy(arch: Arch, base: PolicyDefaults | Policy, input: 
     }
   }
   return Object.freeze(policy);
+}
+
+/** W8 overrides keyed by canonical PCI address; none: no `devices` field at all. */
+function deviceOverrides(input: PolicyInput['devices']): { devices?: Readonly<Record<string, DeviceOverride>> } {
+  if (input === undefined) return {};
+  const entries = Object.entries(input);
+  if (entries.length > MAX_DEVICE_OVERRIDES) {
+    throw new DomainError('INVALID_POLICY', `at most ${MAX_DEVICE_OVERRIDES} per-device overrides`, { field: 'policy.devices' });
+  }
+  if (entries.length === 0) return {};
+  const devices: Record<string, DeviceOverride> = {};
+  for (const [bdf, override] of entries) {
+    let key: string;
+    try {
+      key = parsePciAddress(bdf);
+    } catch {
+      throw new DomainError('INVALID_PCI_ADDRESS', 'a per-device override is keyed by PCI address SSSS:BB:DD.F, e.g. 0000:00:02.0', { field: 'policy.devices', value: bdf });
+    }
+    if (key in devices) throw new DomainError('INVALID_POLICY', `device ${key} is named twice`, { field: 'policy.devices', value: bdf });
+    if (!(DEVICE_ON_ENABLE as readonly string[]).includes(override.onEnable)) {
+      throw new DomainError('INVALID_POLICY', 'a per-device onEnable is allow or deny', { field: `policy.devices.${bdf}.onEnable` });
+    }
+    devices[key] = Object.freeze({ onEnable: override.onEnable });
+  }
+  return { devices: Object.freeze(devices) };
 }

@@ -16,6 +16,7 @@ export const RULES = {
   W5: 'pessimistic: allow (flushing already assumes no-snoop)',
   W6: 'clearing the bit is always allowed; flushOnUnpin flags stay',
   W7: 'ignores-nosnoop-enable device: the bit is meaningless; allow and report the quirk',
+  W8: "per-device override in the VM's policy: decides the device's trapped enables ahead of W3 and W4",
   R1: 'device reset: NOSNOOP_EN returns to 1 unless hardwired to zero',
   K1: 'KVM must treat the VM as having non-coherent DMA when any device sits in a non-coherent domain'
 } as const;
@@ -25,8 +26,8 @@ export type RuleId = keyof typeof RULES;
 export const RULE_IDS = Object.keys(RULES) as RuleId[];
 
 /**
- * The rule ids as people write them, runs of one letter shortened: "C1, F1-F5, W1-W7, R1, K1",
- * or only the rules of one letter ("W1-W7"). Documentation takes them from here, so a new rule
+ * The rule ids as people write them, runs of one letter shortened: "C1, F1-F5, W1-W8, R1, K1",
+ * or only the rules of one letter ("W1-W8"). Documentation takes them from here, so a new rule
  * shows wherever the rules are listed.
  */
 export function ruleRanges(letter?: string): string {

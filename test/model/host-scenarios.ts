@@ -69,7 +69,17 @@ export interface EventWeights {
 export function hostEvent(mode: PolicyMode, weights: EventWeights = {}): fc.Arbitrary<HostEvent> {
   const modes = fc.oneof({ weight: 3, arbitrary: fc.constant(mode) }, { weight: 2, arbitrary: fc.constantFrom(...POLICY_MODES) });
   return fc.oneof(
-    { weight: 3, arbitrary: fc.record({ t: fc.constant('vm' as const), vm: vmIdx, mode: sometimes(modes), onEnable: sometimes(onEnables), exempt: sometimes(fc.boolean()) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        t: fc.constant('vm' as const),
+        vm: vmIdx,
+        mode: sometimes(modes),
+        onEnable: sometimes(onEnables),
+        exempt: sometimes(fc.boolean()),
+        overrides: sometimes(fc.array(fc.record({ fn: fnIdx, onEnable: fc.constantFrom<'allow' | 'deny'>('allow', 'deny') }), { minLength: 1, maxLength: 3 }))
+      })
+    },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('delete-vm' as const), vm: vmIdx }) },
     { weight: 5, arbitrary: fc.record({ t: fc.constant('domain' as const), vm: vmIdx, dom: domIdx, coherent: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('delete-domain' as const), vm: vmIdx, dom: domIdx }) },

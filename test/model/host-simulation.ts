@@ -55,6 +55,8 @@ export interface HostStats extends VmmStats {
   /** Steps with a VF handed to a guest whose PF is in another VM or on the host. */
   split: number;
   policyChanges: number;
+  /** Answers a per-device override (W8) decided. */
+  overrideVerdicts: number;
   /** Pages a device cached clean and overwrote with No-Snoop: each needs a flush before release. */
   probes: number;
 }
@@ -83,6 +85,7 @@ export class HostSimulation {
     attachWaits: 0,
     split: 0,
     policyChanges: 0,
+    overrideVerdicts: 0,
     probes: 0,
     heard: 0,
     lateFlushes: 0,
@@ -238,6 +241,7 @@ export class HostSimulation {
   async #command(cmd: Command): Promise<Applied | undefined> {
     try {
       this.last = await this.#service.apply(cmd, actorOf(cmd));
+      if (this.last.decision.reasons.some((r) => r.rule === 'W8')) this.stats.overrideVerdicts++;
       return this.last;
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
@@ -276,7 +280,9 @@ export class HostSimulation {
     const policy: PolicyInput = {
       ...(e.mode === null ? {} : { mode: e.mode }),
       ...(e.onEnable === null ? {} : { onEnable: e.onEnable }),
-      ...(e.exempt === null ? {} : { exemptNeedsNoSnoop: e.exempt })
+      ...(e.exempt === null ? {} : { exemptNeedsNoSnoop: e.exempt }),
+      // W8: the last override named for a function counts.
+      ...(e.overrides === null || e.overrides === undefined ? {} : { devices: Object.fromEntries(e.overrides.map((o) => [this.#hw.fn(o.fn).bdf, { onEnable: o.onEnable }])) })
     };
     const existed = this.#hw.vm(vm).exists;
     const result = await this.#command({ type: 'put-vm', vmId: VM_IDS[vm] as VmId, arch: ARCHES[vm] as Arch, policy });

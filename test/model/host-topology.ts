@@ -74,8 +74,8 @@ export const DOMAIN_IDS: readonly DomainId[] = ['d0', 'd1', 'd2'].map(parseDomai
 export const FUNCTIONS = 6;
 
 export type HostEvent =
-  /** put-vm: create, or change a live VM's policy. A null field is left to the server defaults. */
-  | { t: 'vm'; vm: number; mode: PolicyMode | null; onEnable: OnEnable | null; exempt: boolean | null }
+  /** put-vm: create, or change a live VM's policy. A null field is left to the server defaults; `overrides`: W8, per function. */
+  | { t: 'vm'; vm: number; mode: PolicyMode | null; onEnable: OnEnable | null; exempt: boolean | null; overrides?: readonly { fn: number; onEnable: 'allow' | 'deny' }[] | null }
   | { t: 'delete-vm'; vm: number }
   /** put-domain: create, or flip coherent <-> non-coherent. */
   | { t: 'domain'; vm: number; dom: number; coherent: boolean }

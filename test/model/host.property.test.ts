@@ -23,6 +23,7 @@ describe('host model: every demanded flush applied, device writes late, restarts
       let withFlush = 0;
       let split = 0;
       let attachWaits = 0;
+      let overrideVerdicts = 0;
       const totals = { restarts: 0, lateWrites: 0, confirms: 0, coldResets: 0, quirkChanges: 0, policyChanges: 0 };
       await fc.assert(
         fc.asyncProperty(hostScenario(mode), async (scenario) => {
@@ -31,6 +32,7 @@ describe('host model: every demanded flush applied, device writes late, restarts
           if (sim.flushes.length > 0) withFlush++;
           if (sim.stats.split > 0) split++;
           attachWaits += sim.stats.attachWaits;
+          overrideVerdicts += sim.stats.overrideVerdicts;
           for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += sim.stats[k];
         }),
         { numRuns: RUNS }
@@ -40,6 +42,8 @@ describe('host model: every demanded flush applied, device writes late, restarts
       expect(split).toBeGreaterThan(RUNS / 4);
       for (const [k, n] of Object.entries(totals)) expect(n, k).toBeGreaterThan(RUNS / 10);
       if (mode !== 'pessimistic') expect(attachWaits).toBeGreaterThan(0);
+      // Per-device overrides (W8) decide enables in these sequences too.
+      if (mode !== 'pessimistic') expect(overrideVerdicts).toBeGreaterThan(0);
     });
   }
 

@@ -42,7 +42,8 @@ describe('the contract takes its closed sets from the core', () => {
   it("in the simulator's traces: a VM line's policy is the API's VM policy, picked (no mode: every mode is replayed; no wbinvdAbove)", () => {
     const head = '{"t":"vm","vm":"v","arch":"x86_64","policy":';
     const fields = Object.keys(PolicyInput.shape).filter((k) => k !== 'mode' && k !== 'wbinvdAbove');
-    expect(fields).toEqual(['onEnable', 'exemptNeedsNoSnoop', 'flushMethod']);
+    expect(fields).toEqual(['onEnable', 'exemptNeedsNoSnoop', 'flushMethod', 'devices']);
+    expect(parseTrace(`${head}{"devices":{"0000:01:00.0":{"onEnable":"deny"}}}}`).events[0]).toMatchObject({ policy: { devices: { '0000:01:00.0': { onEnable: 'deny' } } } });
     for (const onEnable of ON_ENABLE) expect(() => parseTrace(`${head}{"onEnable":"${onEnable}"}}`)).not.toThrow();
     for (const flushMethod of FLUSH_METHODS) expect(() => parseTrace(`${head}{"flushMethod":"${flushMethod}"}}`)).not.toThrow();
     expect(() => parseTrace(`${head}{"mode":"trap"}}`)).toThrow();

@@ -67,6 +67,24 @@ describe('replay', () => {
     expect(vz.violations.total).toBe(0);
   });
 
+  it("W8: a trace's per-device override decides that device's enables in trap and virtualize-zero, not in pessimistic", () => {
+    const text = smallTrace('disabled', [PIN, '{"t":"devctl","vm":"vm1","bdf":"0000:00:05.0","nosnoopEnable":true}', UNPIN]).replace(
+      '{"t":"vm","vm":"vm1","arch":"x86_64"}',
+      '{"t":"vm","vm":"vm1","arch":"x86_64","policy":{"devices":{"0000:00:05.0":{"onEnable":"allow"}}}}'
+    );
+    const trace = parseTrace(text);
+    for (const mode of ['trap', 'virtualize-zero'] as const) {
+      const r = replay(trace, mode, { quirks });
+      expect(r.devctl, mode).toEqual({ allow: 1, deny: 0, ignore: 0 });
+      expect(r.flush.byCause.replay, mode).toBe(MiB2);
+      expect(r.violations.total, mode).toBe(0);
+    }
+    const denied = parseTrace(text.replace('"onEnable":"allow"', '"onEnable":"deny"'));
+    const quirked = [{ vendorId: 0x10ee, deviceId: 0x903f, deviceMask: 0xffff, flags: ['needs-nosnoop' as const] }];
+    expect(replay(denied, 'trap', { quirks: quirked }).devctl).toEqual({ allow: 0, deny: 1, ignore: 0 });
+    expect(replay(denied, 'pessimistic', { quirks }).devctl).toEqual({ allow: 1, deny: 0, ignore: 0 });
+  });
+
   it('sees a leak when the pin flush is skipped and a stale line when the unpin flush is', () => {
     const trace = parseTrace(smallTrace('enabled', [PIN, UNPIN]));
     // Under the built-in trap policy the enabled FPGA is cleared at attach: nothing to flush.

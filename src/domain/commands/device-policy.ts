@@ -4,7 +4,7 @@
  * A clear decided here counts only once the VMM reports it (decideState).
  */
 import type { DecisionBuilder, DevctlOutcome } from '../decision.js';
-import { DEVCTL_NOSNOOP_EN, enableVerdict } from '../devctl.js';
+import { DEVCTL_NOSNOOP_EN, deviceOverride, enableVerdict } from '../devctl.js';
 import { stateMayNoSnoop } from '../exposure.js';
 import type { PciAddress } from '../ids.js';
 import type { CoherencyState, Device, NoSnoopState, Vm } from '../state.js';
@@ -34,7 +34,7 @@ export type PolicyOccasion = 'attach' | 'move' | 'report' | 'reset';
 export function applyPolicyToBit(state: CoherencyState, vm: Vm, device: Device, out: DecisionBuilder, when: PolicyOccasion): DevctlOutcome | undefined {
   if (device.function === 'vf' || !device.pci) return undefined;
   const unknown = device.nosnoop === 'unknown';
-  if (device.nosnoop !== 'enabled' && !(unknown && keepsBitZero(vm.policy))) return undefined;
+  if (device.nosnoop !== 'enabled' && !(unknown && keepsBitZero(vm.policy, device))) return undefined;
   const verdict = enableVerdict(vm, device, state.quirks);
   const set = device.devctl | DEVCTL_NOSNOOP_EN;
   if (verdict.decision === 'allow') {
@@ -54,8 +54,13 @@ export function applyPolicyToBit(state: CoherencyState, vm: Vm, device: Device, 
   return { decision: 'deny', hardwareValue: cleared, guestValue: cleared };
 }
 
-/** W3: the policies under which the hardware's bit is kept 0 whatever the guest writes. */
-function keepsBitZero(policy: Vm['policy']): boolean {
+/**
+ * W3, W8: whether the hardware's bit is kept 0 for this device whatever the guest writes:
+ * virtualize-zero or trap with onEnable deny, unless the device's override says otherwise.
+ */
+function keepsBitZero(policy: Vm['policy'], device: Device): boolean {
+  const override = deviceOverride(policy, device);
+  if (override !== undefined) return override.onEnable === 'deny';
   return policy.mode === 'virtualize-zero' || (policy.mode === 'trap' && policy.onEnable === 'deny');
 }
 

@@ -1,6 +1,6 @@
 /**
  * Device commands: attach, move or report a device (put-device), detach it, reset it (R1), and a
- * trapped DEVCTL write (W1-W7). Each may change which domains are exposed (F2) and KVM's view (K1).
+ * trapped DEVCTL write (W1-W8). Each may change which domains are exposed (F2) and KVM's view (K1).
  */
 import { DecisionBuilder, type DevctlOutcome } from '../decision.js';
 import { DEVCTL_BCR_FLR, DEVCTL_NOSNOOP_EN, DEVCTL_RESET_DEFAULT, devctlFor, evaluateDevctlWrite, type DevctlWrite } from '../devctl.js';
@@ -143,7 +143,7 @@ export function resetDevice(state: CoherencyState, cmd: { vmId: VmId; bdf: PciAd
   return { state, decision: out.build(kvmNoncoherentDma(vm), outcome) };
 }
 
-/** A trapped DEVCTL write (W1-W7); an allowed enable triggers F2 before the bit reaches hardware. */
+/** A trapped DEVCTL write (W1-W8); an allowed enable triggers F2 before the bit reaches hardware. */
 export function devctl(
   state: CoherencyState,
   cmd: { vmId: VmId; bdf: PciAddress; write: DevctlWrite; dryRun?: boolean },

@@ -8,8 +8,8 @@
  *   F1 pin ................ pins.ts mapRanges()         F3 unpin .... release.ts release()
  *   F2 replay ............. transitions.ts exposureTransition()
  *   F5 teardown ........... vms.ts deleteVm(), domains.ts deleteDomain()
- *   C1, W1-W7 ............. devctl.ts, exposure.ts (VFs and their PFs: governingFunction())
- *   W3, W4 set bits ....... device-policy.ts: applyPolicyToBit() (attach, report, reset),
+ *   C1, W1-W8 ............. devctl.ts, exposure.ts (VFs and their PFs: governingFunction())
+ *   W3, W4, W8 set bits ... device-policy.ts: applyPolicyToBit() (attach, report, reset),
  *                           applyPolicyToSetBits() (changes)
  *   R1 reset .............. devices.ts resetDevice()    K1 .......... transitions.ts kvmTransition()
  *   pending clears ........ device-policy.ts decideState(): exposure grows when decided, shrinks when confirmed
