@@ -54,14 +54,21 @@ export class Database {
     return this.#locked(scope, fn, prelude);
   }
 
-  async #locked<T>(scope: WriteScope | 'none', fn: (client: pg.PoolClient, prelude: pg.QueryResult[]) => Promise<T>, prelude = ''): Promise<T> {
-    const client = await this.#pool.connect();
-    try {
-      const results = (await client.query(`BEGIN;${lockStatements(this.schema, scope)}${prelude}`)) as unknown as pg.QueryResult[] | pg.QueryResult;
-      const all = Array.isArray(results) ? results : [results];
+  #locked<T>(scope: WriteScope | 'none', fn: (client: pg.PoolClient, prelude: pg.QueryResult[]) => Promise<T>, prelude = ''): Promise<T> {
+    return this.#transaction(`BEGIN;${lockStatements(this.schema, scope)}${prelude}`, async (client, begun) => {
+      const all = Array.isArray(begun) ? begun : [begun];
       // BEGIN and the locks come first; the prelude's results follow.
       const statements = prelude === '' ? 0 : prelude.split(';').filter((x) => x.trim() !== '').length;
-      const result = await fn(client, all.slice(all.length - statements));
+      return fn(client, all.slice(all.length - statements));
+    });
+  }
+
+  /** Runs `fn` on one connection between `begin` (whose results it gets) and COMMIT; whatever it throws rolls back. */
+  async #transaction<T>(begin: string, fn: (client: pg.PoolClient, begun: pg.QueryResult[] | pg.QueryResult) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      const begun = (await client.query(begin)) as unknown as pg.QueryResult[] | pg.QueryResult;
+      const result = await fn(client, begun);
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -75,19 +82,9 @@ export class Database {
   /** Runs `fn` in a read-only transaction that sees one consistent view of the store. */
   async consistent<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     await this.ready();
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    return this.#transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => fn(client));
   }
+
 
   close(): Promise<void> {
     return this.#pool.end();
