@@ -232,3 +232,19 @@ describe('a DEVCTL dry run answers what the write answers', () => {
     expect(probes).toBeGreaterThan(10 * RUNS);
   });
 });
+
+describe('a dry run that exposes two domains at once', () => {
+  it('counts a range mapped into both once, as the write does', () => {
+    const core = Core.withVm({ mode: 'trap', onEnable: 'allow' });
+    core.domain('d0', false);
+    core.domain('d1', false);
+    core.device('0000:01:00.0', { domain: 'd0', nosnoop: 'disabled' });
+    core.device('0000:01:00.1', { domain: 'd1', nosnoop: 'disabled', fn: 'vf', physfn: '0000:01:00.0' });
+    core.pin(0, 2);
+    const dry = core.devctl('0000:01:00.0', { nosnoopEnable: true }, true);
+    const write = core.devctl('0000:01:00.0', { nosnoopEnable: true });
+    expect(dry.reasons).toEqual(write.reasons);
+    expect(dry.flush).toEqual(write.flush);
+    expect(write.reasons.filter((r) => r.rule === 'F2')).toHaveLength(2);
+  });
+});

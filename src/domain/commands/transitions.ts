@@ -13,12 +13,15 @@ import { attrFlushOnUnpin, attrPessimisticFlag, attrSubset, isFlushExempt, withF
  * F2: flush every pinned range mapped into `domainId` whose flushOnUnpin flag is not set yet,
  * and set the flags (unless this is a dry run). Returns the ranges and pages concerned.
  */
-function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolean): { ranges: number; pages: number } {
+function replay(vm: Vm, domainId: DomainId, out: DecisionBuilder, commit: boolean, replayed?: readonly boolean[]): { ranges: number; pages: number } {
   const mapsInto = vm.subsets.map((s, i) => i === 0 || s.includes(domainId));
   // Classified once per attribute word: the ranges newly flagged are counted, flushed unless exempt.
+  // A dry run flags nothing, so the ranges an earlier domain of the same change replayed
+  // (`replayed`, per subset of domains) are left out here, as their flags leave them out of a write.
   const walked = vm.pins.walkByAttr((attr) => {
-    const c = classifyReplay(attr, mapsInto[attrSubset(attr)] === true);
-    const counted = c.flag && !attrFlushOnUnpin(attr);
+    const subset = attrSubset(attr);
+    const c = classifyReplay(attr, mapsInto[subset] === true);
+    const counted = c.flag && !attrFlushOnUnpin(attr) && replayed?.[subset] !== true;
     return { attr: counted && commit ? withFlushOnUnpin(attr) : attr, collect: counted && c.flush, counted };
   });
   if (commit) vm.flaggedPages += walked.pages;
@@ -50,9 +53,13 @@ export function exposureTransition(
   override?: NoSnoopOverride
 ): void {
   const after = exposedDomains(vm, state.quirks, override);
+  const replayed = commit ? undefined : vm.subsets.map(() => false);
   for (const domainId of after) {
     if (before.has(domainId)) continue;
-    const { ranges, pages } = replay(vm, domainId, out, commit);
+    const { ranges, pages } = replay(vm, domainId, out, commit, replayed);
+    if (replayed !== undefined) {
+      for (let i = 0; i < vm.subsets.length; i++) if (i === 0 || vm.subsets[i]?.includes(domainId) === true) replayed[i] = true;
+    }
     out.reason(
       'F2',
       ranges === 0
