@@ -3,7 +3,7 @@
  * (loopback only, each bounded by a timeout), prints their output as it comes, and rewrites the
  * generated part of BENCHMARKS.md (between the two markers) with the machine, the commands, every
  * figure against its target and each benchmark's full output. BENCH_RUNS (default 3, at least 3)
- * sets the runs per figure; BENCH_ONLY=decisions,sim,store runs a subset and leaves BENCHMARKS.md as is.
+ * sets the runs per figure; BENCH_ONLY=decisions,sim,store,replicas runs a subset and leaves BENCHMARKS.md as is.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,8 @@ const BENCHES: readonly Bench[] = [
   { name: 'scale', script: 'bench:scale', title: 'Pinned-state scale', timeoutMs: 30 * 60_000 },
   { name: 'flush', script: 'bench:flush', title: 'Flush jobs: planning, and decisions during a 1 TiB replay', timeoutMs: 10 * 60_000 },
   { name: 'sim', script: 'bench:sim', title: 'What-if simulation', timeoutMs: 15 * 60_000 },
-  { name: 'store', script: 'bench:store', title: 'Durable state on SQLite, and replicas on PostgreSQL', timeoutMs: 25 * 60_000 }
+  { name: 'store', script: 'bench:store', title: 'Durable state on SQLite against a bare durable server', timeoutMs: 25 * 60_000 },
+  { name: 'replicas', script: 'bench:replicas', title: 'Replicas on PostgreSQL: CPU per change and throughput as replicas are added', timeoutMs: 20 * 60_000 }
 ];
 
 const START = '<!-- npm run bench: start (generated; edit outside the markers) -->';
