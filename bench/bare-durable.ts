@@ -1,11 +1,14 @@
 /**
- * The bound of bench/store.ts part (a), run by it as a child process: a bare Fastify 5 app (the
- * service's logger settings, no schemas) whose pin and unpin routes keep each request's body
- * durably before answering, the least a durable change can cost with an event loop that never
+ * The bound of bench/store.ts parts (a) and (b), run by it as a child process: a bare Fastify 5
+ * app (the service's logger settings, no schemas) answering the same requests as the service
+ * under the same VMM load (bench/vmm-load.ts), each change and each acknowledgement kept durably
+ * before it is answered, the least a durable change can cost with an event loop that never
  * blocks: one row per request, inserted by a worker thread owning a better-sqlite3 connection
  * (WAL, synchronous=FULL), the requests of one turn sent in one message and committed in one
- * transaction (group commit). Its decision route answers without storing anything. Listens on
- * HOST:PORT with its file under DATA_DIR until SIGTERM.
+ * transaction (group commit). A pin or unpin is answered with a job id, and
+ * `POST /v1/flush-jobs/:jobId/ack` keeps a row naming that job the same way. Its decision route
+ * answers without storing anything. Listens on HOST:PORT with its file under DATA_DIR until
+ * SIGTERM.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -69,13 +72,21 @@ function keep(body: string): Promise<void> {
 
 const level = process.env['LOG_LEVEL'] ?? 'info';
 const app = Fastify({ logger: { level, redact: ['req.headers.authorization', 'headers.authorization'] } });
-const kept = { decision: { rule: 'F1', action: 'none' }, revision: 1 };
-const keepRoute = async (request: { body: unknown }): Promise<unknown> => {
-  await keep(JSON.stringify(request.body));
-  return kept;
+let nextJob = 0;
+/** A change: its body kept, answered with the job its flush was promised to. */
+const keepChange = async (request: { body: unknown }): Promise<unknown> => {
+  const jobId = `fj-${++nextJob}`;
+  await keep(JSON.stringify({ jobId, body: request.body }));
+  return { decision: { rule: 'F1', action: 'flush' }, flush: { required: true, jobId }, revision: nextJob };
 };
-app.post('/v1/vms/:vmId/pins', keepRoute);
-app.post('/v1/vms/:vmId/unpins', keepRoute);
+app.post('/v1/vms/:vmId/pins', keepChange);
+app.post('/v1/vms/:vmId/unpins', keepChange);
+/** An acknowledgement: a row naming its job, kept before the 200. */
+app.post('/v1/flush-jobs/:jobId/ack', async (request: { params: unknown }) => {
+  const { jobId } = request.params as { jobId: string };
+  await keep(JSON.stringify({ ack: jobId }));
+  return { id: jobId, state: 'acknowledged' };
+});
 app.get('/readyz', (_request, reply) => reply.send({ status: 'ready' }));
 app.post('/v1/vms/:vmId/decisions/flush', (_request, reply) => reply.send({ decisions: [{ rule: 'F1', action: 'none' }] }));
 await app.listen({ host: process.env['HOST'] ?? '127.0.0.1', port: Number(process.env['PORT'] ?? 0) });
