@@ -9,16 +9,15 @@
 import '../contract/vm.js';
 import '../contract/audit.js';
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { decisionSerializerCompiler } from './compiled-wire.js';
-import { CodedError, DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
+import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
-import { redactQuery, registerErrorHandler, sendError, sendProblem } from './error-handler.js';
+import { redactQuery, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
-import rateLimit from '@fastify/rate-limit';
-import underPressure from '@fastify/under-pressure';
-import { HttpError } from './errors.js';
+import admission from './plugins/admission.js';
 import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
 import swagger from './plugins/swagger.js';
@@ -64,6 +63,11 @@ declare module 'fastify' {
   }
 }
 
+/** Whether a request's logger writes info lines; the silent logger of an app built without one has no levels and writes nothing. */
+function writesInfo(log: FastifyBaseLogger): boolean {
+  return (log as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.('info') ?? false;
+}
+
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -102,12 +106,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   registerErrorHandler(app);
   // JSON only: anything else is 415 rather than a string that fails validation.
   app.removeContentTypeParser(['text/plain']);
-  // Callback-style hooks: no promise per request. Problems set the header themselves, since
-  // errors raised before routing skip onRequest.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    done();
-  });
+  // Every hook is callback style: no promise per request. The x-request-id header is set in the
+  // admission hook (plugins/admission.ts); problems set it themselves, since errors raised before
+  // routing skip onRequest and auth may refuse a request before admission.
 
   const limits: Limits = { batchLimit: options.batchLimit ?? 10_000, flushAckTimeoutMs: options.flushAckTimeoutMs ?? 10_000 };
   const runtime = options.runtime ?? createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
@@ -118,6 +119,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorateRequest('decisionLog', null);
   app.addHook('onResponse', (request, reply, done) => {
     runtime.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
+    // The line is built only when it is written (LOG_LEVEL info or finer).
+    if (!writesInfo(request.log)) {
+      done();
+      return;
+    }
     const decision = request.decisionLog;
     request.log.info(
       { method: request.method, url: redactQuery(request.url), statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...decision },
@@ -127,28 +133,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   await app.register(services, { service: runtime.service, limits });
   await app.register(auth, { tokens: options.tokens });
-  const perMinute = options.rateLimit ?? 600_000;
-  if (perMinute > 0) {
-    // Registered after auth, so the limit is kept per token.
-    await app.register(rateLimit, {
-      max: perMinute,
-      timeWindow: 60_000,
-      allowList: (request) => !request.url.startsWith('/v1'),
-      keyGenerator: (request) => (request.principal === null ? `ip:${request.ip ?? 'unix socket'}` : `token:${request.principal.id}`),
-      errorResponseBuilder: (_request, context) => new HttpError('RATE_LIMITED', `at most ${context.max} requests a minute; retry in ${context.after}`)
-    });
-  }
-  const maxDelay = options.maxEventLoopDelayMs ?? 0;
-  if (maxDelay > 0) {
-    const retryAfter = 5;
-    await app.register(underPressure, {
-      maxEventLoopDelay: maxDelay,
-      retryAfter,
-      pressureHandler: (request, reply, type, value) => {
-        void sendError(request, reply, new CodedError('OVERLOADED', `the service is overloaded (${type}: ${String(value)}); retry shortly`, { retryAfterSeconds: retryAfter }));
-      }
-    });
-  }
+  // Registered after auth, so the rate limit is kept per token.
+  await app.register(admission, { perMinute: options.rateLimit ?? 600_000, maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 0 });
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);

@@ -30,24 +30,30 @@ function auth(app: FastifyInstance, opts: { tokens: TokenTable | undefined }): v
   app.decorateRequest('principal', null);
   const tokens = opts.tokens;
   if (tokens === undefined) return;
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback style: no promise per request. A refused request is answered here and goes no further.
+  app.addHook('onRequest', (request, reply, done) => {
     const url = request.routeOptions.url;
-    if (url === undefined || !url.startsWith('/v1')) return;
+    if (url === undefined || !url.startsWith('/v1')) {
+      done();
+      return;
+    }
     const header = request.headers.authorization;
     const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     const principal = token === '' ? undefined : tokens.authenticate(token);
     if (principal === undefined) {
       reply.header('www-authenticate', 'Bearer realm="coherency"');
-      return sendProblem(request, reply, 'UNAUTHENTICATED', token === '' ? 'a bearer token is required' : 'the bearer token is not known');
+      sendProblem(request, reply, 'UNAUTHENTICATED', token === '' ? 'a bearer token is required' : 'the bearer token is not known');
+      return;
     }
     request.principal = principal;
     const params = request.params as { vmId?: string; jobId?: string };
     const vmId = params.vmId ?? (params.jobId === undefined ? undefined : app.policy.flushJob(params.jobId)?.vmId);
     const scope = required(request);
     if (!allows(principal, scope, vmId)) {
-      return sendProblem(request, reply, 'FORBIDDEN', `token ${principal.id} may not ${scope === 'read' ? 'read' : 'do'} this${vmId === undefined ? '' : ` for VM ${vmId}`}`);
+      sendProblem(request, reply, 'FORBIDDEN', `token ${principal.id} may not ${scope === 'read' ? 'read' : 'do'} this${vmId === undefined ? '' : ` for VM ${vmId}`}`);
+      return;
     }
-    return undefined;
+    done();
   });
 }
 
