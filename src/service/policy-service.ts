@@ -135,7 +135,8 @@ export class PolicyService {
       jobs: this.jobs,
       events: this.events,
       reloadJobs: this.#reloadJobs,
-      inFlight: this.#inFlight
+      inFlight: this.#inFlight,
+      clock: this.#clock
     });
     // A write the store refused, whoever made it, fences the store: the state is reloaded once it
     // takes writes again (until then changes are refused and reads answer 503).
@@ -218,7 +219,11 @@ export class PolicyService {
    */
   async apply(cmd: Command, actor = 'anonymous'): Promise<Applied> {
     const dryRun = cmd.type === 'devctl' && cmd.dryRun === true;
-    if (!this.healthy && cmd.type === 'devctl' && dryRun) return failClosedDevctl(cmd.write);
+    if (cmd.type === 'devctl' && dryRun) {
+      // A dry run answers from memory: about a VM this replica did not follow, only once caught up.
+      if (!this.#commit.serves(cmd.vmId)) await this.#commit.catchUp(0, cmd.vmId);
+      if (!this.healthy || !this.#commit.serves(cmd.vmId)) return failClosedDevctl(cmd.write);
+    }
     this.#health.assertHealthy();
     if (cmd.type === 'devctl' && dryRun) {
       const { decision } = applyCommand(this.state, cmd, this.#clock());
@@ -275,6 +280,8 @@ export class PolicyService {
   async awaitDependencies(vmId: VmId, timeoutMs: number, write?: { bdf: PciAddress; write: { value?: number; nosnoopEnable?: boolean } }): Promise<void> {
     const jobs = this.jobs;
     if (jobs === undefined) return;
+    // The replays outstanding are those of the VM as the store holds it.
+    if (!this.#commit.serves(vmId)) await this.#commit.catchUp(0, vmId);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       let outstanding = jobs.outstanding(vmId, 'replay');
@@ -324,9 +331,15 @@ export class PolicyService {
     return this.jobs?.get(id);
   }
 
+  /** Before reading job `id`: a replica that does not know it yet learns of it (another replica promised it). */
+  async learnFlushJob(id: string): Promise<void> {
+    this.#health.restoring();
+    if (this.jobs !== undefined && this.jobs.get(id) === undefined) await this.#commit.learnJob(id);
+  }
+
   /** Resolves once the job is done or failed (its ranges planned); undefined for an unknown job. */
   async settledFlushJob(id: string): Promise<FlushJob | undefined> {
-    this.#health.restoring();
+    await this.learnFlushJob(id);
     if (this.jobs?.get(id) === undefined) return undefined;
     return this.jobs.wait(id);
   }
@@ -343,6 +356,7 @@ export class PolicyService {
 
   /** A VM's revision (0 for a VM that does not exist). */
   revisionOf(vmId: VmId): number {
+    this.#commit.serves(vmId);
     return this.state.vms.get(vmId)?.revision ?? 0;
   }
 
@@ -353,12 +367,28 @@ export class PolicyService {
 
   /**
    * Read-your-writes across replicas: before answering about VM `vmId`, apply what other replicas
-   * stored of it (and of the quirk list), unless this replica already applied a change of the VM
-   * at least as recent as `minRevision` (a revision from an earlier answer, about any VM: changes
-   * of one VM get increasing revisions). A replica that cannot reach the store fails closed.
+   * stored of it (and of the quirk list), unless this replica follows the VM (it serves it) and
+   * already applied a change of it at least as recent as `minRevision` (a revision from an
+   * earlier answer, about any VM: changes of one VM get increasing revisions; 0: any). The VM is
+   * served from then on. A replica that cannot reach the store fails closed.
    */
   catchUp(minRevision: number, vmId: VmId): Promise<void> {
     return this.#commit.catchUp(minRevision, vmId);
+  }
+
+  /**
+   * Whether this replica may answer about VM `vmId` from memory now: with replicas, it follows
+   * the VMs it serves (asked about lately, followed by a subscriber here, or waiting for its own
+   * flush jobs' acknowledgements); about any other VM it catches up first (`catchUp`), and serves
+   * it from then on. Always true without replicas.
+   */
+  serves(vmId: VmId): boolean {
+    return this.#commit.serves(vmId);
+  }
+
+  /** Before listing every VM: with replicas, applies what the others stored of all of them. */
+  catchUpAll(): Promise<void> {
+    return this.#commit.catchUpAll();
   }
 
   /** Follows a shared store (see commit/follower.ts); nothing to follow for an embedded one. */
@@ -380,7 +410,8 @@ export class PolicyService {
    */
   mustFlush(vmId: VmId, op: 'map' | 'unmap', ranges: readonly FlushQueryRange[] | FlushQueryColumns): FlushQueryColumnsAnswer & { failClosed?: 'STORE_UNAVAILABLE'; after?: readonly string[] } {
     const q = Array.isArray(ranges) ? flushQueryColumns(ranges as readonly FlushQueryRange[]) : (ranges as FlushQueryColumns);
-    if (this.healthy) {
+    // A VM this replica did not follow is answered once caught up on (`catchUp` first); until then, as if the store were unavailable.
+    if (this.healthy && this.#commit.serves(vmId)) {
       const answer = mustFlushColumns(this.state, vmId, op, q);
       // A map waits for the replays outstanding where devices may no-snoop, as the change would.
       const after = op === 'map' ? this.dependencies(vmId, answer.decision) : [];
@@ -405,6 +436,7 @@ export class PolicyService {
 
   vm(vmId: VmId): VmView {
     this.#health.readable();
+    this.#commit.serves(vmId);
     return viewVm(this.state, getVm(this.state, vmId));
   }
 
@@ -419,6 +451,7 @@ export class PolicyService {
 
   pins(vmId: VmId, fromPage: number, limit: number): PinnedRangeView[] {
     this.#health.readable();
+    this.#commit.serves(vmId);
     return listPins(getVm(this.state, vmId), fromPage, limit);
   }
 

@@ -93,6 +93,31 @@ export class VmEvents {
     }
   }
 
+  /** Whether someone follows `vmId` here. */
+  listening(vmId: string): boolean {
+    return (this.#logs.get(vmId)?.listeners.size ?? 0) > 0;
+  }
+
+  /** The VMs someone follows here (a subscriber of their stream). */
+  listened(): string[] {
+    const vms: string[] = [];
+    for (const [vmId, log] of this.#logs) if (log.listeners.size > 0) vms.push(vmId);
+    return vms;
+  }
+
+  /**
+   * This replica stops following the changes of `vmId` made elsewhere (nobody follows its
+   * stream here): its events held are forgotten, and a subscriber resuming from one of them
+   * later is told to re-read the VM, since events may be missing in between.
+   */
+  forget(vmId: string): void {
+    const log = this.#logs.get(vmId);
+    if (log === undefined || log.listeners.size > 0) return;
+    this.#logs.delete(vmId);
+    // Above every id given so far: a log made afresh holds none of them.
+    this.#forgotten = ++this.#next;
+  }
+
   /**
    * Follows `vmId`: first the events after `lastId` still held (or a `reset` when `lastId` is
    * no longer held), then every new one, until the returned function is called.

@@ -5,8 +5,9 @@
  * and changes to different VMs do not wait for each other. A snapshot drops its VM's effects up
  * to it: a replica that had not read them starts the VM from the snapshot.
  *
- * Replicas follow each other through notifications (postgres/change-listener.ts) and the events
- * each publishes for the others' subscribers (postgres/event-log.ts). Every failure of the
+ * Replicas follow each other through notifications (postgres/change-listener.ts), which name the
+ * VMs changed, and the events each publishes for the others' subscribers (postgres/event-log.ts),
+ * read for the VMs a replica serves. Every failure of the
  * database reaches the service as StoreUnavailableError (postgres/guarded.ts), on which it fails
  * closed.
  */
@@ -104,11 +105,11 @@ export class PostgresStore implements SharedStateStore {
     return guarded(() => this.#events.publish(event));
   }
 
-  eventsAfter(after: EventCursor | null): Promise<EventPage> {
-    return guarded(() => this.#events.eventsAfter(after));
+  eventsAfter(after: EventCursor | null, vmIds: readonly string[] | null = null): Promise<EventPage> {
+    return guarded(() => this.#events.eventsAfter(after, vmIds));
   }
 
-  watch(onChange: () => void): () => void {
+  watch(onChange: (vmIds: readonly string[] | null) => void): () => void {
     return listenForChanges({ connectionString: this.#db.connectionString, schema: this.#db.schema, origin: this.#events.origin }, onChange);
   }
 

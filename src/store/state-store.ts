@@ -229,14 +229,20 @@ export interface SharedStateStore extends StateStore {
    * Events other replicas published after `after` (null: from now on), in order, with the
    * cursor to ask from next; `gone` when some after `after` were already dropped, `more` when
    * there are more to read now, `held` when others' events are stored but cannot be read yet
-   * (behind a transaction still running: ask again shortly).
+   * (behind a transaction still running: ask again shortly). With `vmIds`, only those VMs'
+   * events (a replica reads the events of the VMs it serves; the cursor passes the others').
    */
-  eventsAfter(after: EventCursor | null): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: EventCursor; readonly gone: boolean; readonly more: boolean; readonly held: boolean }>;
+  eventsAfter(
+    after: EventCursor | null,
+    vmIds?: readonly string[] | null
+  ): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: EventCursor; readonly gone: boolean; readonly more: boolean; readonly held: boolean }>;
   /**
-   * Calls `onChange` whenever another replica stored a change or published an event (and once
-   * after each reconnection, in case one was missed); returns how to stop.
+   * Calls `onChange` whenever another replica stored a change or published an event, with the
+   * VMs it changed (QUIRKS_EFFECT for the quirk list), or null when they are not known (too many
+   * to tell, a replica of an earlier version, and once after each reconnection, in case one was
+   * missed); returns how to stop.
    */
-  watch(onChange: () => void): () => void;
+  watch(onChange: (vmIds: readonly string[] | null) => void): () => void;
 }
 
 export function isShared(store: StateStore): store is SharedStateStore {

@@ -69,12 +69,13 @@ export default function decisionRoutes(app: FastifyInstance): void {
       // the answer is written as bytes (flush-query-wire.ts); the schemas above still define both.
       validatorCompiler: flushQueryValidatorCompiler
     },
-    // Synchronous unless the caller asks for a fresher state: no promise per decision. The answer
-    // is JSON bytes, which Fastify sends as they are.
+    // Synchronous unless the caller asks for a fresher state, or asks a replica about a VM it does
+    // not serve (it catches up on it first): no promise per decision. The answer is JSON bytes,
+    // which Fastify sends as they are.
     (request, reply) => {
       const minRevision = request.query.minRevision;
-      if (minRevision !== undefined) {
-        return app.policy.catchUp(minRevision, vmIdOf(request.params)).then(async () => {
+      if (minRevision !== undefined || !app.policy.serves(vmIdOf(request.params))) {
+        return app.policy.catchUp(minRevision ?? 0, vmIdOf(request.params)).then(async () => {
           sendJson(reply, decide(request));
           await reply;
         });

@@ -68,8 +68,10 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
         response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404], 429: Problem }
       }
     },
-    (request, reply) => {
+    async (request, reply) => {
       const vmId = vmIdOf(request.params);
+      // A replica that did not serve the VM catches up on it first (and follows it while subscribed).
+      await app.policy.catchUp(0, vmId);
       app.policy.vm(vmId); // 404 for an unknown VM
       const client = request.principal?.id ?? `address ${request.ip}`;
       const streams = perClient.get(client) ?? 0;

@@ -10,6 +10,8 @@ import { HttpError } from '../errors.js';
 import { HexAddress, HostRange, page, PageQuery, problems, VmParams } from '../../contract/common.js';
 import { FlushJob } from '../../contract/flush-job.js';
 import { decodeCursor, encodeCursor, vmIdOf } from '../wire.js';
+import { compileSerializer, decisionSerializerCompiler } from '../compiled-wire.js';
+import { plainValidatorCompiler } from '../plain-check.js';
 import { receiptWire } from './decided.js';
 
 const AckBody = z
@@ -51,6 +53,16 @@ export function jobWire(job: Job) {
   };
 }
 
+/**
+ * The acknowledgement route is on every flush's path (a VMM acknowledges each answer's job): its
+ * plain path parameters and body (none, or the report's fields as the schema takes them) skip
+ * the zod walk (plain-check.ts), and its answer is written by the serializer compiled from the
+ * FlushJob schema (compiled-wire.ts), problems as on every route.
+ */
+const ACK_VALIDATOR = plainValidatorCompiler(() => false);
+const writeFlushJob = compileSerializer(FlushJob);
+const ACK_SERIALIZER: typeof decisionSerializerCompiler = (route) => (route.httpStatus === '200' ? writeFlushJob : decisionSerializerCompiler(route));
+
 export default function flushJobRoutes(app: FastifyInstance): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
@@ -58,7 +70,8 @@ export default function flushJobRoutes(app: FastifyInstance): void {
     '/v1/flush-jobs/:jobId',
     { schema: { tags: ['flush-jobs'], summary: 'A flush job and its receipt',
         description: 'The job\'s state (queued, running, pending, acknowledged, done, failed), the decisions it carries, and its receipt: bytes, ranges and modelled cost.', params: z.object({ jobId: z.string().max(100) }), response: { 200: FlushJob, 404: problems[404] } } },
-    (request) => {
+    async (request) => {
+      await app.policy.learnFlushJob(request.params.jobId);
       const job = app.policy.flushJob(request.params.jobId);
       if (job === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
       return jobWire(job);
@@ -76,7 +89,9 @@ export default function flushJobRoutes(app: FastifyInstance): void {
         params: z.object({ jobId: z.string().max(100) }),
         body: AckBody,
         response: { 200: FlushJob, ...problems }
-      }
+      },
+      validatorCompiler: ACK_VALIDATOR,
+      serializerCompiler: ACK_SERIALIZER
     },
     async (request) => {
       const body = request.body ?? {};

@@ -13,9 +13,18 @@ export interface Commit {
   commit(change: PendingChange): Promise<Decided>;
   /**
    * Read-your-writes: before answering about VM `vmId`, apply what other replicas stored of it,
-   * unless a change of it at least as recent as `minRevision` was applied here.
+   * unless this process follows it and a change of it at least as recent as `minRevision` was
+   * applied here. The VM counts as asked about (served).
    */
   catchUp(minRevision: number, vmId: VmId): Promise<void>;
+  /**
+   * Whether an answer about VM `vmId` may come from memory now (this process holds the VM as
+   * the store does, as of the last change it heard of). When it may not, the VM is being caught
+   * up on: ask `catchUp` first. Either way the VM counts as asked about (served).
+   */
+  serves(vmId: VmId): boolean;
+  /** Before an answer about every VM (a listing): apply what other replicas stored of all of them. */
+  catchUpAll(): Promise<void>;
   /** Before acknowledging job `id`, which this process does not know: learn of it. */
   learnJob(id: string): Promise<void>;
   /** An acknowledgement was kept: the other replicas hear of it. */

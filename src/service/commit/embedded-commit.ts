@@ -55,6 +55,15 @@ export class EmbeddedCommit implements Commit {
     return this.#inFlight.settled();
   }
 
+  /** One writer: it holds every VM as it is. */
+  serves(): boolean {
+    return true;
+  }
+
+  catchUpAll(): Promise<void> {
+    return this.#inFlight.settled();
+  }
+
   learnJob(): Promise<void> {
     return Promise.resolve();
   }

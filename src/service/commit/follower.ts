@@ -1,11 +1,13 @@
 /**
- * Following a shared store: a replica applies other replicas' changes as soon as the store
- * notifies them (and every interval, in case a notification was lost), and hands the events
- * they published to its own subscribers: their decisions, and acknowledgements of flush jobs.
+ * Following a shared store: a replica applies other replicas' changes of the VMs it serves (and
+ * of the quirk list) as soon as the store notifies them (and every interval, in case a
+ * notification was lost), and hands the events they published of those VMs to its own
+ * subscribers: their decisions, and acknowledgements of flush jobs. A notification naming only
+ * VMs it does not serve costs it nothing: it catches up on such a VM when asked about it.
  */
 import type { VmId } from '../../domain/index.js';
 import type { FlushJob, FlushJobs, VmmReport } from '../../jobs/flush-jobs.js';
-import type { EventCursor, SharedStateStore } from '../../store/state-store.js';
+import { QUIRKS_EFFECT, type EventCursor, type SharedStateStore } from '../../store/state-store.js';
 import type { Health } from '../health.js';
 import type { VmEventInput, VmEvents } from '../vm-events.js';
 
@@ -24,7 +26,12 @@ interface FollowerParts {
 }
 
 interface CatchingUp {
-  catchUpAll(): Promise<void>;
+  /** The VMs to follow now (see ServedVms.following). */
+  following(): string[];
+  /** Whether the replica follows `vmId` (a notification naming it is news). */
+  follows(vmId: string): boolean;
+  /** Applies what other replicas stored of `vmIds` and of the quirk list. */
+  catchUpOn(vmIds: readonly string[]): Promise<void>;
   catchUp(minRevision: number, vmId: VmId): Promise<void>;
 }
 
@@ -54,7 +61,9 @@ export class Follower {
       this.#refreshRemote = true;
       this.#sync();
     }, intervalMs).unref();
-    this.#unwatch = this.#p.store.watch(() => this.#sync());
+    this.#unwatch = this.#p.store.watch((vmIds) => {
+      if (vmIds === null || vmIds.some((vm) => vm === QUIRKS_EFFECT || this.#replica.follows(vm))) this.#sync();
+    });
   }
 
   stop(): void {
@@ -89,11 +98,12 @@ export class Follower {
     // A replica that cannot vouch for its state hands nothing on: its events could name jobs
     // it has not taken up yet. It resumes from where it was once it has recovered.
     if (!health.healthy) return;
-    await this.#replica.catchUpAll();
+    const following = this.#replica.following();
+    await this.#replica.catchUpOn(following);
     if (!health.healthy) return;
     if (this.#refreshRemote) await this.#refreshRemoteJobs();
     for (;;) {
-      const { events: published, next, gone, more, held } = await store.eventsAfter(this.#eventsAt);
+      const { events: published, next, gone, more, held } = await store.eventsAfter(this.#eventsAt, following);
       if (gone) await this.#refreshRemoteJobs();
       // Stopped meanwhile (shutdown): nothing more is handed on, and the position stays for a restart of following.
       if (this.#timer === null) return;

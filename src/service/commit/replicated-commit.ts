@@ -2,10 +2,11 @@
  * The replicated commit: replicas share one PostgreSQL log. A change is decided inside the
  * store's transaction, holding the locks of the VMs it changes, after applying what the other
  * replicas stored of them; changes that arrive meanwhile join the next transaction (group
- * commit). Between changes a replica follows the others (`follower.ts`).
+ * commit). Between changes a replica follows the others (`follower.ts`), for the VMs it serves
+ * (`served.ts`): a request about any other VM catches up on it first.
  */
 import { decodeVm, PinMap, type Command, type VmId } from '../../domain/index.js';
-import type { FlushJobs, JobHeader, VmmReport } from '../../jobs/flush-jobs.js';
+import type { FlushJob, FlushJobs, JobHeader, VmmReport } from '../../jobs/flush-jobs.js';
 import { QUIRKS_EFFECT, type Missed, type SharedStateStore, type WriteScope } from '../../store/state-store.js';
 import { applyEffect } from '../change.js';
 import type { Decided, Decider, PendingChange } from '../decide.js';
@@ -17,6 +18,7 @@ import type { Snapshots } from '../snapshots.js';
 import type { VmEvents } from '../vm-events.js';
 import type { Commit } from './commit.js';
 import { Follower, type Published } from './follower.js';
+import { ServedVms } from './served.js';
 
 /** Changes one shared transaction takes at most. */
 const GROUP_COMMIT_MAX = 256;
@@ -38,11 +40,14 @@ export interface ReplicatedParts {
   /** Takes up the flush jobs the store holds that this replica does not know. */
   readonly reloadJobs: ((remote: boolean) => Promise<void>) | undefined;
   readonly inFlight: InFlight;
+  /** Milliseconds since the epoch (how long a VM stays served). */
+  readonly clock: () => number;
 }
 
 export class ReplicatedCommit implements Commit {
   readonly #p: ReplicatedParts;
   readonly #follower: Follower;
+  readonly #served: ServedVms;
   /** Changes waiting for the next shared transaction, in arrival order (group commit). */
   #queued: Queued[] = [];
   #groupCommitting = false;
@@ -50,30 +55,99 @@ export class ReplicatedCommit implements Commit {
 
   constructor(parts: ReplicatedParts) {
     this.#p = parts;
+    this.#served = new ServedVms({
+      clock: parts.clock,
+      listened: () => parts.events.listened(),
+      // Its own: their acknowledgements through other replicas are to be heard. Those of jobs it
+      // adopted are read from their records every round of refreshing (and the VM is served
+      // again as soon as it is asked about).
+      ownOutstanding: (vmIds) => {
+        const jobs = parts.jobs;
+        if (jobs === undefined) return new Set<string>();
+        const remote = new Set(jobs.remoteOutstanding());
+        return new Set(vmIds.filter((vm) => jobs.outstanding(vm as VmId).some((j) => !remote.has(j.id))));
+      },
+      dropped: (vmId) => parts.events.forget(vmId)
+    });
     this.#follower = new Follower(parts, {
-      catchUpAll: () => this.#catchUpAll(),
-      catchUp: (minRevision, vmId) => this.catchUp(minRevision, vmId)
+      following: () => this.#served.following(),
+      follows: (vmId) => this.#served.has(vmId) || parts.events.listening(vmId),
+      catchUpOn: (vmIds) => this.#catchUpOn(vmIds),
+      catchUp: (minRevision, vmId) => this.#catchUp(minRevision, vmId)
     });
   }
 
   commit(change: PendingChange): Promise<Decided> {
+    // Served from now on: its transaction applies what other replicas stored of it first.
+    if (change.cmd.type !== 'put-quirks') this.#served.ask(change.cmd.vmId);
     return new Promise<Decided>((resolve, reject) => {
       this.#queued.push({ ...change, resolve, reject });
       if (!this.#groupCommitting) void this.#commitQueued();
     });
   }
 
+  /** A request about VM `vmId`: served from now on, and caught up first unless this replica is current on it. */
   async catchUp(minRevision: number, vmId: VmId): Promise<void> {
+    this.#served.ask(vmId);
+    await this.#catchUp(minRevision, vmId);
+  }
+
+  serves(vmId: VmId): boolean {
+    if (this.#served.ask(vmId)) return true;
+    // Not current on it: the catch-up starts now, for the answers after this one.
+    this.#catchUp(0, vmId).catch(() => undefined);
+    return false;
+  }
+
+  /** Before listing every VM: catches up on all of them (none becomes served by it). */
+  async catchUpAll(): Promise<void> {
     await this.#p.inFlight.settled();
-    if (!this.#p.health.healthy || this.#caughtUp(vmId, minRevision)) return;
     await this.#exclusive(async () => {
-      if (this.#caughtUp(vmId, minRevision)) return;
+      if (!this.#p.health.healthy) return;
       try {
-        this.#replay(await this.#p.store.since([vmId], this.#p.ledger.known));
+        const missed = await this.#p.store.since(null, this.#p.ledger.known);
+        this.#replay(missed);
+        await this.#refreshAdopted(missed);
       } catch (err) {
         this.#p.health.fail(err);
       }
     });
+  }
+
+  /**
+   * Applies what other replicas stored of VM `vmId`, unless this replica follows it and already
+   * applied a change of it at least as recent as `minRevision`. A VM caught up on after a while
+   * unserved may bring flush jobs acknowledged meanwhile: their records say so.
+   */
+  async #catchUp(minRevision: number, vmId: VmId): Promise<void> {
+    await this.#p.inFlight.settled();
+    const current = (): boolean => this.#served.ready(vmId) && this.#caughtUp(vmId, minRevision);
+    if (!this.#p.health.healthy || current()) return;
+    await this.#exclusive(async () => {
+      if (current() || !this.#p.health.healthy) return;
+      const followed = this.#served.ready(vmId);
+      try {
+        const missed = await this.#p.store.since([vmId], this.#p.ledger.known);
+        this.#replay(missed);
+        if (!followed) await this.#refreshAdopted(missed);
+        this.#served.caughtUp([vmId]);
+      } catch (err) {
+        this.#p.health.fail(err);
+      }
+    });
+  }
+
+  /**
+   * Flush jobs just adopted with changes this replica did not follow as they were made: their
+   * acknowledgements (events it did not read) are in their records.
+   */
+  async #refreshAdopted(missed: Missed): Promise<void> {
+    const jobs = this.#p.jobs;
+    if (jobs === undefined || missed.jobs.length === 0) return;
+    const remote = new Set(jobs.remoteOutstanding());
+    const ids = [...new Set(missed.jobs.map((j) => j.id))].filter((id) => remote.has(id));
+    if (ids.length === 0) return;
+    for (const r of await this.#p.store.jobRecords(ids)) jobs.refresh((JSON.parse(r.body) as { job: FlushJob }).job);
   }
 
   /** A job another replica promised a moment ago: catch up on its VM first, as a change does. */
@@ -111,12 +185,13 @@ export class ReplicatedCommit implements Commit {
     return minRevision <= 0 || (this.#p.ledger.known.get(vmId) ?? 0) >= minRevision;
   }
 
-  /** Applies what other replicas stored of every VM since this replica last looked. */
-  async #catchUpAll(): Promise<void> {
+  /** Applies what other replicas stored of the VMs it follows (and of the quirk list) since this replica last looked. */
+  async #catchUpOn(vmIds: readonly string[]): Promise<void> {
     await this.#exclusive(async () => {
       if (!this.#p.health.healthy) return;
       try {
-        this.#replay(await this.#p.store.since(null, this.#p.ledger.known));
+        this.#replay(await this.#p.store.since(vmIds, this.#p.ledger.known));
+        this.#served.caughtUp(vmIds);
       } catch (err) {
         this.#p.health.fail(err);
       }
@@ -158,6 +233,7 @@ export class ReplicatedCommit implements Commit {
     try {
       await store.write(scope, this.#p.ledger.known, batch.length, (missed, seqs) => {
         this.#replay(missed);
+        if (scope !== 'all') this.#served.caughtUp(scope);
         for (const q of batch) {
           try {
             decided.push({ q, d: decider.decide(q, true, seqs[decided.length]) });

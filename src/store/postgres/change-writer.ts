@@ -9,6 +9,7 @@
 import pg from 'pg';
 import { encodeCommand, pairsToBytes } from '../codec.js';
 import { QUIRKS_EFFECT, type Known, type Missed, type StoredChange, type WriteScope } from '../state-store.js';
+import { noticeOf } from './change-listener.js';
 import { drawSeqs, raiseSeq } from './change-seq.js';
 import type { Database } from './database.js';
 import type { EventLog } from './event-log.js';
@@ -59,7 +60,7 @@ export class ChangeWriter {
   /**
    * Stores changes in one statement (and one more per change that deletes a VM or replaces the
    * quirk list): their effects, the heads of the VMs they change, flush job parts, audit entries
-   * and events, and the notification the other replicas listen for.
+   * and events, and the notification the other replicas listen for (naming the VMs changed).
    */
   async #insert(client: pg.PoolClient, changes: readonly StoredChange[]): Promise<void> {
     if (changes.length === 0) return;
@@ -107,7 +108,7 @@ export class ChangeWriter {
         j AS (INSERT INTO ${t('job_parts')} (job, seq, vm, header, pairs) SELECT * FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])),
         c AS (INSERT INTO ${t('commands')} (seq, at, vm, body, actor, rules) SELECT * FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])),
         v AS (INSERT INTO ${t('events')} (origin, vm, body) SELECT $16, x.vm, x.body FROM unnest($17::text[], $18::text[]) WITH ORDINALITY AS x(vm, body, k) ORDER BY x.k)
-      SELECT pg_notify($19, $16)`,
+      SELECT pg_notify($19, $20)`,
       values: [
         effects.seq,
         effects.vm,
@@ -127,7 +128,8 @@ export class ChangeWriter {
         this.#events.origin,
         events.vm,
         events.body,
-        this.#db.schema
+        this.#db.schema,
+        noticeOf(this.#events.origin, [...effects.vm, ...events.vm])
       ]
     });
     this.#events.addedEvents(events.vm.length);

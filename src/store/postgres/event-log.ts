@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { EventCursor, PublishedEvent, StoredEvent } from '../state-store.js';
 import { TRIM_LOCK } from './advisory-locks.js';
+import { noticeOf } from './change-listener.js';
 import type { Database } from './database.js';
 
 /**
@@ -49,7 +50,13 @@ export class EventLog {
 
   async publish(event: StoredEvent): Promise<void> {
     // No lock: a reader takes only events of finished transactions (see eventsAfter).
-    await this.#db.query(`WITH v AS (INSERT INTO ${this.#db.t('events')} (origin, vm, body) VALUES ($1, $2, $3)) SELECT pg_notify($4, $1)`, [this.origin, event.vmId, event.body, this.#db.schema]);
+    await this.#db.query(`WITH v AS (INSERT INTO ${this.#db.t('events')} (origin, vm, body) VALUES ($1, $2, $3)) SELECT pg_notify($4, $5)`, [
+      this.origin,
+      event.vmId,
+      event.body,
+      this.#db.schema,
+      noticeOf(this.origin, [event.vmId])
+    ]);
     this.addedEvents(1);
     this.addedBytes(event.body.length);
     this.trimSoon();
@@ -104,9 +111,10 @@ export class EventLog {
   /**
    * Events in the order of their transactions' ids, taken only from transactions that have all
    * finished (below the oldest still running): one committed later never lands behind a cursor
-   * already past it, without a lock ordering the writers.
+   * already past it, without a lock ordering the writers. With `vmIds`, those VMs' events only:
+   * the cursor passes the others'.
    */
-  async eventsAfter(after: EventCursor | null): Promise<EventPage> {
+  async eventsAfter(after: EventCursor | null, vmIds: readonly string[] | null = null): Promise<EventPage> {
     const t = this.#db.t;
     const from = after ?? { xid: 0, n: 0 };
     // Own events are skipped, bodies and all, but move the cursor on.
@@ -114,11 +122,11 @@ export class EventLog {
     const res = await this.#db.query<{ xmin: string; floor: string | null; held: boolean; xid: string | null; n: string | null; vm: string | null; body: string | null }>(
       `WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
        SELECT s.xmin::text AS xmin, (SELECT value FROM ${t('meta')} WHERE key = 'events_floor') AS floor,
-              EXISTS (SELECT 1 FROM ${t('events')} h WHERE h.xid >= s.xmin AND h.origin <> $3) AS held,
+              EXISTS (SELECT 1 FROM ${t('events')} h WHERE h.xid >= s.xmin AND h.origin <> $3 AND ($5::text[] IS NULL OR h.vm = ANY($5))) AS held,
               e.xid::text AS xid, e.n::text AS n, e.vm, CASE WHEN e.origin = $3 THEN NULL ELSE e.body END AS body
-       FROM s LEFT JOIN ${t('events')} e ON $4 AND (e.xid, e.n) > ($1::xid8, $2::bigint) AND e.xid < s.xmin
+       FROM s LEFT JOIN ${t('events')} e ON $4 AND (e.xid, e.n) > ($1::xid8, $2::bigint) AND e.xid < s.xmin AND ($5::text[] IS NULL OR e.vm = ANY($5))
        ORDER BY e.xid, e.n LIMIT ${EVENTS_PAGE}`,
-      [String(from.xid), from.n, this.origin, after !== null]
+      [String(from.xid), from.n, this.origin, after !== null, vmIds]
     );
     const first = res.rows[0];
     const xmin = Number(first?.xmin ?? 0);
