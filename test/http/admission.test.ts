@@ -56,15 +56,20 @@ describe('RateLimiter', () => {
 
 describe('EventLoopWatch', () => {
   it('measures how late the event loop ran in the last interval', async () => {
-    const watch = new EventLoopWatch(50);
+    // Sampled by hand only: its own timer (a minute) never resets the histogram between the
+    // stall and the sample that must see it.
+    const watch = new EventLoopWatch(60_000);
     try {
       await new Promise((r) => setTimeout(r, 120));
       watch.sample();
-      const end = Date.now() + 200;
-      while (Date.now() < end) {
-        // Stall the event loop.
+      // An overloaded loop: turns of 50 ms, one after the other, for 300 ms.
+      for (let turn = 0; turn < 6; turn++) {
+        const end = Date.now() + 50;
+        while (Date.now() < end) {
+          // Stall the event loop.
+        }
+        await new Promise((r) => setTimeout(r, 1));
       }
-      await new Promise((r) => setTimeout(r, 15));
       watch.sample();
       const stalled = watch.delayMs;
       expect(stalled).toBeGreaterThan(20);
