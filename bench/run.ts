@@ -71,7 +71,7 @@ function run(bench: Bench): Promise<{ output: string; figures: Figure[]; ms: num
 
 /** How far a figure is from a numeric target ("missed by 12%"), from the target's text. */
 function gap(f: Figure): string {
-  if (f.target === '(reference)') return 'reference';
+  if (f.target === '(reference)' || f.target === '') return 'reference';
   if (f.met) return 'met';
   const m = /^(>=|<=)\s*([\d,.]+)/.exec(f.target);
   if (m === null) return 'missed';
