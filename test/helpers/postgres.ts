@@ -20,3 +20,13 @@ export async function dropSchemas(schemas: readonly string[]): Promise<void> {
     await client.end();
   }
 }
+
+/** Waits (at most 5 s) until `find` gives something, and gives it. */
+export async function until<T>(what: string, find: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 500; i++) {
+    const found = find();
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

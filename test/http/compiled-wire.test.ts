@@ -19,32 +19,12 @@ import { Decision, DevctlDecision, DeviceDecision } from '../../src/contract/dec
 import { PutQuirksAnswer } from '../../src/contract/quirk.js';
 import { PinBody, UnpinBody } from '../../src/contract/pin.js';
 import { build, json } from '../helpers/app.js';
+import { hex, int, receipt, text } from '../helpers/wire-arbitraries.js';
 
 const zodSerialize = serializerCompiler({ schema: Decision, method: 'POST', url: '/v1/vms/:vmId/pins' });
 const compiled = compileSerializer(Decision);
 
-const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
 const hex16 = fc.integer({ min: 0, max: 0xffff }).map((n) => `0x${n.toString(16).padStart(4, '0')}`);
-const int = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-/** Any text, quotes, backslashes, controls and non-ASCII included. */
-const text = fc.string({ unit: 'binary', maxLength: 40 });
-const receipt = fc.record(
-  {
-    jobId: text,
-    state: fc.constantFrom('queued', 'running', 'pending', 'acknowledged', 'done', 'failed'),
-    method: fc.constantFrom('clflushopt', 'clflush', 'wbinvd', 'dc-civac'),
-    bytes: hex,
-    ranges: int,
-    lines: int,
-    fences: int,
-    chunks: int,
-    modeledCycles: int,
-    modeledNs: int,
-    jobBytes: hex,
-    jobDecisions: int
-  },
-  { requiredKeys: ['jobId', 'state', 'method', 'bytes', 'ranges', 'lines', 'fences', 'chunks', 'modeledCycles', 'modeledNs'] }
-);
 const decision = fc.record(
   {
     flush: fc.record(

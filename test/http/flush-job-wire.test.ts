@@ -11,29 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { compileSerializer } from '../../src/http/compiled-wire.js';
 import { FlushJob } from '../../src/contract/flush-job.js';
 import { build, json } from '../helpers/app.js';
+import { hex, int, jobState as state, receipt, text } from '../helpers/wire-arbitraries.js';
 
-const hex = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((n) => `0x${n.toString(16)}`);
-const int = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-/** Any text, quotes, backslashes, controls and non-ASCII included. */
-const text = fc.string({ unit: 'binary', maxLength: 40 });
-const state = fc.constantFrom('queued', 'running', 'pending', 'acknowledged', 'done', 'failed');
-const receipt = fc.record(
-  {
-    jobId: text,
-    state,
-    method: fc.constantFrom('clflushopt', 'clflush', 'wbinvd', 'dc-civac'),
-    bytes: hex,
-    ranges: int,
-    lines: int,
-    fences: int,
-    chunks: int,
-    modeledCycles: int,
-    modeledNs: int,
-    jobBytes: hex,
-    jobDecisions: int
-  },
-  { requiredKeys: ['jobId', 'state', 'method', 'bytes', 'ranges', 'lines', 'fences', 'chunks', 'modeledCycles', 'modeledNs'] }
-);
 const job = fc.record({
   id: text,
   vmId: text,

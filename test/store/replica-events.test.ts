@@ -9,7 +9,7 @@ import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVm
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
 import type { VmEvent } from '../../src/service/vm-events.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
-import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
+import { dropSchemas, freshSchema, PG_URL, until } from '../helpers/postgres.js';
 
 const schemas: string[] = [];
 const runtimes: Runtime[] = [];
@@ -36,16 +36,6 @@ async function twoReplicas(label: string): Promise<[Runtime, Runtime]> {
   // Both listen before the test starts (their first round sets where they follow from).
   await new Promise((r) => setTimeout(r, 300));
   return [a, b];
-}
-
-/** Waits (at most 5 s) until `seen` holds an event matching `pick`. */
-async function until<T>(what: string, find: () => T | undefined): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const found = find();
-    if (found !== undefined) return found;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const vmId = parseVmId('vmq');

@@ -13,7 +13,7 @@ import { SERVE_WINDOW_MS } from '../../src/service/commit/served.js';
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { movedBy, noticeOf } from '../../src/store/postgres/change-listener.js';
-import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
+import { dropSchemas, freshSchema, PG_URL, until } from '../helpers/postgres.js';
 
 const schemas: string[] = [];
 const apps: FastifyInstance[] = [];
@@ -62,16 +62,6 @@ async function twoReplicas(label: string): Promise<[Replica, Replica]> {
   // Both listen before the test starts (their first round sets where they follow from).
   await new Promise((r) => setTimeout(r, 300));
   return [a, b];
-}
-
-/** Waits (at most 5 s) until `find` gives something. */
-async function until<T>(what: string, find: () => T | undefined): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const found = find();
-    if (found !== undefined) return found;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
