@@ -238,9 +238,9 @@ export interface SharedStateStore extends StateStore {
   ): Promise<{ readonly events: readonly PublishedEvent[]; readonly next: EventCursor; readonly gone: boolean; readonly more: boolean; readonly held: boolean }>;
   /**
    * Calls `onChange` whenever another replica stored a change or published an event, with the
-   * VMs it changed (QUIRKS_EFFECT for the quirk list), or null when they are not known (too many
-   * to tell, a replica of an earlier version, and once after each reconnection, in case one was
-   * missed); returns how to stop.
+   * VMs it changed, or null for every VM (the quirk list changed, too many to tell, a replica of
+   * an earlier version, and once after each reconnection, in case one was missed); returns how
+   * to stop.
    */
   watch(onChange: (vmIds: readonly string[] | null) => void): () => void;
 }

@@ -2,10 +2,11 @@
  * Turns a command's result into the answer, and writes the one structured log line per decision
  * that an operator greps for: VM, command, rules, flush bytes, job.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { flushRangeCount, formatPages, type VmId } from '../../domain/index.js';
 import type { Applied, FlushJob } from '../../service/policy-service.js';
 import { DecisionReply, serializeDecisionReply } from '../decision-bytes.js';
+import { sendJson } from '../json-bytes.js';
 import { decisionWire } from '../wire.js';
 
 /** A job's receipt: its own flush, with the batch it was planned in (`jobBytes`, `jobDecisions`: the batch's). */
@@ -64,12 +65,15 @@ export async function decided(app: FastifyInstance, request: FastifyRequest, vmI
 
 /**
  * `decided` for the routes answering the Decision schema with the answer as it is (pins,
- * unpins): its JSON bytes (decision-bytes.ts), unless it waits for its flush job's receipt.
+ * unpins): its JSON bytes (decision-bytes.ts) are sent on `reply`, and the handler returns
+ * nothing; an answer that waits for its flush job's receipt is returned as objects instead.
  */
-export async function decidedAsBytes(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
+export async function sendDecided(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, vmId: VmId, command: string, applied: Applied | Promise<Applied>, wait = false) {
   const { result, revision } = await settle(app, request, vmId, command, applied);
-  if (result.jobId === undefined || !wait) return serializeDecisionReply(new DecisionReply(result.decision, revision, result.jobId, result.after));
-  return await answerOf(app, result, revision, wait);
+  if (result.jobId !== undefined && wait) return await answerOf(app, result, revision, wait);
+  sendJson(reply, serializeDecisionReply(new DecisionReply(result.decision, revision, result.jobId, result.after)));
+  await reply;
+  return undefined;
 }
 
 /**

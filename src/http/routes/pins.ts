@@ -6,9 +6,9 @@ import { page, PageQuery, problems, VmParams } from '../../contract/common.js';
 import { Decision } from '../../contract/decision.js';
 import { PinBody, PinnedRange, UnpinBody, WaitQuery } from '../../contract/pin.js';
 import { batchOf, checkBatch, decodeCursor, encodeCursor, pinInput, pinnedWire, rangeInput, vmIdOf } from '../wire.js';
-import { decidedAsBytes, wants } from './decided.js';
+import { sendDecided, wants } from './decided.js';
 import { HttpError } from '../errors.js';
-import { readCompactJson, sendJson } from '../json-bytes.js';
+import { readCompactJson } from '../json-bytes.js';
 import { parseRangeBatchBytes, PlainRangeBatch, rangeBodyValidatorCompiler } from '../pin-wire.js';
 
 const PINS = '/v1/vms/:vmId/pins';
@@ -42,11 +42,7 @@ export default function pinRoutes(app: FastifyInstance): void {
       const vmId = vmIdOf(request.params);
       const body: unknown = request.body;
       const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.pins()) : batchOf(request.body, app.limits.batchLimit).map(pinInput);
-      const answer = await decidedAsBytes(app, request, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
-      if (!Buffer.isBuffer(answer)) return answer;
-      sendJson(reply, answer);
-      await reply;
-      return undefined;
+      return await sendDecided(app, request, reply, vmId, 'pin', app.policy.apply({ type: 'pin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 
@@ -68,11 +64,7 @@ export default function pinRoutes(app: FastifyInstance): void {
       const vmId = vmIdOf(request.params);
       const body: unknown = request.body;
       const ranges = body instanceof PlainRangeBatch ? (checkBatch(body.read.count, app.limits.batchLimit), body.ranges()) : batchOf(request.body, app.limits.batchLimit).map(rangeInput);
-      const answer = await decidedAsBytes(app, request, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
-      if (!Buffer.isBuffer(answer)) return answer;
-      sendJson(reply, answer);
-      await reply;
-      return undefined;
+      return await sendDecided(app, request, reply, vmId, 'unpin', app.policy.apply({ type: 'unpin', vmId, ranges }, actorOf(request)), wants(request.query));
     }
   );
 

@@ -7,7 +7,7 @@
  */
 import type { VmId } from '../../domain/index.js';
 import type { FlushJob, FlushJobs, VmmReport } from '../../jobs/flush-jobs.js';
-import { QUIRKS_EFFECT, type EventCursor, type SharedStateStore } from '../../store/state-store.js';
+import type { EventCursor, SharedStateStore } from '../../store/state-store.js';
 import type { Health } from '../health.js';
 import type { VmEventInput, VmEvents } from '../vm-events.js';
 
@@ -61,8 +61,9 @@ export class Follower {
       this.#refreshRemote = true;
       this.#sync();
     }, intervalMs).unref();
+    // A change of the quirk list names no VM (null): every replica follows it.
     this.#unwatch = this.#p.store.watch((vmIds) => {
-      if (vmIds === null || vmIds.some((vm) => vm === QUIRKS_EFFECT || this.#replica.follows(vm))) this.#sync();
+      if (vmIds === null || vmIds.some((vm) => this.#replica.follows(vm))) this.#sync();
     });
   }
 

@@ -49,14 +49,7 @@ export class ServedVms {
    * from memory); false otherwise (it must catch up first). Either way the VM is served from now on.
    */
   ask(vmId: string): boolean {
-    const now = this.#p.clock();
-    const served = this.#vms.get(vmId);
-    if (served === undefined) {
-      this.#vms.set(vmId, { at: now, ready: false });
-      return false;
-    }
-    served.at = now;
-    return served.ready;
+    return this.#touch(vmId).ready;
   }
 
   /** Whether `vmId` is served (current on it or not). */
@@ -71,10 +64,20 @@ export class ServedVms {
 
   /** Served from now on, without a request: a VM followed by a subscriber here. */
   hold(vmId: string): void {
+    this.#touch(vmId);
+  }
+
+  /** Served as of now: a VM not served before is not current yet. */
+  #touch(vmId: string): Served {
     const now = this.#p.clock();
     const served = this.#vms.get(vmId);
-    if (served === undefined) this.#vms.set(vmId, { at: now, ready: false });
-    else served.at = now;
+    if (served === undefined) {
+      const added = { at: now, ready: false };
+      this.#vms.set(vmId, added);
+      return added;
+    }
+    served.at = now;
+    return served;
   }
 
   /** Caught up on `vmIds` (each served before the catch-up began): answers from memory are current. */

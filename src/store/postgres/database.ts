@@ -85,7 +85,6 @@ export class Database {
     return this.#transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => fn(client));
   }
 
-
   close(): Promise<void> {
     return this.#pool.end();
   }
