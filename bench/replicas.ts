@@ -28,7 +28,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { fmt, header, median, profileArgs } from './machine.js';
-import { setUpFlushingVm, together, vmmWrites, type Load } from './vmm-load.js';
+import { call, setUpFlushingVm, together, vmmWrites, type Load } from './vmm-load.js';
 
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
 const PORT = Number(process.env['BENCH_PORT'] ?? 18_981);
@@ -93,12 +93,6 @@ async function stop(child: ChildProcess): Promise<void> {
     await exited;
   }
   children.delete(child);
-}
-
-async function call(method: string, path: string, body: unknown, port: number): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as Record<string, unknown>;
 }
 
 /** Busy and total CPU seconds of the whole machine so far (/proc/stat; zeros where there is none). */

@@ -30,7 +30,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fmt, header, median, profileArgs } from './machine.js';
-import { setUpFlushingVm, vmmWrites, type Load as VmmLoad } from './vmm-load.js';
+import { call, setUpFlushingVm, vmmWrites, type Load as VmmLoad } from './vmm-load.js';
 
 const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
 const PORT = Number(process.env['BENCH_PORT'] ?? 18_961);
@@ -103,12 +103,6 @@ async function stop(child: ChildProcess): Promise<void> {
   child.kill('SIGTERM');
   await exited;
   children.delete(child);
-}
-
-async function call(method: string, path: string, body?: unknown, port = PORT): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as Record<string, unknown>;
 }
 
 /**
@@ -231,13 +225,13 @@ function ranges(start: number, n: number): { iova: string; hpa: string; length: 
  */
 async function fill(dataDir: string, churn: number): Promise<void> {
   const { child } = await startServer(dataDir);
-  await call('PUT', '/v1/vms/bench', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
-  await call('PUT', '/v1/vms/bench/domains/d0', { enforceCacheCoherency: false });
+  await call('PUT', '/v1/vms/bench', { arch: 'x86_64', policy: { mode: 'pessimistic' } }, PORT);
+  await call('PUT', '/v1/vms/bench/domains/d0', { enforceCacheCoherency: false }, PORT);
   const change = async (path: string, body: unknown): Promise<void> => {
-    const answer = await call('POST', path, body);
+    const answer = await call('POST', path, body, PORT);
     const jobId = (answer['flush'] as { jobId?: string }).jobId;
     if (jobId === undefined) throw new Error(`${path}: an answer without a flush job`);
-    await call('POST', `/v1/flush-jobs/${jobId}/ack`);
+    await call('POST', `/v1/flush-jobs/${jobId}/ack`, undefined, PORT);
   };
   const clients = 8;
   await Promise.all(

@@ -116,13 +116,16 @@ export function together(loads: readonly Load[]): Load {
   };
 }
 
+/** One request to the server on 127.0.0.1:`port` (a JSON body, if any); its JSON answer, or an error for any status from 300. */
+export async function call(method: string, path: string, body: unknown, port: number): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
 /** A VM whose one non-coherent domain has a device that may no-snoop: every pin and unpin is flushed. */
 export async function setUpFlushingVm(vm: string, port: number): Promise<void> {
-  const call = async (path: string, body: unknown): Promise<void> => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    if (res.status >= 300) throw new Error(`PUT ${path}: ${res.status} ${await res.text()}`);
-  };
-  await call(`/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
-  await call(`/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false });
-  await call(`/v1/vms/${vm}/devices/0000:01:00.0`, { domainId: 'd0', vendorId: '0x10ee', deviceId: '0x903f', function: 'pf', nosnoop: 'enabled' });
+  await call('PUT', `/v1/vms/${vm}`, { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } }, port);
+  await call('PUT', `/v1/vms/${vm}/domains/d0`, { enforceCacheCoherency: false }, port);
+  await call('PUT', `/v1/vms/${vm}/devices/0000:01:00.0`, { domainId: 'd0', vendorId: '0x10ee', deviceId: '0x903f', function: 'pf', nosnoop: 'enabled' }, port);
 }
