@@ -30,3 +30,16 @@ export async function until<T>(what: string, find: () => T | undefined): Promise
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * Two replicas on a fresh schema (kept in `schemas`, to drop afterwards), both listening before
+ * the test starts: their first round sets where they follow from.
+ */
+export async function twoReplicas<T>(label: string, schemas: string[], replica: (schema: string) => Promise<T>): Promise<[T, T]> {
+  const schema = freshSchema(label);
+  schemas.push(schema);
+  const a = await replica(schema);
+  const b = await replica(schema);
+  await new Promise((r) => setTimeout(r, 300));
+  return [a, b];
+}

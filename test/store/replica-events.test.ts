@@ -9,7 +9,7 @@ import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVm
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
 import type { VmEvent } from '../../src/service/vm-events.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
-import { dropSchemas, freshSchema, PG_URL, until } from '../helpers/postgres.js';
+import { dropSchemas, freshSchema, PG_URL, twoReplicas, until } from '../helpers/postgres.js';
 
 const schemas: string[] = [];
 const runtimes: Runtime[] = [];
@@ -26,16 +26,6 @@ async function replica(schema: string, keepEvents?: number): Promise<Runtime> {
   await runtime.start();
   runtime.service.follow(60_000);
   return runtime;
-}
-
-async function twoReplicas(label: string): Promise<[Runtime, Runtime]> {
-  const schema = freshSchema(label);
-  schemas.push(schema);
-  const a = await replica(schema);
-  const b = await replica(schema);
-  // Both listen before the test starts (their first round sets where they follow from).
-  await new Promise((r) => setTimeout(r, 300));
-  return [a, b];
 }
 
 const vmId = parseVmId('vmq');
@@ -55,7 +45,7 @@ const IGNORES: Quirk = { vendorId: 0x8086, deviceId: 0x1572, deviceMask: 0xffff,
 
 describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)', () => {
   it('the quirk case: a VMM on replica B hears of the replay an operator caused on A, acknowledges it on B, and A counts it done', async () => {
-    const [a, b] = await twoReplicas('quirk');
+    const [a, b] = await twoReplicas('quirk', schemas, replica);
     // vmq: trap, onEnable deny, a non-coherent domain, a NIC whose bit is clear, 2 MiB pinned "no flush".
     await vmq(a, 'deny', [NIC]);
     const pin = await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 512, hpa: 0x100000 }] });
@@ -91,7 +81,7 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
   });
 
   it('two devices across replicas: an enable on B while A\'s replay is outstanding names it in flush.after; ?wait on B ends with the ack on A', async () => {
-    const [a, b] = await twoReplicas('after');
+    const [a, b] = await twoReplicas('after', schemas, replica);
     await vmq(a, 'allow', [NIC, OTHER, THIRD]);
     await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 1, hpa: 0x100000 }] });
     const x = await a.service.apply({ type: 'devctl', vmId, bdf: NIC, write: { nosnoopEnable: true } });
@@ -119,7 +109,7 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
   });
 
   it('a subscriber on B resuming after a change on A gets it as a decision, applied to B\'s state first', async () => {
-    const [a, b] = await twoReplicas('events');
+    const [a, b] = await twoReplicas('events', schemas, replica);
     await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: {} });
     const seen: VmEvent[] = [];
     const stop = b.service.events.subscribe(vmId, undefined, (e) => seen.push(e));
@@ -161,7 +151,7 @@ describe('events and flush jobs across replicas (real PostgreSQL, LISTEN/NOTIFY)
   });
 
   it('a replica that fell behind the log\'s floor reloads, and takes up the flush jobs promised meanwhile', async () => {
-    const [a, b] = await twoReplicas('floor');
+    const [a, b] = await twoReplicas('floor', schemas, replica);
     await vmq(a, 'allow', [NIC, OTHER]);
     const made = await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 1, hpa: 0x100000 }] });
     await until('B at A\'s revision', () => (b.service.revisionOf(vmId) === made.revision ? true : undefined));

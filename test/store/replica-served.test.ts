@@ -13,7 +13,7 @@ import { SERVE_WINDOW_MS } from '../../src/service/commit/served.js';
 import { createRuntime, type Runtime } from '../../src/service/runtime.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { movedBy, noticeOf } from '../../src/store/postgres/change-listener.js';
-import { dropSchemas, freshSchema, PG_URL, until } from '../helpers/postgres.js';
+import { dropSchemas, PG_URL, twoReplicas, until } from '../helpers/postgres.js';
 
 const schemas: string[] = [];
 const apps: FastifyInstance[] = [];
@@ -54,16 +54,6 @@ async function replica(schema: string): Promise<Replica> {
   return { runtime, app, reads, advance: (ms) => (offset += ms) };
 }
 
-async function twoReplicas(label: string): Promise<[Replica, Replica]> {
-  const schema = freshSchema(label);
-  schemas.push(schema);
-  const a = await replica(schema);
-  const b = await replica(schema);
-  // Both listen before the test starts (their first round sets where they follow from).
-  await new Promise((r) => setTimeout(r, 300));
-  return [a, b];
-}
-
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
 const vmId = parseVmId('vms1');
 const d0 = parseDomainId('d0');
@@ -81,7 +71,7 @@ const query = { op: 'map', ranges: [{ iova: '0x0', length: '0x1000' }, { iova: '
 
 describe('a replica applies what it serves (real PostgreSQL)', () => {
   it('a change through A to a VM B was never asked about costs B no query; B\'s first decision and reads answer from A\'s latest state', async () => {
-    const [a, b] = await twoReplicas('served_first');
+    const [a, b] = await twoReplicas('served_first', schemas, replica);
     const before = { ...b.reads };
     const revision = await made(a);
     await settle();
@@ -111,7 +101,7 @@ describe('a replica applies what it serves (real PostgreSQL)', () => {
   });
 
   it('a read or a dry run about a VM B does not serve answers from A\'s latest state; a listing catches up on every VM', async () => {
-    const [a, b] = await twoReplicas('served_reads');
+    const [a, b] = await twoReplicas('served_reads', schemas, replica);
     const other = parseVmId('vms2');
     await a.runtime.service.apply({ type: 'put-vm', vmId: other, arch: 'x86_64', policy: {} });
     const revision = await made(a);
@@ -140,7 +130,7 @@ describe('a replica applies what it serves (real PostgreSQL)', () => {
   });
 
   it("a subscriber on B of a VM B was never asked about gets the VM (not 404) and A's changes as events", async () => {
-    const [a, b] = await twoReplicas('served_events');
+    const [a, b] = await twoReplicas('served_events', schemas, replica);
     await made(a);
     await settle();
     await b.app.listen({ port: 0, host: '127.0.0.1' });
@@ -171,7 +161,7 @@ describe('a replica applies what it serves (real PostgreSQL)', () => {
   });
 
   it('B stops following a VM it has not been asked about for the window, and catches up on it again when asked', async () => {
-    const [a, b] = await twoReplicas('served_window');
+    const [a, b] = await twoReplicas('served_window', schemas, replica);
     await made(a);
     const vm = await b.app.inject({ method: 'GET', url: `/v1/vms/${vmId}` });
     expect(vm.statusCode).toBe(200);
