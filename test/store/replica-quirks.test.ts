@@ -2,7 +2,8 @@
  * POST /v1/quirks on two replicas sharing one PostgreSQL (real): the entries are merged into the
  * list in force inside the store's transaction (the quirk list's exclusive lock), after what the
  * other replica stored, so POSTs sent through both at once all keep their entries, and both
- * replicas end with every one. A POST through one replica decides for a VM the other made.
+ * replicas (and one started afterwards) end with every one. A POST through one replica decides
+ * for a VM the other made.
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,10 @@ describe('POST /v1/quirks across replicas (real PostgreSQL)', () => {
     const count = SHIPPED.length + entries.length;
     expect(await listOf(a, count)).toEqual(last?.body.quirks);
     expect(await listOf(b, count)).toEqual(last?.body.quirks);
+    // The store keeps the list each merge put in force (its effect), not only what it asked for:
+    // a replica started afterwards (or one that only applies effects) restores every entry.
+    const c = await replica(schemas[schemas.length - 1] as string);
+    expect(await listOf(c, count)).toEqual(last?.body.quirks);
   });
 
   it('a POST through one replica answers the replay of a VM made through the other', async () => {
