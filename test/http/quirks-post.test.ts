@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PutQuirksAnswer } from '../../src/contract/quirk.js';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile, quirkToWire } from '../../src/domain/index.js';
 import { TokenTable } from '../../src/http/auth.js';
 import { createRuntime } from '../../src/service/runtime.js';
@@ -212,6 +214,9 @@ describe('a POST that exposes a domain', () => {
       reasons: [expect.objectContaining({ rule: 'F2' })]
     });
     expect(withoutJobIds(byPost.body)).toEqual(withoutJobIds(byPut.body));
+    // Written by the serializer compiled from PutQuirksAnswer, as PUT's: the zod serializer's bytes.
+    const text = (await posted.inject({ method: 'POST', url: '/v1/quirks', headers: json, payload: { quirks: [added] } })).body;
+    expect(text).toBe(serializerCompiler({ schema: PutQuirksAnswer, method: 'POST', url: '/v1/quirks' })(JSON.parse(text)));
     // And each service holds the job it named, pending its VMM's acknowledgement.
     const job = byPost.body.vms?.[0]?.['flush'] as { jobId: string };
     expect((await call(posted, 'GET', `/v1/flush-jobs/${job.jobId}`)).body).toMatchObject({ vmId: 'vmq', cause: 'replay' });
