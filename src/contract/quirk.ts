@@ -19,6 +19,22 @@ export const QuirkList = z
   .strict()
   .meta({ id: 'QuirkList', examples: [{ quirks: [{ vendorId: '0x8086', deviceId: '0x9a49', flags: ['needs-nosnoop'] }] }] });
 
+/** POST /v1/quirks: entries added to the list in force, or replacing its entries for the same devices. */
+export const QuirkAdditions = z
+  .object({
+    quirks: z
+      .array(QuirkWire)
+      .min(1)
+      .describe(
+        'Each entry replaces the entry in force for the same devices (the same vendorId, deviceMask and deviceId under that mask, compared as numbers; deviceMask defaults to 0xffff) where it stood, or joins the end of the list'
+      )
+  })
+  .strict()
+  .meta({
+    id: 'QuirkAdditions',
+    examples: [{ quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'], note: 'no-snoops whatever its Enable No Snoop bit says' }] }]
+  });
+
 export const QuirkListAnswer = z
   .object({
     quirks: z.array(QuirkWire).describe('The quirk list in force'),
@@ -33,7 +49,7 @@ export const QuirkListAnswer = z
 
 export const PutQuirksAnswer = z
   .object({
-    quirks: z.array(QuirkWire),
+    quirks: z.array(QuirkWire).describe('The quirk list the change put in force'),
     vms: z.array(z.object({ vmId: z.string(), ...Decision.shape })).describe('VMs whose domains the change exposed, with their replay flushes'),
     revision: z.number().int().optional().describe('The change\'s revision: `?minRevision=` with it reads any VM, on any replica, with this quirk list in force')
   })

@@ -71,6 +71,43 @@ export function quirkToWire(q: Quirk): QuirkWire {
   };
 }
 
+/**
+ * Whether two quirks are entries for the same devices: the same vendor id, the same mask and the
+ * same device id under it (ids compared as numbers, the device id masked, as parseQuirkFile
+ * normalises them). Entries with different masks match different sets of devices (a family and
+ * one of its members) and are different entries, even where they overlap.
+ */
+export function sameQuirkDevices(a: Quirk, b: Quirk): boolean {
+  return a.vendorId === b.vendorId && a.deviceMask === b.deviceMask && a.deviceId === b.deviceId;
+}
+
+/**
+ * The list `list` with the entries `added` merged in (POST /v1/quirks): each replaces, where it
+ * stood, the entry for the same devices (sameQuirkDevices; any further entry for them is
+ * dropped), or joins the end of the list. Two entries of `added` for the same devices are
+ * refused (INVALID_QUIRK): which one was meant is not for the service to guess.
+ */
+export function mergeQuirks(list: readonly Quirk[], added: readonly Quirk[]): Quirk[] {
+  added.forEach((q, i) => {
+    const first = added.findIndex((other) => sameQuirkDevices(q, other));
+    if (first !== i) {
+      throw new DomainError('INVALID_QUIRK', `quirks ${first} and ${i} are entries for the same devices (vendor, device id and mask)`, { quirk: quirkToWire(q), entries: [first, i] });
+    }
+  });
+  const out: Quirk[] = [];
+  const placed = new Set<Quirk>();
+  for (const q of list) {
+    const replacement = added.find((a) => sameQuirkDevices(a, q));
+    if (replacement === undefined) out.push(q);
+    else if (!placed.has(replacement)) {
+      out.push(replacement);
+      placed.add(replacement);
+    }
+  }
+  for (const a of added) if (!placed.has(a)) out.push(a);
+  return out;
+}
+
 export class QuirkTable {
   readonly quirks: readonly Quirk[];
 

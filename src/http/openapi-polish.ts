@@ -33,6 +33,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/vms/{vmId}/events': 'events',
   'GET /v1/quirks': 'getQuirks',
   'PUT /v1/quirks': 'putQuirks',
+  'POST /v1/quirks': 'addQuirks',
   'GET /v1/policy': 'getPolicy',
   'GET /v1/audit': 'listAudit',
   'POST /v1/simulations': 'simulate',

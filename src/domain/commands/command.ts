@@ -53,7 +53,16 @@ export type Command =
   | { readonly type: 'pin'; readonly vmId: VmId; readonly ranges: readonly PinInput[] }
   | { readonly type: 'unpin'; readonly vmId: VmId; readonly ranges: readonly RangeInput[] }
   | { readonly type: 'devctl'; readonly vmId: VmId; readonly bdf: PciAddress; readonly write: DevctlWrite; readonly dryRun?: boolean }
-  | { readonly type: 'put-quirks'; readonly quirks: readonly Quirk[] };
+  | {
+      readonly type: 'put-quirks';
+      readonly quirks: readonly Quirk[];
+      /**
+       * True (POST /v1/quirks): `quirks` are merged into the list in force when the change is
+       * applied (mergeQuirks), not read before it, so concurrent merges, on any replica, all
+       * keep their entries. Absent: `quirks` replace the list.
+       */
+      readonly merge?: boolean;
+    };
 
 export interface CommandResult {
   readonly state: CoherencyState;
@@ -61,6 +70,8 @@ export interface CommandResult {
   readonly decision: Decision;
   /** put-quirks: the decision for every VM the change affected. */
   readonly vms?: ReadonlyMap<VmId, Decision>;
+  /** put-quirks: the quirk list the change put in force (with `merge`, the list merged into). */
+  readonly quirks?: readonly Quirk[];
   /** put-vm, put-domain, put-device: whether the resource was created. */
   readonly created?: boolean;
   /** delete-vm: the VM's last revision, since it is no longer in the state. */

@@ -16,6 +16,7 @@
  *   what a change did ..... effects.ts recordChange()
  */
 import { resolvePolicy } from '../policy.js';
+import { mergeQuirks } from '../quirks.js';
 import type { CoherencyState } from '../state.js';
 import type { Command, CommandResult } from './command.js';
 import { deleteDevice, devctl, putDevice, resetDevice } from './devices.js';
@@ -67,14 +68,17 @@ function dispatch(state: CoherencyState, cmd: Command, now: number): CommandResu
     case 'devctl':
       return devctl(state, cmd, now);
     case 'put-quirks':
-      return putQuirks(state, cmd.quirks, now);
+      return putQuirks(state, cmd.merge === true ? mergeQuirks(state.quirks.quirks, cmd.quirks) : cmd.quirks, now);
   }
 }
 
 /**
  * The command as decided, for the log: a put-vm carries the policy resolved against the server
  * defaults in force when it was applied, so replaying it after a restart under other defaults
- * decides nothing again. Other commands carry everything their decision depends on already.
+ * decides nothing again. Other commands carry everything their decision depends on already,
+ * or it is kept with their effects: a put-quirks with `merge` is merged into the list in force
+ * when it is applied (never into one read before), and the list it put in force is stored as
+ * its effect, which is what a restart or another replica applies.
  */
 export function decidedCommand(state: CoherencyState, cmd: Command): Command {
   if (cmd.type !== 'put-vm') return cmd;

@@ -25,5 +25,5 @@ export function putQuirks(state: CoherencyState, quirks: readonly Quirk[], now: 
     }
   }
   const out = new DecisionBuilder();
-  return { state, decision: out.build(false), vms };
+  return { state, decision: out.build(false), vms, quirks: state.quirks.quirks };
 }
