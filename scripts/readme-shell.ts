@@ -24,6 +24,15 @@ export interface ShellGroup {
   readonly commands: readonly ShellCommand[];
 }
 
+/** What a walkthrough is written as: notes and command lines; the outputs come from running them. */
+export type ShellScript = readonly { readonly notes: readonly string[]; readonly commands: readonly string[] }[];
+
+/** `script`'s groups with these outputs, one list per command in order. */
+export function withOutputs(script: ShellScript, outputs: readonly (readonly string[])[]): ShellGroup[] {
+  let i = 0;
+  return script.map((g) => ({ notes: g.notes, commands: g.commands.map((line) => ({ line, output: outputs[i++] ?? [] })) }));
+}
+
 /** The first line of a walkthrough names where the service listens; tests point it elsewhere. */
 export const SVC_LINE = /^svc=\S+$/;
 
@@ -105,4 +114,24 @@ export function placeholders(line: string): string {
   return line
     .replace(/\b(fj|fb)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '$1-…')
     .replace(/"revision":\d+/g, '"revision":…');
+}
+
+/**
+ * Runs `lines` against `origin` and returns what each printed, placeholders in. A problem answer
+ * from a line that does not show `{status, code, detail}` fails here, so a scenario that breaks
+ * is never documented as its error; so does anything random or timed left after the placeholders.
+ */
+export async function walk(lines: readonly string[], origin: string): Promise<string[][]> {
+  const { outputs, stderr } = await runShell(lines, origin);
+  if (stderr !== '') throw new Error(`the walkthrough wrote to standard error:\n${stderr}`);
+  return outputs.map((output, i) => {
+    const line = lines[i] ?? '';
+    const shown = output.map(placeholders);
+    for (const out of shown) {
+      if ((out.includes('"type":"urn:problem') || out.includes('"code":"')) && !line.includes('{status, code, detail}')) throw new Error(`${line}\nanswered a problem: ${out}`);
+      if (/^[45]\d\d$/.test(out)) throw new Error(`${line}\nanswered ${out}`);
+      if (/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{4}-\d\d-\d\dT\d\d:\d\d/.test(out)) throw new Error(`${line}\nshows an id or a time that changes per run: ${out}`);
+    }
+    return shown;
+  });
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { startServer, type ServerProcess } from '../test/helpers/server-process.js';
-import { placeholders, renderShell, runShell, shellBlock, withShellBlock, type ShellGroup } from './readme-shell.js';
+import { renderShell, shellBlock, walk, withOutputs as withScriptOutputs, withShellBlock, type ShellGroup, type ShellScript } from './readme-shell.js';
 
 export const README_PATH = new URL('../README.md', import.meta.url);
 
@@ -23,7 +23,7 @@ const JSON_HEADER = "-H 'content-type: application/json'";
 const VM = '{domains: [.domains[] | {id, coherent, exposed}], devices: [.devices[] | {bdf, nosnoop, quirks}], pinned, openFlushJobs, kvmNoncoherentDma}';
 
 /** The walkthrough: notes and commands; the outputs come from running them. */
-const SCRIPT: readonly { readonly notes: readonly string[]; readonly commands: readonly string[] }[] = [
+const SCRIPT: ShellScript = [
   { notes: ['Where the service listens (`npm start` serves here by default).'], commands: [`svc=http://${loadConfig({}).host}:${String(loadConfig({}).port)}`] },
   {
     notes: ['A VM (its policy: trap mode, the rest from the server defaults), a non-coherent IOMMU', "domain, and Intel's iGPU in it with No Snoop off:"],
@@ -90,31 +90,9 @@ export async function freshServer(): Promise<ServerProcess & { close(): Promise<
   }
 }
 
-/**
- * Runs `lines` against `origin` and returns what each printed, placeholders in. A refusal
- * anywhere but where the walkthrough shows one fails here, so a scenario that breaks is never
- * documented as its error.
- */
-export async function walk(lines: readonly string[], origin: string): Promise<string[][]> {
-  const { outputs, stderr } = await runShell(lines, origin);
-  if (stderr !== '') throw new Error(`the walkthrough wrote to standard error:\n${stderr}`);
-  return outputs.map((output, i) => {
-    const shown = output.map(placeholders);
-    for (const line of shown) {
-      const refusal = line.includes('"type":"urn:problem') || line.includes('"code":"');
-      if (refusal && !(lines[i] ?? '').includes("'{status, code, detail}'")) throw new Error(`${lines[i] ?? ''}\nanswered a problem: ${line}`);
-      if (/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{4}-\d\d-\d\dT\d\d:\d\d/.test(line)) {
-        throw new Error(`${lines[i] ?? ''}\nshows an id or a time that changes per run: ${line}`);
-      }
-    }
-    return shown;
-  });
-}
-
 /** The block's groups with these outputs, one list per command in order. */
 export function withOutputs(outputs: readonly (readonly string[])[]): ShellGroup[] {
-  let i = 0;
-  return SCRIPT.map((g) => ({ notes: g.notes, commands: g.commands.map((line) => ({ line, output: outputs[i++] ?? [] })) }));
+  return withScriptOutputs(SCRIPT, outputs);
 }
 
 /** The block as README.md should hold it: the walkthrough run once on a fresh server. */

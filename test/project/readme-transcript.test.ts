@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandLines, parseShell, renderShell, SVC_LINE } from '../../scripts/readme-shell.js';
-import { COMMANDS, freshServer, README_PATH, readmeTranscript, walk, withOutputs } from '../../scripts/readme-transcript.js';
+import { commandLines, parseShell, renderShell, SVC_LINE, walk } from '../../scripts/readme-shell.js';
+import { COMMANDS, freshServer, README_PATH, readmeTranscript, withOutputs } from '../../scripts/readme-transcript.js';
 
 const groups = parseShell(readmeTranscript(readFileSync(README_PATH, 'utf8')));
 const shown = groups.flatMap((g) => g.commands.map((c) => c.output));
