@@ -1,6 +1,6 @@
 /**
- * The README's simulation table is what `coherency-sim desktop-gpu` prints: the CLI is run as a
- * user runs it and its table compared, line for line, with the README's.
+ * docs/simulations.md's simulation table is what `coherency-sim desktop-gpu` prints: the CLI is run as a
+ * user runs it and its table compared, line for line, with the page's.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,11 +22,11 @@ function table(text: string): string[] {
   return rows;
 }
 
-describe('the README simulation table', () => {
+describe('the simulation table of docs/simulations.md', () => {
   it('is what `coherency-sim desktop-gpu` prints', () => {
     const printed = execFileSync(process.execPath, [join(root, 'bin/coherency-sim.js'), 'desktop-gpu'], { cwd: root, encoding: 'utf8' });
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('npx coherency-sim desktop-gpu'));
+    const page = readFileSync(join(root, 'docs/simulations.md'), 'utf8');
+    const section = page.slice(page.indexOf('npx coherency-sim desktop-gpu'));
     expect(table(section)).toEqual(table(printed));
     expect(table(printed)).toHaveLength(5);
   }, 120_000);
