@@ -35,6 +35,17 @@ describe('docs/events.md', () => {
   });
 });
 
+describe('docs/rules.md, adding a quirk', () => {
+  it('shows the POST the events walkthrough runs (same route, same body)', () => {
+    const rules = readFileSync(new URL('../../docs/rules.md', import.meta.url), 'utf8');
+    const shown = shellBlock(rules, '## Quirks').replace(/\\\n\s*/g, '');
+    const ran = commandLines(parseShell(shellBlock(doc, '<!-- events operator -->'))).join('\n');
+    const request = (text: string): [string | undefined, string | undefined] => [/-X POST \S+(\/v1\/quirks) /.exec(text)?.[1], /-d '([^']+)'/.exec(text)?.[1]];
+    expect(request(shown)).toEqual(request(ran));
+    expect(request(shown)[1]).toBeDefined();
+  });
+});
+
 describe("README's VMM loop", () => {
   it('is the one the end-to-end test runs (run `npm run docs`)', () => {
     expect(block(readFileSync(README, 'utf8'), LOOP_MARKER)).toBe(loop());
