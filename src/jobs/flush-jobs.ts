@@ -116,6 +116,11 @@ export class FlushJobs {
     return this.#registry.pending;
   }
 
+  /** Jobs planned and answered, waiting for their VMM's acknowledgement (`pending`). */
+  get awaitingAck(): number {
+    return this.#registry.awaitingAck;
+  }
+
   get pool(): JobPool {
     return this.#pool;
   }
