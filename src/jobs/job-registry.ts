@@ -19,7 +19,11 @@ export class JobRegistry {
   /** Waiters for jobs not planned yet, by job id. */
   readonly #planned = new Map<string, Deferred<FlushJob>>();
   #pending = 0;
-  /** Jobs in the `pending` state (planned, waiting for their VMM's ack), of any VM, deleted ones' too. */
+  /**
+   * Jobs in the `pending` state (planned, waiting for their VMM's ack), of any VM, deleted ones'
+   * too, but not other replicas' (each job counts on the replica that promised it, so that a sum
+   * over replicas counts it once).
+   */
   #awaitingAck = 0;
 
   constructor(acks: FlushAcks) {
@@ -49,8 +53,9 @@ export class JobRegistry {
   }
 
   /**
-   * Planned jobs waiting for their VMM's acknowledgement, of every VM: unlike `unacknowledged`
-   * (what backpressure counts per VM), those of deleted VMs too, which their VMM still acknowledges.
+   * Planned jobs this replica promised waiting for their VMM's acknowledgement, of every VM:
+   * unlike `unacknowledged` (what backpressure counts per VM), those of deleted VMs too, which
+   * their VMM still acknowledges.
    */
   get awaitingAck(): number {
     return this.#awaitingAck;
@@ -128,7 +133,8 @@ export class JobRegistry {
 
   /** Counts a job entering (+1) or leaving (-1) the `pending` state. */
   countPending(job: FlushJob, delta: 1 | -1): void {
-    this.#awaitingAck += delta;
+    // A job is marked remote before it is registered or restored, and stays so until forgotten.
+    if (!this.#remote.has(job.id)) this.#awaitingAck += delta;
     this.#vms.countPending(job, delta);
   }
 

@@ -69,8 +69,12 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'coherency_', eventLoopMonitoringPrecision: 10 });
   }
 
+  /** Whether a job is another replica's: its bytes are counted there, so that sums over replicas count each job once. */
+  #remote: (id: string) => boolean = () => false;
+
   /** Gauges read from the job queue and the pool when scraped. */
   watch(jobs: FlushJobs): void {
+    this.#remote = (id) => jobs.isRemote(id);
     new Gauge({ name: 'coherency_flush_jobs_pending', help: 'Flush jobs queued or running (not planned yet); see coherency_flushes_awaiting_ack for planned ones the VMM has not acknowledged', registers: [this.registry], collect: function () { this.set(jobs.pending); } });
     new Gauge({ name: 'coherency_flushes_awaiting_ack', help: 'Flush jobs planned and answered to a VMM, waiting for its acknowledgement (FLUSH_ACKS=required)', registers: [this.registry], collect: function () { this.set(jobs.awaitingAck); } });
     new Gauge({ name: 'coherency_pool_queue_depth', help: 'Planning tasks waiting for a worker thread', registers: [this.registry], collect: function () { this.set(jobs.pool.queueSize); } });
@@ -101,7 +105,7 @@ export class Metrics {
 
   readonly onJobState = (job: FlushJob): void => {
     this.#jobs.inc({ cause: job.cause, state: job.state });
-    if (job.receipt === null) return;
+    if (job.receipt === null || this.#remote(job.id)) return;
     const labels = { arch: job.arch, method: job.receipt.method };
     if (job.state === 'acknowledged') {
       this.#acknowledged.inc(labels, toNumber(job.receipt.pages));

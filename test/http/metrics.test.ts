@@ -11,16 +11,18 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, parseQuirkFile } from '../../src/domain/index.js';
-import { createRuntime, type RuntimeOptions } from '../../src/service/runtime.js';
+import { DEFAULT_POLICY, parseDomainId, parsePciAddress, parseQuirkFile, parseVmId } from '../../src/domain/index.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/service/runtime.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { build } from '../helpers/app.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
 
 const apps: FastifyInstance[] = [];
+const runtimes: Runtime[] = [];
 afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
+  for (const r of runtimes.splice(0)) await r.close();
 });
 const dirs: string[] = [];
 const schemas: string[] = [];
@@ -181,6 +183,50 @@ describe('metrics an operator watches', () => {
     expect(await sample(base, FLUSHED)).toBe(planned + Number((own['receipt'] as { bytes: string }).bytes));
     await ok(base, 'POST', `/v1/flush-jobs/${teardown}/ack`);
     expect(await sample(base, 'coherency_flushes_awaiting_ack')).toBe(0);
+  });
+
+  it('replicas: a job counts on the replica that promised it, not again on one that adopted it with the change', async () => {
+    const schema = freshSchema('metrics_replicas');
+    schemas.push(schema);
+    const replica = async (): Promise<Runtime> => {
+      const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile({ quirks: [] }), store: new PostgresStore({ connectionString: PG_URL, schema }), threads: 1 });
+      runtimes.push(runtime);
+      await runtime.start();
+      runtime.service.follow(100);
+      return runtime;
+    };
+    const a = await replica();
+    const b = await replica();
+    const read = async (r: Runtime, series: string): Promise<number | undefined> => {
+      const line = (await r.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(series + ' '));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const vmId = parseVmId('vm1');
+    const d0 = parseDomainId('d0');
+    const x = parsePciAddress(X);
+    await a.service.apply({ type: 'put-vm', vmId, arch: 'x86_64', policy: { mode: 'trap', onEnable: 'allow' } });
+    await a.service.apply({ type: 'put-domain', vmId, domainId: d0, enforceCacheCoherency: false });
+    await a.service.apply({ type: 'put-device', vmId, device: { bdf: x, domainId: d0, vendorId: 0x10ee, deviceId: 0x903f, function: 'pf', physfn: null, nosnoop: 'disabled' } });
+    await a.service.apply({ type: 'pin', vmId, ranges: [{ iova: 0, pages: 3, hpa: 0x100 }] });
+    const enable = await a.service.apply({ type: 'devctl', vmId, bdf: x, write: { nosnoopEnable: true } });
+    const id = enable.jobId as string;
+    await a.jobs.wait(id);
+    // B catches up on the VM (as it does before serving it) and plans the job too: its VMM may acknowledge it there.
+    await b.service.catchUp(0, vmId);
+    for (let i = 0; i < 100 && b.jobs.get(id)?.state !== 'pending'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(b.jobs.get(id)?.state).toBe('pending');
+    expect(await read(a, 'coherency_flushes_awaiting_ack')).toBe(1);
+    expect(await read(b, 'coherency_flushes_awaiting_ack')).toBe(0);
+    expect(await read(a, FLUSHED)).toBe(0x3000);
+    expect(await read(b, FLUSHED)).toBeUndefined();
+
+    // Acknowledged through B: counted once, by A, when it learns of it.
+    expect((await b.service.acknowledgeFlushJob(id, {}))?.state).toBe('acknowledged');
+    for (let i = 0; i < 100 && (await read(a, ACKED)) === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await read(a, ACKED)).toBe(0x3000);
+    expect(await read(a, 'coherency_flushes_awaiting_ack')).toBe(0);
+    expect(await read(b, ACKED)).toBeUndefined();
+    expect(await read(b, 'coherency_flushes_awaiting_ack')).toBe(0);
   });
 
   it('PostgreSQL: change transactions are timed, and coherency_store_up is 0 while the store refuses writes, 1 once it takes them again', async () => {
