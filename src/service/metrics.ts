@@ -30,8 +30,8 @@ export class Metrics {
     labelNames: ['arch', 'method'] as const,
     registers: [this.registry]
   });
-  readonly #cycles = new Counter({ name: 'coherency_flush_modeled_cycles_total', help: 'Modelled CPU cycles of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
-  readonly #seconds = new Counter({ name: 'coherency_flush_modeled_seconds_total', help: 'Modelled CPU time of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #cycles = new Counter({ name: 'coherency_flush_modeled_cycles_total', help: 'Modelled CPU cycles of flush jobs planned', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #seconds = new Counter({ name: 'coherency_flush_modeled_seconds_total', help: 'Modelled CPU time of flush jobs planned', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
   readonly #required = new Counter({ name: 'coherency_flush_required_bytes_total', help: 'Bytes decisions required to flush', labelNames: ['arch'] as const, registers: [this.registry] });
   readonly #pessimistic = new Counter({ name: 'coherency_pessimistic_bytes_total', help: 'Bytes the pessimistic policy would have flushed for the same events', labelNames: ['arch'] as const, registers: [this.registry] });
   /** One observation per store commit (a group commit of the embedded store, a change transaction of PostgreSQL's). */
@@ -45,6 +45,8 @@ export class Metrics {
   readonly eventSubscribers = new Gauge({ name: 'coherency_event_subscribers', help: 'Open event streams (GET /v1/vms/{vmId}/events)', registers: [this.registry] });
   /** Per arch: [pessimistic bytes, required bytes] so far. A decision may flush more than pessimistic would (a late replay), so only the difference of the totals is meaningful. */
   readonly #totals = new Map<string, [number, number]>();
+  /** Whether a job is another replica's: its bytes are counted there, so that sums over replicas count each job once. */
+  #remote: (id: string) => boolean = () => false;
   /** HTTP latency, counted without allocating per request (see LatencyHistogram). */
   readonly #http = new LatencyHistogram('coherency_http_request_duration_seconds', 'HTTP request latency', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5]);
 
@@ -68,9 +70,6 @@ export class Metrics {
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'coherency_', eventLoopMonitoringPrecision: 10 });
   }
-
-  /** Whether a job is another replica's: its bytes are counted there, so that sums over replicas count each job once. */
-  #remote: (id: string) => boolean = () => false;
 
   /** Gauges read from the job queue and the pool when scraped. */
   watch(jobs: FlushJobs): void {
