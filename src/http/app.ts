@@ -147,6 +147,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(eventRoutes, {
     heartbeatMs: options.eventHeartbeatMs ?? 15_000,
     streamsPerClient: options.eventStreamsPerClient ?? 16,
+    subscribers: runtime.metrics.eventSubscribers,
     ...(options.eventMaxBehindBytes === undefined ? {} : { maxBehindBytes: options.eventMaxBehindBytes })
   });
   await app.register(quirkRoutes);

@@ -106,6 +106,11 @@ export class FlushJobs {
     this.#resumed.refresh(stored);
   }
 
+  /** Whether job `id` is another replica's (adopted with a change applied here). */
+  isRemote(id: string): boolean {
+    return this.#registry.isRemote(id);
+  }
+
   /** Jobs other replicas promised that are still outstanding here. */
   remoteOutstanding(): string[] {
     return this.#registry.remoteOutstanding();
@@ -114,6 +119,11 @@ export class FlushJobs {
   /** Jobs queued or running. */
   get pending(): number {
     return this.#registry.pending;
+  }
+
+  /** Jobs planned and answered here, waiting for their VMM's acknowledgement (`pending`); other replicas' are theirs to count. */
+  get awaitingAck(): number {
+    return this.#registry.awaitingAck;
   }
 
   get pool(): JobPool {

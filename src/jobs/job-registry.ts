@@ -19,6 +19,12 @@ export class JobRegistry {
   /** Waiters for jobs not planned yet, by job id. */
   readonly #planned = new Map<string, Deferred<FlushJob>>();
   #pending = 0;
+  /**
+   * Jobs in the `pending` state (planned, waiting for their VMM's ack), of any VM, deleted ones'
+   * too, but not other replicas' (each job counts on the replica that promised it, so that a sum
+   * over replicas counts it once).
+   */
+  #awaitingAck = 0;
 
   constructor(acks: FlushAcks) {
     this.#acks = acks;
@@ -46,6 +52,15 @@ export class JobRegistry {
     return this.#pending;
   }
 
+  /**
+   * Planned jobs this replica promised waiting for their VMM's acknowledgement, of every VM:
+   * unlike `unacknowledged` (what backpressure counts per VM), those of deleted VMs too, which
+   * their VMM still acknowledges.
+   */
+  get awaitingAck(): number {
+    return this.#awaitingAck;
+  }
+
   /** A job promised now: listed, open, and to be planned. */
   register(job: FlushJob): void {
     this.#jobs.set(job.id, job);
@@ -56,7 +71,7 @@ export class JobRegistry {
 
   /** A job planned before a restart, back as it was (a pending one still waiting for its VMM). */
   restore(job: FlushJob): void {
-    if (job.state === 'pending') this.#vms.countPending(job, 1);
+    if (job.state === 'pending') this.countPending(job, 1);
     this.#jobs.set(job.id, job);
     this.#vms.add(job, !isSettled(job));
   }
@@ -72,7 +87,7 @@ export class JobRegistry {
   /** The job is planned: no longer queued, and pending its acknowledgement where one is due. */
   landed(job: FlushJob): void {
     this.#pending--;
-    if (job.state === 'pending') this.#vms.countPending(job, 1);
+    if (job.state === 'pending') this.countPending(job, 1);
   }
 
   /** Tells whoever waits for the job that it is planned. */
@@ -118,6 +133,8 @@ export class JobRegistry {
 
   /** Counts a job entering (+1) or leaving (-1) the `pending` state. */
   countPending(job: FlushJob, delta: 1 | -1): void {
+    // A job is marked remote before it is registered or restored, and stays so until forgotten.
+    if (!this.#remote.has(job.id)) this.#awaitingAck += delta;
     this.#vms.countPending(job, delta);
   }
 

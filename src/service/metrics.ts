@@ -1,12 +1,16 @@
 /**
  * Prometheus metrics (GET /metrics): decisions by rule, flush jobs by cause and state, flushed
- * bytes and modelled cycles by arch and method, bytes avoided against the pessimistic policy,
- * queue depth, pool utilisation, event-loop delay (default Node metrics) and HTTP latency.
- * One registry per runtime, so tests and several apps in one process do not collide.
+ * and acknowledged bytes and modelled cycles by arch and method, bytes avoided against the
+ * pessimistic policy, queue depth, flushes awaiting their VMM's ack, pool utilisation, store
+ * commit latency and whether the store answers, open event streams, event-loop delay (default
+ * Node metrics) and HTTP latency. One registry per runtime, so tests and several apps in one
+ * process do not collide. deploy/grafana/coherency.json and deploy/prometheus/alerts.yml read
+ * these names (test/project/dashboard.test.ts checks them).
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import { pagesToBytes, type Decision, type Vm } from '../domain/index.js';
 import type { FlushJob, FlushJobs } from '../jobs/flush-jobs.js';
+import type { StateStore } from '../store/state-store.js';
 
 const toNumber = (pages: number): number => Number(pagesToBytes(pages));
 
@@ -14,13 +18,35 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #decisions = new Counter({ name: 'coherency_decisions_total', help: 'Rules named in decisions', labelNames: ['rule'] as const, registers: [this.registry] });
   readonly #jobs = new Counter({ name: 'coherency_flush_jobs_total', help: 'Flush jobs entering each state', labelNames: ['cause', 'state'] as const, registers: [this.registry] });
-  readonly #flushed = new Counter({ name: 'coherency_flushed_bytes_total', help: 'Bytes flushed by finished jobs (after coalescing)', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
-  readonly #cycles = new Counter({ name: 'coherency_flush_modeled_cycles_total', help: 'Modelled CPU cycles of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
-  readonly #seconds = new Counter({ name: 'coherency_flush_modeled_seconds_total', help: 'Modelled CPU time of finished flush jobs', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #flushed = new Counter({
+    name: 'coherency_flushed_bytes_total',
+    help: 'Bytes of flush jobs planned (after coalescing), counted once when planned, whether or not the VMM has acknowledged them yet (see coherency_flush_acknowledged_bytes_total)',
+    labelNames: ['arch', 'method'] as const,
+    registers: [this.registry]
+  });
+  readonly #acknowledged = new Counter({
+    name: 'coherency_flush_acknowledged_bytes_total',
+    help: 'Bytes of planned flush jobs (after coalescing) that their VMM acknowledged (FLUSH_ACKS=required; none otherwise)',
+    labelNames: ['arch', 'method'] as const,
+    registers: [this.registry]
+  });
+  readonly #cycles = new Counter({ name: 'coherency_flush_modeled_cycles_total', help: 'Modelled CPU cycles of flush jobs planned', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
+  readonly #seconds = new Counter({ name: 'coherency_flush_modeled_seconds_total', help: 'Modelled CPU time of flush jobs planned', labelNames: ['arch', 'method'] as const, registers: [this.registry] });
   readonly #required = new Counter({ name: 'coherency_flush_required_bytes_total', help: 'Bytes decisions required to flush', labelNames: ['arch'] as const, registers: [this.registry] });
   readonly #pessimistic = new Counter({ name: 'coherency_pessimistic_bytes_total', help: 'Bytes the pessimistic policy would have flushed for the same events', labelNames: ['arch'] as const, registers: [this.registry] });
+  /** One observation per store commit (a group commit of the embedded store, a change transaction of PostgreSQL's). */
+  readonly #commits = new Histogram({
+    name: 'coherency_store_commit_seconds',
+    help: 'Time of each store commit, from the writes handed to the store until durable (SQLite: one group commit; PostgreSQL: one change transaction)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry]
+  });
+  /** Open event streams (GET /v1/vms/{vmId}/events), moved by the route as streams open and end. */
+  readonly eventSubscribers = new Gauge({ name: 'coherency_event_subscribers', help: 'Open event streams (GET /v1/vms/{vmId}/events)', registers: [this.registry] });
   /** Per arch: [pessimistic bytes, required bytes] so far. A decision may flush more than pessimistic would (a late replay), so only the difference of the totals is meaningful. */
   readonly #totals = new Map<string, [number, number]>();
+  /** Whether a job is another replica's: its bytes are counted there, so that sums over replicas count each job once. */
+  #remote: (id: string) => boolean = () => false;
   /** HTTP latency, counted without allocating per request (see LatencyHistogram). */
   readonly #http = new LatencyHistogram('coherency_http_request_duration_seconds', 'HTTP request latency', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5]);
 
@@ -47,10 +73,22 @@ export class Metrics {
 
   /** Gauges read from the job queue and the pool when scraped. */
   watch(jobs: FlushJobs): void {
-    new Gauge({ name: 'coherency_flush_jobs_pending', help: 'Flush jobs queued or running', registers: [this.registry], collect: function () { this.set(jobs.pending); } });
+    this.#remote = (id) => jobs.isRemote(id);
+    new Gauge({ name: 'coherency_flush_jobs_pending', help: 'Flush jobs queued or running (not planned yet); see coherency_flushes_awaiting_ack for planned ones the VMM has not acknowledged', registers: [this.registry], collect: function () { this.set(jobs.pending); } });
+    new Gauge({ name: 'coherency_flushes_awaiting_ack', help: 'Flush jobs planned and answered to a VMM, waiting for its acknowledgement (FLUSH_ACKS=required)', registers: [this.registry], collect: function () { this.set(jobs.awaitingAck); } });
     new Gauge({ name: 'coherency_pool_queue_depth', help: 'Planning tasks waiting for a worker thread', registers: [this.registry], collect: function () { this.set(jobs.pool.queueSize); } });
     new Gauge({ name: 'coherency_pool_utilization_ratio', help: 'Share of time the worker threads were busy', registers: [this.registry], collect: function () { this.set(jobs.pool.utilization); } });
     new Gauge({ name: 'coherency_pool_threads', help: 'Worker threads planning flushes', registers: [this.registry], collect: function () { this.set(jobs.pool.threads); } });
+  }
+
+  /**
+   * Whether the store answers, read when scraped: `ready` is the store check of /readyz (0 from
+   * a failed write until a write commits again and the state is reloaded). Commits of `store`
+   * are timed, one observation per commit.
+   */
+  watchStore(ready: () => boolean, store: StateStore | undefined): void {
+    new Gauge({ name: 'coherency_store_up', help: 'Whether the store takes writes (1) or failed and is being recovered (0): the store check of /readyz', registers: [this.registry], collect: function () { this.set(ready() ? 1 : 0); } });
+    store?.onCommit?.((seconds) => this.#commits.observe(seconds));
   }
 
   readonly onDecision = (vm: Pick<Vm, 'arch'>, decision: Decision): void => {
@@ -66,9 +104,15 @@ export class Metrics {
 
   readonly onJobState = (job: FlushJob): void => {
     this.#jobs.inc({ cause: job.cause, state: job.state });
-    // Counted once, when planned: `pending` (the VMM will acknowledge it) or `done`.
-    if ((job.state !== 'done' && job.state !== 'pending') || job.receipt === null) return;
+    if (job.receipt === null || this.#remote(job.id)) return;
     const labels = { arch: job.arch, method: job.receipt.method };
+    if (job.state === 'acknowledged') {
+      this.#acknowledged.inc(labels, toNumber(job.receipt.pages));
+      return;
+    }
+    // Counted once, when planned: `pending` (the VMM will acknowledge it) or `done`. A pending
+    // job a teardown covers becomes `done` later (coveredBy set): it was counted as pending.
+    if (job.state !== 'pending' && (job.state !== 'done' || job.coveredBy !== undefined)) return;
     this.#flushed.inc(labels, toNumber(job.receipt.pages));
     this.#cycles.inc(labels, job.receipt.modeledCycles);
     this.#seconds.inc(labels, job.receipt.modeledNs / 1e9);

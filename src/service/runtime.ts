@@ -112,6 +112,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
   });
+  metrics.watchStore(() => service.ready.store, options.store);
   const simulator = new Simulator(options.simThreads === undefined ? {} : { threads: options.simThreads });
   return {
     service,

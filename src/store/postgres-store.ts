@@ -55,12 +55,15 @@ export class PostgresStore implements SharedStateStore {
   readonly #changes: ChangeWriter;
   readonly #jobs: JobTables;
   readonly #audit: AuditTrail;
+  readonly #commitListeners = new Set<(seconds: number) => void>();
 
   constructor(options: PostgresStoreOptions) {
     this.#db = new Database(options.connectionString, options.schema ?? 'coherency');
     this.#state = new StateTables(this.#db);
     this.#events = new EventLog(this.#db, options.keepEvents);
-    this.#changes = new ChangeWriter(this.#db, this.#events);
+    this.#changes = new ChangeWriter(this.#db, this.#events, (seconds) => {
+      for (const listener of this.#commitListeners) listener(seconds);
+    });
     this.#jobs = new JobTables(this.#db);
     this.#audit = new AuditTrail(this.#db);
   }
@@ -99,6 +102,11 @@ export class PostgresStore implements SharedStateStore {
 
   write(scope: WriteScope, known: Known, seqs: number, decide: (missed: Missed, seqs: readonly number[]) => readonly StoredChange[]): Promise<void> {
     return guarded(() => this.#changes.write(scope, known, seqs, decide));
+  }
+
+  /** Change transactions (append, write) are timed; job records, snapshots and events are not changes. */
+  onCommit(listener: (seconds: number) => void): void {
+    this.#commitListeners.add(listener);
   }
 
   publish(event: StoredEvent): Promise<void> {

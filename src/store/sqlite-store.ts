@@ -29,7 +29,8 @@ export class SqliteStore implements StateStore {
   readonly path: string;
   readonly #dataDir: string;
   #worker: Worker | null = null;
-  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  /** Requests not answered yet, and when each was handed to the thread (performance.now()). */
+  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void; at: number }>();
   #nextId = 0;
   #closed = false;
   /** Transactions committed, for tests of group commit. */
@@ -62,6 +63,9 @@ export class SqliteStore implements StateStore {
     worker.on('message', (reply: WriterReply) => {
       if ('ids' in reply) {
         this.transactions = reply.transactions;
+        // One group commit: timed from the hand-off of its first write (the oldest) to its answer.
+        const first = this.#pending.get(reply.ids[0] as number);
+        if (reply.error === undefined && first !== undefined) this.#committed(performance.now() - first.at);
         for (const id of reply.ids) settle(id, reply.error, undefined);
       } else if ('error' in reply) {
         settle(reply.id, reply.error, undefined);
@@ -90,7 +94,7 @@ export class SqliteStore implements StateStore {
     try {
       return (await new Promise<unknown>((resolve, reject) => {
         const id = ++this.#nextId;
-        this.#pending.set(id, { resolve, reject });
+        this.#pending.set(id, { resolve, reject, at: performance.now() });
         const thread = this.#thread();
         if (this.#pending.size === 1) thread.ref();
         thread.postMessage({ id, request } satisfies WriterMessage, transfer);
@@ -191,6 +195,15 @@ export class SqliteStore implements StateStore {
   }
 
   readonly #fenceListeners = new Set<(err: Error) => void>();
+  readonly #commitListeners = new Set<(seconds: number) => void>();
+
+  onCommit(listener: (seconds: number) => void): void {
+    this.#commitListeners.add(listener);
+  }
+
+  #committed(ms: number): void {
+    for (const listener of this.#commitListeners) listener(ms / 1000);
+  }
 
   /** Calls `listener` whenever a write fails (the store then refuses writes until `unfence`). */
   onFence(listener: (err: Error) => void): void {

@@ -159,6 +159,12 @@ export interface StateStore {
   unfence?(): Promise<void>;
   /** Calls `listener` whenever a write fails and the fence goes up (stores with a fence). */
   onFence?(listener: (err: Error) => void): void;
+  /**
+   * Calls `listener` after each commit with its duration in seconds, from the writes handed to
+   * the store until durable (metrics): once per transaction, not per change. Stores that keep
+   * nothing durable have none.
+   */
+  onCommit?(listener: (seconds: number) => void): void;
   /** Inserts or replaces a flush job's record. */
   saveJob(job: StoredJob): Promise<void>;
   /** Every stored flush job, oldest first. */

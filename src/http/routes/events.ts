@@ -8,6 +8,7 @@
  * through proxies.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Gauge } from 'prom-client';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { VmEvent } from '../../service/vm-events.js';
@@ -42,7 +43,7 @@ export function sseFrame(event: VmEvent): string {
 /** Bytes a subscriber may fall behind by before its stream is dropped (it resumes by id). */
 const MAX_BEHIND_BYTES = 4 * 1024 * 1024;
 
-export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: number; streamsPerClient?: number; maxBehindBytes?: number }): void {
+export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: number; streamsPerClient?: number; maxBehindBytes?: number; subscribers?: Pick<Gauge, 'inc' | 'dec'> }): void {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxBehindBytes = opts.maxBehindBytes ?? MAX_BEHIND_BYTES;
   const streamsPerClient = opts.streamsPerClient ?? 16;
@@ -81,12 +82,15 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': request.id });
       raw.write(': events of VM ' + vmId + '\n\n');
+      // Counted from the stream's headers until it ends (coherency_event_subscribers).
+      opts.subscribers?.inc();
       let ended = false;
       let unsubscribe = (): void => undefined;
       const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
       const end = (): void => {
         if (ended) return;
         ended = true;
+        opts.subscribers?.dec();
         perClient.set(client, (perClient.get(client) ?? 1) - 1);
         if (perClient.get(client) === 0) perClient.delete(client);
         clearInterval(heartbeat);

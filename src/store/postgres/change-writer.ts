@@ -19,18 +19,23 @@ import { missedOf, missedQuery, type MissedRow } from './missed.js';
 export class ChangeWriter {
   readonly #db: Database;
   readonly #events: EventLog;
+  /** Told each committed change transaction's duration (seconds, from its start until COMMIT answered). */
+  readonly #committed: (seconds: number) => void;
 
-  constructor(db: Database, events: EventLog) {
+  constructor(db: Database, events: EventLog, committed: (seconds: number) => void = () => undefined) {
     this.#db = db;
     this.#events = events;
+    this.#committed = committed;
   }
 
   /** Stores changes numbered by the caller (a store used by one replica), under the store's exclusive lock. */
   async append(changes: readonly StoredChange[]): Promise<void> {
+    const started = performance.now();
     await this.#db.locked('all', async (client) => {
       await this.#insert(client, changes);
       await raiseSeq(client, this.#db.t, Math.max(0, ...changes.map((c) => c.seq)));
     });
+    this.#committed((performance.now() - started) / 1000);
     this.#events.trimSoon();
   }
 
@@ -46,6 +51,7 @@ export class ChangeWriter {
         ? `SELECT h.vm, COALESCE(k.after, 0) AS after FROM ${t('heads')} h LEFT JOIN (VALUES ${pairs === '' ? "('', 0)" : pairs}) AS k(vm, after) USING (vm)`
         : `SELECT k.vm, k.after FROM (VALUES ${pairs}) AS k(vm, after)`;
     const prelude = `${drawSeqs(t, seqs)};${missedQuery(t, behind)};`;
+    const started = performance.now();
     await this.#db.locked(
       scope,
       async (client, [given, missed]) => {
@@ -54,6 +60,7 @@ export class ChangeWriter {
       },
       prelude
     );
+    this.#committed((performance.now() - started) / 1000);
     this.#events.trimSoon();
   }
 
