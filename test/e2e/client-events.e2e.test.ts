@@ -51,15 +51,15 @@ describe('CoherencyClient.events', () => {
     const loop = (async () => {
       for await (const event of vmm.events('vmq', { signal: stop.signal })) {
         seen.push(event);
-        if (event.type === 'flush-job' && event.data['state'] === 'pending') await vmm.ack(event.data['id'] as string, { durationNs: 500 });
-        if (event.type === 'flush-job' && event.data['state'] === 'acknowledged') break;
+        if (event.type === 'flush-job' && event.data.state === 'pending') await vmm.ack(event.data.id, { durationNs: 500 });
+        if (event.type === 'flush-job' && event.data.state === 'acknowledged') break;
       }
     })();
     await new Promise((r) => setTimeout(r, 100));
     await operator.putQuirks({ quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'] }] });
     await loop;
     stop.abort();
-    expect(seen.map((e) => `${e.type}:${String(e.data['state'] ?? e.data['command'])}`)).toEqual(['decision:put-quirks', 'flush-job:pending', 'flush-job:acknowledged']);
+    expect(seen.map((e) => `${e.type}:${e.type === 'flush-job' ? e.data.state : e.type === 'decision' ? e.data.command : ''}`)).toEqual(['decision:put-quirks', 'flush-job:pending', 'flush-job:acknowledged']);
     expect((await vmm.getVm('vmq')).openFlushJobs).toEqual([]);
   });
 
