@@ -18,12 +18,16 @@ const root = new URL('../..', import.meta.url).pathname;
 const run = promisify(execFile);
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 
-/** The README's typed-client snippet: the first ts block after its "Typed client" heading. */
+/**
+ * The README's typed-client snippet: the first ts block after its "Typed client" heading. Written
+ * for the client's own package (@coherency-policy-service/client), it runs here as the service's
+ * package's `./client` subpath, which is the same client.
+ */
 function clientSnippet(): string {
   const section = readme.slice(readme.indexOf('### Typed client'));
   const block = /```ts\n([\s\S]*?)```/.exec(section);
   if (block?.[1] === undefined) throw new Error('no client snippet in the README');
-  return block[1];
+  return block[1].replaceAll("'@coherency-policy-service/client'", "'coherency-policy-service/client'");
 }
 
 let scratch = '';
