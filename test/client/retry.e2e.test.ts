@@ -1,8 +1,9 @@
 /**
  * 503 answers with `Retry-After` are sent again, after the delay asked, changes included (a 503
  * keeps nothing), a bounded number of times and for bounded delays; anything else is thrown at
- * once. Against a real listening server (node:http on 127.0.0.1) that refuses a given number of
- * times before it answers, and a real service refusing a change while it is overloaded.
+ * once; an event stream refused so waits as long before it reconnects. Against a real listening
+ * server (node:http on 127.0.0.1) that refuses a given number of times before it answers, and a
+ * real service refusing a change while its VMM is behind.
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -138,5 +139,34 @@ describe('CoherencyClient retries', () => {
     expect((await second).flush.required).toBe(true);
     expect((await vmm.listPins('vm-r')).items.map((p) => [p.iova, p.length])).toEqual([['0x0', '0x1000'], ['0x1000', '0x1000']]);
     expect((await vmm.listAudit({ vmId: 'vm-r' })).items.map((r) => r.action)).toEqual(['put-vm', 'put-domain', 'pin', 'pin']);
+  });
+
+  it("events() waits out a 503's Retry-After before it reconnects, skips kinds it does not know and resumes after their ids", async () => {
+    const seen: { at: number; lastEventId: string | undefined }[] = [];
+    const server = createServer((req, res) => {
+      seen.push({ at: performance.now(), lastEventId: req.headers['last-event-id'] as string | undefined });
+      if (seen.length === 1) {
+        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '1' });
+        res.end(JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'NOT_READY', detail: 'restoring' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // A kind from a newer service, then the stream ends; the next connection gets a reset.
+      if (seen.length === 2) res.end(': events of VM v\n\nid: e.1\nevent: future-kind\ndata: {"x":1}\n\n');
+      else res.write('id: e.2\nevent: reset\ndata: {"vmId":"v","reason":"re-read"}\n\n');
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const c = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const stop = new AbortController();
+    let first: unknown;
+    for await (const event of c.events('v', { signal: stop.signal, retryMs: 10 })) {
+      first = event;
+      stop.abort();
+    }
+    expect(first).toEqual({ id: 'e.2', type: 'reset', data: { vmId: 'v', reason: 're-read' } });
+    expect(seen.map((s) => s.lastEventId)).toEqual([undefined, undefined, 'e.1']);
+    expect((seen[1] as { at: number }).at - (seen[0] as { at: number }).at).toBeGreaterThanOrEqual(950);
   });
 });
