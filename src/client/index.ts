@@ -1,42 +1,52 @@
 /**
  * A small typed client for VMM control planes: one keep-alive connection pool per service,
- * a typed method per route, and problem+json errors turned into CoherencyApiError with the
- * stable `code`.
+ * a typed method per route, problem+json errors turned into CoherencyApiError with the stable
+ * `code`, 503s with `Retry-After` sent again (retry.ts), and each VM's events typed by kind
+ * (events.ts).
+ *
+ * It imports undici and its own files only, in its types too: its wire types are generated from
+ * the OpenAPI document (api.ts), so it installs and loads without any of the server's code
+ * (`@coherency-policy-service/client`, or `coherency-policy-service/client`).
  */
 import { Pool } from 'undici';
-import type { z } from 'zod';
-import type { Problem } from '../contract/common.js';
-import type { Decision, DevctlDecision, DeviceDecision } from '../contract/decision.js';
-import type { FlushQueryAnswer, FlushQueryBody, PinBody, PinnedRange, UnpinBody } from '../contract/pin.js';
-import type { PutQuirksAnswer, QuirkList, QuirkListAnswer } from '../contract/quirk.js';
-import type { Simulation, SimulationRequest } from '../contract/simulation.js';
-import type { DevctlBody, PutDeviceBody, PutDomainBody, PutVmBody, ResetBody, Vm } from '../contract/vm.js';
-import type { AuditEntry } from '../contract/audit.js';
-import type { FlushJob } from '../contract/flush-job.js';
-import type { PolicyDefaults } from '../contract/policy.js';
+import { apiError, CoherencyApiError } from './errors.js';
+import { parseSse, toEvent, type VmEventMessage } from './events.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DELAY_MS, retryAfterMs, retryDelay, type RetryOptions } from './retry.js';
+import type {
+  AckReport,
+  AuditRecord,
+  DecisionAnswer,
+  DevctlAnswer,
+  DevctlRequest,
+  DeviceDecisionAnswer,
+  FlushJobState,
+  FlushQueryRequest,
+  HealthAnswer,
+  FlushJobRange,
+  MustFlushAnswer,
+  PinnedRangeState,
+  PinRequest,
+  PolicyDefaultsAnswer,
+  PutDeviceRequest,
+  PutDomainRequest,
+  PutQuirksResult,
+  PutVmRequest,
+  QuirkEntry,
+  QuirkListBody,
+  QuirkListState,
+  ReadinessAnswer,
+  ResetRequest,
+  SimulationRequestBody,
+  SimulationResult,
+  UnpinRequest,
+  VmState
+} from './types.js';
 
-export type VmState = z.output<typeof Vm>;
-export type DecisionAnswer = z.output<typeof Decision>;
-export type DeviceDecisionAnswer = z.output<typeof DeviceDecision>;
-export type DevctlAnswer = z.output<typeof DevctlDecision>;
-export type MustFlushAnswer = z.output<typeof FlushQueryAnswer>;
-export type PinnedRangeState = z.output<typeof PinnedRange>;
-export type ProblemDetails = z.output<typeof Problem>;
-export type PutVmRequest = z.input<typeof PutVmBody>;
-export type PutDomainRequest = z.input<typeof PutDomainBody>;
-export type PutDeviceRequest = z.input<typeof PutDeviceBody>;
-export type PinRequest = z.input<typeof PinBody>;
-export type UnpinRequest = z.input<typeof UnpinBody>;
-export type FlushQueryRequest = z.input<typeof FlushQueryBody>;
-export type DevctlRequest = z.input<typeof DevctlBody>;
-export type ResetRequest = NonNullable<z.input<typeof ResetBody>>;
-export type QuirkListBody = z.input<typeof QuirkList>;
-export type PutQuirksResult = z.output<typeof PutQuirksAnswer>;
-export type SimulationRequestBody = z.input<typeof SimulationRequest>;
-export type SimulationResult = z.output<typeof Simulation>;
-export type FlushJobState = z.output<typeof FlushJob>;
-export type PolicyDefaultsAnswer = z.output<typeof PolicyDefaults>;
-export type AuditRecord = z.output<typeof AuditEntry>;
+export { CoherencyApiError } from './errors.js';
+export type * from './events.js';
+export type { RetryOptions } from './retry.js';
+export type * from './types.js';
+export type { components, operations, paths } from './api.js';
 
 /** `?wait=true` on a change: answer once its flush job is settled, with the job's receipt in `flush.receipt`. */
 export interface WaitOptions {
@@ -62,21 +72,6 @@ export interface PageOptions {
   minRevision?: number;
 }
 
-/** An answer other than 2xx. `code` is the service's stable error code. */
-export class CoherencyApiError extends Error {
-  override readonly name = 'CoherencyApiError';
-  readonly status: number;
-  readonly code: string;
-  readonly problem: ProblemDetails | undefined;
-
-  constructor(status: number, code: string, message: string, problem?: ProblemDetails) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.problem = problem;
-  }
-}
-
 export interface ClientOptions {
   /** Keep-alive connections to the service. */
   readonly connections?: number;
@@ -86,58 +81,46 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** Connect to the service's Unix domain socket (its SOCKET_PATH) instead of `baseUrl`'s host and port; `baseUrl` then only names the host header (e.g. http://localhost). */
   readonly socketPath?: string;
+  /**
+   * 503 answers with `Retry-After` (overload, the store unavailable, a restart restoring its
+   * state) are sent again after the delay asked, changes included: a 503 keeps nothing, so a
+   * change retried is never applied twice. Default: 3 attempts in all, delays up to 10 s.
+   * `{ maxAttempts: 1 }` turns retries off.
+   */
+  readonly retry?: RetryOptions;
+}
+
+/** Options of `events()`. */
+export interface EventsOptions {
+  /** Resume after this event id (an `id` read earlier). */
+  readonly lastEventId?: string;
+  /** Ends the stream. */
+  readonly signal?: AbortSignal;
+  /** Wait before reconnecting after a dropped connection (default 1,000 ms; a 503's `Retry-After` when longer). */
+  readonly retryMs?: number;
 }
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
-
-/** One event of a VM's stream: its id (absent on `dropped`), its type and its data. */
-export interface VmEventMessage {
-  readonly id?: string;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
-
-/** One SSE frame; undefined for a comment (a heartbeat). */
-function parseSse(frame: string): VmEventMessage | undefined {
-  let id: string | undefined;
-  let type = 'message';
-  const data: string[] = [];
-  for (const line of frame.split('\n')) {
-    if (line.startsWith(':') || line === '') continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
-    if (field === 'id') id = value;
-    else if (field === 'event') type = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (data.length === 0) return undefined;
-  return { ...(id === undefined ? {} : { id }), type, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
-}
-
-function apiError(status: number, text: string): CoherencyApiError {
-  let problem: ProblemDetails | undefined;
-  try {
-    problem = JSON.parse(text) as ProblemDetails;
-  } catch {
-    problem = undefined;
-  }
-  return new CoherencyApiError(status, problem?.code ?? `HTTP_${status}`, problem?.detail ?? `HTTP ${status}`, problem);
-}
+type Query = Record<string, string | number | undefined>;
 
 export class CoherencyClient {
   readonly #pool: Pool;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
+  readonly #retry: RetryOptions;
 
   constructor(baseUrl: string | URL, options: ClientOptions = {}) {
+    const { maxAttempts = DEFAULT_MAX_ATTEMPTS, maxDelayMs = DEFAULT_MAX_DELAY_MS } = options.retry ?? {};
+    if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`retry.maxAttempts must be an integer of at least 1 (got ${maxAttempts})`);
+    if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0) throw new TypeError(`retry.maxDelayMs must be a number of milliseconds, at least 0 (got ${maxDelayMs})`);
+    this.#retry = { maxAttempts, maxDelayMs };
     this.#pool = new Pool(baseUrl, { connections: options.connections ?? 8, pipelining: 1, ...(options.socketPath === undefined ? {} : { socketPath: options.socketPath }) });
     this.#headers = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
   /** Every item of a paged route, page after page (`limit` per request). */
-  async *#pages<T>(path: string, query: Record<string, string | number | undefined> = {}, limit = 1000): AsyncGenerator<T> {
+  async *#pages<T>(path: string, query: Query = {}, limit = 1000): AsyncGenerator<T> {
     let cursor: string | undefined;
     do {
       const page: Page<T> = await this.#call('GET', path, undefined, { ...query, limit, cursor });
@@ -146,28 +129,30 @@ export class CoherencyClient {
     } while (cursor !== undefined);
   }
 
-  async #text(path: string): Promise<string> {
-    const res = await this.#pool.request({ method: 'GET', path, headers: { ...this.#headers }, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
-    const text = await res.body.text();
-    if (res.statusCode >= 200 && res.statusCode < 300) return text;
-    throw apiError(res.statusCode, text);
+  /** Sends a request, again after each 503 with a `Retry-After` the retry options allow; the 2xx answer's text. */
+  async #send(method: Method, path: string, headers: Record<string, string>, body: string | undefined): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.#pool.request({ method, path, headers: { ...this.#headers, ...headers }, ...(body === undefined ? {} : { body }), headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+      const text = await res.body.text();
+      if (res.statusCode >= 200 && res.statusCode < 300) return text;
+      const after = retryAfterMs(res.headers['retry-after']);
+      const delay = retryDelay(res.statusCode, after, attempt, this.#retry);
+      if (delay === undefined) throw apiError(res.statusCode, text, after);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 
-  async #call<T>(method: Method, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+  #text(path: string): Promise<string> {
+    return this.#send('GET', path, {}, undefined);
+  }
+
+  async #call<T>(method: Method, path: string, body?: unknown, query?: Query): Promise<T> {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) search.set(k, String(v));
     const qs = search.size > 0 ? `?${search.toString()}` : '';
-    const res = await this.#pool.request({
-      method,
-      path: path + qs,
-      headers: { ...this.#headers, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      headersTimeout: this.#timeoutMs,
-      bodyTimeout: this.#timeoutMs
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 200 && res.statusCode < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as T;
-    throw apiError(res.statusCode, text);
+    const headers: Record<string, string> = body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' };
+    const text = await this.#send(method, path + qs, headers, body === undefined ? undefined : JSON.stringify(body));
+    return (text.length === 0 ? undefined : JSON.parse(text)) as T;
   }
 
   // ---- VMs ----
@@ -241,33 +226,37 @@ export class CoherencyClient {
     return this.#pages(`/v1/vms/${enc(vmId)}/flush-jobs`);
   }
   /** Every coalesced host range of a job, all pages read (GET /v1/flush-jobs/{jobId}/ranges). */
-  async listFlushJobRanges(jobId: string): Promise<{ hpa: string; length: string }[]> {
-    const out: { hpa: string; length: string }[] = [];
+  async listFlushJobRanges(jobId: string): Promise<FlushJobRange[]> {
+    const out: FlushJobRange[] = [];
     let cursor: string | undefined;
     do {
-      const page: Page<{ hpa: string; length: string }> = await this.#call('GET', `/v1/flush-jobs/${enc(jobId)}/ranges`, undefined, { limit: 10_000, cursor });
+      const page: Page<FlushJobRange> = await this.#call('GET', `/v1/flush-jobs/${enc(jobId)}/ranges`, undefined, { limit: 10_000, cursor });
       out.push(...page.items);
       cursor = page.nextCursor;
     } while (cursor !== undefined);
     return out;
   }
   /** Reports the job's flush performed (optionally what was flushed and how long it took). */
-  ack(jobId: string, report: { flushedBytes?: string | number; durationNs?: number } = {}): Promise<FlushJobState> {
+  ack(jobId: string, report: AckReport = {}): Promise<FlushJobState> {
     return this.#call('POST', `/v1/flush-jobs/${enc(jobId)}/ack`, report);
   }
 
   // ---- events ----
   /**
-   * The VM's events as they come (GET /v1/vms/{vmId}/events). A dropped connection is resumed
-   * from the last id read, after `retryMs`; a `reset` event says the events in between are no
-   * longer held (re-read the VM). Ends when `signal` aborts; an answer other than 200 that a
-   * retry cannot help (an unknown VM, a token out of scope) is thrown.
+   * The VM's events as they come (GET /v1/vms/{vmId}/events), typed by kind: narrow each by
+   * `type` (`decision`, `policy`, `deleted`, `flush-job`, `reset`, `dropped`) to read its `data`.
+   * A dropped connection (or a `dropped` event: this subscriber fell behind) is resumed from the
+   * last id read, after `retryMs` (or a 503's `Retry-After`); a `reset` event says the events in
+   * between are no longer held (re-read the VM). Events of a kind this client does not know are
+   * skipped. Ends when `signal` aborts; an answer other than 200 that a retry cannot help (an
+   * unknown VM, a token out of scope) is thrown.
    */
-  async *events(vmId: string, options: { lastEventId?: string; signal?: AbortSignal; retryMs?: number } = {}): AsyncGenerator<VmEventMessage> {
+  async *events(vmId: string, options: EventsOptions = {}): AsyncGenerator<VmEventMessage> {
     let last = options.lastEventId;
     const signal = options.signal;
     const aborted = (): boolean => signal?.aborted === true;
     while (!aborted()) {
+      let wait = options.retryMs ?? 1000;
       try {
         const res = await this.#pool.request({
           method: 'GET',
@@ -277,25 +266,26 @@ export class CoherencyClient {
           bodyTimeout: 0,
           ...(signal === undefined ? {} : { signal })
         });
-        if (res.statusCode !== 200) throw apiError(res.statusCode, await res.body.text());
+        if (res.statusCode !== 200) throw apiError(res.statusCode, await res.body.text(), retryAfterMs(res.headers['retry-after']));
         const decoder = new TextDecoder();
         let buffer = '';
         for await (const chunk of res.body) {
           buffer += decoder.decode(chunk as Buffer, { stream: true });
           let at: number;
           while ((at = buffer.indexOf('\n\n')) >= 0) {
-            const message = parseSse(buffer.slice(0, at));
+            const frame = parseSse(buffer.slice(0, at));
             buffer = buffer.slice(at + 2);
-            if (message === undefined) continue;
-            if (message.id !== undefined) last = message.id;
-            yield message;
+            if (frame.id !== undefined) last = frame.id;
+            const event = toEvent(frame);
+            if (event !== undefined) yield event;
           }
         }
       } catch (err) {
         if (aborted()) return;
         if (err instanceof CoherencyApiError && err.status < 500 && err.status !== 429) throw err;
+        if (err instanceof CoherencyApiError && err.retryAfterMs !== undefined) wait = Math.max(wait, Math.min(err.retryAfterMs, this.#retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS));
       }
-      await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 1000));
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 
@@ -322,19 +312,28 @@ export class CoherencyClient {
   }
 
   // ---- quirks, policy, health ----
-  getQuirks(): Promise<z.output<typeof QuirkListAnswer>> {
+  getQuirks(): Promise<QuirkListState> {
     return this.#call('GET', '/v1/quirks');
   }
+  /** Replaces the whole quirk list (the shipped entries too: read it first, or use `addQuirks`). */
   putQuirks(body: QuirkListBody): Promise<PutQuirksResult> {
     return this.#call('PUT', '/v1/quirks', body);
+  }
+  /**
+   * Adds entries to the quirk list in force, each replacing the entry of the same vendorId and
+   * deviceId if there is one (POST /v1/quirks); answers as `putQuirks` does, with the list now in
+   * force and the replay flushes of the VMs the change exposes.
+   */
+  addQuirks(body: { quirks: QuirkEntry[] }): Promise<PutQuirksResult> {
+    return this.#call('POST', '/v1/quirks', body);
   }
   getPolicy(): Promise<PolicyDefaultsAnswer> {
     return this.#call('GET', '/v1/policy');
   }
-  health(): Promise<{ status: 'ok' }> {
+  health(): Promise<HealthAnswer> {
     return this.#call('GET', '/healthz');
   }
-  ready(): Promise<{ status: string; checks: Record<string, boolean> }> {
+  ready(): Promise<ReadinessAnswer> {
     return this.#call('GET', '/readyz');
   }
 
@@ -343,7 +342,7 @@ export class CoherencyClient {
   }
 }
 
-function waitQuery(options: WaitOptions): Record<string, string | undefined> {
+function waitQuery(options: WaitOptions): Query {
   return { wait: options.wait === true ? 'true' : undefined };
 }
 
