@@ -349,15 +349,19 @@ export interface paths {
         };
         /**
          * The quirk list
-         * @description The list in force is the one the store keeps: a restart with another QUIRKS_FILE does not change it (`configured.inForce` is then false, and the log says so); PUT /v1/quirks applies a list, with its flushes.
+         * @description The list in force is the one the store keeps: a restart with another QUIRKS_FILE does not change it (`configured.inForce` is then false, and the log says so); PUT /v1/quirks applies a list, POST /v1/quirks adds or replaces entries, with their flushes.
          */
         get: operations["getQuirks"];
         /**
          * Replace the quirk list
-         * @description A device newly quirked ignores-nosnoop-enable exposes its domain: the affected VMs are listed with their F2 replay flushes.
+         * @description Replaces the whole list (the shipped entries too: to add or change a few entries, POST /v1/quirks). A device newly quirked ignores-nosnoop-enable exposes its domain: the affected VMs are listed with their F2 replay flushes.
          */
         put: operations["putQuirks"];
-        post?: never;
+        /**
+         * Add or replace quirk entries
+         * @description Merges the entries into the list in force, as it is when the change is applied (concurrent changes, on any replica, all keep their entries): each replaces the entry for the same devices (the same vendorId, deviceMask and deviceId under it), or is added. Two entries of the body for the same devices are refused (INVALID_QUIRK). Answered as PUT /v1/quirks is: the list now in force, and the VMs whose domains the change exposed with their F2 replay flushes.
+         */
+        post: operations["addQuirks"];
         delete?: never;
         options?: never;
         head?: never;
@@ -659,6 +663,24 @@ export interface components {
          *     }
          */
         QuirkListInput: {
+            quirks: components["schemas"]["QuirkInput"][];
+        };
+        /**
+         * @example {
+         *       "quirks": [
+         *         {
+         *           "vendorId": "0x1d0f",
+         *           "deviceId": "0x1234",
+         *           "flags": [
+         *             "ignores-nosnoop-enable"
+         *           ],
+         *           "note": "no-snoops whatever its Enable No Snoop bit says"
+         *         }
+         *       ]
+         *     }
+         */
+        QuirkAdditionsInput: {
+            /** @description Each entry replaces the entry in force for the same devices (the same vendorId, deviceMask and deviceId under that mask, compared as numbers; deviceMask defaults to 0xffff) where it stood, or joins the end of the list */
             quirks: components["schemas"]["QuirkInput"][];
         };
         /** @description What to simulate: a reference trace or your own */
@@ -1029,6 +1051,7 @@ export interface components {
             };
         };
         PutQuirksAnswer: {
+            /** @description The quirk list the change put in force */
             quirks: components["schemas"]["Quirk"][];
             /** @description VMs whose domains the change exposed, with their replay flushes */
             vms: {
@@ -3595,6 +3618,102 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["QuirkListInput"];
+            };
+        };
+        responses: {
+            /** @description The answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PutQuirksAnswer"];
+                };
+            };
+            /** @description The request is invalid; the problem names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "ADDRESS_OVERFLOW" | "INVALID_CURSOR" | "INVALID_DEVICE" | "INVALID_HEX" | "INVALID_ID" | "INVALID_LENGTH" | "INVALID_PCI_ADDRESS" | "INVALID_POLICY" | "INVALID_QUIRK" | "INVALID_TRACE" | "MALFORMED_JSON" | "MALFORMED_URL" | "UNALIGNED" | "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /** @description No token, or an unknown one (when the server has a token file) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "UNAUTHENTICATED";
+                    };
+                };
+            };
+            /** @description The token's scopes do not allow this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description The body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description Too many requests (or event streams) for this token; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "RATE_LIMITED" | "TOO_MANY_STREAMS";
+                    };
+                };
+            };
+            /** @description The service cannot vouch for its state now (store unavailable, overloaded, or a flush not acknowledged in time); nothing changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "FLUSH_ACK_TIMEOUT" | "NOT_READY" | "OVERLOADED" | "STORE_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    addQuirks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuirkAdditionsInput"];
             };
         };
         responses: {
