@@ -14,10 +14,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import { formatPages } from '../domain/index.js';
 
 /** VMs tracked at once; beyond, activity counts under OTHER_VMS. */
-const MAX_VMS = 10_000;
+export const MAX_VMS = 10_000;
 const OTHER_VMS = '(other VMs)';
 /** Clients whose refusals are counted apart in one period; beyond, under OTHER_CLIENTS. */
-const MAX_CLIENTS = 1_000;
+export const MAX_CLIENTS = 1_000;
 const OTHER_CLIENTS = '(other clients)';
 /** Refusals of one code to one client logged one by one in a period; the rest are folded. */
 export const REFUSALS_LOGGED_PER_PERIOD = 5;
@@ -193,6 +193,11 @@ export class LogSummary {
       },
       'vm activity'
     );
+  }
+
+  /** Records held: VMs with counters, clients with refusal counts (their bound is the point). */
+  get tracked(): { vms: number; clients: number } {
+    return { vms: this.#vms.size, clients: this.#clients.size };
   }
 
   /** The period configured (ms). */

@@ -99,6 +99,14 @@ describe('the per-VM activity summary', () => {
   });
 });
 
+describe('probes and scrapes', () => {
+  it('/healthz, /readyz and /metrics write no line at info', async () => {
+    const { a, sink } = await logged();
+    for (const url of ['/healthz', '/readyz', '/metrics']) expect((await a.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    expect(sink.lines).toEqual([]);
+  });
+});
+
 describe('refusals', () => {
   it('every refusal has its line with its code (not a 404 on a read); past the first few of a code to a client, they are folded into one line a period', async () => {
     const { a, sink } = await logged();

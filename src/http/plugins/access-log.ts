@@ -3,7 +3,8 @@
  * operator needs to see, not with traffic:
  * - the hot routes (read-only decisions, pins, unpins, flush-job acks) write their access line
  *   at `debug` only; what they did is counted per VM and written every LOG_SUMMARY_INTERVAL as
- *   one `vm activity` line per active VM (log-summary.ts);
+ *   one `vm activity` line per active VM (log-summary.ts); so do /healthz, /readyz and /metrics
+ *   (probes and scrapes);
  * - every other route (rare) keeps its access line at `info` (`decision` where it decided);
  * - every refusal (4xx other than 404 on a read, every 5xx) is a `refused` line with its code at
  *   `info` (4xx), `warn` (503 and other 5xx) or `error` (500), the first few of a code to one
@@ -32,8 +33,11 @@ export interface AccessLogOptions {
   readonly summaryIntervalMs: number;
 }
 
-/** The hot routes: one access line each at debug only. */
-const HOT = new Set(['/v1/vms/:vmId/decisions/flush', '/v1/vms/:vmId/pins', '/v1/vms/:vmId/unpins', '/v1/flush-jobs/:jobId/ack']);
+/**
+ * Routes whose access line is written at debug only: the hot routes, and the probes and scrapes
+ * that machines send every few seconds (a line each would be noise, not an event).
+ */
+const HOT = new Set(['/v1/vms/:vmId/decisions/flush', '/v1/vms/:vmId/pins', '/v1/vms/:vmId/unpins', '/v1/flush-jobs/:jobId/ack', '/healthz', '/readyz', '/metrics']);
 /** POST routes that change nothing: not an admin change. */
 const READ_ONLY = new Set(['/v1/vms/:vmId/decisions/flush']);
 
