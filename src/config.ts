@@ -13,6 +13,7 @@ const EnvSchema = z.object({
   SOCKET_PATH: z.string().min(1).optional(),
   SOCKET_MODE: z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as 0660').default('0660'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_SUMMARY_INTERVAL: z.coerce.number().min(1).max(3_600).default(60),
   DATA_DIR: z.string().min(1).default('./data'),
   STORE: z.enum(['sqlite', 'postgres', 'memory']).default('sqlite'),
   STORE_URL: z.string().min(1).optional(),
@@ -47,6 +48,8 @@ export interface Config {
   /** The socket file's mode (from SOCKET_MODE, octal). */
   readonly socketMode: number;
   readonly logLevel: z.output<typeof EnvSchema>['LOG_LEVEL'];
+  /** Seconds between the per-VM activity lines that stand for the hot routes' access lines at info. */
+  readonly logSummaryIntervalSeconds: number;
   readonly dataDir: string;
   /** `sqlite` (durable, under dataDir), `postgres` (shared by replicas) or `memory` (lost on restart). */
   readonly store: 'sqlite' | 'postgres' | 'memory';
@@ -120,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     socketPath: e.SOCKET_PATH,
     socketMode: Number.parseInt(e.SOCKET_MODE, 8),
     logLevel: e.LOG_LEVEL,
+    logSummaryIntervalSeconds: e.LOG_SUMMARY_INTERVAL,
     dataDir: e.DATA_DIR,
     store: e.STORE,
     storeUrl: e.STORE_URL,

@@ -61,6 +61,7 @@ const runtime = createRuntime({
 const app = await buildApp({
   runtime,
   logger: { level: config.logLevel },
+  logSummaryIntervalMs: config.logSummaryIntervalSeconds * 1000,
   batchLimit: config.batchLimit,
   flushAckTimeoutMs: config.flushAckTimeoutSeconds * 1000,
   bodyLimit: config.bodyLimit,
@@ -82,14 +83,16 @@ try {
 // Listening already, but not ready (readyz 503, changes refused, decisions failing closed) until
 // every acknowledged change is replayed.
 // A store that cannot be read yet (PostgreSQL still starting, say) is retried every 2 s.
+// The first failure is logged, then one retry in 15 (every 30 s), so that a store down for hours
+// does not fill the log.
 const started = performance.now();
-for (;;) {
+for (let attempt = 0; ; attempt++) {
   try {
     const replayed = await runtime.start();
-    app.log.info({ store: config.store, dataDir: config.dataDir, effects: replayed, ms: Math.round(performance.now() - started) }, 'state restored');
+    app.log.info({ store: config.store, dataDir: config.dataDir, effects: replayed, attempts: attempt + 1, ms: Math.round(performance.now() - started) }, 'state restored');
     break;
   } catch (err) {
-    app.log.error({ err }, `cannot load the state from the ${config.store} store; retrying in 2 s`);
+    if (attempt % 15 === 0) app.log.error({ err, attempts: attempt + 1 }, `cannot load the state from the ${config.store} store; retrying every 2 s`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }

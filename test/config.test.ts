@@ -10,6 +10,7 @@ describe('configuration', () => {
       socketPath: undefined,
       socketMode: 0o660,
       logLevel: 'info',
+      logSummaryIntervalSeconds: 60,
       dataDir: './data',
       store: 'sqlite',
       storeUrl: undefined,
@@ -34,8 +35,8 @@ describe('configuration', () => {
   });
 
   it('reads every variable', () => {
-    const c = loadConfig({ HOST: '0.0.0.0', AUTH: 'none', PORT: '9000', LOG_LEVEL: 'debug', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3', SIM_THREADS: '0', FLUSH_JOB_HISTORY: '7', FLUSH_JOB_MAX_AGE: '60', AUDIT_RETENTION: '2', FLUSH_ACKS: 'answered', FLUSH_ACK_TIMEOUT: '0.5', MAX_UNACKED_JOBS: '5' });
-    expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3, simThreads: 0, flushJobHistory: 7, flushJobMaxAgeSeconds: 60, auditRetentionDays: 2, flushAcks: 'answered', flushAckTimeoutSeconds: 0.5, maxUnackedJobs: 5 });
+    const c = loadConfig({ HOST: '0.0.0.0', AUTH: 'none', PORT: '9000', LOG_LEVEL: 'debug', LOG_SUMMARY_INTERVAL: '10', DATA_DIR: '/data', DEFAULT_MODE: 'pessimistic', DEFAULT_ON_ENABLE: 'deny', DEFAULT_EXEMPT_NEEDS_NOSNOOP: 'false', BATCH_LIMIT: '500', BODY_LIMIT: '65536', QUIRKS_FILE: '/etc/quirks.json', FLUSH_WINDOW_MS: '5', MAX_PENDING_JOBS: '50', POOL_THREADS: '3', SIM_THREADS: '0', FLUSH_JOB_HISTORY: '7', FLUSH_JOB_MAX_AGE: '60', AUDIT_RETENTION: '2', FLUSH_ACKS: 'answered', FLUSH_ACK_TIMEOUT: '0.5', MAX_UNACKED_JOBS: '5' });
+    expect(c).toMatchObject({ host: '0.0.0.0', port: 9000, logLevel: 'debug', logSummaryIntervalSeconds: 10, dataDir: '/data', batchLimit: 500, bodyLimit: 65536, quirksFile: '/etc/quirks.json', flushWindowMs: 5, maxPendingJobs: 50, poolThreads: 3, simThreads: 0, flushJobHistory: 7, flushJobMaxAgeSeconds: 60, auditRetentionDays: 2, flushAcks: 'answered', flushAckTimeoutSeconds: 0.5, maxUnackedJobs: 5 });
     expect(c.defaultPolicy).toEqual({ mode: 'pessimistic', onEnable: 'deny', exemptNeedsNoSnoop: false });
   });
 

@@ -9,14 +9,14 @@
 import '../contract/vm.js';
 import '../contract/audit.js';
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Logger } from 'pino';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { decisionSerializerCompiler } from './compiled-wire.js';
 import { DEFAULT_POLICY, defaultQuirksFile, parseQuirkFile } from '../domain/index.js';
 import { createRuntime, type Runtime } from '../service/runtime.js';
-import { redactQuery, registerErrorHandler, sendProblem } from './error-handler.js';
+import { registerErrorHandler, sendProblem } from './error-handler.js';
 import type { TokenTable } from './auth.js';
+import accessLog from './plugins/access-log.js';
 import admission from './plugins/admission.js';
 import auth from './plugins/auth.js';
 import services, { type Limits } from './plugins/services.js';
@@ -54,18 +54,15 @@ export interface AppOptions {
   readonly rateLimit?: number;
   /** Event-loop delay (ms) above which requests answer 503 until it recovers; 0 (the default here; the server sets 1000): never. */
   readonly maxEventLoopDelayMs?: number;
+  /** How often the per-VM activity summary is logged (ms; default 60 s); 0: only on close. */
+  readonly logSummaryIntervalMs?: number;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** What a route decided, for the request's log line; null: nothing. */
+    /** What a route decided, for the request's log line; null: nothing (or nothing that will be written). */
     decisionLog: Record<string, unknown> | null;
   }
-}
-
-/** Whether a request's logger writes info lines; the silent logger of an app built without one has no levels and writes nothing. */
-function writesInfo(log: FastifyBaseLogger): boolean {
-  return (log as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.('info') ?? false;
 }
 
 /** A caller's x-request-id is kept when it is a sane token; otherwise we make one. */
@@ -84,7 +81,7 @@ function requestIds(): () => string {
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const nextRequestId = requestIds();
   const app = Fastify({
-    // One line per request instead of Fastify's two (see the onResponse hook).
+    // One line per request at most instead of Fastify's two (plugins/access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     // Tokens never reach the logs.
     logger: options.logger === undefined || options.logger === false ? false : { ...(options.logger === true ? {} : options.logger), redact: ['req.headers.authorization', 'headers.authorization'] },
@@ -114,27 +111,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const runtime = options.runtime ?? createRuntime({ defaults: DEFAULT_POLICY, quirks: parseQuirkFile(defaultQuirksFile) });
   // Accepted flush jobs finish before the app is closed.
   app.addHook('onClose', () => runtime.close());
-  // One log line per request: the access line, which is the decision line on a route that
-  // decided something (its fields, set by the route, join it).
+  // What a route decided, for the request's log line (plugins/access-log.ts).
   app.decorateRequest('decisionLog', null);
   app.addHook('onResponse', (request, reply, done) => {
     runtime.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
-    // The line is built only when it is written (LOG_LEVEL info or finer).
-    if (!writesInfo(request.log)) {
-      done();
-      return;
-    }
-    const decision = request.decisionLog;
-    request.log.info(
-      { method: request.method, url: redactQuery(request.url), statusCode: reply.statusCode, responseTime: reply.elapsedTime, ...decision },
-      decision === null ? 'request completed' : 'decision'
-    );
     done();
   });
   await app.register(services, { service: runtime.service, limits });
   await app.register(auth, { tokens: options.tokens });
   // Registered after auth, so the rate limit is kept per token.
   await app.register(admission, { perMinute: options.rateLimit ?? 600_000, maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 0 });
+  // Before the routes: it gives each its log line.
+  await app.register(accessLog, { summaryIntervalMs: options.logSummaryIntervalMs ?? 60_000 });
   // Swagger first: it collects the routes registered after it.
   await app.register(swagger);
   await app.register(healthRoutes);

@@ -9,6 +9,13 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isCodedError } from '../domain/index.js';
 import { isErrorCode, STATUS, type ErrorCode } from './errors.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The code of the problem a request was answered with, for its log line; null: none. */
+    problemCode: string | null;
+  }
+}
+
 interface ProblemBody {
   type: string;
   title: string;
@@ -51,6 +58,7 @@ export function sendProblem(
   extra: Pick<ProblemBody, 'errors' | 'details'> = {}
 ): FastifyReply {
   const status = STATUS[code].status;
+  request.problemCode = code;
   const body: ProblemBody = {
     type: `urn:problem:coherency:${code.toLowerCase().replaceAll('_', '-')}`,
     title: TITLES[status] ?? 'Error',

@@ -90,7 +90,9 @@ export const STATUS: Readonly<Record<ErrorCode, CodeAnswer>> = {
   TOO_MANY_STREAMS: TOO_MANY,
   INTERNAL: { status: 500, logged: 'unhandled error', detail: 'the service could not answer; the error is logged with this request id' },
   OVERLOADED: UNAVAILABLE,
-  STORE_UNAVAILABLE: { status: 503, logged: 'store unavailable', detail: 'the state store is unavailable; nothing was changed' },
+  // Not logged per request: an outage refuses every change while it lasts. Its cause is logged
+  // once when it starts (plugins/access-log.ts), and each refusal as a `refused` line, folded.
+  STORE_UNAVAILABLE: { status: 503, detail: 'the state store is unavailable; nothing was changed' },
   NOT_READY: UNAVAILABLE,
   FLUSH_ACK_TIMEOUT: UNAVAILABLE
 };

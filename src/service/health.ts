@@ -6,11 +6,23 @@
  */
 import { NotReadyError, StoreUnavailableError } from './errors.js';
 
+/**
+ * Told when the store fails (once per outage, however many writes it refuses meanwhile) and
+ * when the state is vouched for again, with how long that took: the operator's log lines.
+ */
+export interface HealthObserver {
+  down(err: Error): void;
+  up(outageMs: number, err: Error): void;
+}
+
 export class Health {
   #failure: Error | null = null;
   #restored: boolean;
   #recovery: NodeJS.Timeout | null = null;
   readonly #recover: () => Promise<unknown>;
+  readonly #observers: HealthObserver[] = [];
+  /** When the current outage began (Date.now()), while there is one. */
+  #downSince = 0;
 
   /** `restored`: whether there is nothing to restore (no store); `recover` reloads from the store. */
   constructor(restored: boolean, recover: () => Promise<unknown>) {
@@ -38,19 +50,31 @@ export class Health {
     return this.#failure;
   }
 
+  /** Adds an observer of outages and recoveries. */
+  observe(observer: HealthObserver): void {
+    this.#observers.push(observer);
+  }
+
   markRestored(): void {
     this.#restored = true;
   }
 
   /** The store refused a write (or could not be read): fail closed and start recovering. */
   fail(err: unknown): void {
-    this.#failure ??= err instanceof Error ? err : new Error(String(err));
+    if (this.#failure === null) {
+      const failure = err instanceof Error ? err : new Error(String(err));
+      this.#failure = failure;
+      this.#downSince = Date.now();
+      for (const o of this.#observers) o.down(failure);
+    }
     if (this.#recovery !== null) return;
     const attempt = (): void => {
       this.#recover().then(
         () => {
+          const failure = this.#failure;
           this.#failure = null;
           this.#recovery = null;
+          if (failure !== null) for (const o of this.#observers) o.up(Date.now() - this.#downSince, failure);
         },
         () => {
           this.#recovery = setTimeout(attempt, 1000).unref();

@@ -36,7 +36,7 @@ import type { AuditEntry, AuditQuery, StateStore } from '../store/state-store.js
 import { commitFor, type Commit } from './commit/index.js';
 import { Decider } from './decide.js';
 import { StoreUnavailableError } from './errors.js';
-import { Health } from './health.js';
+import { Health, type HealthObserver } from './health.js';
 import { InFlight } from './in-flight.js';
 import { Ledger } from './ledger.js';
 import { addsObligations, failClosedDevctl } from './obligations.js';
@@ -161,6 +161,11 @@ export class PolicyService {
   /** Readiness: state rebuilt from the store, and the store has not failed since. */
   get ready(): { state: boolean; store: boolean } {
     return this.#health.ready;
+  }
+
+  /** Tells `observer` of each store outage as it starts and of the recovery that ends it. */
+  observeHealth(observer: HealthObserver): void {
+    this.#health.observe(observer);
   }
 
   /** The oldest time the audit trail still covers: changes before it were forgotten. */

@@ -239,9 +239,9 @@ describe('quirks, policy, flush jobs, health, errors', () => {
 });
 
 describe('request ids and decision logs', () => {
-  it('honours and echoes x-request-id, and logs one structured line per decision', async () => {
+  it('honours and echoes x-request-id, and logs one structured line per decision (a pin\'s at debug)', async () => {
     const sink = new LogSink();
-    const logged = await build({ logger: { level: 'info', stream: sink } });
+    const logged = await build({ logger: { level: 'debug', stream: sink } });
     try {
       await gpuVm(logged);
       const res = await logged.inject({ method: 'POST', url: '/v1/vms/vm1/pins', headers: { ...json, 'x-request-id': 'vmm-42' }, payload: { iova: '0x0', hpa: '0x0', length: '0x2000' } });
@@ -256,30 +256,41 @@ describe('request ids and decision logs', () => {
     }
   });
 
-  it('writes one line per request at info: the access line, which is the decision line where a route decided', async () => {
-    const sink = new LogSink();
-    const logged = await build({ logger: { level: 'info', stream: sink } });
-    try {
-      await gpuVm(logged);
-      const calls: [string, string, string, object | undefined][] = [
-        ['a-pin', 'POST', '/v1/vms/vm1/pins', { iova: '0x0', hpa: '0x0', length: '0x2000' }],
-        ['a-query', 'POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x0', length: '0x2000' }] }],
-        ['a-read', 'GET', '/v1/vms/vm1', undefined],
-        ['a-miss', 'GET', '/v1/vms/nope', undefined]
-      ];
-      for (const [id, method, url, payload] of calls) {
-        await logged.inject({ method: method as 'GET', url, headers: { ...json, 'x-request-id': id }, ...(payload === undefined ? {} : { payload }) });
+  it('writes one line per request at debug: the access line, which is the decision line where a route decided; at info, none for the hot routes', async () => {
+    const calls: [string, string, string, object | undefined][] = [
+      ['a-pin', 'POST', '/v1/vms/vm1/pins', { iova: '0x0', hpa: '0x0', length: '0x2000' }],
+      ['a-query', 'POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x0', length: '0x2000' }] }],
+      ['a-domain', 'PUT', '/v1/vms/vm1/domains/d1', { enforceCacheCoherency: true }],
+      ['a-read', 'GET', '/v1/vms/vm1', undefined],
+      ['a-miss', 'GET', '/v1/vms/nope', undefined]
+    ];
+    for (const level of ['debug', 'info'] as const) {
+      const sink = new LogSink();
+      const logged = await build({ logger: { level, stream: sink } });
+      try {
+        await gpuVm(logged);
+        for (const [id, method, url, payload] of calls) {
+          await logged.inject({ method: method as 'GET', url, headers: { ...json, 'x-request-id': id }, ...(payload === undefined ? {} : { payload }) });
+        }
+        for (const [id, method, url] of calls) {
+          const lines = sink.lines.filter((l) => l['reqId'] === id);
+          const hot = id === 'a-pin' || id === 'a-query';
+          if (level === 'info' && hot) {
+            expect(lines, id).toEqual([]);
+            continue;
+          }
+          expect(lines, id).toHaveLength(1);
+          expect(lines[0], id).toMatchObject({ level: hot ? 20 : 30, method, url, statusCode: id === 'a-miss' ? 404 : id === 'a-domain' ? 201 : 200 });
+          expect(typeof lines[0]?.['responseTime'], id).toBe('number');
+        }
+        if (level === 'debug') {
+          expect(sink.lines.find((l) => l['reqId'] === 'a-pin')).toMatchObject({ msg: 'decision', decision: 'pin', rules: ['F1'], flushRanges: 1, revision: 4 });
+          expect(sink.lines.find((l) => l['reqId'] === 'a-query')).toMatchObject({ msg: 'request completed' });
+        }
+        expect(sink.lines.find((l) => l['reqId'] === 'a-domain')).toMatchObject({ level: 30, msg: 'decision', decision: 'put-domain', vmId: 'vm1' });
+      } finally {
+        await logged.close();
       }
-      for (const [id, method, url] of calls) {
-        const lines = sink.lines.filter((l) => l['reqId'] === id);
-        expect(lines, id).toHaveLength(1);
-        expect(lines[0], id).toMatchObject({ level: 30, method, url, statusCode: id === 'a-miss' ? 404 : 200 });
-        expect(typeof lines[0]?.['responseTime'], id).toBe('number');
-      }
-      expect(sink.lines.find((l) => l['reqId'] === 'a-pin')).toMatchObject({ msg: 'decision', decision: 'pin', rules: ['F1'], flushRanges: 1, revision: 4 });
-      expect(sink.lines.find((l) => l['reqId'] === 'a-query')).toMatchObject({ msg: 'request completed' });
-    } finally {
-      await logged.close();
     }
   });
 

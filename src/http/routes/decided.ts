@@ -1,8 +1,9 @@
 /**
- * Turns a command's result into the answer, and writes the one structured log line per decision
- * that an operator greps for: VM, command, rules, flush bytes, job.
+ * Turns a command's result into the answer, and gives the request's log line the decision's
+ * fields an operator greps for: VM, command, rules, flush bytes, job.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { flushRangeCount, formatPages, type VmId } from '../../domain/index.js';
 import type { Applied, FlushJob } from '../../service/policy-service.js';
 import { DecisionReply, serializeDecisionReply } from '../decision-bytes.js';
@@ -27,11 +28,31 @@ export function receiptWire(job: FlushJob, withBatch = false) {
   };
 }
 
-/** Settles the change and joins its decision to the request's one log line (app.ts). */
+/** Pins and unpins: hot routes, whose decision line is written only at debug or for an admin token. */
+const HOT_COMMANDS = new Set(['pin', 'unpin']);
+
+/** Whether the request's log line will be written, so that its decision fields are worth building. */
+function logsDecision(request: FastifyRequest, command: string): boolean {
+  if (!HOT_COMMANDS.has(command) || request.principal?.scopes.has('admin') === true) return writes(request.log, 'info');
+  return writes(request.log, 'debug');
+}
+
+function writes(log: FastifyRequest['log'], level: 'info' | 'debug'): boolean {
+  return (log as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.(level) ?? false;
+}
+
+/**
+ * Settles the change, counts it for the VM's activity summary (log-summary.ts) and, when the
+ * request's log line will be written, joins its decision to it (plugins/access-log.ts).
+ */
 async function settle(app: FastifyInstance, request: FastifyRequest, vmId: VmId, command: string, applied: Applied | Promise<Applied>): Promise<{ result: Applied; revision: number }> {
   const result = await applied;
   const revision = result.revision ?? app.policy.revisionOf(vmId);
   const d = result.decision;
+  if (command === 'pin' || command === 'unpin') app.activity.changed(vmId, command === 'unpin');
+  if (d.flush.required) app.activity.flushed(vmId, d.flush.pages, flushRangeCount(d.flush), result.jobId);
+  if (command === 'delete-vm') app.activity.forget(vmId);
+  if (!logsDecision(request, command)) return { result, revision };
   request.decisionLog = {
     decision: command,
     vmId,

@@ -48,6 +48,7 @@ export default function decisionRoutes(app: FastifyInstance): void {
       ({ q, echo } = columnsOf(request.body));
     }
     const answer = app.policy.mustFlush(vmId, op, q);
+    app.activity.decided(vmId);
     // One result per requested range, in request order.
     return serializeFlushQueryReply(new FlushQueryReply(op, answer.decision, answer.after, echo, answer.required, answer.rules, answer.failClosed));
   };

@@ -47,12 +47,12 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxBehindBytes = opts.maxBehindBytes ?? MAX_BEHIND_BYTES;
   const streamsPerClient = opts.streamsPerClient ?? 16;
-  const open = new Set<() => void>();
+  const open = new Set<(why?: string) => void>();
   /** Open streams per token (or per address without tokens). */
   const perClient = new Map<string, number>();
   // Streams never end by themselves: end them when the server closes.
   app.addHook('preClose', (done) => {
-    for (const end of open) end();
+    for (const end of open) end('server closing');
     done();
   });
 
@@ -84,11 +84,17 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
       raw.write(': events of VM ' + vmId + '\n\n');
       // Counted from the stream's headers until it ends (coherency_event_subscribers).
       opts.subscribers?.inc();
+      // Connects and disconnects are logged at info: streams are few and long-lived.
+      const opened = Date.now();
+      let sent = 0;
+      let reason = 'client closed';
+      request.log.info({ vmId, client, lastEventId: request.headers['last-event-id'] ?? null, streams: streams + 1 }, 'event stream opened');
       let ended = false;
       let unsubscribe = (): void => undefined;
       const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
-      const end = (): void => {
+      const end = (why?: string): void => {
         if (ended) return;
+        if (why !== undefined) reason = why;
         ended = true;
         opts.subscribers?.dec();
         perClient.set(client, (perClient.get(client) ?? 1) - 1);
@@ -97,21 +103,24 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
         unsubscribe();
         open.delete(end);
         raw.end();
+        request.log.info({ vmId, client, durationMs: Date.now() - opened, events: sent, reason }, 'event stream closed');
       };
       unsubscribe = app.policy.events.subscribe(vmId, request.headers['last-event-id'], (event) => {
         if (ended) return;
         if (raw.writableLength > maxBehindBytes) {
           // Too slow to keep up: dropped with the reason, it resumes from the last id it read.
           raw.write(`event: dropped\ndata: ${JSON.stringify({ vmId, reason: `the subscriber fell ${raw.writableLength} bytes behind; reconnect with Last-Event-ID to resume` })}\n\n`);
+          reason = 'dropped: too far behind';
           end();
           return;
         }
         raw.write(sseFrame(event));
+        sent++;
       });
       if (ended) unsubscribe();
       open.add(end);
       // The response closes when the client goes away (or when the stream ends here).
-      raw.once('close', end);
+      raw.once('close', () => end());
     }
   );
 }

@@ -100,6 +100,7 @@ export default function flushJobRoutes(app: FastifyInstance): void {
         ...(body.durationNs === undefined ? {} : { durationNs: body.durationNs })
       });
       if (acked === undefined) throw new HttpError('UNKNOWN_FLUSH_JOB', `flush job ${request.params.jobId} does not exist`);
+      app.activity.acked(acked.vmId);
       return jobWire(acked);
     }
   );
