@@ -138,7 +138,7 @@ describe('authentication and scopes', () => {
 });
 
 describe('overload protection', () => {
-  it('answers 503 OVERLOADED with Retry-After while the event loop is stalled', async () => {
+  it('answers /v1 with 503 OVERLOADED and Retry-After while the event loop is stalled, and the probes and metrics as usual', async () => {
     const stressed = await build({ maxEventLoopDelayMs: 20 });
     try {
       let overloaded = false;
@@ -153,6 +153,12 @@ describe('overload protection', () => {
           overloaded = true;
           expect(res.json()).toMatchObject({ code: 'OVERLOADED' });
           expect(res.headers['retry-after']).toBe('5');
+          // The probes and the metrics still answer, each with its own schema, while /v1 sheds.
+          const [ready, live, metrics] = await Promise.all(['/readyz', '/healthz', '/metrics'].map((url) => stressed.inject({ method: 'GET', url })));
+          expect(ready?.statusCode).toBe(200);
+          expect(ready?.json()).toMatchObject({ status: 'ready' });
+          expect(live?.statusCode).toBe(200);
+          expect(metrics?.statusCode).toBe(200);
         }
       }
       expect(overloaded).toBe(true);

@@ -1,7 +1,7 @@
 /**
- * What every request passes once before its route: its `x-request-id` header, overload
- * protection (503 OVERLOADED with Retry-After while the event loop runs more than
- * `maxEventLoopDelayMs` late) and, on /v1, the rate limit (at most `perMinute` requests a minute
+ * What every request passes once before its route: its `x-request-id` header and, on /v1,
+ * overload protection (503 OVERLOADED with Retry-After while the event loop runs more than
+ * `maxEventLoopDelayMs` late) and the rate limit (at most `perMinute` requests a minute
  * per token, or per client address without tokens; over it, 429 RATE_LIMITED with Retry-After).
  * Every /v1 answer within the limit carries x-ratelimit-limit, x-ratelimit-remaining and
  * x-ratelimit-reset (seconds until the window ends).
@@ -40,7 +40,10 @@ function admission(app: FastifyInstance, opts: AdmissionOptions): void {
   });
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (watch !== null && watch.delayMs > maxDelay) {
+    // Only API work is shed: the probes and /metrics keep answering with their own schemas
+    // (a problem body cannot be serialised as a readiness answer), so that an operator sees the
+    // overload and a liveness probe does not restart a busy process.
+    if (watch !== null && watch.delayMs > maxDelay && request.url.startsWith('/v1')) {
       const delay = watch.delayMs;
       sendError(request, reply, new CodedError('OVERLOADED', `the service is overloaded (eventLoopDelay: ${String(delay)}); retry shortly`, { retryAfterSeconds: OVERLOADED_RETRY_AFTER }));
       return;
