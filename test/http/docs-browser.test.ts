@@ -88,7 +88,7 @@ describe('Swagger UI at /docs in a real browser', () => {
     expect(foreign).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
-  it('"Try it out" on GET /v1/policy executes against the server it is served by and shows its 200 answer', async () => {
+  it('"Try it out" on GET /v1/policy executes against the server it is served by and shows its 200 answer; the event stream shows as text/event-stream with the schema of each kind', async () => {
     const { page, origin, foreign, pageErrors } = await openDocs();
     const operation = page.locator('.opblock.opblock-get', { has: page.locator('.opblock-summary-path[data-path="/v1/policy"]') });
     await operation.waitFor({ state: 'visible' });
@@ -106,6 +106,15 @@ describe('Swagger UI at /docs in a real browser', () => {
     expect(shown).not.toContain('Failed to fetch');
     const answer = (await (app as FastifyInstance).inject({ method: 'GET', url: '/v1/policy' })).json<unknown>();
     expect(JSON.parse(shown)).toEqual(answer);
+
+    // The event stream is shown as text/event-stream, with the schema of each kind's data.
+    const stream = page.locator('.opblock.opblock-get', { has: page.locator('.opblock-summary-path[data-path="/v1/vms/{vmId}/events"]') });
+    await stream.locator('.opblock-summary').click();
+    const ok = stream.locator('.responses-table tr.response[data-code="200"]');
+    await ok.waitFor({ state: 'visible' });
+    expect(await ok.locator('.response-control-media-type select').inputValue()).toBe('text/event-stream');
+    await ok.getByRole('tab', { name: 'Schema' }).click();
+    for (const kind of ['DecisionEvent', 'PolicyEvent', 'DeletedEvent', 'FlushJobEvent', 'ResetEvent', 'DroppedEvent']) await ok.getByText(kind).first().waitFor({ state: 'visible' });
 
     expect(pageErrors).toEqual([]);
     expect(foreign).toEqual([]);
