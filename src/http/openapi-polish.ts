@@ -102,15 +102,19 @@ function refs(value: unknown, out: Set<string>): void {
 function sseItemSchema(): Json {
   return {
     description: 'One event of the stream, by kind (the `event:` line); its `data:` line is JSON of the named schema',
-    oneOf: Object.entries(EVENT_DATA).map(([kind, schema]) => ({
-      type: 'object',
-      properties: {
-        event: { const: kind },
-        id: { type: 'string', description: 'Send it as Last-Event-ID to resume after this event' },
-        data: { type: 'string', contentMediaType: 'application/json', contentSchema: { $ref: `#/components/schemas/${z.globalRegistry.get(schema)?.id ?? kind}` } }
-      },
-      required: kind === 'dropped' ? ['event', 'data'] : ['event', 'id', 'data']
-    }))
+    oneOf: Object.entries(EVENT_DATA).map(([kind, schema]) => {
+      const id = z.globalRegistry.get(schema)?.id;
+      if (id === undefined) throw new Error(`the data of ${kind} events has no component id (src/contract/events.ts)`);
+      return {
+        type: 'object',
+        properties: {
+          event: { const: kind },
+          id: { type: 'string', description: 'Send it as Last-Event-ID to resume after this event' },
+          data: { type: 'string', contentMediaType: 'application/json', contentSchema: { $ref: `#/components/schemas/${id}` } }
+        },
+        required: kind === 'dropped' ? ['event', 'data'] : ['event', 'id', 'data']
+      };
+    })
   };
 }
 

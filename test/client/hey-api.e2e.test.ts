@@ -24,7 +24,7 @@ let origin = '';
 /** The session, as a third party writes it against the generated SDK. */
 const SESSION = `import { client } from './api/client.gen.js';
 import { ack, deleteVm, devctl, events, getVm, pin, putDevice, putDomain, putVm, unpin } from './api/index.js';
-import type { DecisionEvent, EventsResponse, FlushJobEvent } from './api/index.js';
+import type { DecisionEvent, FlushJobEvent } from './api/index.js';
 
 client.setConfig({ baseUrl: process.argv[2] });
 const vm = { path: { vmId: 'vm1' } };
@@ -65,7 +65,7 @@ const { stream } = await events({
 const seen: string[] = [];
 let teardownJob: string | undefined;
 const reading = (async () => {
-  for await (const data of stream as AsyncGenerator<EventsResponse>) {
+  for await (const data of stream) {
     const kind = kinds.shift();
     if (kind === 'flush-job') {
       const job = data as FlushJobEvent;
