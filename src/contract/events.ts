@@ -25,22 +25,32 @@ export const DecisionEvent = z
   .object({ vmId, command: z.enum(DECISION_COMMANDS).describe('The change, as the route that made it'), actor, ...decisionFields, ...DevctlFields })
   .meta({
     id: 'DecisionEvent',
+    title: 'event: decision',
     description: "The data of a `decision` event: a change to the VM, whoever made it (another replica's included), with its decision as the change answered it: the flush, when to perform it, the jobs it waits for (`flush.after`) and DEVCTL values to write"
   });
 
 export const PolicyEvent = z
   .object({ vmId, actor, ...decisionFields })
-  .meta({ id: 'PolicyEvent', description: "The data of a `policy` event: the VM's policy was replaced (PUT /v1/vms/{vmId}), with the decision it caused" });
+  .meta({
+    id: 'PolicyEvent',
+    title: 'event: policy',
+    description: "The data of a `policy` event: the VM's policy was replaced (PUT /v1/vms/{vmId}), with the decision it caused"
+  });
 
 export const DeletedEvent = z
   .object({ vmId, actor, ...decisionFields })
-  .meta({ id: 'DeletedEvent', description: 'The data of a `deleted` event: the VM was deleted, with its teardown decision (the flush of what was still pinned); the stream stays open in case the VM is created again' });
+  .meta({
+    id: 'DeletedEvent',
+    title: 'event: deleted',
+    description: 'The data of a `deleted` event: the VM was deleted, with its teardown decision (the flush of what was still pinned); the stream stays open in case the VM is created again'
+  });
 
 // An alias (a $ref to FlushJob), so that the job has one schema.
 export const FlushJobEvent = z
   .lazy(() => FlushJob)
   .meta({
     id: 'FlushJobEvent',
+    title: 'event: flush-job',
     description: 'The data of a `flush-job` event: one of the VM\'s flush jobs as GET /v1/flush-jobs/{jobId} answers it, once planned (`pending`: the VMM flushes and acknowledges it; `done` or `failed` where acknowledgements are not required) and once acknowledged'
   });
 
@@ -50,6 +60,7 @@ export const ResetEvent = z
   .object({ vmId, reason })
   .meta({
     id: 'ResetEvent',
+    title: 'event: reset',
     description: 'The data of a `reset` event: the events after the `Last-Event-ID` sent are no longer held, or it came from an earlier start of the service or another replica: re-read the VM (GET /v1/vms/{vmId}) and carry on from the events that follow'
   });
 
@@ -57,6 +68,7 @@ export const DroppedEvent = z
   .object({ vmId, reason })
   .meta({
     id: 'DroppedEvent',
+    title: 'event: dropped',
     description: 'The data of a `dropped` event (it has no id): the subscriber fell more than 4 MiB behind and the stream ends; reconnect with the last `Last-Event-ID` read to resume'
   });
 
