@@ -4,9 +4,15 @@
  * methods; problems documented as application/problem+json with the codes each status can carry
  * (from the one status table, errors.ts), the statuses every /v1 route can answer (401, 403, 429,
  * 503, and 415 where it takes a body); described responses; no components nobody uses; request
- * defaults that generators do not mistake for required fields.
+ * defaults that generators do not mistake for required fields; optional bodies optional; the event
+ * stream's kinds, each with the schema of its data.
  */
+import { z } from 'zod';
+import { EVENT_DATA } from '../contract/events.js';
 import { STATUS, type ErrorCode } from './errors.js';
+
+/** The operation key swagger.ts sets on a route whose body may be absent. */
+export const OPTIONAL_BODY = 'x-optional-body';
 
 /** Each route's operationId, by method and OpenAPI path: the typed client's method names. */
 export const OPERATION_IDS: Readonly<Record<string, string>> = {
@@ -88,6 +94,31 @@ function refs(value: unknown, out: Set<string>): void {
   }
 }
 
+/**
+ * One event of a text/event-stream answer, per kind, in the form of OpenAPI 3.2's `itemSchema`
+ * (an extension until the document moves to 3.2): its `event` line, its `id` and its `data`
+ * line, JSON described by the kind's component. The media type's `schema` stays the data of one
+ * event (any kind's), which is what generators with SSE support hand their callers.
+ */
+function sseItemSchema(): Json {
+  return {
+    description: 'One event of the stream, by kind (the `event:` line); its `data:` line is JSON of the named schema',
+    oneOf: Object.entries(EVENT_DATA).map(([kind, schema]) => {
+      const id = z.globalRegistry.get(schema)?.id;
+      if (id === undefined) throw new Error(`the data of ${kind} events has no component id (src/contract/events.ts)`);
+      return {
+        type: 'object',
+        properties: {
+          event: { const: kind },
+          id: { type: 'string', description: 'Send it as Last-Event-ID to resume after this event' },
+          data: { type: 'string', contentMediaType: 'application/json', contentSchema: { $ref: `#/components/schemas/${id}` } }
+        },
+        required: kind === 'dropped' ? ['event', 'data'] : ['event', 'id', 'data']
+      };
+    })
+  };
+}
+
 /** Drops the negative bound zod gives every integer (-2^53 + 1) and its positive twin: counts are not negative. */
 function dropSafeIntegerBounds(value: unknown): void {
   if (Array.isArray(value)) for (const v of value) dropSafeIntegerBounds(v);
@@ -125,6 +156,10 @@ export function polishDocument(doc: Json): Json {
       const id = OPERATION_IDS[`${method.toUpperCase()} ${path}`];
       if (id === undefined) throw new Error(`no operationId for ${method.toUpperCase()} ${path} (openapi-polish.ts)`);
       op['operationId'] = id;
+      if (op[OPTIONAL_BODY] === true) {
+        (op['requestBody'] as Json)['required'] = false;
+        delete op[OPTIONAL_BODY];
+      }
       const responses = (op['responses'] ?? {}) as Record<string, Json>;
       if (path.startsWith('/v1/')) {
         for (const status of EVERY_V1) responses[status] ??= {};
@@ -133,6 +168,8 @@ export function polishDocument(doc: Json): Json {
       for (const [status, response] of Object.entries(responses)) {
         if (Number(status) >= 400) responses[status] = problemResponse(status, response['description'] as string | undefined);
         else if (response['description'] === 'Default Response') response['description'] = MEANING[status] ?? 'The answer';
+        const stream = (response['content'] as Record<string, Json> | undefined)?.['text/event-stream'];
+        if (stream !== undefined) stream['x-itemSchema'] = sseItemSchema();
       }
       op['responses'] = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
     }

@@ -1,14 +1,15 @@
 /**
  * GET /v1/vms/{vmId}/events against a real listening server: a flush caused by someone else
  * reaches the VM's VMM on its stream, the VMM acknowledges it, Last-Event-ID resumes without
- * loss, an id no longer held answers `reset`, idle streams get heartbeats, and a token scoped to
- * other VMs cannot subscribe.
+ * loss, an id no longer held answers `reset`, idle streams get heartbeats, a token scoped to
+ * other VMs cannot subscribe, and every kind of event is what the OpenAPI document says it is.
  */
 import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenTable } from '../../src/http/auth.js';
 import { build } from '../helpers/app.js';
+import { documentedEventData, eventStreamMedia, problemsOf } from '../helpers/openapi-document.js';
 
 interface SseEvent {
   id: string;
@@ -159,6 +160,46 @@ describe('VM event streams', () => {
     expect(await open(`${base}/v1/vms/nope/events`).status).toBe(404);
   });
 
+  it('every kind of event validates against the schema the OpenAPI document gives its data (dropped: below)', async () => {
+    const { base } = await serve();
+    await quirkVm(base);
+    const stream = open(`${base}/v1/vms/vmq/events`);
+    expect(await stream.status).toBe(200);
+    // A quirk change with its replay job, pending then acknowledged (no body: it is optional).
+    await call(base, 'PUT', '/v1/quirks', { quirks: [{ vendorId: '0x1d0f', deviceId: '0x1234', flags: ['ignores-nosnoop-enable'] }] });
+    const replay = await stream.next((e) => e.event === 'flush-job' && e.data.state === 'pending');
+    await call(base, 'POST', `/v1/flush-jobs/${replay.data.id as string}/ack`);
+    await stream.next((e) => e.event === 'flush-job' && e.data.state === 'acknowledged');
+    // A trapped enable (the DEVCTL outcome rides on the decision), a reset (no body), a pin, an unpin.
+    await call(base, 'POST', '/v1/vms/vmq/devices/0000:01:00.0/devctl', { nosnoopEnable: true });
+    await call(base, 'POST', '/v1/vms/vmq/devices/0000:01:00.0/reset');
+    await call(base, 'POST', '/v1/vms/vmq/pins', { iova: '0x400000', hpa: '0x80000000', length: '0x1000' });
+    await call(base, 'POST', '/v1/vms/vmq/unpins', { iova: '0x400000', length: '0x1000' });
+    // A policy that replays what is pinned, then the teardown.
+    await call(base, 'PUT', '/v1/vms/vmq', { arch: 'x86_64', policy: { mode: 'pessimistic' } });
+    await call(base, 'DELETE', '/v1/vms/vmq');
+    await stream.next((e) => e.event === 'deleted');
+    // The VM made again (its stream stays open: its domain and device reach it), then a resume
+    // from an id the service never gave.
+    await quirkVm(base);
+    const stale = open(`${base}/v1/vms/vmq/events`, { 'last-event-id': '1.1' });
+    expect(await stale.status).toBe(200);
+    await stale.next((e) => e.event === 'reset');
+
+    const events = [...stream.events, ...stale.events];
+    expect(new Set(events.map((e) => e.event))).toEqual(new Set(['decision', 'policy', 'deleted', 'flush-job', 'reset']));
+    expect(new Set(events.map((e) => e.data['command']).filter((c) => c !== undefined))).toEqual(new Set(['put-quirks', 'devctl', 'reset-device', 'pin', 'unpin', 'put-domain', 'put-device']));
+    for (const e of events) {
+      expect(problemsOf(documentedEventData(e.event), e.data), `${e.event} ${JSON.stringify(e.data)}`).toEqual([]);
+      // The media type's schema (what generators type each event's data as) takes it too.
+      expect(problemsOf(eventStreamMedia().schema, e.data), e.event).toEqual([]);
+    }
+    // The schemas do check: a decision's data without its flush, or with a field it never has, is refused.
+    const decision = events.find((e) => e.event === 'decision')?.data ?? {};
+    expect(problemsOf(documentedEventData('decision'), { ...decision, flush: undefined })).not.toEqual([]);
+    expect(problemsOf(documentedEventData('decision'), { ...decision, extra: 1 })).not.toEqual([]);
+  });
+
   it('an idle stream gets heartbeats', async () => {
     const { base } = await serve({ eventHeartbeatMs: 30 });
     await quirkVm(base);
@@ -228,6 +269,9 @@ describe('VM event streams', () => {
     for (let i = 0; i < 500 && !text.endsWith('\r\n0\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
     expect(text.endsWith('\r\n0\r\n\r\n')).toBe(true);
     expect(text).toMatch(/event: dropped\ndata: \{"vmId":"big","reason":"the subscriber fell \d+ bytes behind; reconnect with Last-Event-ID to resume"\}/);
+    // As the OpenAPI document describes a dropped event's data.
+    const dropped = JSON.parse(/event: dropped\ndata: (.*)\n/.exec(text)?.[1] ?? 'null') as unknown;
+    expect(problemsOf(documentedEventData('dropped'), dropped)).toEqual([]);
     socket.destroy();
   });
 });

@@ -5,7 +5,7 @@
  * warning.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,10 +24,16 @@ describe('openapi/openapi.json under third-party linters', () => {
   }, 60_000);
 
   it("Spectral's spectral:oas: no error, no warning", async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'coherency-spectral-')), 'report.json');
-    // Exits 1 when it finds anything (down to hints): the report says what.
-    await run(bin('spectral'), ['lint', 'openapi/openapi.json', '--ruleset', '.spectral.yaml', '--format', 'json', '--output', out, '--fail-severity', 'hint'], { cwd: root }).catch(() => undefined);
-    const problems = JSON.parse(readFileSync(out, 'utf8')) as { code: string; message: string; path: string[] }[];
+    const dir = mkdtempSync(join(tmpdir(), 'coherency-spectral-'));
+    const out = join(dir, 'report.json');
+    let problems: { code: string; message: string; path: string[] }[];
+    try {
+      // Exits 1 when it finds anything (down to hints): the report says what.
+      await run(bin('spectral'), ['lint', 'openapi/openapi.json', '--ruleset', '.spectral.yaml', '--format', 'json', '--output', out, '--fail-severity', 'hint'], { cwd: root }).catch(() => undefined);
+      problems = JSON.parse(readFileSync(out, 'utf8')) as typeof problems;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(problems.map((p) => `${p.code}: ${p.message} (${p.path.join('.')})`)).toEqual([]);
   }, 60_000);
 });

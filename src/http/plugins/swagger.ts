@@ -7,10 +7,23 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ruleRanges } from '../../domain/index.js';
-import { polishDocument } from '../openapi-polish.js';
+import { OPTIONAL_BODY, polishDocument } from '../openapi-polish.js';
 
 export const API_VERSION = '0.1.0';
+
+/**
+ * @fastify/swagger marks every route's body required; a body the route's own schema accepts
+ * absent (the acknowledgement's report, a reset's options) is marked here, for openapi-polish.ts
+ * to document as optional: what the server takes decides, not a list.
+ */
+const markOptionalBody: typeof jsonSchemaTransform = (input) => {
+  const out = jsonSchemaTransform(input);
+  const body = input.schema.body;
+  if (body instanceof z.ZodType && body.safeParse(undefined).success) (out.schema as Record<string, unknown>)[OPTIONAL_BODY] = true;
+  return out;
+};
 
 async function swagger(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwagger, {
@@ -23,7 +36,9 @@ async function swagger(app: FastifyInstance): Promise<void> {
         version: API_VERSION,
         license: { name: 'MIT', identifier: 'MIT' }
       },
-      servers: [{ url: 'http://127.0.0.1:8080', description: 'The default listen address (HOST, PORT)' }],
+      // Relative: the server the document was fetched from, whatever its host and port, so that
+      // Swagger UI's "Try it out" and generated clients call the server that serves them.
+      servers: [{ url: '/', description: 'The server this document is served by (HOST and PORT; by default http://127.0.0.1:8080)' }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token from AUTH_TOKENS_FILE (scopes read, vmm, admin). Without a token file the server runs open on loopback.' }
@@ -44,7 +59,7 @@ async function swagger(app: FastifyInstance): Promise<void> {
         { name: 'health', description: 'Liveness and readiness' }
       ]
     },
-    transform: jsonSchemaTransform,
+    transform: markOptionalBody,
     transformObject: (input) => polishDocument(jsonSchemaTransformObject(input) as Record<string, unknown>) as ReturnType<typeof jsonSchemaTransformObject>
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });

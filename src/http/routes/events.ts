@@ -13,6 +13,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { VmEvent } from '../../service/vm-events.js';
 import { Problem, problems, VmParams } from '../../contract/common.js';
+import { EventData } from '../../contract/events.js';
 import { decisionWire, vmIdOf } from '../wire.js';
 import { HttpError } from '../errors.js';
 import { jobWire } from './flush-jobs.js';
@@ -66,7 +67,12 @@ export default function eventRoutes(app: FastifyInstance, opts: { heartbeatMs?: 
           'Each event has an `id` and a type: `decision` (a change to this VM, whoever made it, with its decision as the change answered it; the `actor` and `revision` tell a VMM its own changes from others), `policy` (the VM\'s policy replaced), `deleted`, `flush-job` (one of its flush jobs planned or acknowledged: a `pending` job is the VMM\'s to flush and acknowledge) and `reset` (the events after `Last-Event-ID` are no longer held, or come from an earlier start or another replica: re-read the VM). Changes made through another replica sharing the store arrive as they do through this one. Send `Last-Event-ID` to resume. Comment lines every 15 s keep an idle stream open. A subscriber more than 4 MiB behind gets a `dropped` event and the stream ends (it resumes by id); a token may hold 16 streams at once (429 TOO_MANY_STREAMS beyond).',
         params: VmParams,
         headers: z.object({ 'last-event-id': z.string().max(64).optional() }),
-        response: { 200: z.string().describe('text/event-stream'), 400: problems[400], 404: problems[404], 429: Problem }
+        response: {
+          200: { description: "The VM's events, as Server-Sent Events", content: { 'text/event-stream': { schema: EventData } } },
+          400: problems[400],
+          404: problems[404],
+          429: Problem
+        }
       }
     },
     async (request, reply) => {
