@@ -942,35 +942,6 @@ export interface components {
              */
             failClosed?: "STORE_UNAVAILABLE";
         };
-        PinnedRange: {
-            iova: components["schemas"]["Hex"];
-            length: components["schemas"]["Hex"];
-            hpa: components["schemas"]["Hex"];
-            memType: components["schemas"]["MemType"];
-            mmio: boolean;
-            flushOnUnpin: boolean;
-            domains: string[] | null;
-        };
-        /** @description Read-only: must the caller flush for this map or unmap? */
-        FlushQueryAnswer: {
-            /** @enum {string} */
-            op: "map" | "unmap";
-            flush: components["schemas"]["Flush"];
-            reasons: components["schemas"]["Reason"][];
-            kvmNoncoherentDma: boolean;
-            results: {
-                iova: components["schemas"]["Hex"];
-                length: components["schemas"]["Hex"];
-                required: boolean;
-                /** @enum {string} */
-                rule: "C1" | "F1" | "F2" | "F3" | "F4" | "F5" | "W1" | "W2" | "W3" | "W4" | "W5" | "W6" | "W7" | "W8" | "R1" | "K1";
-            }[];
-            /**
-             * @description Present when the state could not be vouched for and the answer failed closed
-             * @enum {string}
-             */
-            failClosed?: "STORE_UNAVAILABLE";
-        };
         FlushJob: {
             id: string;
             vmId: string;
@@ -1005,6 +976,149 @@ export interface components {
                 durationNs?: number;
             } | null;
         };
+        /**
+         * event: decision
+         * @description The data of a `decision` event: a change to the VM, whoever made it (another replica's included), with its decision as the change answered it: the flush, when to perform it, the jobs it waits for (`flush.after`) and DEVCTL values to write
+         */
+        DecisionEvent: {
+            /** @description The VM the event is about */
+            vmId: string;
+            /**
+             * @description The change, as the route that made it
+             * @enum {string}
+             */
+            command: "put-domain" | "delete-domain" | "put-device" | "delete-device" | "reset-device" | "pin" | "unpin" | "devctl" | "put-quirks";
+            /** @description Who made the change: the token id, or "anonymous" without a token file (a VMM tells its own changes from others by it and by `revision`) */
+            actor: string;
+            flush: components["schemas"]["Flush"];
+            reasons: components["schemas"]["Reason"][];
+            /** @description K1: KVM must honour guest WBINVD and PAT for this VM */
+            kvmNoncoherentDma: boolean;
+            /** @description Revision of the VM after this change */
+            revision: number;
+            /** @description A policy, domain, device or quirk change that makes the policy deny a bit already set: the value to write to each such device of the VM. The exposure it causes ends once the VMM reports each device disabled (device PUT). */
+            devices?: {
+                bdf: string;
+                /** @enum {string} */
+                decision: "allow" | "deny";
+                /** @description DEVCTL value to write to this device */
+                hardwareValue: string;
+                /** @description DEVCTL value the guest reads back */
+                guestValue: string;
+            }[];
+            /** @enum {string} */
+            decision?: "allow" | "deny" | "ignore";
+            /** @description DEVCTL value to write to the device */
+            hardwareValue?: string;
+            /** @description DEVCTL value the guest reads back */
+            guestValue?: string;
+        };
+        /**
+         * event: policy
+         * @description The data of a `policy` event: the VM's policy was replaced (PUT /v1/vms/{vmId}), with the decision it caused
+         */
+        PolicyEvent: {
+            /** @description The VM the event is about */
+            vmId: string;
+            /** @description Who made the change: the token id, or "anonymous" without a token file (a VMM tells its own changes from others by it and by `revision`) */
+            actor: string;
+            flush: components["schemas"]["Flush"];
+            reasons: components["schemas"]["Reason"][];
+            /** @description K1: KVM must honour guest WBINVD and PAT for this VM */
+            kvmNoncoherentDma: boolean;
+            /** @description Revision of the VM after this change */
+            revision: number;
+            /** @description A policy, domain, device or quirk change that makes the policy deny a bit already set: the value to write to each such device of the VM. The exposure it causes ends once the VMM reports each device disabled (device PUT). */
+            devices?: {
+                bdf: string;
+                /** @enum {string} */
+                decision: "allow" | "deny";
+                /** @description DEVCTL value to write to this device */
+                hardwareValue: string;
+                /** @description DEVCTL value the guest reads back */
+                guestValue: string;
+            }[];
+        };
+        /**
+         * event: deleted
+         * @description The data of a `deleted` event: the VM was deleted, with its teardown decision (the flush of what was still pinned); the stream stays open in case the VM is created again
+         */
+        DeletedEvent: {
+            /** @description The VM the event is about */
+            vmId: string;
+            /** @description Who made the change: the token id, or "anonymous" without a token file (a VMM tells its own changes from others by it and by `revision`) */
+            actor: string;
+            flush: components["schemas"]["Flush"];
+            reasons: components["schemas"]["Reason"][];
+            /** @description K1: KVM must honour guest WBINVD and PAT for this VM */
+            kvmNoncoherentDma: boolean;
+            /** @description Revision of the VM after this change */
+            revision: number;
+            /** @description A policy, domain, device or quirk change that makes the policy deny a bit already set: the value to write to each such device of the VM. The exposure it causes ends once the VMM reports each device disabled (device PUT). */
+            devices?: {
+                bdf: string;
+                /** @enum {string} */
+                decision: "allow" | "deny";
+                /** @description DEVCTL value to write to this device */
+                hardwareValue: string;
+                /** @description DEVCTL value the guest reads back */
+                guestValue: string;
+            }[];
+        };
+        /**
+         * event: flush-job
+         * @description The data of a `flush-job` event: one of the VM's flush jobs as GET /v1/flush-jobs/{jobId} answers it, once planned (`pending`: the VMM flushes and acknowledges it; `done` or `failed` where acknowledgements are not required) and once acknowledged
+         */
+        FlushJobEvent: components["schemas"]["FlushJob"];
+        /**
+         * event: reset
+         * @description The data of a `reset` event: the events after the `Last-Event-ID` sent are no longer held, or it came from an earlier start of the service or another replica: re-read the VM (GET /v1/vms/{vmId}) and carry on from the events that follow
+         */
+        ResetEvent: {
+            /** @description The VM the event is about */
+            vmId: string;
+            /** @description Why, for a person */
+            reason: string;
+        };
+        /**
+         * event: dropped
+         * @description The data of a `dropped` event (it has no id): the subscriber fell more than 4 MiB behind and the stream ends; reconnect with the last `Last-Event-ID` read to resume
+         */
+        DroppedEvent: {
+            /** @description The VM the event is about */
+            vmId: string;
+            /** @description Why, for a person */
+            reason: string;
+        };
+        PinnedRange: {
+            iova: components["schemas"]["Hex"];
+            length: components["schemas"]["Hex"];
+            hpa: components["schemas"]["Hex"];
+            memType: components["schemas"]["MemType"];
+            mmio: boolean;
+            flushOnUnpin: boolean;
+            domains: string[] | null;
+        };
+        /** @description Read-only: must the caller flush for this map or unmap? */
+        FlushQueryAnswer: {
+            /** @enum {string} */
+            op: "map" | "unmap";
+            flush: components["schemas"]["Flush"];
+            reasons: components["schemas"]["Reason"][];
+            kvmNoncoherentDma: boolean;
+            results: {
+                iova: components["schemas"]["Hex"];
+                length: components["schemas"]["Hex"];
+                required: boolean;
+                /** @enum {string} */
+                rule: "C1" | "F1" | "F2" | "F3" | "F4" | "F5" | "W1" | "W2" | "W3" | "W4" | "W5" | "W6" | "W7" | "W8" | "R1" | "K1";
+            }[];
+            /**
+             * @description Present when the state could not be vouched for and the answer failed closed
+             * @enum {string}
+             */
+            failClosed?: "STORE_UNAVAILABLE";
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -1016,6 +1130,35 @@ export interface components {
                 [key: string]: boolean;
             };
         };
+        /**
+         * @example {
+         *       "defaults": {
+         *         "mode": "trap",
+         *         "onEnable": "allow-needs-nosnoop",
+         *         "exemptNeedsNoSnoop": true
+         *       },
+         *       "modes": [
+         *         "pessimistic",
+         *         "trap",
+         *         "virtualize-zero"
+         *       ],
+         *       "onEnable": [
+         *         "allow",
+         *         "deny",
+         *         "allow-needs-nosnoop"
+         *       ],
+         *       "flushMethods": {
+         *         "x86_64": [
+         *           "clflushopt",
+         *           "clflush"
+         *         ],
+         *         "aarch64": [
+         *           "dc-civac"
+         *         ]
+         *       },
+         *       "batchLimit": 10000
+         *     }
+         */
         PolicyDefaults: {
             defaults: {
                 /** @enum {string} */
@@ -1027,8 +1170,10 @@ export interface components {
             modes: ("pessimistic" | "trap" | "virtualize-zero")[];
             onEnable: ("allow" | "deny" | "allow-needs-nosnoop")[];
             flushMethods: {
-                x86_64: ("clflushopt" | "clflush" | "dc-civac")[];
-                aarch64: ("clflushopt" | "clflush" | "dc-civac")[];
+                /** @description Flush methods the policy of a VM on x86_64 may name */
+                x86_64: ("clflushopt" | "clflush")[];
+                /** @description Flush methods the policy of a VM on aarch64 may name */
+                aarch64: "dc-civac"[];
             };
             batchLimit: number;
         };
@@ -2251,7 +2396,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["DeviceResetInput"];
             };
@@ -3121,7 +3266,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["FlushAckInput"];
             };
@@ -3457,13 +3602,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream */
+            /** @description The VM's events, as Server-Sent Events */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "text/event-stream": components["schemas"]["DecisionEvent"] | components["schemas"]["PolicyEvent"] | components["schemas"]["DeletedEvent"] | components["schemas"]["FlushJobEvent"] | components["schemas"]["ResetEvent"] | components["schemas"]["DroppedEvent"];
                 };
             };
             /** @description The request is invalid; the problem names the field */
