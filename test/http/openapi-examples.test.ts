@@ -48,7 +48,7 @@ const answerOf = (op: Json): string | undefined => refOf((op['responses'] as Rec
 const FIELD_EXAMPLES = ['HexAddressInput', 'Hex'];
 
 /** The requests that send each example body, in an order that builds what the next one names. */
-const REQUEST_ORDER = ['putVm', 'putDomain', 'putDevice', 'pin', 'mustFlush', 'devctl', 'resetDevice', 'unpin', 'putQuirks'];
+const REQUEST_ORDER = ['putVm', 'putDomain', 'putDevice', 'pin', 'mustFlush', 'devctl', 'resetDevice', 'unpin', 'putQuirks', 'addQuirks'];
 const PATH_VALUES: Readonly<Record<string, string>> = { vmId: 'example-vm', domainId: 'd0', bdf: '0000:00:02.0' };
 
 const apps: FastifyInstance[] = [];
