@@ -32,7 +32,7 @@ import {
   type VmView
 } from '../domain/index.js';
 import { FlushAckTimeoutError, type FlushJob, type FlushJobs, type VmmReport } from '../jobs/flush-jobs.js';
-import { AuditFolder, type AuditEntry, type AuditQuery, type StateStore } from '../store/state-store.js';
+import type { AuditEntry, AuditFolder, AuditQuery, StateStore } from '../store/state-store.js';
 import { commitFor, type Commit } from './commit/index.js';
 import { Decider } from './decide.js';
 import { StoreUnavailableError } from './errors.js';
