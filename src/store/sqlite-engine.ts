@@ -41,6 +41,9 @@ function auditRowBytes(vm: string | null, body: string, actor: string | null, ru
 /** Records a size prune removes per transaction at most, so that commits waiting meanwhile are not held up long. */
 const PRUNE_CHUNK = 2000;
 
+/** Records the first count of the trail reads per call. */
+const COUNT_CHUNK = 50_000;
+
 /** A size prune's answer: what it found and did, and whether the trail is still above the goal. */
 export interface AuditPruned extends AuditSize {
   readonly more: boolean;
@@ -58,6 +61,8 @@ export class SqliteEngine {
    * kept up to date as records are written and removed. Null until counted.
    */
   #audit: { rows: number; bytes: number } | null = null;
+  /** The first count, as far as it got: records up to revision `seq` (a trail written before this start is counted a chunk per check). */
+  #counting = { seq: 0, rows: 0, bytes: 0 };
   /** Records the transaction being written adds (counted in once it commits). */
   #adding = { rows: 0, bytes: 0 };
 
@@ -222,7 +227,9 @@ export class SqliteEngine {
   trimAudit(at: number): number {
     const db = this.#db;
     return db.transaction(() => {
-      if (this.#audit !== null) {
+      // Records removed while the first count runs: it starts over.
+      if (this.#audit === null) this.#counting = { seq: 0, rows: 0, bytes: 0 };
+      else {
         const gone = db.prepare(`SELECT count(*) AS rows, ifnull(sum(${AUDIT_ROW_BYTES}), 0) AS bytes FROM commands WHERE at < ?`).get(at) as { rows: number; bytes: number };
         this.#audit.rows -= gone.rows;
         this.#audit.bytes -= gone.bytes;
@@ -231,9 +238,20 @@ export class SqliteEngine {
     })();
   }
 
-  /** The audit trail's records and bytes, counted the first time (one pass over the table). */
-  #auditSize(): { rows: number; bytes: number } {
-    this.#audit ??= this.#db.prepare(`SELECT count(*) AS rows, ifnull(sum(${AUDIT_ROW_BYTES}), 0) AS bytes FROM commands`).get() as { rows: number; bytes: number };
+  /**
+   * The audit trail's records and bytes, counted once, COUNT_CHUNK records per call (a trail of
+   * 256 MiB is a million records: counted at once, it would hold up the commits behind it), then
+   * kept up to date. Null while the count is not done.
+   */
+  #auditSize(): { rows: number; bytes: number } | null {
+    if (this.#audit !== null) return this.#audit;
+    const c = this.#counting;
+    const chunk = this.#db
+      .prepare(`SELECT count(*) AS rows, ifnull(sum(bytes), 0) AS bytes, max(seq) AS last FROM (SELECT seq, ${AUDIT_ROW_BYTES} AS bytes FROM commands WHERE seq > ? ORDER BY seq LIMIT ?)`)
+      .get(c.seq, COUNT_CHUNK) as { rows: number; bytes: number; last: number | null };
+    this.#counting = { seq: chunk.last ?? c.seq, rows: c.rows + chunk.rows, bytes: c.bytes + chunk.bytes };
+    // Records written meanwhile have later revisions: the count reaches them too.
+    if (chunk.rows < COUNT_CHUNK) this.#audit = { rows: this.#counting.rows, bytes: this.#counting.bytes };
     return this.#audit;
   }
 
@@ -244,6 +262,8 @@ export class SqliteEngine {
    */
   pruneAudit(above: number, goal: number): AuditPruned {
     const audit = this.#auditSize();
+    // Still counting: go on at once (another chunk, after the commits queued meanwhile).
+    if (audit === null) return { auditBytes: this.#counting.bytes, storeBytes: 0, removed: 0, removedThrough: 0, more: true };
     let removed = 0;
     let removedThrough = 0;
     if (audit.bytes > above && audit.rows > 0) {

@@ -235,7 +235,9 @@ export class SqliteStore implements StateStore {
     let removed = size.removed;
     let removedThrough = size.removedThrough;
     while (size.more) {
-      size = await this.#call<AuditPruned>({ op: 'pruneAudit', above: goal, goal });
+      // Removing: on to the goal. Still counting (the first check): as if not begun.
+      const counting = size.removed === 0;
+      size = await this.#call<AuditPruned>({ op: 'pruneAudit', above: counting ? budgetBytes : goal, goal });
       removed += size.removed;
       removedThrough = Math.max(removedThrough, size.removedThrough);
     }

@@ -104,6 +104,26 @@ describe('the audit trail bounded by size on SQLite', () => {
     expect(size.auditBytes / pages).toBeLessThan(1.15);
   });
 
+  it('counts a trail written before it started a chunk at a time, to the same bytes as it counted them while writing', async () => {
+    const dir = tempDir();
+    const store = new SqliteStore(dir);
+    for (let from = 1; from <= 60_000; from += 5000) await store.append(churn(from, from + 4999));
+    // The first check counts what is there (two chunks), the next ones only what is added.
+    await store.pruneAudit(1e12);
+    for (let from = 60_001; from <= 110_000; from += 5000) await store.append(churn(from, from + 4999));
+    const written = (await store.pruneAudit(1e12)).auditBytes;
+    await store.close();
+    const reopened = new SqliteStore(dir);
+    const counted = await reopened.pruneAudit(1e12);
+    expect(counted.auditBytes).toBe(written);
+    expect(counted.removed).toBe(0);
+    // Over budget at the first check: counted in full, then pruned.
+    const pruned = await reopened.pruneAudit(written / 2);
+    expect(pruned.auditBytes).toBeLessThanOrEqual((written / 2) * AUDIT_PRUNE_TO);
+    expect(pruned.removed).toBeGreaterThan(50_000);
+    await reopened.close();
+  });
+
   it('counts what it removes, by reason, and exports the sizes (coherency_audit_*, coherency_store_bytes)', async () => {
     const store = new SqliteStore(tempDir());
     const clock = { now: T0 + 40 * 86_400_000 };

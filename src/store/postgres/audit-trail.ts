@@ -22,8 +22,9 @@ export class AuditTrail {
   /**
    * This replica's count of the trail: its bytes as of revision `seq`, topped up at each check
    * with the records above it (an index range scan of the new ones only). Records other replicas
-   * removed, and summaries rewritten, are counted again in full whenever a prune runs or the
-   * trail is trimmed by age. Null: count in full at the next check.
+   * removed, summaries rewritten, and records another replica committed after this one counted
+   * past their revision (sequence numbers are drawn before commit), are counted in full again
+   * whenever a prune runs or the trail is trimmed by age. Null: count in full at the next check.
    */
   #count: { seq: number; bytes: number } | null = null;
 
