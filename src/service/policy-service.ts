@@ -109,7 +109,8 @@ export class PolicyService {
   /** The newest change removed for size (ms since the epoch; 0: none): the trail no longer covers it. */
   #prunedThrough = 0;
   #sizer: NodeJS.Timeout | null = null;
-  #sizing = false;
+  /** The size check running, if any. */
+  #sizing: Promise<void> | null = null;
   readonly #defaults: PolicyDefaults;
   readonly #quirks: readonly Quirk[];
   readonly #clock: () => number;
@@ -219,12 +220,18 @@ export class PolicyService {
    * Measures the audit trail and, when it holds more than AUDIT_MAX_MB, removes its oldest
    * records (store.pruneAudit: off the event loop, outside any change's transaction). One check
    * at a time; a failed one is retried at the next (the trail only holds a little more meanwhile)
-   * and fails no change. Resolves once done.
+   * and fails no change. Resolves once done (a check asked for while one runs is that one).
    */
-  async checkAuditSize(): Promise<void> {
+  checkAuditSize(): Promise<void> {
+    this.#sizing ??= this.#checkAuditSize().finally(() => {
+      this.#sizing = null;
+    });
+    return this.#sizing;
+  }
+
+  async #checkAuditSize(): Promise<void> {
     const store = this.#store;
-    if (store?.pruneAudit === undefined || this.#sizing) return;
-    this.#sizing = true;
+    if (store?.pruneAudit === undefined) return;
     try {
       const size = await store.pruneAudit(this.auditMaxBytes);
       this.auditSize.auditBytes = size.auditBytes;
@@ -235,8 +242,6 @@ export class PolicyService {
       }
     } catch {
       // Tried again at the next check.
-    } finally {
-      this.#sizing = false;
     }
   }
 

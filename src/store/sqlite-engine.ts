@@ -226,16 +226,17 @@ export class SqliteEngine {
 
   trimAudit(at: number): number {
     const db = this.#db;
-    return db.transaction(() => {
-      // Records removed while the first count runs: it starts over.
-      if (this.#audit === null) this.#counting = { seq: 0, rows: 0, bytes: 0 };
-      else {
-        const gone = db.prepare(`SELECT count(*) AS rows, ifnull(sum(${AUDIT_ROW_BYTES}), 0) AS bytes FROM commands WHERE at < ?`).get(at) as { rows: number; bytes: number };
-        this.#audit.rows -= gone.rows;
-        this.#audit.bytes -= gone.bytes;
-      }
-      return db.prepare('DELETE FROM commands WHERE at < ?').run(at).changes;
+    const [removed, gone] = db.transaction((): [number, { rows: number; bytes: number }] => {
+      const bytes = db.prepare(`SELECT count(*) AS rows, ifnull(sum(${AUDIT_ROW_BYTES}), 0) AS bytes FROM commands WHERE at < ?`).get(at) as { rows: number; bytes: number };
+      return [db.prepare('DELETE FROM commands WHERE at < ?').run(at).changes, bytes];
     })();
+    // Counted once removed (a failed trim leaves the count as it was). Records removed while the first count runs: it starts over.
+    if (this.#audit === null) this.#counting = { seq: 0, rows: 0, bytes: 0 };
+    else if (removed > 0) {
+      this.#audit.rows -= gone.rows;
+      this.#audit.bytes -= gone.bytes;
+    }
+    return removed;
   }
 
   /**
