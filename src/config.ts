@@ -29,6 +29,8 @@ const EnvSchema = z.object({
   FLUSH_JOB_HISTORY: z.coerce.number().int().min(1).default(1_000),
   FLUSH_JOB_MAX_AGE: z.coerce.number().int().min(1).default(3_600),
   AUDIT_RETENTION: z.coerce.number().int().min(1).default(30),
+  // At least 1: the audit trail is always bounded by size (an unbounded one is what filled disks).
+  AUDIT_MAX_MB: z.coerce.number().int().min(1).default(256),
   FLUSH_ACKS: z.enum(['required', 'answered']).default('required'),
   MAX_UNACKED_JOBS: z.coerce.number().int().min(1).default(10_000),
   FLUSH_ACK_TIMEOUT: z.coerce.number().min(0).max(3_600).default(10),
@@ -72,6 +74,8 @@ export interface Config {
   readonly flushJobMaxAgeSeconds: number;
   /** Days the audit trail keeps a change. */
   readonly auditRetentionDays: number;
+  /** MiB the audit trail may hold; beyond it its oldest records are removed, whatever their age. */
+  readonly auditMaxMb: number;
   /** `required`: a flush job is pending until its VMM acknowledges it; `answered`: done once answered (weaker). */
   readonly flushAcks: 'required' | 'answered';
   /** Flush jobs of one VM waiting for acknowledgement beyond which changes to it are refused. */
@@ -137,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushJobHistory: e.FLUSH_JOB_HISTORY,
     flushJobMaxAgeSeconds: e.FLUSH_JOB_MAX_AGE,
     auditRetentionDays: e.AUDIT_RETENTION,
+    auditMaxMb: e.AUDIT_MAX_MB,
     flushAcks: e.FLUSH_ACKS,
     maxUnackedJobs: e.MAX_UNACKED_JOBS,
     flushAckTimeoutSeconds: e.FLUSH_ACK_TIMEOUT,

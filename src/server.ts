@@ -53,6 +53,7 @@ const runtime = createRuntime({
   jobHistory: config.flushJobHistory,
   jobMaxAgeMs: config.flushJobMaxAgeSeconds * 1000,
   auditRetentionMs: config.auditRetentionDays * 86_400_000,
+  auditMaxBytes: config.auditMaxMb * 1024 * 1024,
   flushAcks: config.flushAcks,
   maxUnackedJobs: config.maxUnackedJobs,
   ...(config.poolThreads === undefined ? {} : { threads: config.poolThreads }),
@@ -104,7 +105,8 @@ if (!runtime.service.configuredQuirks().inForce) {
 }
 // With a shared store, pick up other replicas' changes continuously.
 runtime.service.follow();
-// The audit trail keeps AUDIT_RETENTION days; older changes are forgotten now and every hour.
+// The audit trail keeps AUDIT_RETENTION days (older changes are forgotten now and every hour) and
+// at most AUDIT_MAX_MB (checked every few seconds).
 runtime.service.trimAudit();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');
 if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FILE: /v1 is open to anyone who can reach this address');

@@ -24,6 +24,7 @@ describe('configuration', () => {
       flushJobHistory: 1_000,
       flushJobMaxAgeSeconds: 3_600,
       auditRetentionDays: 30,
+      auditMaxMb: 256,
       flushAcks: 'required',
       maxUnackedJobs: 10_000,
       flushAckTimeoutSeconds: 10,
@@ -52,6 +53,12 @@ describe('configuration', () => {
     expect(loadConfig({ SOCKET_PATH: '/run/coherency/api.sock', SOCKET_MODE: '0600' })).toMatchObject({ socketPath: '/run/coherency/api.sock', socketMode: 0o600 });
     expect(loadConfig({ SOCKET_MODE: '660' }).socketMode).toBe(0o660);
     expect(() => loadConfig({ SOCKET_MODE: '0689' })).toThrow(/SOCKET_MODE: an octal file mode/);
+  });
+
+  it('AUDIT_MAX_MB: whole MiB, at least 1 (the audit trail is always bounded by size)', () => {
+    expect(loadConfig({ AUDIT_MAX_MB: '2' }).auditMaxMb).toBe(2);
+    expect(() => loadConfig({ AUDIT_MAX_MB: '0' })).toThrow(/AUDIT_MAX_MB/);
+    expect(() => loadConfig({ AUDIT_MAX_MB: '1.5' })).toThrow(/AUDIT_MAX_MB/);
   });
 
   it('PostgreSQL needs a connection string', () => {

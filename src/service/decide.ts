@@ -5,7 +5,7 @@
  */
 import { flushPairs, flushRangeCount, waitsForReplays, type Command, type CommandResult, type Decision, type Vm, type VmId } from '../domain/index.js';
 import type { FlushJobs, JobHeader } from '../jobs/flush-jobs.js';
-import { auditOf, type StoredChange, type StoredJobPart } from '../store/state-store.js';
+import { AuditFolder, type StoredChange, type StoredJobPart } from '../store/state-store.js';
 import { decideChange } from './change.js';
 import type { Ledger } from './ledger.js';
 import { withCovered } from './obligations.js';
@@ -42,10 +42,13 @@ export interface Reservation {
 export class Decider {
   readonly #ledger: Ledger;
   readonly #jobs: FlushJobs | undefined;
+  /** Chooses each change's audit record: its own, or its VM's fold window's summary. */
+  readonly audit: AuditFolder;
 
-  constructor(ledger: Ledger, jobs: FlushJobs | undefined) {
+  constructor(ledger: Ledger, jobs: FlushJobs | undefined, audit = new AuditFolder()) {
     this.#ledger = ledger;
     this.#jobs = jobs;
+    this.audit = audit;
   }
 
   /**
@@ -76,19 +79,32 @@ export class Decider {
     const reserved = this.#reserve(cmd, result, before);
     const told = this.#eventsOf(cmd, result, seq, actor, reserved);
     const events = publish ? told.map((e) => ({ vmId: e.vmId, body: JSON.stringify(e) })) : undefined;
+    const audit = this.audit.record(cmd, seq, at, actor, rulesOf(result));
     return {
       result,
       seq,
       reserved,
       told,
       covered,
-      change: { seq, at, command: auditOf(cmd), effects: decided.effects, jobs: reserved.map(jobPart), actor, rules: rulesOf(result), ...(events === undefined ? {} : { events }) }
+      change: {
+        seq,
+        at,
+        command: audit.command,
+        ...(audit.auditSeq === undefined ? {} : { auditSeq: audit.auditSeq }),
+        effects: decided.effects,
+        jobs: reserved.map(jobPart),
+        actor,
+        rules: audit.rules,
+        ...(events === undefined ? {} : { events })
+      }
     };
   }
 
   /** A decided change that will not be kept: its promised jobs are dropped. */
   cancel(d: Decided): void {
     for (const r of d.reserved) this.#jobs?.cancel(r.id);
+    // Its audit record may be a fold window's summary, which the store did not update.
+    if (d.change.auditSeq !== undefined && 'vmId' in d.change.command) this.audit.forget(d.change.command.vmId);
   }
 
   /**

@@ -91,6 +91,30 @@ export class Metrics {
     store?.onCommit?.((seconds) => this.#commits.observe(seconds));
   }
 
+  // --- Audit trail and store size (AUDIT_MAX_MB) ---
+  readonly #auditPruned = new Counter({
+    name: 'coherency_audit_pruned_total',
+    help: 'Audit trail records removed: past AUDIT_RETENTION (age) or beyond AUDIT_MAX_MB (size)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  });
+
+  /** Counts audit records removed, and why. */
+  readonly onAuditPruned = (reason: 'age' | 'size', records: number): void => {
+    this.#auditPruned.inc({ reason }, records);
+  };
+
+  /** Gauges of the audit trail's size, its budget and the store's size, as the last size check measured them. */
+  watchAudit(audit: { readonly auditMaxBytes: number; readonly auditSize: { readonly auditBytes: number; readonly storeBytes: number } }): void {
+    // Both reasons are exported from the start, so an alert on their rate has a series to read.
+    this.#auditPruned.inc({ reason: 'age' }, 0);
+    this.#auditPruned.inc({ reason: 'size' }, 0);
+    new Gauge({ name: 'coherency_audit_bytes', help: 'Bytes the audit trail holds (approximate: records and their index entries)', registers: [this.registry], collect: function () { this.set(audit.auditSize.auditBytes); } });
+    new Gauge({ name: 'coherency_audit_budget_bytes', help: 'Bytes the audit trail may hold (AUDIT_MAX_MB)', registers: [this.registry], collect: function () { this.set(audit.auditMaxBytes); } });
+    new Gauge({ name: 'coherency_store_bytes', help: 'Bytes the store holds on disk (SQLite: db and WAL files; PostgreSQL: its schema\'s relations; memory: 0)', registers: [this.registry], collect: function () { this.set(audit.auditSize.storeBytes); } });
+  }
+  // --- end of the audit trail's metrics ---
+
   readonly onDecision = (vm: Pick<Vm, 'arch'>, decision: Decision): void => {
     for (const r of decision.reasons) this.#decisions.inc({ rule: r.rule });
     const arch = vm.arch;

@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   readonly jobMaxAgeMs?: number;
   /** How long the audit trail keeps a change (ms; default 30 days). */
   readonly auditRetentionMs?: number;
+  /** Bytes the audit trail may hold (default 256 MiB). */
+  readonly auditMaxBytes?: number;
   /** Whether VMMs acknowledge flushes (default) or they count as done once answered. */
   readonly flushAcks?: FlushAcks;
   /** Jobs of one VM waiting for acknowledgement beyond which changes to it are refused (default 10,000). */
@@ -110,9 +112,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     events,
     ...(options.store === undefined ? {} : { store: options.store, reloadJobs: resumeStored }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
-    ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs })
+    ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs }),
+    ...(options.auditMaxBytes === undefined ? {} : { auditMaxBytes: options.auditMaxBytes }),
+    onAuditPruned: metrics.onAuditPruned
   });
   metrics.watchStore(() => service.ready.store, options.store);
+  metrics.watchAudit(service);
   const simulator = new Simulator(options.simThreads === undefined ? {} : { threads: options.simThreads });
   return {
     service,

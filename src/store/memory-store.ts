@@ -58,14 +58,18 @@ export class MemoryStore implements StateStore {
         this.#effects.push({ seq: c.seq, vmId: e.vmId, record: e.record, ops: e.ops === null ? null : e.ops.slice() });
       }
       for (const j of c.jobs ?? []) this.#parts.push({ ...j, pairs: j.pairs.slice() });
-      this.#audit.push({
-        seq: c.seq,
+      const record: AuditRecord = {
+        seq: c.auditSeq ?? c.seq,
         at: c.at,
         vm: 'vmId' in c.command ? c.command.vmId : null,
         body: encodeCommand(c.command),
         actor: c.actor ?? null,
         rules: c.rules === undefined ? null : JSON.stringify(c.rules)
-      });
+      };
+      // A fold window's summary is replaced by each change folded into it (it keeps its time).
+      const at = c.auditSeq === undefined || c.auditSeq === c.seq ? -1 : this.#audit.findLastIndex((r) => r.seq === c.auditSeq);
+      if (at < 0) this.#audit.push(record);
+      else this.#audit[at] = { ...record, at: (this.#audit[at] as AuditRecord).at };
       this.#seq = c.seq;
     }
     return Promise.resolve();

@@ -22,6 +22,7 @@ import { StateTables } from './postgres/state-tables.js';
 import type {
   AuditEntry,
   AuditQuery,
+  AuditSize,
   EventCursor,
   Known,
   LegacyCommand,
@@ -147,6 +148,10 @@ export class PostgresStore implements SharedStateStore {
 
   trimAudit(at: number): Promise<number> {
     return guarded(() => this.#audit.trim(at));
+  }
+
+  pruneAudit(budgetBytes: number): Promise<AuditSize> {
+    return guarded(() => this.#audit.prune(budgetBytes));
   }
 
   close(): Promise<void> {

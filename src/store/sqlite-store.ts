@@ -8,12 +8,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { workerEntry } from '../worker-file.js';
-import { SqliteEngine } from './sqlite-engine.js';
+import { SqliteEngine, type AuditPruned } from './sqlite-engine.js';
 import { numbersOf, packWrites, type WriteOp } from './sqlite/packed-writes.js';
 import type { WriterMessage, WriterReply, WriterRequest } from './sqlite-writer.js';
 import {
+  AUDIT_PRUNE_TO,
   StoreUnavailableError,
   type AuditEntry,
+  type AuditSize,
   type AuditQuery,
   type LegacyCommand,
   type LoadedJob,
@@ -234,6 +236,25 @@ export class SqliteStore implements StateStore {
 
   trimAudit(at: number): Promise<number> {
     return this.#call({ op: 'trimAudit', at });
+  }
+
+  /**
+   * Runs in the writer thread, a chunk of records per request: writes queued meanwhile commit
+   * between chunks, and a failure (its own transaction) leaves the commit fence down.
+   */
+  async pruneAudit(budgetBytes: number): Promise<AuditSize> {
+    const goal = budgetBytes * AUDIT_PRUNE_TO;
+    let size = await this.#call<AuditPruned>({ op: 'pruneAudit', above: budgetBytes, goal });
+    let removed = size.removed;
+    let removedThrough = size.removedThrough;
+    while (size.more) {
+      // Removing: on to the goal. Still counting (the first check): as if not begun.
+      const counting = size.removed === 0;
+      size = await this.#call<AuditPruned>({ op: 'pruneAudit', above: counting ? budgetBytes : goal, goal });
+      removed += size.removed;
+      removedThrough = Math.max(removedThrough, size.removedThrough);
+    }
+    return { auditBytes: size.auditBytes, storeBytes: size.storeBytes, removed, removedThrough };
   }
 
   async close(): Promise<void> {

@@ -18,7 +18,8 @@ export type WriterRequest =
   | { readonly op: 'migrated'; readonly snapshots: readonly VmSnapshot[]; readonly quirks: string; readonly seq: number }
   | { readonly op: 'audit'; readonly query: AuditQuery }
   | { readonly op: 'meta'; readonly key: string; readonly initial: string }
-  | { readonly op: 'trimAudit'; readonly at: number };
+  | { readonly op: 'trimAudit'; readonly at: number }
+  | { readonly op: 'pruneAudit'; readonly above: number; readonly goal: number };
 
 export interface WriterMessage {
   readonly id: number;
@@ -87,6 +88,8 @@ function run(request: Exclude<WriterRequest, { op: 'write' }>): unknown {
       return engine.loadJobs();
     case 'trimAudit':
       return engine.trimAudit(request.at);
+    case 'pruneAudit':
+      return engine.pruneAudit(request.above, request.goal);
     case 'close':
       engine.close();
       return undefined;

@@ -9,7 +9,7 @@
  */
 import type { Command } from '../domain/index.js';
 
-export { auditOf, AUDIT_RANGES } from './audit-of.js';
+export { auditOf, AuditFolder, AUDIT_FOLD_AFTER, AUDIT_FOLD_WINDOW_MS, AUDIT_RANGES } from './audit-of.js';
 export { NotReadyError, StoreUnavailableError, type StoreErrorCode } from './store-errors.js';
 
 /** One VM's part of a change, or a new quirk list (`vmId` empty). */
@@ -38,8 +38,14 @@ export interface StoredChange {
   readonly effects: readonly StoredEffect[];
   /** The flush jobs the change's decisions joined: their ids are in the answer, so they are kept with the change. */
   readonly jobs?: readonly StoredJobPart[];
-  /** The command, for the audit trail (a large batch as its summary: see `auditOf`). */
+  /** The command, for the audit trail (a large batch as its summary: see `auditOf`; a folded pin or unpin as its window's summary: see `AuditFolder`). */
   readonly command: Command;
+  /**
+   * Where the audit record goes: absent, a record of its own under `seq`; set, the summary of a
+   * fold window, kept under this revision (the window's first folded change, which may be this
+   * one) and replaced by each later change folded into it, in the same transaction.
+   */
+  readonly auditSeq?: number;
   /** Who made the change (a token id, or "anonymous" without tokens), for the audit trail. */
   readonly actor?: string;
   /** Rule ids the decision named, for the audit trail. */
@@ -99,6 +105,24 @@ export interface AuditQuery {
   /** Only changes after this sequence number (paging). */
   readonly afterSeq?: number;
   readonly limit: number;
+}
+
+/** Share of the budget a size prune brings the audit trail down to (room for the next records). */
+export const AUDIT_PRUNE_TO = 0.9;
+
+/** What a size check of the audit trail found and did. */
+export interface AuditSize {
+  /**
+   * Bytes the audit trail holds, approximately: its records' column bytes and a fixed overhead
+   * per record (row and index entries), as the store would count them on disk.
+   */
+  readonly auditBytes: number;
+  /** Bytes the store holds on disk (SQLite: its db and WAL files; PostgreSQL: its schema's relations). */
+  readonly storeBytes: number;
+  /** Records the check removed for size. */
+  readonly removed: number;
+  /** The newest `at` among them (0: none removed). */
+  readonly removedThrough: number;
 }
 
 /** A flush job's state record: its JSON (without ranges), replaced as it moves on. */
@@ -173,6 +197,13 @@ export interface StateStore {
   forgetJobs(ids: readonly string[]): Promise<void>;
   /** Forgets the audit trail's changes made before `at` (ms since the epoch); says how many. */
   trimAudit(at: number): Promise<number>;
+  /**
+   * Keeps the audit trail within `budgetBytes` (approximate: see AuditSize): when it holds more,
+   * its oldest records are removed until it holds at most AUDIT_PRUNE_TO of the budget. Cheap
+   * when under budget; never part of a change's transaction, so its failure fails no change.
+   * Stores without one (memory) are bounded by age only.
+   */
+  pruneAudit?(budgetBytes: number): Promise<AuditSize>;
   /** Stored changes matching the query, oldest first: the audit trail. */
   audit(query: AuditQuery): Promise<AuditEntry[]>;
   /**

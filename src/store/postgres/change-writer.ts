@@ -94,12 +94,23 @@ export class ChangeWriter {
         parts.header.push(j.header);
         parts.pairs.push(pairsToBytes(j.pairs) as Buffer);
       }
-      commands.seq.push(c.seq);
-      commands.at.push(c.at);
-      commands.vm.push('vmId' in c.command ? c.command.vmId : null);
-      commands.body.push(encodeCommand(c.command));
-      commands.actor.push(c.actor ?? null);
-      commands.rules.push(c.rules === undefined ? null : JSON.stringify(c.rules));
+      // A fold window's summary (AuditFolder) is replaced by each change folded into it: in one
+      // statement a row may be written once only, so the last of a batch stands for the others.
+      const auditSeq = c.auditSeq ?? c.seq;
+      const body = encodeCommand(c.command);
+      const rules = c.rules === undefined ? null : JSON.stringify(c.rules);
+      const again = auditSeq === c.seq ? -1 : commands.seq.lastIndexOf(auditSeq);
+      if (again >= 0) {
+        commands.body[again] = body;
+        commands.rules[again] = rules;
+      } else {
+        commands.seq.push(auditSeq);
+        commands.at.push(c.at);
+        commands.vm.push('vmId' in c.command ? c.command.vmId : null);
+        commands.body.push(body);
+        commands.actor.push(c.actor ?? null);
+        commands.rules.push(rules);
+      }
       for (const e of c.events ?? []) {
         events.vm.push(e.vmId);
         events.body.push(e.body);
@@ -113,7 +124,8 @@ export class ChangeWriter {
         h AS (INSERT INTO ${t('heads')} (vm, seq) SELECT x.vm, max(x.seq) FROM unnest($2::text[], $1::bigint[]) AS x(vm, seq) GROUP BY x.vm
               ON CONFLICT (vm) DO UPDATE SET seq = GREATEST(${t('heads')}.seq, excluded.seq)),
         j AS (INSERT INTO ${t('job_parts')} (job, seq, vm, header, pairs) SELECT * FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])),
-        c AS (INSERT INTO ${t('commands')} (seq, at, vm, body, actor, rules) SELECT * FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])),
+        c AS (INSERT INTO ${t('commands')} (seq, at, vm, body, actor, rules) SELECT * FROM unnest($10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])
+              ON CONFLICT (seq) DO UPDATE SET body = excluded.body, rules = excluded.rules),
         v AS (INSERT INTO ${t('events')} (origin, vm, body) SELECT $16, x.vm, x.body FROM unnest($17::text[], $18::text[]) WITH ORDINALITY AS x(vm, body, k) ORDER BY x.k)
       SELECT pg_notify($19, $20)`,
       values: [

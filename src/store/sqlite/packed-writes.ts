@@ -65,7 +65,17 @@ export function packWrites(ops: readonly WriteOp[]): PackedWrites {
     switch (op.kind) {
       case 'append':
         for (const c of op.changes) {
-          values.push('c', c.seq, c.at, 'vmId' in c.command ? c.command.vmId : null, encodeCommand(c.command), c.actor ?? null, c.rules === undefined ? null : JSON.stringify(c.rules), c.effects.length);
+          values.push(
+            'c',
+            c.seq,
+            c.at,
+            'vmId' in c.command ? c.command.vmId : null,
+            encodeCommand(c.command),
+            c.actor ?? null,
+            c.rules === undefined ? null : JSON.stringify(c.rules),
+            c.auditSeq ?? c.seq,
+            c.effects.length
+          );
           for (const e of c.effects) {
             values.push(e.vmId, e.record);
             put(e.ops);
