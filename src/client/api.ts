@@ -690,7 +690,7 @@ export interface components {
              * @enum {string}
              */
             reference?: "desktop-gpu" | "viommu-network" | "server-1tib" | "desktop-gpu-arm64";
-            /** @description A trace as JSON Lines text (one event per line; see the README for the format) */
+            /** @description A trace as JSON Lines text (one event per line; the format is in docs/simulations.md) */
             trace?: string;
             /** @description Modes to replay; default: every mode */
             modes?: ("pessimistic" | "trap" | "virtualize-zero")[];
@@ -1357,7 +1357,7 @@ export interface components {
             /** @description What the trail no longer has */
             retention: {
                 days: number;
-                /** @description Changes made before this time are no longer kept (AUDIT_RETENTION) */
+                /** @description Changes made before this time are no longer kept (past AUDIT_RETENTION, or removed to keep the trail within AUDIT_MAX_MB) */
                 keptSince: string;
             };
         };

@@ -5,7 +5,7 @@ import { REFERENCE_TRACES } from '../sim/reference-traces.js';
 export const SimulationRequest = z
   .object({
     reference: z.enum(REFERENCE_TRACES).optional().describe('A reference trace by name'),
-    trace: z.string().max(64 * 1024 * 1024).optional().describe('A trace as JSON Lines text (one event per line; see the README for the format)'),
+    trace: z.string().max(64 * 1024 * 1024).optional().describe('A trace as JSON Lines text (one event per line; the format is in docs/simulations.md)'),
     modes: z.array(z.enum(POLICY_MODES)).min(1).max(POLICY_MODES.length).optional().describe('Modes to replay; default: every mode')
   })
   .refine((b) => (b.reference === undefined) !== (b.trace === undefined), { message: 'give exactly one of reference and trace', path: ['reference'] })

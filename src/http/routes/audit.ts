@@ -1,7 +1,7 @@
 /**
  * The audit trail: every accepted change (VM, domain, device, reset, devctl decision, pins,
  * quirk list), who made it, the rules its decision named and its revision. Kept by the store
- * for AUDIT_RETENTION days; each page says since when it has them.
+ * for AUDIT_RETENTION days and within AUDIT_MAX_MB; each page says since when it has them.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -31,7 +31,7 @@ export default function auditRoutes(app: FastifyInstance): void {
               items: z.array(AuditEntry),
               nextCursor: z.string().optional(),
               retention: z
-                .object({ days: z.number(), keptSince: z.string().describe('Changes made before this time are no longer kept (AUDIT_RETENTION)') })
+                .object({ days: z.number(), keptSince: z.string().describe('Changes made before this time are no longer kept (past AUDIT_RETENTION, or removed to keep the trail within AUDIT_MAX_MB)') })
                 .describe('What the trail no longer has')
             })
             .meta({ id: 'AuditPage' }),
