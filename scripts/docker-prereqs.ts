@@ -112,13 +112,16 @@ export function ulimitPlan(limits: Limits): UlimitPlan {
   const kept = (configured?.values ?? []).filter((v) => !over.includes(parseUlimit(v)?.name as 'nofile'));
   const flags = [...kept, ...over.map((name) => `${name}=${allowed[name]}:${allowed[name]}`)];
   const source = configured === undefined ? `podman asks for ${over.map((n) => `${n}=${PODMAN_DEFAULT_LIMIT}`).join(' and ')} (containers.conf sets no default_ulimits)` : `${configured.file} asks for ${over.map((n) => `${n}=${asked(n)}`).join(' and ')}`;
-  const limitsHere = `this machine allows nofile ${hard.nofile} and nproc ${allowed.nproc} (hard limits${hard.nproc > pidMax ? `, nproc capped at kernel.pid_max ${pidMax}` : ''}) and may not raise them`;
+  const limitsHere = `this machine allows nofile ${hard.nofile} and nproc ${allowed.nproc} (its hard limits${hard.nproc > pidMax ? `; nproc at most kernel.pid_max` : ''}) and may not raise them`;
   return {
     args: flags.flatMap((f) => ['--ulimit', f]),
-    note:
-      `${source}, but ${limitsHere}: runc would fail with "error setting rlimit". ` +
-      `Passing ${flags.map((f) => `--ulimit ${f}`).join(' ')} to podman build and run. ` +
-      `To make plain podman work here, set in /etc/containers/containers.conf:\n    [containers]\n    default_ulimits = []`
+    note: [
+      `${source}; ${limitsHere}, so runc would fail with "error setting rlimit".`,
+      `    Passing ${flags.map((f) => `--ulimit ${f}`).join(' ')} to podman build and run.`,
+      '    To make plain podman work here, set in /etc/containers/containers.conf:',
+      '      [containers]',
+      '      default_ulimits = []'
+    ].join('\n')
   };
 }
 
@@ -183,7 +186,8 @@ function limit(value: string | undefined): number {
   return value === undefined || value.trim() === 'unlimited' ? Infinity : Number(value.trim());
 }
 
-function probeLimits(root: boolean): Limits {
+/** The limits part of probeMachine(): containers.conf, this process's hard limits, pid_max, and whether they may be raised. */
+export function probeLimits(root: boolean): Limits {
   let configured: ConfiguredUlimits | undefined;
   const list = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) : []);
   for (const file of containersConfFiles(process.env, root, homedir(), list)) {
