@@ -30,6 +30,45 @@ export function ourImages(images: readonly ImageListing[], run: string | undefin
     .map((i) => i.Id);
 }
 
+/** One entry of `podman ps --all --external --format json` (buildah's working containers included). */
+export interface ContainerListing {
+  readonly Id: string;
+  readonly Image?: string;
+  readonly ImageID?: string;
+  readonly Command?: readonly string[] | null;
+  readonly Created?: number;
+}
+
+/** One entry of `runc list --format json`. */
+export interface RuncListing {
+  readonly id: string;
+  readonly status: string;
+  readonly bundle: string;
+  readonly created: string;
+}
+
+/**
+ * What a build stopped midway (Ctrl-C, a failing RUN) leaves outside the image list: buildah's
+ * working containers (in podman's storage, from the base or one of the run's images, made since
+ * the run began) and the stopped runc state of its RUN step with its bundle in /var/tmp. A running
+ * one, or one from another image, is someone else's build and is left alone.
+ */
+export function buildLeftovers(
+  containers: readonly ContainerListing[],
+  runc: readonly RuncListing[],
+  run: { readonly since: number; readonly base: string; readonly images: readonly string[] }
+): { containers: string[]; runc: { id: string; bundle: string | undefined }[] } {
+  const ours = (image: string | undefined): boolean => image !== undefined && (image === run.base || run.images.some((id) => id === image || id.startsWith(image) || image.startsWith(id)));
+  return {
+    containers: containers
+      .filter((c) => (c.Command ?? []).includes('buildah') && (c.Created ?? 0) >= Math.floor(run.since / 1000) && (ours(c.Image) || ours(c.ImageID)))
+      .map((c) => c.Id),
+    runc: runc
+      .filter((r) => r.id.startsWith('buildah-') && r.status === 'stopped' && Date.parse(r.created) >= Math.floor(run.since / 1000) * 1000)
+      .map((r) => ({ id: r.id, bundle: /^\/var\/tmp\/buildah\d+$/.test(r.bundle) ? r.bundle : undefined }))
+  };
+}
+
 /** What a run undoes, newest first, each once, whether the run passed, failed or was interrupted. */
 export class Cleanup {
   readonly #actions: { readonly what: string; readonly undo: () => void; readonly keepable: boolean }[] = [];

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
-import { Cleanup, CommandError, failureMessage, type ImageListing, Interrupted, ourImages, RUN_LABEL } from './docker-cleanup.js';
+import { buildLeftovers, Cleanup, CommandError, type ContainerListing, failureMessage, type ImageListing, Interrupted, ourImages, RUN_LABEL, type RuncListing } from './docker-cleanup.js';
 import { BASE_IMAGE, type Plan, plan, probeMachine } from './docker-prereqs.js';
 
 const repo = resolve(new URL('..', import.meta.url).pathname);
@@ -32,7 +32,8 @@ const TOKEN = 'smoke-admin-token-0123456789';
 const argv = process.argv.slice(2);
 const keep = argv.includes('--keep');
 /** This run's id: the value of RUN_LABEL on everything it makes. */
-const run = `${Date.now().toString(36)}-${process.pid}`;
+const started = Date.now();
+const run = `${started.toString(36)}-${process.pid}`;
 const label = `${RUN_LABEL}=${run}`;
 const cleanup = new Cleanup();
 /** Aborted by Ctrl-C (or SIGTERM): kills the running command, ends waits and requests. */
@@ -59,16 +60,22 @@ function exec(command: string, args: readonly string[], options: { cwd?: string;
   const shown = [command, ...args].map((a) => (/[\s'"|>]/.test(a) ? `'${a}'` : a)).join(' ');
   const name = command === 'bash' ? (args[1] ?? 'bash').split(' ')[0] ?? 'bash' : `${command} ${args.find((a) => !a.startsWith('-') && !a.includes('/')) ?? ''}`.trim();
   if (options.capture !== true) console.log(`  $ ${shown}`);
+  const timeout = options.timeout ?? 1_800_000;
+  const start = Date.now();
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd ?? repo,
       env: { ...process.env, NODE_ENV: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
       signal: abort.signal,
-      timeout: options.timeout ?? 1_800_000
+      // SIGINT, as Ctrl-C would send: podman build passes it on to the RUN step's container and
+      // stops it (on SIGTERM it exits and leaves that container running).
+      killSignal: 'SIGINT',
+      timeout
     });
     let out = '';
     let err = '';
+    let failedToStart: NodeJS.ErrnoException | undefined;
     child.stdout.on('data', (chunk: Buffer) => {
       if (options.capture === true) out += chunk.toString();
       else process.stdout.write(chunk);
@@ -77,13 +84,15 @@ function exec(command: string, args: readonly string[], options: { cwd?: string;
       err = (err + chunk.toString()).slice(-8000);
       process.stderr.write(chunk);
     });
+    // On an abort, 'error' comes at once and 'close' once the command has ended: clean-up waits for that.
     child.on('error', (e: NodeJS.ErrnoException) => {
-      if (abort.signal.aborted) reject(abort.signal.reason as Error);
-      else reject(new CommandError(name, e.code === 'ENOENT' ? 'not installed' : e.message, err));
+      if (!abort.signal.aborted) failedToStart = e;
     });
     child.on('close', (code, signal) => {
+      if (signal === 'SIGINT' && !abort.signal.aborted && Date.now() - start >= timeout) reject(new CommandError(name, `timed out after ${timeout / 60_000} min`, err));
       // Ctrl-C reaches the command too (same process group): it may end before our handler runs.
-      if (abort.signal.aborted || signal === 'SIGINT') reject(abort.signal.aborted ? (abort.signal.reason as Error) : new Interrupted('SIGINT'));
+      else if (abort.signal.aborted || signal === 'SIGINT') reject(abort.signal.aborted ? (abort.signal.reason as Error) : new Interrupted('SIGINT'));
+      else if (failedToStart !== undefined) reject(new CommandError(name, failedToStart.code === 'ENOENT' ? 'not installed' : failedToStart.message, err));
       else if (code === 0) resolvePromise(out);
       else reject(new CommandError(name, signal !== null ? `killed by ${signal}` : `exited ${String(code)}`, err));
     });
@@ -208,6 +217,23 @@ function removePodmanImages(global: readonly string[], which: string | undefined
   return ids.length;
 }
 
+/** Removes the working containers and RUN-step state of a build that stopped midway (scripts/docker-cleanup.ts buildLeftovers). */
+function removeBuildLeftovers(global: readonly string[], runc: string): void {
+  const containers = JSON.parse(execFileSync('podman', [...global, 'ps', '--all', '--external', '--format', 'json'], { encoding: 'utf8' })) as ContainerListing[] | null;
+  let states: RuncListing[] | null = null;
+  try {
+    states = JSON.parse(execFileSync(runc, ['list', '--format', 'json'], { encoding: 'utf8' })) as RuncListing[] | null;
+  } catch {
+    // No runc state directory yet: no RUN step ever ran.
+  }
+  const left = buildLeftovers(containers ?? [], states ?? [], { since: started, base: BASE_IMAGE, images: podmanImages(global, run) });
+  if (left.containers.length > 0) quietly('podman', [...global, 'rm', '-f', ...left.containers]);
+  for (const state of left.runc) {
+    quietly(runc, ['delete', state.id]);
+    if (state.bundle !== undefined) rmSync(state.bundle, { recursive: true, force: true });
+  }
+}
+
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 /**
@@ -257,6 +283,8 @@ async function withPodman(p: Extract<Plan, { engine: 'podman' }>): Promise<void>
   const podman = (args: readonly string[], capture = true): Promise<string> => exec('podman', [...global, ...args], { capture });
   const limits = p.ulimits.args;
   cleanup.add(`images labelled ${label} (the image, its build cache${p.makeBase ? ', the stand-in base' : ''})`, () => void removePodmanImages(global, run), true);
+  // Added after the images, so it runs before them: the working containers use those images.
+  cleanup.add("the build's working containers, if it stopped midway", () => removeBuildLeftovers(global, p.runc));
   if (p.makeBase) await makeBase(global);
   const tag = `localhost/coherency-smoke:${run}`;
   begin('build the image (podman; a few minutes)');

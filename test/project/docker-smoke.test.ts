@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Cleanup, CommandError, failureMessage, hint, Interrupted, ourImages, RUN_LABEL } from '../../scripts/docker-cleanup.js';
+import { buildLeftovers, Cleanup, CommandError, failureMessage, hint, Interrupted, ourImages, RUN_LABEL } from '../../scripts/docker-cleanup.js';
 import { BASE_IMAGE, containersConfFiles, defaultUlimits, type Limits, type Machine, parseUlimit, plan, probeLimits, ulimitPlan } from '../../scripts/docker-prereqs.js';
 
 /** This machine kind: hard limits below podman's 1048576 that it may not raise, pid_max 32768. */
@@ -131,6 +131,28 @@ describe('docker:smoke clean-up', () => {
     expect(ourImages(images, 'run-9')).toEqual([]);
   });
 
+  it("finds what a build stopped midway left: buildah's working containers from the run's base or images since it began, and stopped RUN-step state", () => {
+    const since = Date.parse('2026-12-07T17:41:00Z');
+    const at = (iso: string): number => Date.parse(iso) / 1000;
+    const containers = [
+      { Id: 'working', Image: BASE_IMAGE, Command: ['buildah'], Created: at('2026-12-07T17:41:10Z') },
+      { Id: 'working-on-cache', Image: '', ImageID: 'intermediate', Command: ['buildah'], Created: at('2026-12-07T17:42:00Z') },
+      { Id: 'older-working', Image: BASE_IMAGE, Command: ['buildah'], Created: at('2026-12-07T17:30:00Z') },
+      { Id: 'another-build', Image: 'docker.io/library/debian:12', Command: ['buildah'], Created: at('2026-12-07T17:41:30Z') },
+      { Id: 'a-service', Image: BASE_IMAGE, Command: ['node'], Created: at('2026-12-07T17:41:30Z') }
+    ];
+    const runc = [
+      { id: 'buildah-buildah1557245647', status: 'stopped', bundle: '/var/tmp/buildah1557245647', created: '2026-12-07T17:41:11.95Z' },
+      { id: 'buildah-buildah3176554616', status: 'running', bundle: '/var/tmp/buildah3176554616', created: '2026-12-07T17:41:12Z' },
+      { id: 'buildah-buildah1', status: 'stopped', bundle: '/var/tmp/buildah1', created: '2026-12-07T17:00:00Z' },
+      { id: 'web', status: 'stopped', bundle: '/srv/web', created: '2026-12-07T17:41:20Z' }
+    ];
+    expect(buildLeftovers(containers, runc, { since, base: BASE_IMAGE, images: ['intermediate', 'final'] })).toEqual({
+      containers: ['working', 'working-on-cache'],
+      runc: [{ id: 'buildah-buildah1557245647', bundle: '/var/tmp/buildah1557245647' }]
+    });
+  });
+
   it('undoes everything once, newest first, past a failing step; --keep spares the images only', () => {
     const done: string[] = [];
     const cleanup = new Cleanup();
@@ -184,6 +206,7 @@ if (process.argv[2] === '--version') { console.log('podman version 4.3.1'); proc
 if (cmd === 'info') { console.log('runc'); process.exit(0); }
 if (cmd === 'image' && rest[0] === 'exists') process.exit(images.some((i) => (i.Names || []).includes(rest[1])) ? 0 : 1);
 if (cmd === 'images') { console.log(JSON.stringify(images)); process.exit(0); }
+if (cmd === 'ps') { console.log('[]'); process.exit(0); }
 if (cmd === 'build') {
   const run = rest[rest.indexOf('--label') + 1].split('=')[1];
   images.push({ Id: 'cache-' + run, Names: null, Labels: { 'io.coherency.smoke.run': run }, Created: 100 });
@@ -215,7 +238,7 @@ describe('npm run docker:smoke against a stand-in podman', () => {
     dirs.push(dir);
     writeFileSync(join(dir, 'podman'), FAKE_PODMAN);
     writeFileSync(join(dir, 'docker'), FAKE_DOCKER);
-    writeFileSync(join(dir, 'runc'), '#!/bin/sh\n');
+    writeFileSync(join(dir, 'runc'), '#!/bin/sh\necho null\n');
     for (const f of ['podman', 'docker', 'runc']) chmodSync(join(dir, f), 0o755);
     // The machine's own image and a kept base from an earlier run: neither is this run's to remove.
     writeFileSync(
@@ -266,7 +289,7 @@ describe('npm run docker:smoke against a stand-in podman', () => {
     // Its two images went; the machine's image and the kept base stayed.
     expect(calls(dir).find((c) => c.includes('rmi'))).toEqual(expect.arrayContaining(['rmi', '-f', `image-${run}`, `cache-${run}`]));
     expect(left(dir)).toEqual(['machine-debian', 'kept-base']);
-    expect(out).toContain(`docker smoke: cleaned up: images labelled ${RUN_LABEL}=${run} (the image, its build cache)`);
+    expect(out.split('\n').find((l) => l.startsWith('docker smoke: cleaned up: '))).toContain(`images labelled ${RUN_LABEL}=${run} (the image, its build cache)`);
   });
 
   it('on Ctrl-C during the build stops it, says so and removes what the build had made', async () => {
@@ -286,6 +309,6 @@ describe('npm run docker:smoke against a stand-in podman', () => {
     expect(err).toContain('docker smoke: interrupted by SIGINT during "build the image (podman; a few minutes)"');
     expect(err).not.toMatch(/^\s+at /m);
     expect(left(dir)).toEqual(['machine-debian', 'kept-base']);
-    expect(out).toContain('docker smoke: cleaned up: images labelled');
+    expect(out.split('\n').find((l) => l.startsWith('docker smoke: cleaned up: '))).toContain(`images labelled ${RUN_LABEL}=`);
   });
 });
