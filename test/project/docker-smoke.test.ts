@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildLeftovers, Cleanup, CommandError, failureMessage, hint, Interrupted, ourImages, RUN_LABEL } from '../../scripts/docker-cleanup.js';
+import { buildLeftovers, Cleanup, CommandError, type ContainerListing, failureMessage, hint, type ImageListing, Interrupted, ourImages, RUN_LABEL, type RuncListing } from '../../scripts/docker-cleanup.js';
 import { BASE_IMAGE, containersConfFiles, defaultUlimits, type Limits, type Machine, parseUlimit, plan, probeLimits, ulimitPlan } from '../../scripts/docker-prereqs.js';
 
 /** This machine kind: hard limits below podman's 1048576 that it may not raise, pid_max 32768. */
@@ -116,7 +116,7 @@ describe('docker:smoke prerequisites', () => {
 });
 
 describe('docker:smoke clean-up', () => {
-  const images = [
+  const images: ImageListing[] = [
     { Id: 'base-of-the-machine', Names: ['docker.io/library/debian:12'], Labels: null, Created: 1 },
     { Id: 'earlier-run-base', Names: [BASE_IMAGE], Labels: { [RUN_LABEL]: 'run-0' }, Created: 2 },
     { Id: 'intermediate', Names: null, Labels: { [RUN_LABEL]: 'run-1', 'io.buildah.version': '1.28.2' }, Created: 4 },
@@ -134,14 +134,14 @@ describe('docker:smoke clean-up', () => {
   it("finds what a build stopped midway left: buildah's working containers from the run's base or images since it began, and stopped RUN-step state", () => {
     const since = Date.parse('2026-12-07T17:41:00Z');
     const at = (iso: string): number => Date.parse(iso) / 1000;
-    const containers = [
+    const containers: ContainerListing[] = [
       { Id: 'working', Image: BASE_IMAGE, Command: ['buildah'], Created: at('2026-12-07T17:41:10Z') },
       { Id: 'working-on-cache', Image: '', ImageID: 'intermediate', Command: ['buildah'], Created: at('2026-12-07T17:42:00Z') },
       { Id: 'older-working', Image: BASE_IMAGE, Command: ['buildah'], Created: at('2026-12-07T17:30:00Z') },
       { Id: 'another-build', Image: 'docker.io/library/debian:12', Command: ['buildah'], Created: at('2026-12-07T17:41:30Z') },
       { Id: 'a-service', Image: BASE_IMAGE, Command: ['node'], Created: at('2026-12-07T17:41:30Z') }
     ];
-    const runc = [
+    const runc: RuncListing[] = [
       { id: 'buildah-buildah1557245647', status: 'stopped', bundle: '/var/tmp/buildah1557245647', created: '2026-12-07T17:41:11.95Z' },
       { id: 'buildah-buildah3176554616', status: 'running', bundle: '/var/tmp/buildah3176554616', created: '2026-12-07T17:41:12Z' },
       { id: 'buildah-buildah1', status: 'stopped', bundle: '/var/tmp/buildah1', created: '2026-12-07T17:00:00Z' },
