@@ -191,7 +191,7 @@ async function withDocker(): Promise<void> {
     port,
     async () => (await get(`http://127.0.0.1:${port}/readyz`)) === 200,
     async () => {
-      await exec('docker', ['stop', '-t', '30', name]);
+      await exec('docker', ['stop', '-t', '35', name]);
       return Number((await exec('docker', ['inspect', '-f', '{{.State.ExitCode}}', name], { capture: true })).trim());
     }
   );
@@ -318,7 +318,7 @@ async function withPodman(p: Extract<Plan, { engine: 'podman' }>): Promise<void>
       // A VM to find again after the restart.
       const put = await fetch(`http://127.0.0.1:${port}/v1/vms/smoke-vm`, { method: 'PUT', headers: auth, body: JSON.stringify({ arch: 'x86_64' }), signal: abort.signal });
       if (put.status !== 201) throw new Error(`PUT a VM answered ${put.status}`);
-      await podman(['stop', '-t', '30', name]);
+      await podman(['stop', '-t', '35', name]);
       return Number((await podman(['inspect', '-f', '{{.State.ExitCode}}', name])).trim());
     }
   );
