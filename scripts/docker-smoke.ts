@@ -430,11 +430,12 @@ function cleanEverything(): void {
   }
 }
 
-async function main(): Promise<void> {
+/** The run's last word: `passed`, or what `--clean` did. */
+async function main(): Promise<string> {
   if (argv.includes('--clean')) {
     step = 'remove what earlier runs left (--clean)';
     cleanEverything();
-    return;
+    return 'clean';
   }
   begin('check the prerequisites (nothing is built yet)');
   const chosen = plan(probeMachine());
@@ -455,6 +456,7 @@ async function main(): Promise<void> {
       await withoutEngine();
       break;
   }
+  return 'passed';
 }
 
 /** Runs the clean-up and says what it did; the exit code. */
@@ -466,9 +468,9 @@ function finish(passed: boolean): void {
 }
 
 try {
-  await main();
+  const outcome = await main();
   finish(true);
-  console.log('docker smoke: passed');
+  console.log(`docker smoke: ${outcome}`);
 } catch (err) {
   console.error(failureMessage(step, err));
   finish(false);
