@@ -2,7 +2,8 @@
  * compose.yaml, the replicated deployment: two replicas on one PostgreSQL, with the token file
  * its one-shot `tokens` service generates. The generator is run here as compose would run it
  * (its own script, against a scratch directory), and the file it writes is loaded by the
- * service's own token table: the tokens it prints are the ones that let a client in.
+ * service's own token table: the tokens it prints are the ones that let a client in. Its restart
+ * policy and stop grace period are checked against the server's own drain deadline.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -12,8 +13,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { TokenFile, TokenTable } from '../../src/http/auth.js';
 
+/** The shutdown deadline src/server.ts gives close-with-grace, in milliseconds. */
+const drainMs = Number(/closeWithGrace\(\{ delay: ([\d_]+)/.exec(readFileSync(join(import.meta.dirname, '../../src/server.ts'), 'utf8'))?.[1]?.replaceAll('_', ''));
+
 interface Service {
   readonly build?: string;
+  readonly restart?: string;
+  readonly stop_grace_period?: string;
   readonly command?: readonly string[];
   readonly environment?: Record<string, string>;
   readonly volumes?: readonly string[];
@@ -45,6 +51,19 @@ describe('compose.yaml', () => {
       expect(replica.depends_on).toEqual({ postgres: { condition: 'service_healthy' }, tokens: { condition: 'service_completed_successfully' } });
     }
     expect(Object.keys(compose.volumes)).toEqual(['pgdata', 'tokens']);
+  });
+
+  it('restarts the replicas and PostgreSQL unless stopped, not the one-shot token generator, and gives a replica longer to stop than it drains', () => {
+    expect(drainMs).toBe(30_000);
+    for (const name of ['replica-a', 'replica-b']) {
+      const replica = compose.services[name] as Service;
+      expect(replica.restart).toBe('unless-stopped');
+      expect(replica.stop_grace_period).toBe('35s');
+      // Compose kills at the end of the grace period: the server must have exited by then.
+      expect(Number(/^(\d+)s$/.exec(replica.stop_grace_period ?? '')?.[1]) * 1000).toBeGreaterThan(drainMs);
+    }
+    expect(compose.services['postgres']?.restart).toBe('unless-stopped');
+    expect(compose.services['tokens']?.restart).toBeUndefined();
   });
 
   it('generates a token file of digests once, prints its tokens once, and the service lets exactly those in', () => {

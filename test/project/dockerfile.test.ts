@@ -1,6 +1,6 @@
 /**
- * The Dockerfile's invariants, checked by parsing it (there is no Docker engine here; the
- * smoke script `npm run docker:smoke` replays its steps).
+ * The Dockerfile's invariants, checked by parsing it: fast, with no engine. `npm run docker:smoke`
+ * builds and runs the real image (Docker, else podman), or replays its steps where neither works.
  */
 import { readFileSync } from 'node:fs';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
