@@ -6,20 +6,8 @@
  * generated SSE client as a stream, read while the session runs and left once the last expected
  * event arrived, within a time limit (documented as JSON, the stream would be awaited to its end).
  */
-import { execFile } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/http/app.js';
-import { scratchProject } from '../helpers/scratch.js';
-
-const run = promisify(execFile);
-const root = new URL('../..', import.meta.url).pathname;
-let scratch = '';
-let app: FastifyInstance | undefined;
-let origin = '';
+import { describe, expect, it } from 'vitest';
+import { generatedClient } from '../helpers/generated-client.js';
 
 /** The session, as a third party writes it against the generated SDK. */
 const SESSION = `import { client } from './api/client.gen.js';
@@ -108,32 +96,16 @@ controller.abort();
 console.log(JSON.stringify({ answers, acked: acked.length, events: seen, timedOut }));
 `;
 
-beforeAll(async () => {
-  scratch = scratchProject(root, 'coherency-hey-api-').dir;
-  writeFileSync(
-    join(scratch, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022', 'dom'], skipLibCheck: true, types: ['node'] }, files: ['session.ts'] })
-  );
-  writeFileSync(join(scratch, 'session.ts'), SESSION);
-  // The client from the committed document, with @hey-api/openapi-ts's default options.
-  await run(process.execPath, [join(root, 'node_modules/@hey-api/openapi-ts/bin/run.js'), '-i', join(root, 'openapi/openapi.json'), '-o', join(scratch, 'api')], { cwd: scratch });
-  app = await buildApp();
-  origin = await app.listen({ host: '127.0.0.1', port: 0 });
-}, 120_000);
-
-afterAll(async () => {
-  await app?.close();
-  if (scratch !== '') rmSync(scratch, { recursive: true, force: true });
-});
+const client = generatedClient({ prefix: 'coherency-hey-api-', generator: ['@hey-api/openapi-ts/bin/run.js', '-i', '{doc}', '-o', '{scratch}/api'], session: SESSION, lib: ['es2022', 'dom'] });
 
 describe('a client generated from the OpenAPI document (@hey-api/openapi-ts, default options)', () => {
   it('the GPU VM session with its event stream type-checks against the generated SDK', async () => {
-    await expect(run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', scratch], { cwd: scratch })).resolves.toBeDefined();
+    await expect(client.typeCheck()).resolves.toBeDefined();
   }, 120_000);
 
   it('runs against a listening server, acknowledging every flush, and reads the VM\'s events as a stream within a time limit', async () => {
     const started = Date.now();
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'session.ts', origin], { cwd: scratch, timeout: 60_000 });
+    const stdout = await client.runSession(60_000);
     const result = JSON.parse(stdout) as { answers: unknown[]; acked: number; events: string[]; timedOut: boolean };
     expect(result.timedOut).toBe(false);
     expect(Date.now() - started).toBeLessThan(60_000);

@@ -4,20 +4,8 @@
  * against the generated types and runs against a listening server, its problem included (a pin
  * overlapping one already pinned: 409 PIN_OVERLAP, typed as a problem).
  */
-import { execFile } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/http/app.js';
-import { scratchProject } from '../helpers/scratch.js';
-
-const run = promisify(execFile);
-const root = new URL('../..', import.meta.url).pathname;
-let scratch = '';
-let app: FastifyInstance | undefined;
-let origin = '';
+import { describe, expect, it } from 'vitest';
+import { generatedClient } from '../helpers/generated-client.js';
 
 /** The session, as a third party writes it against the generated `paths`. */
 const SESSION = `import createClient from 'openapi-fetch';
@@ -50,31 +38,15 @@ out.push(gone.data?.reasons.map((r) => r.rule));
 console.log(JSON.stringify(out));
 `;
 
-beforeAll(async () => {
-  scratch = scratchProject(root, 'coherency-openapi-fetch-').dir;
-  writeFileSync(
-    join(scratch, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: true, types: ['node'] }, files: ['session.ts'] })
-  );
-  writeFileSync(join(scratch, 'session.ts'), SESSION);
-  // Types from the committed document, with openapi-typescript's default options.
-  await run(process.execPath, [join(root, 'node_modules/openapi-typescript/bin/cli.js'), join(root, 'openapi/openapi.json'), '-o', join(scratch, 'api.d.ts')], { cwd: scratch });
-  app = await buildApp();
-  origin = await app.listen({ host: '127.0.0.1', port: 0 });
-}, 120_000);
-
-afterAll(async () => {
-  await app?.close();
-  if (scratch !== '') rmSync(scratch, { recursive: true, force: true });
-});
+const client = generatedClient({ prefix: 'coherency-openapi-fetch-', generator: ['openapi-typescript/bin/cli.js', '{doc}', '-o', '{scratch}/api.d.ts'], session: SESSION });
 
 describe('a client generated from the OpenAPI document (openapi-typescript + openapi-fetch)', () => {
   it("type-checks the README's GPU VM session against the generated types", async () => {
-    await expect(run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', scratch], { cwd: scratch })).resolves.toBeDefined();
+    await expect(client.typeCheck()).resolves.toBeDefined();
   }, 120_000);
 
   it('runs it against a listening server, the problem included', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'session.ts', origin], { cwd: scratch });
+    const stdout = await client.runSession();
     expect(JSON.parse(stdout)).toEqual([
       1,
       false,
