@@ -28,3 +28,25 @@ export async function gpuVm(app: FastifyInstance, mode = 'pessimistic'): Promise
     if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
   }
 }
+
+/** Creates vmq: trap with onEnable deny, a non-coherent d0, a device with the bit clear, a 2 MiB pin (no flush). */
+export async function quirkVm(app: FastifyInstance): Promise<void> {
+  for (const [method, url, payload] of [
+    ['PUT', '/v1/vms/vmq', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'deny' } }],
+    ['PUT', '/v1/vms/vmq/domains/d0', { enforceCacheCoherency: false }],
+    ['PUT', '/v1/vms/vmq/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x1d0f', deviceId: '0x1234', function: 'pf', nosnoop: 'disabled' }],
+    ['POST', '/v1/vms/vmq/pins', { iova: '0x0', hpa: '0x40000000', length: '0x200000' }]
+  ] as const) {
+    const res = await app.inject({ method, url, headers: json, payload });
+    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+  }
+}
+
+/** Whether /readyz answers 200 within 5 s (the app recovering by itself from a store outage). */
+export async function readyAgain(app: FastifyInstance): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if ((await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200) return true;
+  }
+  return false;
+}

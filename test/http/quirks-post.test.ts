@@ -16,7 +16,7 @@ import { TokenTable } from '../../src/http/auth.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { build, json } from '../helpers/app.js';
+import { build, json, quirkVm } from '../helpers/app.js';
 
 const SHIPPED = parseQuirkFile(defaultQuirksFile).map(quirkToWire);
 
@@ -178,19 +178,6 @@ describe('POST /v1/quirks', () => {
     expect(await inForce(restarted)).toEqual(held);
   });
 });
-
-/** vmq: trap with onEnable deny, a non-coherent domain, a device with the bit clear, a 2 MiB pin (no flush). */
-async function quirkVm(a: FastifyInstance): Promise<void> {
-  for (const [method, url, payload] of [
-    ['PUT', '/v1/vms/vmq', { arch: 'x86_64', policy: { mode: 'trap', onEnable: 'deny' } }],
-    ['PUT', '/v1/vms/vmq/domains/d0', { enforceCacheCoherency: false }],
-    ['PUT', '/v1/vms/vmq/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x1d0f', deviceId: '0x1234', function: 'pf', nosnoop: 'disabled' }],
-    ['POST', '/v1/vms/vmq/pins', { iova: '0x0', hpa: '0x40000000', length: '0x200000' }]
-  ] as const) {
-    const res = await call(a, method, url, payload);
-    if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(res.body)}`);
-  }
-}
 
 /** An answer with its flush jobs' ids (random per process) replaced. */
 function withoutJobIds(body: Answer['body']): unknown {

@@ -17,7 +17,7 @@ import { MemoryStore } from '../../src/store/memory-store.js';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { AUDIT_FOLD_AFTER, AuditFolder, type StateStore, type StoredChange } from '../../src/store/state-store.js';
-import { build, json } from '../helpers/app.js';
+import { build, json, readyAgain } from '../helpers/app.js';
 import { dropSchemas, freshSchema, PG_URL } from '../helpers/postgres.js';
 
 const dirs: string[] = [];
@@ -162,7 +162,10 @@ class RefusingStore extends MemoryStore {
   }
 }
 
-async function served(store: StateStore): Promise<(method: 'GET' | 'PUT' | 'POST', url: string, payload?: object) => Promise<{ status: number; body: Record<string, unknown> }>> {
+type Call = (method: 'GET' | 'PUT' | 'POST', url: string, payload?: object) => Promise<{ status: number; body: Record<string, unknown> }>;
+
+/** An app on `store` holding vm1 (a non-coherent d0, a NIC), and a JSON call to it. */
+async function served(store: StateStore): Promise<{ app: FastifyInstance; call: Call }> {
   const runtime = createRuntime({ defaults: DEFAULT_POLICY, quirks: [], store, threads: 1, simThreads: 0 });
   await runtime.service.restore();
   const a = await build({ runtime });
@@ -174,7 +177,7 @@ async function served(store: StateStore): Promise<(method: 'GET' | 'PUT' | 'POST
   await call('PUT', '/v1/vms/vm1', { arch: 'x86_64' });
   await call('PUT', '/v1/vms/vm1/domains/d0', { enforceCacheCoherency: false });
   await call('PUT', '/v1/vms/vm1/devices/0000:01:00.0', { domainId: 'd0', vendorId: '0x15b3', deviceId: '0x1017', nosnoop: 'disabled' });
-  return call;
+  return { app: a, call };
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -183,7 +186,7 @@ describe('GET /v1/audit with folded records', () => {
   it('shows a VM pinning and unpinning 100 ranges one by one as a bounded number of entries, the summaries with the right totals', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coherency-fold-'));
     dirs.push(dir);
-    const call = await served(new SqliteStore(dir));
+    const { call } = await served(new SqliteStore(dir));
     for (let i = 0; i < 100; i++) expect((await call('POST', '/v1/vms/vm1/pins', { iova: hex(0x10000 * i), hpa: hex(0x10000 * i), length: '0x2000' })).status).toBe(200);
     for (let i = 0; i < 100; i++) expect((await call('POST', '/v1/vms/vm1/unpins', { iova: hex(0x10000 * i), length: '0x2000' })).status).toBe(200);
     const page = await call('GET', '/v1/audit?vmId=vm1&limit=1000');
@@ -204,18 +207,13 @@ describe('GET /v1/audit with folded records', () => {
 
   it('never counts a change the store refused: the window ends with it, and its summary keeps what was kept', async () => {
     const store = new RefusingStore();
-    const call = await served(store);
+    const { app: a, call } = await served(store);
     const pins = (from: number, n: number) => Array.from({ length: n }, (_, i) => call('POST', '/v1/vms/vm1/pins', { iova: hex(0x10000 * (from + i)), hpa: hex(0x10000 * (from + i)), length: '0x1000' }));
     for (const p of pins(0, AUDIT_FOLD_AFTER + 4)) expect((await p).status).toBe(200);
     store.down = true;
     expect((await call('POST', '/v1/vms/vm1/pins', { iova: hex(0x10000 * 500), hpa: '0x0', length: '0x1000' })).status).toBe(503);
     store.down = false;
-    let ready = false;
-    for (let i = 0; i < 50 && !ready; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      ready = (await call('GET', '/readyz')).status === 200;
-    }
-    expect(ready).toBe(true);
+    expect(await readyAgain(a)).toBe(true);
     for (const p of pins(100, AUDIT_FOLD_AFTER + 2)) expect((await p).status).toBe(200);
     const items = (await call('GET', '/v1/audit?vmId=vm1&limit=1000')).body['items'] as { change: Record<string, unknown> }[];
     const summaries = items.filter((e) => 'summary' in e.change).map((e) => e.change['summary'] as Record<string, number>);

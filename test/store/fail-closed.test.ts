@@ -8,7 +8,7 @@ import { DEFAULT_POLICY } from '../../src/domain/index.js';
 import { createRuntime } from '../../src/service/runtime.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { AuditEntry, AuditQuery, LegacyCommand, LoadedJob, LoadedState, StateStore, StoredChange, StoredJob, VmSnapshot } from '../../src/store/state-store.js';
-import { build, json } from '../helpers/app.js';
+import { build, json, readyAgain } from '../helpers/app.js';
 import type { FastifyInstance } from 'fastify';
 
 /** A store that can be taken down, like a database that stops answering. */
@@ -98,12 +98,7 @@ describe('fail closed', () => {
     expect(devctl.body).toMatchObject({ decision: 'deny', failClosed: 'STORE_UNAVAILABLE', hardwareValue: '0x2010' });
 
     store.down = false;
-    let ready = false;
-    for (let i = 0; i < 50 && !ready; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      ready = (await call('GET', '/readyz')).status === 200;
-    }
-    expect(ready).toBe(true);
+    expect(await readyAgain(a)).toBe(true);
     // The refused pin is not there: it was never acknowledged.
     expect((await call('GET', '/v1/vms/vm1/pins')).body['items']).toEqual([expect.objectContaining({ iova: '0x0' })]);
     const healthy = await call('POST', '/v1/vms/vm1/decisions/flush', { op: 'unmap', ranges: [{ iova: '0x0', length: '0x1000' }] });
