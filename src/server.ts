@@ -107,7 +107,7 @@ if (!runtime.service.configuredQuirks().inForce) {
 runtime.service.follow();
 // The audit trail keeps AUDIT_RETENTION days (older changes are forgotten now and every hour) and
 // at most AUDIT_MAX_MB (checked every few seconds).
-runtime.service.trimAudit();
+runtime.service.auditBudget.start();
 app.log.info({ quirks: quirks.length, defaults: config.defaultPolicy, batchLimit: config.batchLimit, auth: tokens === undefined ? 'none' : `${tokens.size} token(s)` }, 'ready');
 if (tokens === undefined) app.log.warn({ host: config.host }, 'no AUTH_TOKENS_FILE: /v1 is open to anyone who can reach this address');
 

@@ -10,6 +10,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import { pagesToBytes, type Decision, type Vm } from '../domain/index.js';
 import type { FlushJob, FlushJobs } from '../jobs/flush-jobs.js';
+import type { AuditBudget } from './audit-budget.js';
 import type { StateStore } from '../store/state-store.js';
 
 const toNumber = (pages: number): number => Number(pagesToBytes(pages));
@@ -105,13 +106,13 @@ export class Metrics {
   };
 
   /** Gauges of the audit trail's size, its budget and the store's size, as the last size check measured them. */
-  watchAudit(audit: { readonly auditMaxBytes: number; readonly auditSize: { readonly auditBytes: number; readonly storeBytes: number } }): void {
+  watchAudit(audit: Pick<AuditBudget, 'maxBytes' | 'size'>): void {
     // Both reasons are exported from the start, so an alert on their rate has a series to read.
     this.#auditPruned.inc({ reason: 'age' }, 0);
     this.#auditPruned.inc({ reason: 'size' }, 0);
-    new Gauge({ name: 'coherency_audit_bytes', help: 'Bytes the audit trail holds (approximate: records and their index entries)', registers: [this.registry], collect: function () { this.set(audit.auditSize.auditBytes); } });
-    new Gauge({ name: 'coherency_audit_budget_bytes', help: 'Bytes the audit trail may hold (AUDIT_MAX_MB)', registers: [this.registry], collect: function () { this.set(audit.auditMaxBytes); } });
-    new Gauge({ name: 'coherency_store_bytes', help: 'Bytes the store holds on disk (SQLite: db and WAL files; PostgreSQL: its schema\'s relations; memory: 0)', registers: [this.registry], collect: function () { this.set(audit.auditSize.storeBytes); } });
+    new Gauge({ name: 'coherency_audit_bytes', help: 'Bytes the audit trail holds (approximate: records and their index entries)', registers: [this.registry], collect: function () { this.set(audit.size.auditBytes); } });
+    new Gauge({ name: 'coherency_audit_budget_bytes', help: 'Bytes the audit trail may hold (AUDIT_MAX_MB)', registers: [this.registry], collect: function () { this.set(audit.maxBytes); } });
+    new Gauge({ name: 'coherency_store_bytes', help: 'Bytes the store holds on disk (SQLite: db and WAL files; PostgreSQL: its schema\'s relations; memory: 0)', registers: [this.registry], collect: function () { this.set(audit.size.storeBytes); } });
   }
   // --- end of the audit trail's metrics ---
 

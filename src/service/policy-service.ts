@@ -34,6 +34,7 @@ import {
 import { FlushAckTimeoutError, type FlushJob, type FlushJobs, type VmmReport } from '../jobs/flush-jobs.js';
 import type { AuditEntry, AuditFolder, AuditQuery, StateStore } from '../store/state-store.js';
 import { commitFor, type Commit } from './commit/index.js';
+import { AuditBudget, type AuditBudgetOptions } from './audit-budget.js';
 import { Decider } from './decide.js';
 import { StoreUnavailableError } from './errors.js';
 import { Health, type HealthObserver } from './health.js';
@@ -57,16 +58,10 @@ export interface PolicyServiceOptions {
   readonly onDecision?: (vm: Pick<Vm, 'id' | 'arch'>, decision: Decision) => void;
   /** Where acknowledged changes are kept; without one, state lives in memory only. */
   readonly store?: StateStore;
-  /** How long the audit trail keeps a change (ms); default 30 days. */
-  readonly auditRetentionMs?: number;
-  /** Bytes the audit trail may hold (AUDIT_MAX_MB); default 256 MiB. */
-  readonly auditMaxBytes?: number;
-  /** How often the audit trail's size is checked (ms); default AUDIT_CHECK_MS. */
-  readonly auditCheckMs?: number;
+  /** What the audit trail keeps (AUDIT_RETENTION, AUDIT_MAX_MB); defaults 30 days, 256 MiB. */
+  readonly audit?: AuditBudgetOptions;
   /** Folds high-rate pins and unpins of one VM in the audit trail; default AuditFolder's. */
   readonly auditFolder?: AuditFolder;
-  /** Called with the audit records removed, and why (metrics). */
-  readonly onAuditPruned?: (reason: 'age' | 'size', records: number) => void;
   /** Where each VM's events go (GET /v1/vms/{vmId}/events). */
   readonly events?: VmEvents;
   /**
@@ -98,19 +93,8 @@ export class PolicyService {
   readonly jobs: FlushJobs | undefined;
   /** Each VM's recent events, for its VMM to follow. */
   readonly events: VmEvents;
-  /** How long the audit trail keeps a change (ms). */
-  readonly auditRetentionMs: number;
-  /** Bytes the audit trail may hold (AUDIT_MAX_MB). */
-  readonly auditMaxBytes: number;
-  /** What the last size check of the audit trail measured (zeros before the first, and without a store that measures). */
-  readonly auditSize = { auditBytes: 0, storeBytes: 0 };
-  readonly #auditCheckMs: number;
-  readonly #onAuditPruned: (reason: 'age' | 'size', records: number) => void;
-  /** The newest change removed for size (ms since the epoch; 0: none): the trail no longer covers it. */
-  #prunedThrough = 0;
-  #sizer: NodeJS.Timeout | null = null;
-  /** The size check running, if any. */
-  #sizing: Promise<void> | null = null;
+  /** What the audit trail keeps (AUDIT_RETENTION, AUDIT_MAX_MB), and its size. */
+  readonly auditBudget: AuditBudget;
   readonly #defaults: PolicyDefaults;
   readonly #quirks: readonly Quirk[];
   readonly #clock: () => number;
@@ -123,7 +107,6 @@ export class PolicyService {
   readonly #snapshots: Snapshots | undefined;
   readonly #inFlight = new InFlight();
   readonly #commit: Commit;
-  #trimmer: NodeJS.Timeout | null = null;
 
   constructor(options: PolicyServiceOptions) {
     this.#defaults = options.defaults;
@@ -132,10 +115,7 @@ export class PolicyService {
     this.jobs = options.jobs;
     this.#onDecision = options.onDecision ?? (() => undefined);
     this.#store = options.store;
-    this.auditRetentionMs = options.auditRetentionMs ?? 30 * 86_400_000;
-    this.auditMaxBytes = options.auditMaxBytes ?? 256 * 1024 * 1024;
-    this.#auditCheckMs = options.auditCheckMs ?? AUDIT_CHECK_MS;
-    this.#onAuditPruned = options.onAuditPruned ?? (() => undefined);
+    this.auditBudget = new AuditBudget(options.store, this.#clock, options.audit);
     this.events = options.events ?? new VmEvents();
     this.#reloadJobs = options.reloadJobs;
     this.#ledger = new Ledger(createState(options.defaults, options.quirks));
@@ -191,66 +171,6 @@ export class PolicyService {
   }
 
   /**
-   * The oldest time the audit trail still covers: changes before it were forgotten, by age
-   * (AUDIT_RETENTION) or, when the trail outgrew AUDIT_MAX_MB, by size.
-   */
-  get auditKeptSince(): number {
-    return Math.max(this.#clock() - this.auditRetentionMs, this.#prunedThrough === 0 ? 0 : this.#prunedThrough + 1);
-  }
-
-  /**
-   * Forgets audit entries past their retention now, then every hour; and keeps the trail within
-   * AUDIT_MAX_MB, checking its size every AUDIT_CHECK_MS (`checkAuditSize`).
-   */
-  trimAudit(): void {
-    const store = this.#store;
-    if (store === undefined || this.#trimmer !== null) return;
-    const trim = (): void => {
-      // A failure is retried at the next round; the trail only keeps a little longer.
-      store.trimAudit(this.#clock() - this.auditRetentionMs).then(
-        (removed) => {
-          if (removed > 0) this.#onAuditPruned('age', removed);
-        },
-        () => undefined
-      );
-    };
-    trim();
-    this.#trimmer = setInterval(trim, 3_600_000).unref();
-    if (store.pruneAudit === undefined) return;
-    void this.checkAuditSize();
-    this.#sizer = setInterval(() => void this.checkAuditSize(), this.#auditCheckMs).unref();
-  }
-
-  /**
-   * Measures the audit trail and, when it holds more than AUDIT_MAX_MB, removes its oldest
-   * records (store.pruneAudit: off the event loop, outside any change's transaction). One check
-   * at a time; a failed one is retried at the next (the trail only holds a little more meanwhile)
-   * and fails no change. Resolves once done (a check asked for while one runs is that one).
-   */
-  checkAuditSize(): Promise<void> {
-    this.#sizing ??= this.#checkAuditSize().finally(() => {
-      this.#sizing = null;
-    });
-    return this.#sizing;
-  }
-
-  async #checkAuditSize(): Promise<void> {
-    const store = this.#store;
-    if (store?.pruneAudit === undefined) return;
-    try {
-      const size = await store.pruneAudit(this.auditMaxBytes);
-      this.auditSize.auditBytes = size.auditBytes;
-      this.auditSize.storeBytes = size.storeBytes;
-      if (size.removed > 0) {
-        this.#prunedThrough = Math.max(this.#prunedThrough, size.removedThrough);
-        this.#onAuditPruned('size', size.removed);
-      }
-    } catch {
-      // Tried again at the next check.
-    }
-  }
-
-  /**
    * Rebuilds the state from the store (restore.ts) and takes up the stored flush jobs before the
    * service says it is ready: at the first start all of them; at a reload, those other replicas
    * promised meanwhile. Returns the number of effects applied after the snapshots.
@@ -280,10 +200,7 @@ export class PolicyService {
   /** Stops background recovery, trimming and following (on shutdown). */
   stop(): void {
     this.#health.stop();
-    if (this.#trimmer !== null) clearInterval(this.#trimmer);
-    this.#trimmer = null;
-    if (this.#sizer !== null) clearInterval(this.#sizer);
-    this.#sizer = null;
+    this.auditBudget.stop();
     this.#commit.stop();
   }
 
@@ -534,13 +451,6 @@ export class PolicyService {
     return this.state.quirks.quirks;
   }
 }
-
-/**
- * How often the audit trail's size is checked (ms). At 1,000 changes/s of about 200 bytes each
- * (none folded: many VMs) the trail grows by about 400 KB between checks: what it may exceed its
- * budget by before the next check brings it back under.
- */
-export const AUDIT_CHECK_MS = 2000;
 
 function sameQuirks(a: readonly Quirk[], b: readonly Quirk[]): boolean {
   return JSON.stringify(a.map(quirkToWire)) === JSON.stringify(b.map(quirkToWire));

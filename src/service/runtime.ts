@@ -112,12 +112,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     events,
     ...(options.store === undefined ? {} : { store: options.store, reloadJobs: resumeStored }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
-    ...(options.auditRetentionMs === undefined ? {} : { auditRetentionMs: options.auditRetentionMs }),
-    ...(options.auditMaxBytes === undefined ? {} : { auditMaxBytes: options.auditMaxBytes }),
-    onAuditPruned: metrics.onAuditPruned
+    audit: {
+      ...(options.auditRetentionMs === undefined ? {} : { retentionMs: options.auditRetentionMs }),
+      ...(options.auditMaxBytes === undefined ? {} : { maxBytes: options.auditMaxBytes }),
+      onPruned: metrics.onAuditPruned
+    }
   });
   metrics.watchStore(() => service.ready.store, options.store);
-  metrics.watchAudit(service);
+  metrics.watchAudit(service.auditBudget);
   const simulator = new Simulator(options.simThreads === undefined ? {} : { threads: options.simThreads });
   return {
     service,

@@ -132,8 +132,8 @@ describe('the audit trail bounded by size on SQLite', () => {
     // 100 records older than the retention, then 3,000 more, recent (ages: 40 days, then none).
     await store.append(churn(1, 100));
     await store.append(churn(101, 3100).map((c) => ({ ...c, at: clock.now })));
-    runtime.service.trimAudit();
-    await runtime.service.checkAuditSize();
+    runtime.service.auditBudget.start();
+    await runtime.service.auditBudget.check();
     // The first round of trimming by age runs at once; wait until it has been counted.
     let text = '';
     for (let i = 0; i < 100 && !/coherency_audit_pruned_total\{reason="age"\} 100\b/.test(text); i++) {
@@ -151,7 +151,7 @@ describe('the audit trail bounded by size on SQLite', () => {
     expect(value('coherency_audit_bytes')).toBeLessThanOrEqual(BUDGET);
     expect(value('coherency_store_bytes')).toBeGreaterThan(value('coherency_audit_bytes'));
     // GET /v1/audit says the trail no longer covers what the size check removed.
-    expect(runtime.service.auditKeptSince).toBeGreaterThan(clock.now - 30 * 86_400_000);
+    expect(runtime.service.auditBudget.keptSince).toBeGreaterThan(clock.now - 30 * 86_400_000);
     await runtime.close();
   });
 });

@@ -65,7 +65,7 @@ export default function auditRoutes(app: FastifyInstance): void {
           };
         }),
         ...(rows.length > q.limit && last !== undefined ? { nextCursor: encodeCursor(String(last.seq)) } : {}),
-        retention: { days: app.policy.auditRetentionMs / 86_400_000, keptSince: new Date(app.policy.auditKeptSince).toISOString() }
+        retention: { days: app.policy.auditBudget.retentionMs / 86_400_000, keptSince: new Date(app.policy.auditBudget.keptSince).toISOString() }
       };
     }
   );
